@@ -1,0 +1,125 @@
+package blockindex
+
+// maxLabels is the most labels a DNS name can have (255 octets on the wire).
+const maxLabels = 127
+
+// labels is a name split into its labels, decoded from presentation format
+// (escapes such as \065 and \. resolved) and folded to lower case. It lives
+// on the stack of a lookup: nothing in it escapes to the heap.
+type labels struct {
+	buf   [255]byte         // the label bytes, one after the other
+	end   [maxLabels]uint8  // end of label i in buf
+	start [maxLabels]uint16 // where label i starts in the original name
+	n     int
+}
+
+// split fills l from a name in presentation format, with or without the
+// trailing dot. It reports false for a name that is not a valid DNS name:
+// such a name is in no list.
+func (l *labels) split(name string) bool {
+	l.n = 0
+	pos := 0   // next free byte in buf
+	begin := 0 // start of the current label in name
+	labelLen := 0
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '.':
+			if labelLen == 0 {
+				return name == "." // the root: no labels; else an empty label
+			}
+			if l.n == maxLabels {
+				return false
+			}
+			l.end[l.n], l.start[l.n] = uint8(pos), uint16(begin)
+			l.n++
+			begin, labelLen = i+1, 0
+			continue
+		case c == '\\':
+			if i+1 >= len(name) {
+				return false
+			}
+			if d := name[i+1]; d >= '0' && d <= '9' {
+				if i+3 >= len(name) {
+					return false
+				}
+				v := int(d-'0')*100 + int(name[i+2]-'0')*10 + int(name[i+3]-'0')
+				if !isDigit(name[i+2]) || !isDigit(name[i+3]) || v > 255 {
+					return false
+				}
+				c = byte(v)
+				i += 3
+			} else {
+				c = d
+				i++
+			}
+		}
+		if pos == len(l.buf) || labelLen == 63 {
+			return false
+		}
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		l.buf[pos] = c
+		pos++
+		labelLen++
+	}
+	if labelLen > 0 {
+		if l.n == maxLabels {
+			return false
+		}
+		l.end[l.n], l.start[l.n] = uint8(pos), uint16(begin)
+		l.n++
+	}
+	return true
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// label returns the bytes of label i.
+func (l *labels) label(i int) []byte {
+	from := 0
+	if i > 0 {
+		from = int(l.end[i-1])
+	}
+	return l.buf[from:l.end[i]]
+}
+
+// Two independent 64-bit hashes of a name, computed from the root down so
+// that the hash of every suffix of a query name comes out of one pass. The
+// first places the name in the table, the second tells names apart whose
+// first hash collides, so a false match needs both to collide (about one in
+// 2^128 for a given pair).
+const (
+	seed1  = 14695981039346656037 // FNV-1a offset basis
+	prime1 = 1099511628211        // FNV-1a prime
+	seed2  = 0x9e3779b97f4a7c15
+	prime2 = 0xff51afd7ed558ccd
+)
+
+type hashes struct{ h1, h2 uint64 }
+
+// add extends the hash of a name with one more label to its left. The label
+// length goes in first, so that label boundaries are part of the hash.
+func (h hashes) add(label []byte) hashes {
+	h.h1 = (h.h1 ^ uint64(len(label))) * prime1
+	h.h2 = (h.h2 ^ uint64(len(label))) * prime2
+	for _, c := range label {
+		h.h1 = (h.h1 ^ uint64(c)) * prime1
+		h.h2 = (h.h2 + uint64(c)) * prime2
+		h.h2 ^= h.h2 >> 29
+	}
+	return h
+}
+
+// key is h1 scrambled for use as a table slot; 0 marks an empty slot.
+func (h hashes) key() uint64 {
+	k := h.h1
+	k ^= k >> 33
+	k *= 0xc4ceb9fe1a85ec53
+	k ^= k >> 33
+	if k == 0 {
+		k = 1
+	}
+	return k
+}

@@ -1,0 +1,71 @@
+// Package blocklisttest makes signed lists on disk for tests.
+package blocklisttest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"aead.dev/minisign"
+)
+
+// Key is a minisign key pair made for one test.
+type Key struct {
+	Public  minisign.PublicKey
+	Private minisign.PrivateKey
+}
+
+// NewKey makes a key pair.
+func NewKey(t testing.TB) *Key {
+	t.Helper()
+	pub, priv, err := minisign.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Key{pub, priv}
+}
+
+// Sign returns a prehashed signature of data, as minisign makes by default.
+func (k *Key) Sign(data []byte) []byte {
+	r := minisign.NewReader(bytes.NewReader(data))
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		panic(err) // reading from memory does not fail
+	}
+	return r.Sign(k.Private)
+}
+
+// SignLegacy returns a legacy (not prehashed) signature of data.
+func (k *Key) SignLegacy(data []byte) []byte {
+	return minisign.Sign(k.Private, data)
+}
+
+// WritePublic writes the public key file into dir and returns its path.
+func (k *Key) WritePublic(t testing.TB, dir string) string {
+	t.Helper()
+	text, err := k.Public.MarshalText()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "test.pub")
+	if err := os.WriteFile(path, append(text, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// WriteList writes text to dir/file and its prehashed signature beside it,
+// and returns the list's path.
+func (k *Key) WriteList(t testing.TB, dir, file, text string) string {
+	t.Helper()
+	path := filepath.Join(dir, file)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".minisig", k.Sign([]byte(text)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

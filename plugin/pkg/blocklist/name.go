@@ -1,0 +1,58 @@
+package blocklist
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/net/idna"
+)
+
+// CanonicalName returns name in the form lists are matched in: ASCII
+// (Unicode labels become punycode), lower case, without a trailing dot.
+// Punycode labels must decode to a valid IDN. It rejects the root, empty labels and characters that a host name cannot
+// hold; the underscore is allowed, as in service names.
+func CanonicalName(name string) (string, error) {
+	name = strings.TrimSuffix(name, ".")
+	if name == "" {
+		return "", errors.New("empty name")
+	}
+	if !isASCII(name) || strings.Contains(name, "xn--") {
+		ascii, err := idna.Lookup.ToASCII(name)
+		if err != nil {
+			return "", fmt.Errorf("invalid internationalized name %q: %v", name, err)
+		}
+		name = ascii
+	}
+	name = strings.ToLower(name)
+	if len(name) > 253 {
+		return "", fmt.Errorf("name %q is longer than 253 characters", name)
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if label == "" {
+			return "", fmt.Errorf("name %q has an empty label", name)
+		}
+		if len(label) > 63 {
+			return "", fmt.Errorf("name %q has a label longer than 63 characters", name)
+		}
+		for i := 0; i < len(label); i++ {
+			if c := label[i]; !isNameByte(c) {
+				return "", fmt.Errorf("name %q has an invalid character %q", name, c)
+			}
+		}
+	}
+	return name, nil
+}
+
+func isNameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}

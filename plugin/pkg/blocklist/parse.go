@@ -1,0 +1,292 @@
+package blocklist
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Version is the list format version this package reads.
+const Version = 1
+
+const (
+	versionLine = "#! regblock-list 1"
+	maxErrors   = 1000
+)
+
+// Error is a problem at one line of a list file.
+type Error struct {
+	File string
+	Line int // from 1; 0 when the problem is the file as a whole
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Line == 0 {
+		return fmt.Sprintf("%s: %s", e.File, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+}
+
+// ErrorList is every error found in one list file, in line order.
+type ErrorList []*Error
+
+func (l ErrorList) Error() string {
+	switch len(l) {
+	case 0:
+		return "no errors"
+	case 1:
+		return l[0].Error()
+	}
+	return fmt.Sprintf("%s (and %d more errors)", l[0], len(l)-1)
+}
+
+// Parse parses the list in data, read from file (used in messages only).
+// It returns every error it finds as an ErrorList, and no list when there is
+// any.
+func Parse(file string, data []byte) (*List, error) {
+	p := parser{list: &List{File: file, SHA256: sha256.Sum256(data)}, seen: map[string]bool{}}
+	p.parse(string(data))
+	if len(p.errs) > 0 {
+		return nil, p.errs
+	}
+	return p.list, nil
+}
+
+type parser struct {
+	list *List
+	errs ErrorList
+	line int
+	seen map[string]bool // header keys already given
+}
+
+func (p *parser) errorf(format string, args ...any) {
+	if len(p.errs) == maxErrors {
+		p.errs = append(p.errs, &Error{File: p.list.File, Line: p.line, Msg: "too many errors, stopped"})
+	}
+	if len(p.errs) > maxErrors {
+		return
+	}
+	p.errs = append(p.errs, &Error{File: p.list.File, Line: p.line, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) parse(text string) {
+	text = strings.TrimPrefix(text, "\uFEFF")
+	p.list.Entries = make([]Entry, 0, strings.Count(text, "\n"))
+	entries := false
+	for len(text) > 0 {
+		var line string
+		line, text, _ = strings.Cut(text, "\n")
+		line = strings.TrimSuffix(line, "\r")
+		p.line++
+
+		if p.line == 1 {
+			if !strings.HasPrefix(line, "#! regblock-list") {
+				p.errorf("not a regblock list: the first line must be %q", versionLine)
+				return
+			}
+			if strings.TrimSpace(line) != versionLine {
+				p.errorf("unsupported list format %q, want %q", line, versionLine)
+				return
+			}
+			p.list.Version = Version
+			continue
+		}
+		if header, ok := strings.CutPrefix(line, "#!"); ok {
+			if entries {
+				p.errorf("header line after the first entry: headers must come first")
+				continue
+			}
+			p.header(header)
+			continue
+		}
+		fields := strings.Fields(stripComment(line))
+		if len(fields) == 0 {
+			continue
+		}
+		entries = true
+		p.entry(fields)
+	}
+	if p.line == 0 {
+		p.errorf("empty file: the first line must be %q", versionLine)
+		return
+	}
+	p.line = 1 // missing headers belong to the header block
+	for _, key := range []string{"name", "serial", "issued"} {
+		if !p.seen[key] {
+			p.errorf("missing required header %q", key)
+		}
+	}
+}
+
+// stripComment removes a '#' comment that starts the line or follows a blank.
+func stripComment(line string) string {
+	for i := 0; i < len(line); i++ {
+		if line[i] == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t') {
+			return line[:i]
+		}
+	}
+	return line
+}
+
+func (p *parser) header(text string) {
+	key, value, ok := strings.Cut(text, ":")
+	key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+	if !ok || key == "" {
+		p.errorf("header line %q is not \"#! key: value\"", "#!"+text)
+		return
+	}
+	if p.seen[key] {
+		p.errorf("header %q given twice", key)
+		return
+	}
+	p.seen[key] = true
+	if value == "" {
+		p.errorf("header %q has no value", key)
+		return
+	}
+
+	h := &p.list.Header
+	var err error
+	switch key {
+	case "name":
+		if !validListName(value) {
+			err = fmt.Errorf("list name %q: use 1 to 64 letters, digits, '.', '_' or '-'", value)
+		}
+		h.Name = value
+	case "issuer":
+		h.Issuer = value
+	case "serial":
+		h.Serial, err = strconv.ParseUint(value, 10, 64)
+		if err != nil {
+			err = fmt.Errorf("serial %q is not an unsigned integer", value)
+		}
+	case "issued":
+		h.Issued, err = parseTime(key, value)
+	case "expires":
+		h.Expires, err = parseTime(key, value)
+	case "authority":
+		h.Authority = value
+	case "appeal":
+		err = checkWebAddress(value)
+		h.Appeal = value
+	case "contact":
+		h.Contact, err = parseContact(value)
+	case "canary":
+		h.Canary, err = CanonicalName(value)
+		if err != nil {
+			err = fmt.Errorf("canary: %v", err)
+		}
+	default:
+		err = fmt.Errorf("unknown header key %q (known: name, issuer, serial, issued, expires, authority, appeal, contact, canary)", key)
+	}
+	if err != nil {
+		p.errorf("%v", err)
+	}
+}
+
+func validListName(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func parseTime(key, value string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, value)
+	if err != nil {
+		return t, fmt.Errorf("%s %q is not an RFC 3339 time such as 2026-11-28T06:00:00Z", key, value)
+	}
+	return t, nil
+}
+
+func checkWebAddress(value string) error {
+	u, err := url.Parse(value)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("appeal %q is not a web address (https://...)", value)
+	}
+	return nil
+}
+
+func parseContact(value string) ([]string, error) {
+	uris := strings.FieldsFunc(value, func(r rune) bool { return r == ' ' || r == '\t' || r == ',' })
+	for _, u := range uris {
+		scheme, rest, _ := strings.Cut(u, ":")
+		scheme = strings.ToLower(scheme)
+		if (scheme != "mailto" && scheme != "tel") || rest == "" {
+			return nil, fmt.Errorf("contact %q is not a mailto: or tel: URI", u)
+		}
+	}
+	return uris, nil
+}
+
+func (p *parser) entry(fields []string) {
+	if len(fields) > 3 {
+		p.errorf("too many fields: want PATTERN [ORDER-REF [CATEGORY]]")
+		return
+	}
+	e := Entry{Line: p.line}
+	pattern := fields[0]
+	switch {
+	case strings.HasPrefix(pattern, "*."):
+		e.Kind, pattern = Below, pattern[2:]
+	case strings.HasPrefix(pattern, "="):
+		e.Kind, pattern = Exact, pattern[1:]
+	case strings.HasPrefix(pattern, "!"):
+		e.Kind, pattern = Exception, pattern[1:]
+	case !startsName(pattern):
+		p.errorf("unknown entry prefix in %q: use NAME, *.NAME, =NAME or !NAME", pattern)
+		return
+	}
+	name, err := CanonicalName(pattern)
+	if err != nil {
+		p.errorf("entry %q: %v", fields[0], err)
+		return
+	}
+	e.Name = name
+	if len(fields) > 1 && fields[1] != "-" {
+		e.Order = fields[1]
+	}
+	if len(fields) > 2 {
+		cat := strings.ToLower(fields[2])
+		if !validCategory(cat) {
+			p.errorf("category %q: use 1 to 32 letters, digits, '_' or '-'", fields[2])
+			return
+		}
+		if cat == CategoryCanary {
+			p.errorf("category %q is reserved for the canary header", fields[2])
+			return
+		}
+		e.Category = cat
+	}
+	p.list.Entries = append(p.list.Entries, e)
+}
+
+// startsName reports whether s starts like a plain name (valid or not) rather
+// than with a prefix this format does not know.
+func startsName(s string) bool {
+	c := s[0]
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '_' || c == '-' || c == '.' || c >= 0x80
+}
+
+func validCategory(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

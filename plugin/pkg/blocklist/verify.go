@@ -1,0 +1,120 @@
+package blocklist
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"aead.dev/minisign"
+)
+
+// SignatureSuffix is appended to a list's path to name its detached signature.
+const SignatureSuffix = ".minisig"
+
+// maxSignatureSize bounds the signature file we read; a minisign signature
+// with generous comments is well under 1 KiB.
+const maxSignatureSize = 64 << 10
+
+// Reason says why a list was rejected. Its values are the `result` label of
+// the coredns_regblock_reloads_total metric.
+type Reason string
+
+// Reasons a list is rejected.
+const (
+	ReasonBadSignature Reason = "bad_signature"
+	ReasonParseError   Reason = "parse_error"
+	ReasonTooLarge     Reason = "too_large"
+	ReasonIOError      Reason = "io_error"
+)
+
+// LoadError is the error Load returns: the reason, and the error that says
+// what is wrong and where.
+type LoadError struct {
+	Reason Reason
+	Err    error
+}
+
+func (e *LoadError) Error() string { return e.Err.Error() }
+func (e *LoadError) Unwrap() error { return e.Err }
+
+// ReadPublicKey reads a minisign public key file, as written by
+// "minisign -G" or "regblock keygen".
+func ReadPublicKey(path string) (minisign.PublicKey, error) {
+	key, err := minisign.PublicKeyFromFile(path)
+	if err != nil {
+		var pathErr *os.PathError
+		if errors.As(err, &pathErr) {
+			return key, fmt.Errorf("blocklist: public key: %w", err)
+		}
+		return key, fmt.Errorf("blocklist: public key %s: not a minisign public key: %v", path, err)
+	}
+	return key, nil
+}
+
+// Verify checks that sig is a minisign signature of data by one of keys.
+// Both prehashed (the minisign default) and legacy signatures verify.
+func Verify(data, sig []byte, keys []minisign.PublicKey) error {
+	var s minisign.Signature
+	if err := s.UnmarshalText(sig); err != nil {
+		return fmt.Errorf("not a minisign signature: %v", err)
+	}
+	for _, key := range keys {
+		if key.ID() != s.KeyID {
+			continue
+		}
+		if !minisign.Verify(key, data, sig) {
+			return fmt.Errorf("signature by key %X does not match the list's contents", s.KeyID)
+		}
+		return nil
+	}
+	return fmt.Errorf("signed by key %X, which is not a trusted public key", s.KeyID)
+}
+
+// Load reads the list at path and its signature at path+".minisig", verifies
+// the signature against keys, and parses the list. A list larger than maxSize
+// bytes is rejected unread. Errors are *LoadError and name the file.
+func Load(path string, keys []minisign.PublicKey, maxSize int64) (*List, error) {
+	data, err := readFile(path, maxSize)
+	if err != nil {
+		return nil, err
+	}
+	sigPath := path + SignatureSuffix
+	sig, err := readFile(sigPath, maxSignatureSize)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: no signature: %s is missing", path, sigPath)}
+		}
+		return nil, err
+	}
+	if err := Verify(data, sig, keys); err != nil {
+		return nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: %v", sigPath, err)}
+	}
+	l, err := Parse(path, data)
+	if err != nil {
+		return nil, &LoadError{ReasonParseError, err}
+	}
+	return l, nil
+}
+
+func readFile(path string, maxSize int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &LoadError{ReasonIOError, err}
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxSize+1))
+	if err != nil {
+		return nil, &LoadError{ReasonIOError, fmt.Errorf("%s: %w", path, err)}
+	}
+	if int64(len(data)) > maxSize {
+		return nil, &LoadError{ReasonTooLarge, fmt.Errorf("%s: larger than the size limit of %d bytes", path, maxSize)}
+	}
+	return data, nil
+}
+
+// IsList reports whether a file name is a list file (NAME.list).
+func IsList(name string) bool {
+	return strings.HasSuffix(name, ".list") && len(name) > len(".list")
+}

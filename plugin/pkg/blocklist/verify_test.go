@@ -1,0 +1,167 @@
+package blocklist_test
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"aead.dev/minisign"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
+)
+
+const list = `#! regblock-list 1
+#! name: test-list
+#! serial: 7
+#! issued: 2026-11-28T06:00:00Z
+abuse.example ORDER-1 csam
+`
+
+func TestVerify(t *testing.T) {
+	key, other := blocklisttest.NewKey(t), blocklisttest.NewKey(t)
+	data := []byte(list)
+	trusted := []minisign.PublicKey{other.Public, key.Public}
+
+	tests := []struct {
+		name string
+		data []byte
+		sig  []byte
+		keys []minisign.PublicKey
+		err  string
+	}{
+		{"prehashed", data, key.Sign(data), trusted, ""},
+		{"legacy", data, key.SignLegacy(data), trusted, ""},
+		{"one byte changed", []byte(strings.Replace(list, "serial: 7", "serial: 8", 1)), key.Sign(data), trusted, "does not match"},
+		{"one byte changed, legacy", append(data[:len(data)-1:len(data)-1], ' '), key.SignLegacy(data), trusted, "does not match"},
+		{"untrusted key", data, key.Sign(data), []minisign.PublicKey{other.Public}, "not a trusted public key"},
+		{"no trusted keys", data, key.Sign(data), nil, "not a trusted public key"},
+		{"garbage", data, []byte("untrusted comment: x\nnot base64\n"), trusted, "not a minisign signature"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := blocklist.Verify(tc.data, tc.sig, tc.keys)
+			if tc.err == "" && err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+				t.Fatalf("Verify = %v, want an error with %q", err, tc.err)
+			}
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	key := blocklisttest.NewKey(t)
+	keys := []minisign.PublicKey{key.Public}
+	dir := t.TempDir()
+
+	good := key.WriteList(t, dir, "good.list", list)
+	l, err := blocklist.Load(good, keys, 1<<20)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if l.Name != "test-list" || l.Serial != 7 || len(l.Entries) != 1 || l.File != good {
+		t.Errorf("loaded %+v", l)
+	}
+
+	unsigned := filepath.Join(dir, "unsigned.list")
+	os.WriteFile(unsigned, []byte(list), 0o644)
+	tampered := key.WriteList(t, dir, "tampered.list", list)
+	os.WriteFile(tampered, []byte(list+"more.example\n"), 0o644)
+	unparsable := key.WriteList(t, dir, "unparsable.list", list+"bad$.example\n")
+
+	tests := []struct {
+		name    string
+		path    string
+		maxSize int64
+		reason  blocklist.Reason
+		msg     string
+	}{
+		{"missing signature", unsigned, 1 << 20, blocklist.ReasonBadSignature, "unsigned.list.minisig is missing"},
+		{"tampered", tampered, 1 << 20, blocklist.ReasonBadSignature, "does not match"},
+		{"parse error", unparsable, 1 << 20, blocklist.ReasonParseError, "unparsable.list:6:"},
+		{"too large", good, int64(len(list) - 1), blocklist.ReasonTooLarge, "size limit"},
+		{"missing file", filepath.Join(dir, "absent.list"), 1 << 20, blocklist.ReasonIOError, "absent.list"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := blocklist.Load(tc.path, keys, tc.maxSize)
+			var le *blocklist.LoadError
+			if !errors.As(err, &le) {
+				t.Fatalf("Load = %+v, %v; want a LoadError", l, err)
+			}
+			if le.Reason != tc.reason || !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("got %s: %v; want %s with %q", le.Reason, err, tc.reason, tc.msg)
+			}
+		})
+	}
+	if _, err := blocklist.Load(good, keys, int64(len(list))); err != nil {
+		t.Errorf("a list exactly at the size limit was refused: %v", err)
+	}
+}
+
+// TestStockMinisign checks that lists signed by the minisign CLI, with a key
+// it made, load: prehashed (its default) and legacy (-l).
+func TestStockMinisign(t *testing.T) {
+	bin, err := exec.LookPath("minisign")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("minisign is not installed; CI must install it (apt-get install minisign)")
+		}
+		t.Skip("minisign is not installed (apt-get install minisign); skipping the stock CLI test")
+	}
+	dir := t.TempDir()
+	pub, sec := filepath.Join(dir, "stock.pub"), filepath.Join(dir, "stock.key")
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("minisign %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("-G", "-W", "-p", pub, "-s", sec)
+	key, err := blocklist.ReadPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, legacy := range []bool{false, true} {
+		path := filepath.Join(dir, "stock.list")
+		if err := os.WriteFile(path, []byte(list), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"-S", "-s", sec, "-m", path}
+		if legacy {
+			args = append(args, "-l")
+		}
+		run(args...)
+		if _, err := blocklist.Load(path, []minisign.PublicKey{key}, 1<<20); err != nil {
+			t.Errorf("legacy=%v: list signed by minisign rejected: %v", legacy, err)
+		}
+		// One byte more and the same signature must no longer verify.
+		os.WriteFile(path, []byte(list+"\n"), 0o644)
+		if _, err := blocklist.Load(path, []minisign.PublicKey{key}, 1<<20); err == nil {
+			t.Errorf("legacy=%v: a list changed after minisign signed it was accepted", legacy)
+		}
+	}
+}
+
+func TestReadPublicKey(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := blocklist.ReadPublicKey(filepath.Join(dir, "absent.pub")); err == nil || !strings.Contains(err.Error(), "absent.pub") {
+		t.Errorf("missing key file: %v", err)
+	}
+	bad := filepath.Join(dir, "bad.pub")
+	os.WriteFile(bad, []byte("not a key\n"), 0o644)
+	if _, err := blocklist.ReadPublicKey(bad); err == nil || !strings.Contains(err.Error(), "not a minisign public key") {
+		t.Errorf("bad key file: %v", err)
+	}
+	key := blocklisttest.NewKey(t)
+	got, err := blocklist.ReadPublicKey(key.WritePublic(t, dir))
+	if err != nil || !got.Equal(key.Public) {
+		t.Errorf("ReadPublicKey = %v, %v; want the written key", got, err)
+	}
+}
