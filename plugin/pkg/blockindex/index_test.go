@@ -1,0 +1,228 @@
+package blockindex
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+)
+
+func parse(t testing.TB, name, entries string) *blocklist.List {
+	t.Helper()
+	text := "#! regblock-list 1\n#! name: " + name + "\n#! serial: 1\n#! issued: 2026-11-28T06:00:00Z\n" + entries
+	l, err := blocklist.Parse(name+".list", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func build(t testing.TB, lists ...*blocklist.List) *Index {
+	t.Helper()
+	ix, err := Build(lists)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix
+}
+
+// want describes a lookup result: "" for not blocked, else "LIST PATTERN",
+// with the pattern as the entry wrote it.
+type lookupCase struct {
+	qname string
+	want  string
+}
+
+func check(t *testing.T, ix *Index, cases []lookupCase) {
+	t.Helper()
+	for _, tc := range cases {
+		m, ok := ix.Lookup(tc.qname)
+		got := ""
+		if ok {
+			got = m.List.Name + " " + m.Kind.Prefix() + strings.ToLower(strings.TrimSuffix(tc.qname[m.Start:], "."))
+		}
+		if got != tc.want {
+			t.Errorf("Lookup(%q) = %q, want %q", tc.qname, got, tc.want)
+		}
+	}
+}
+
+func TestLookupKinds(t *testing.T) {
+	ix := build(t, parse(t, "a", `
+abuse.example          ORDER-1 csam
+=cdn7.hosting.example  ORDER-2
+*.bulk.example         -       csam
+!help.abuse.example
+=deep.help.abuse.example
+`))
+	check(t, ix, []lookupCase{
+		// name: itself and below
+		{"abuse.example.", "a abuse.example"},
+		{"www.abuse.example.", "a abuse.example"},
+		{"a.b.c.abuse.example.", "a abuse.example"},
+		{"notabuse.example.", ""},
+		{"example.", ""},
+		// =name: exactly
+		{"cdn7.hosting.example.", "a =cdn7.hosting.example"},
+		{"x.cdn7.hosting.example.", ""},
+		{"hosting.example.", ""},
+		// *.name: below only
+		{"bulk.example.", ""},
+		{"x.bulk.example.", "a *.bulk.example"},
+		{"y.x.bulk.example.", "a *.bulk.example"},
+		// !name: exception, and a more specific entry under it wins again
+		{"help.abuse.example.", ""},
+		{"www.help.abuse.example.", ""},
+		{"deep.help.abuse.example.", "a =deep.help.abuse.example"},
+		{"x.deep.help.abuse.example.", ""},
+		// not a list name at all
+		{"other.test.", ""},
+		{".", ""},
+		{"", ""},
+	})
+}
+
+func TestLookupSpelling(t *testing.T) {
+	ix := build(t, parse(t, "a", "abuse.example\nbücher.example\n"))
+	check(t, ix, []lookupCase{
+		{"ABUSE.example.", "a abuse.example"},
+		{"aBuSe.ExAmPlE.", "a abuse.example"}, // 0x20 mixed case
+		{"abuse.example", "a abuse.example"},  // no trailing dot
+		{"WWW.Abuse.Example", "a abuse.example"},
+		{`\065buse.example.`, "a \\065buse.example"}, // escaped 'A'
+		{`\097\098use.example.`, "a \\097\\098use.example"},
+		{"xn--bcher-kva.example.", "a xn--bcher-kva.example"},
+		{"XN--BCHER-KVA.example.", "a xn--bcher-kva.example"},
+		{`abuse\.example.`, ""}, // one label "abuse.example", not two
+		{"abuse..example.", ""},
+		{`abuse.example\`, ""},
+		{`\999buse.example.`, ""},
+	})
+	m, _ := ix.Lookup("www.ABUSE.example.")
+	if m.Start != 4 {
+		t.Errorf("Start = %d, want 4", m.Start)
+	}
+}
+
+func TestLookupPrecedence(t *testing.T) {
+	tests := []struct {
+		name    string
+		entries string
+		cases   []lookupCase
+	}{
+		{"exact beats an exception on the same name", "=x.example\n!x.example\n", []lookupCase{
+			{"x.example.", "a =x.example"}, {"y.x.example.", ""},
+		}},
+		{"wildcard beats an exception on the same name", "*.x.example\n!x.example\n", []lookupCase{
+			{"x.example.", ""}, {"y.x.example.", "a *.x.example"},
+		}},
+		{"exception beats a subtree on the same name", "x.example\n!x.example\n", []lookupCase{
+			{"x.example.", ""}, {"y.x.example.", ""},
+		}},
+		{"subtree and exact together", "=x.example\n*.x.example\n", []lookupCase{
+			{"x.example.", "a =x.example"}, {"y.x.example.", "a *.x.example"}, {"example.", ""},
+		}},
+		{"exception above, block below", "!x.example\nsub.x.example\n", []lookupCase{
+			{"x.example.", ""}, {"a.sub.x.example.", "a sub.x.example"}, {"other.x.example.", ""},
+		}},
+		{"block above, exception in between, wildcard below", "example\n!x.example\n*.y.x.example\n", []lookupCase{
+			{"example.", "a example"}, {"w.example.", "a example"}, {"x.example.", ""},
+			{"y.x.example.", ""}, {"z.y.x.example.", "a *.y.x.example"},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			check(t, build(t, parse(t, "a", tc.entries)), tc.cases)
+		})
+	}
+}
+
+func TestLookupAcrossLists(t *testing.T) {
+	a := parse(t, "a", "abuse.example ORDER-A\n!www.abuse.example\n")
+	b := parse(t, "b", "www.abuse.example ORDER-B\n=deep.www.abuse.example\nother.example ORDER-B\n")
+	c := parse(t, "c", "abuse.example ORDER-C\n!x.other.example\n")
+	ix := build(t, c, b, a) // the order given does not matter
+	check(t, ix, []lookupCase{
+		// a's exception does not unblock what b blocks
+		{"www.abuse.example.", "b www.abuse.example"},
+		{"x.www.abuse.example.", "b www.abuse.example"},
+		// the most specific blocking match is reported
+		{"deep.www.abuse.example.", "b =deep.www.abuse.example"},
+		// a tie goes to the list whose name sorts first
+		{"abuse.example.", "a abuse.example"},
+		{"y.abuse.example.", "a abuse.example"},
+		// c's exception only concerns c
+		{"x.other.example.", "b other.example"},
+	})
+	m, _ := ix.Lookup("abuse.example.")
+	if m.Order != "ORDER-A" {
+		t.Errorf("order = %q, want ORDER-A", m.Order)
+	}
+	if names := []string{ix.Lists()[0].Name, ix.Lists()[1].Name, ix.Lists()[2].Name}; strings.Join(names, ",") != "a,b,c" {
+		t.Errorf("Lists() = %v, want sorted by name", names)
+	}
+}
+
+func TestLookupCanary(t *testing.T) {
+	text := "#! regblock-list 1\n#! name: a\n#! serial: 1\n#! issued: 2026-11-28T06:00:00Z\n#! canary: canary.a.regblock.test\nabuse.example ORDER-1 csam\n"
+	l, err := blocklist.Parse("a.list", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := build(t, l)
+	m, ok := ix.Lookup("Canary.A.regblock.test.")
+	if !ok || m.Category != blocklist.CategoryCanary || m.Kind != blocklist.Exact || m.List != l {
+		t.Errorf("canary: got %+v, %v", m, ok)
+	}
+	if _, ok := ix.Lookup("x.canary.a.regblock.test."); ok {
+		t.Error("a name below the canary is blocked; the canary is an exact name")
+	}
+	m, _ = ix.Lookup("abuse.example.")
+	if m.Order != "ORDER-1" || m.Category != "csam" {
+		t.Errorf("entry metadata: got %+v", m)
+	}
+}
+
+func TestBuildErrors(t *testing.T) {
+	if _, err := Build([]*blocklist.List{parse(t, "a", ""), parse(t, "a", "")}); err == nil || !strings.Contains(err.Error(), `list "a"`) {
+		t.Errorf("two lists named a: %v", err)
+	}
+	many := make([]*blocklist.List, MaxLists+1)
+	for i := range many {
+		many[i] = parse(t, fmt.Sprintf("l%d", i), "")
+	}
+	if _, err := Build(many); err == nil {
+		t.Error("Build accepted more than MaxLists lists")
+	}
+	ix := build(t)
+	if _, ok := ix.Lookup("abuse.example."); ok {
+		t.Error("an empty index blocks")
+	}
+}
+
+// TestLookupManyLists checks the exception bookkeeping past the first 64
+// lists.
+func TestLookupManyLists(t *testing.T) {
+	var lists []*blocklist.List
+	for i := range 200 {
+		entries := "!x.abuse.example\n"
+		if i == 199 {
+			entries = "abuse.example\n"
+		}
+		lists = append(lists, parse(t, fmt.Sprintf("l%03d", i), entries+"abuse.example\n"))
+	}
+	check(t, build(t, lists...), []lookupCase{
+		{"x.abuse.example.", "l199 abuse.example"},
+		{"abuse.example.", "l000 abuse.example"},
+	})
+}
+
+func TestLookupDoesNotAllocate(t *testing.T) {
+	ix := build(t, parse(t, "a", "abuse.example\n!help.abuse.example\n*.bulk.example\n"))
+	for _, name := range []string{"www.abuse.example.", "help.abuse.example.", "unlisted.example.", `\065buse.example.`} {
+		if n := testing.AllocsPerRun(100, func() { ix.Lookup(name) }); n != 0 {
+			t.Errorf("Lookup(%q) allocates %v times", name, n)
+		}
+	}
+}
