@@ -1,0 +1,138 @@
+package regblock
+
+import (
+	"encoding/json"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/regblock/regblock/plugin/pkg/blockindex"
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+)
+
+// answers builds block answers.
+type answers struct {
+	v4, v6   []netip.Addr
+	nxdomain bool // no notice addresses configured
+	ttl      uint32
+}
+
+func newAnswers(notice []netip.Addr, ttl uint32) answers {
+	a := answers{ttl: ttl, nxdomain: len(notice) == 0}
+	for _, addr := range notice {
+		if addr.Is4() {
+			a.v4 = append(a.v4, addr)
+		} else {
+			a.v6 = append(a.v6, addr)
+		}
+	}
+	return a
+}
+
+// block returns the answer to r for a name that m matched: the notice
+// addresses for A and AAAA, NODATA for other types and for a family without
+// an address, NXDOMAIN when there are no notice addresses at all. Negative
+// answers carry a synthetic SOA so that downstream caches keep them for ttl.
+func (a answers) block(r *dns.Msg, m blockindex.Match) *dns.Msg {
+	q := r.Question[0]
+	resp := new(dns.Msg)
+	resp.SetReply(r) // echoes the question as asked, 0x20 case included
+	resp.RecursionAvailable = true
+
+	switch {
+	case a.nxdomain:
+		resp.Rcode = dns.RcodeNameError
+	case q.Qtype == dns.TypeA:
+		for _, addr := range a.v4 {
+			resp.Answer = append(resp.Answer, &dns.A{Hdr: a.header(q.Name, dns.TypeA), A: addr.AsSlice()})
+		}
+	case q.Qtype == dns.TypeAAAA:
+		for _, addr := range a.v6 {
+			resp.Answer = append(resp.Answer, &dns.AAAA{Hdr: a.header(q.Name, dns.TypeAAAA), AAAA: addr.AsSlice()})
+		}
+	}
+	if len(resp.Answer) == 0 {
+		resp.Ns = []dns.RR{a.soa(dns.Fqdn(q.Name[m.Start:]), m.List)}
+	}
+
+	if opt := r.IsEdns0(); opt != nil {
+		resp.SetEdns0(max(opt.UDPSize(), dns.MinMsgSize), opt.Do())
+		ede := &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeCensored, ExtraText: extraText(m, wantsStructured(opt))}
+		resp.IsEdns0().Option = append(resp.IsEdns0().Option, ede)
+	}
+	return resp
+}
+
+func (a answers) header(name string, rrtype uint16) dns.RR_Header {
+	return dns.RR_Header{Name: name, Rrtype: rrtype, Class: dns.ClassINET, Ttl: a.ttl}
+}
+
+// soa is the synthetic SOA of negative answers, owned by the listed name.
+func (a answers) soa(zone string, l *blocklist.List) *dns.SOA {
+	return &dns.SOA{
+		Hdr:     a.header(zone, dns.TypeSOA),
+		Ns:      "blocked.regblock.invalid.",
+		Mbox:    "hostmaster.regblock.invalid.",
+		Serial:  uint32(l.Serial), // RFC 1982 arithmetic: the low 32 bits
+		Refresh: 3600,
+		Retry:   600,
+		Expire:  86400,
+		Minttl:  a.ttl,
+	}
+}
+
+// wantsStructured reports whether the query signals support for
+// draft-ietf-dnsop-structured-dns-error: an EDE option with no EXTRA-TEXT.
+func wantsStructured(opt *dns.OPT) bool {
+	for _, o := range opt.Option {
+		if ede, ok := o.(*dns.EDNS0_EDE); ok && ede.ExtraText == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// structuredError is the EXTRA-TEXT JSON of
+// draft-ietf-dnsop-structured-dns-error. No "s" sub-error goes with Censored.
+type structuredError struct {
+	Contact       []string `json:"c,omitempty"`
+	Justification string   `json:"j"`
+	Organization  string   `json:"o,omitempty"`
+}
+
+// extraText says who ordered the block, under which authority and order, and
+// where to appeal: as the draft's JSON when asked for, else as one sentence.
+func extraText(m blockindex.Match, structured bool) string {
+	l := m.List
+	var b strings.Builder
+	b.WriteString("Blocked by order of ")
+	if l.Issuer != "" {
+		b.WriteString(l.Issuer)
+	} else {
+		b.WriteString("the issuer of list " + l.Name)
+	}
+	if l.Authority != "" {
+		b.WriteString(" under " + l.Authority)
+	}
+	if m.Order != "" {
+		b.WriteString(", order " + m.Order)
+	}
+	if m.Category == blocklist.CategoryCanary {
+		b.WriteString(" (canary name for testing enforcement)")
+	}
+	b.WriteString(" (list " + l.Name + " serial " + strconv.FormatUint(l.Serial, 10) + ")")
+	if l.Appeal != "" {
+		b.WriteString("; appeal at " + l.Appeal)
+	}
+	b.WriteString(".")
+	if !structured {
+		return b.String()
+	}
+	text, err := json.Marshal(structuredError{Contact: l.Contact, Justification: b.String(), Organization: l.Issuer})
+	if err != nil {
+		panic(err) // a struct of strings always marshals
+	}
+	return string(text)
+}

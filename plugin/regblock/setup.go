@@ -1,0 +1,160 @@
+package regblock
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/plugin"
+	clog "github.com/coredns/coredns/plugin/pkg/log"
+
+	"aead.dev/minisign"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+)
+
+const pluginName = "regblock"
+
+var log = clog.NewWithPlugin(pluginName)
+
+func init() { plugin.Register(pluginName, setup) }
+
+// config is the plugin's Corefile block.
+type config struct {
+	lists   []string // list files and directories of lists
+	keys    []minisign.PublicKey
+	notice  []netip.Addr // empty: answer NXDOMAIN
+	ttl     uint32
+	maxSize int64 // bytes
+}
+
+func newConfig() config {
+	return config{ttl: 60, maxSize: 1 << 30}
+}
+
+func setup(c *caddy.Controller) error {
+	cfg, err := parse(c)
+	if err != nil {
+		return plugin.Error(pluginName, err)
+	}
+	rb, err := newRegblock(cfg)
+	if err != nil {
+		return plugin.Error(pluginName, err)
+	}
+	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
+		rb.Next = next
+		return rb
+	})
+	return nil
+}
+
+func parse(c *caddy.Controller) (config, error) {
+	cfg := newConfig()
+	root := dnsserver.GetConfig(c).Root
+	i := 0
+	for c.Next() {
+		if i > 0 {
+			return cfg, plugin.ErrOnce
+		}
+		i++
+		if len(c.RemainingArgs()) != 0 {
+			return cfg, c.Errf("regblock takes no arguments, only a block of options")
+		}
+		for c.NextBlock() {
+			option := c.Val()
+			args := c.RemainingArgs()
+			if len(args) == 0 {
+				return cfg, c.ArgErr()
+			}
+			switch option {
+			case "lists":
+				for _, path := range args {
+					path = resolve(root, path)
+					if _, err := os.Stat(path); err != nil {
+						return cfg, c.Errf("lists: %v", err)
+					}
+					cfg.lists = append(cfg.lists, path)
+				}
+			case "pubkey":
+				for _, path := range args {
+					key, err := blocklist.ReadPublicKey(resolve(root, path))
+					if err != nil {
+						return cfg, c.Errf("pubkey: %v", strings.TrimPrefix(err.Error(), "blocklist: public key: "))
+					}
+					cfg.keys = append(cfg.keys, key)
+				}
+			case "notice":
+				for _, arg := range args {
+					addr, err := netip.ParseAddr(arg)
+					if err != nil || addr.Zone() != "" {
+						return cfg, c.Errf("notice %q is not an IPv4 or IPv6 address", arg)
+					}
+					cfg.notice = append(cfg.notice, addr.Unmap())
+				}
+			case "ttl":
+				if len(args) != 1 {
+					return cfg, c.ArgErr()
+				}
+				ttl, err := strconv.ParseUint(args[0], 10, 32)
+				if err != nil || ttl > 1<<31-1 {
+					return cfg, c.Errf("ttl %q is not a number of seconds from 0 to 2147483647", args[0])
+				}
+				cfg.ttl = uint32(ttl)
+			case "max_size":
+				if len(args) != 1 {
+					return cfg, c.ArgErr()
+				}
+				size, err := parseSize(args[0])
+				if err != nil {
+					return cfg, c.Errf("max_size %q: %v", args[0], err)
+				}
+				cfg.maxSize = size
+			default:
+				return cfg, c.Errf("unknown property %q", option)
+			}
+		}
+	}
+	if len(cfg.lists) == 0 {
+		return cfg, c.Errf("no lists: name the list files or directories with 'lists PATH...'")
+	}
+	if len(cfg.keys) == 0 {
+		return cfg, c.Errf("no public key: name the trusted keys with 'pubkey FILE...'")
+	}
+	return cfg, nil
+}
+
+// resolve makes a relative path relative to the Corefile's root directive.
+func resolve(root, path string) string {
+	if filepath.IsAbs(path) || root == "" {
+		return path
+	}
+	return filepath.Join(root, path)
+}
+
+// parseSize reads a byte count with an optional K, M or G suffix (powers of
+// 1024).
+func parseSize(s string) (int64, error) {
+	shift := 0
+	switch strings.ToUpper(s[len(s)-1:]) {
+	case "K":
+		shift = 10
+	case "M":
+		shift = 20
+	case "G":
+		shift = 30
+	}
+	digits := s
+	if shift > 0 {
+		digits = s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)>>shift {
+		return 0, fmt.Errorf("want a positive number of bytes, with an optional K, M or G suffix")
+	}
+	return n << shift, nil
+}

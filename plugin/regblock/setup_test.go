@@ -1,0 +1,106 @@
+package regblock
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/coredns/caddy"
+)
+
+func TestParse(t *testing.T) {
+	f := newFixture(t)
+	base := "lists " + f.dir + "\npubkey " + f.pub + "\n"
+	tests := []struct {
+		name      string
+		input     string
+		shouldErr bool
+		errText   string
+	}{
+		{"minimal", "regblock {\n" + base + "}", false, ""},
+		{"all options", "regblock {\n" + base + "notice 192.0.2.80 2001:db8::80\nnotice 192.0.2.81\nttl 300\nmax_size 10M\n}", false, ""},
+		{"no lists", "regblock {\npubkey " + f.pub + "\n}", true, "no lists"},
+		{"no pubkey", "regblock {\nlists " + f.dir + "\n}", true, "no public key"},
+		{"no block", "regblock", true, "no lists"},
+		{"arguments", "regblock example.test {\n" + base + "}", true, "takes no arguments"},
+		{"unknown option", "regblock {\n" + base + "notise 192.0.2.80\n}", true, `unknown property "notise"`},
+		{"option without value", "regblock {\n" + base + "notice\n}", true, "Wrong argument count"},
+		{"missing list path", "regblock {\nlists " + filepath.Join(f.dir, "absent") + "\npubkey " + f.pub + "\n}", true, "absent"},
+		{"missing key", "regblock {\nlists " + f.dir + "\npubkey " + filepath.Join(f.dir, "absent.pub") + "\n}", true, "absent.pub"},
+		{"not a key", "regblock {\nlists " + f.dir + "\npubkey " + filepath.Join(f.dir, "test-csam.list") + "\n}", true, "not a minisign public key"},
+		{"bad address", "regblock {\n" + base + "notice 192.0.2.300\n}", true, `notice "192.0.2.300" is not an IPv4 or IPv6 address`},
+		{"address with zone", "regblock {\n" + base + "notice fe80::1%eth0\n}", true, "is not an IPv4 or IPv6 address"},
+		{"bad ttl", "regblock {\n" + base + "ttl -1\n}", true, `ttl "-1"`},
+		{"ttl too large", "regblock {\n" + base + "ttl 2147483648\n}", true, "ttl"},
+		{"two ttls", "regblock {\n" + base + "ttl 1 2\n}", true, "Wrong argument count"},
+		{"bad size", "regblock {\n" + base + "max_size 10X\n}", true, `max_size "10X"`},
+		{"zero size", "regblock {\n" + base + "max_size 0\n}", true, "positive"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parse(caddy.NewTestController("dns", tc.input))
+			if tc.shouldErr != (err != nil) {
+				t.Fatalf("parse error = %v, want error: %v", err, tc.shouldErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), tc.errText) {
+				t.Errorf("error %q does not contain %q", err, tc.errText)
+			}
+		})
+	}
+}
+
+func TestParseErrorNamesLine(t *testing.T) {
+	f := newFixture(t)
+	input := "regblock {\nlists " + f.dir + "\npubkey " + f.pub + "\nttl soon\n}"
+	_, err := parse(caddy.NewTestController("dns", input))
+	if err == nil || !strings.Contains(err.Error(), ":4 -") {
+		t.Errorf("error %v does not name Corefile line 4", err)
+	}
+}
+
+func TestParseValues(t *testing.T) {
+	f := newFixture(t)
+	in := "regblock {\nlists " + f.dir + "\npubkey " + f.pub + " " + f.pub + "\nnotice 192.0.2.80 2001:db8::80\nnotice ::ffff:192.0.2.81\nttl 300\nmax_size 2K\n}"
+	cfg, err := parse(caddy.NewTestController("dns", in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Addr{netip.MustParseAddr("192.0.2.80"), netip.MustParseAddr("2001:db8::80"), netip.MustParseAddr("192.0.2.81")}
+	if len(cfg.notice) != 3 || cfg.notice[0] != want[0] || cfg.notice[1] != want[1] || cfg.notice[2] != want[2] {
+		t.Errorf("notice = %v, want %v", cfg.notice, want)
+	}
+	if cfg.ttl != 300 || cfg.maxSize != 2048 || len(cfg.keys) != 2 || len(cfg.lists) != 1 {
+		t.Errorf("cfg = %+v", cfg)
+	}
+	if def := newConfig(); def.ttl != 60 || def.maxSize != 1<<30 {
+		t.Errorf("defaults: %+v", def)
+	}
+}
+
+func TestSetupRejectsBadList(t *testing.T) {
+	f := newFixture(t)
+	// Same bytes signed, then one byte changed: the setup must fail and say which file.
+	path := filepath.Join(f.dir, "test-csam.list")
+	os.WriteFile(path, []byte(strings.Replace(testList, "abuse.example", "abuse.examplf", 1)), 0o644)
+	c := caddy.NewTestController("dns", "regblock {\nlists "+f.dir+"\npubkey "+f.pub+"\n}")
+	err := setup(c)
+	if err == nil || !strings.Contains(err.Error(), "test-csam.list.minisig") || !strings.Contains(err.Error(), "plugin/regblock") {
+		t.Errorf("setup with a tampered list: %v", err)
+	}
+
+	f.key.WriteList(t, f.dir, "test-csam.list", testList+"bad$.example\n")
+	err = setup(caddy.NewTestController("dns", "regblock {\nlists "+f.dir+"\npubkey "+f.pub+"\n}"))
+	if err == nil || !strings.Contains(err.Error(), "test-csam.list:14:") {
+		t.Errorf("setup with an unparsable list: %v", err)
+	}
+}
+
+func TestSetupOnce(t *testing.T) {
+	f := newFixture(t)
+	block := "regblock {\nlists " + f.dir + "\npubkey " + f.pub + "\n}\n"
+	if _, err := parse(caddy.NewTestController("dns", block+block)); err == nil || !strings.Contains(err.Error(), "once") {
+		t.Errorf("two regblock blocks: %v", err)
+	}
+}
