@@ -84,7 +84,8 @@ func (a answers) soa(zone string, l *blocklist.List) *dns.SOA {
 }
 
 // wantsStructured reports whether the query signals support for
-// draft-ietf-dnsop-structured-dns-error: an EDE option with no EXTRA-TEXT.
+// draft-ietf-dnsop-structured-dns-error: an EDE option with no EXTRA-TEXT
+// (the draft sends INFO-CODE 0 and OPTION-LENGTH 2).
 func wantsStructured(opt *dns.OPT) bool {
 	for _, o := range opt.Option {
 		if ede, ok := o.(*dns.EDNS0_EDE); ok && ede.ExtraText == "" {
@@ -130,7 +131,12 @@ func extraText(m blockindex.Match, structured bool) string {
 	if !structured {
 		return b.String()
 	}
-	text, err := json.Marshal(structuredError{Contact: l.Contact, Justification: b.String(), Organization: l.Issuer})
+	// The draft wants at least one contact URI; the appeal address is one.
+	contact := l.Contact
+	if len(contact) == 0 && l.Appeal != "" {
+		contact = []string{l.Appeal}
+	}
+	text, err := json.Marshal(structuredError{Contact: contact, Justification: b.String(), Organization: l.Issuer})
 	if err != nil {
 		panic(err) // a struct of strings always marshals
 	}

@@ -208,3 +208,19 @@ func TestServeDNSPassesOtherOpcodes(t *testing.T) {
 		t.Errorf("a query without a question was not passed on (rcode %d)", code)
 	}
 }
+
+func TestStructuredErrorContactFallsBackToAppeal(t *testing.T) {
+	f := newFixture(t)
+	f.key.WriteList(t, f.dir, "test-csam.list", strings.Replace(testList, "#! contact: mailto:complaints@regulator.example\n", "", 1))
+	m, ok := f.plugin(t, "").index.Load().Lookup("abuse.example.")
+	if !ok {
+		t.Fatal("abuse.example not blocked")
+	}
+	var got structuredError
+	if err := json.Unmarshal([]byte(extraText(m, true)), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Contact) != 1 || got.Contact[0] != "https://complaints.regulator.example/" {
+		t.Errorf("c = %v, want the appeal address", got.Contact)
+	}
+}
