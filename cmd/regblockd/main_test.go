@@ -2,7 +2,11 @@ package main
 
 import (
 	"bytes"
+	"flag"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,15 +32,70 @@ const list = `#! regblock-list 1
 abuse.example ORDER-2026-0012 csam
 `
 
-// buildRegblockd builds the regblockd binary into a test directory.
-func buildRegblockd(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "regblockd")
+// bin is the regblockd binary TestMain builds; empty with -short.
+var bin string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "regblockd-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "regblockd")
 	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
 	}
-	return bin
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// startRegblockd runs regblockd with corefile in the working directory wd
+// until the test ends, and returns once it answers DNS on addr (at most 20 s).
+// It probes with abuse.example, which every test Corefile blocks, so that no
+// probe depends on an upstream.
+func startRegblockd(t *testing.T, corefile, wd, addr string) {
+	t.Helper()
+	conf := filepath.Join(t.TempDir(), "Corefile")
+	if err := os.WriteFile(conf, []byte(corefile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "-conf", conf)
+	cmd.Dir = wd
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("regblockd output:\n%s", logs.String())
+		}
+	})
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if _, err = query(addr, "abuse.example.", dns.TypeA); err == nil {
+			return
+		}
+	}
+	t.Fatalf("regblockd does not answer on %s: %v", addr, err)
+}
+
+func query(addr, name string, qtype uint16) (*dns.Msg, error) {
+	m := new(dns.Msg).SetQuestion(name, qtype)
+	m.SetEdns0(1232, false)
+	c := &dns.Client{Timeout: 500 * time.Millisecond}
+	r, _, err := c.Exchange(m, addr)
+	return r, err
 }
 
 // freePort returns a port that is free on 127.0.0.1 for both UDP and TCP,
@@ -65,9 +124,8 @@ func freePort(t *testing.T) string {
 // when it is installed, that a listed name is blocked and others resolve.
 func TestRegblockd(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the regblockd binary")
+		t.Skip("runs the regblockd binary")
 	}
-	bin := buildRegblockd(t)
 
 	out, err := exec.Command(bin, "-plugins").CombinedOutput()
 	if err != nil || !slices.Contains(strings.Fields(string(out)), "regblock") {
@@ -83,8 +141,8 @@ func TestRegblockd(t *testing.T) {
 	pub := key.WritePublic(t, t.TempDir())
 	up := upstreamtest.Start(t)
 	port := freePort(t)
-	corefile := filepath.Join(t.TempDir(), "Corefile")
-	os.WriteFile(corefile, []byte(`.:`+port+` {
+	addr := "127.0.0.1:" + port
+	startRegblockd(t, `.:`+port+` {
     bind 127.0.0.1
     regblock {
         lists `+dir+`
@@ -94,51 +152,22 @@ func TestRegblockd(t *testing.T) {
     cache
     forward . `+up.Addr+`
 }
-`), 0o644)
+`, ".", addr)
 
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "-conf", corefile)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
+	r, err := query(addr, "abuse.example.", dns.TypeA)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("regblockd output:\n%s", logs.String())
-		}
-	})
-
-	addr := "127.0.0.1:" + port
-	query := func(name string, qtype uint16) (*dns.Msg, error) {
-		m := new(dns.Msg).SetQuestion(name, qtype)
-		m.SetEdns0(1232, false)
-		c := &dns.Client{Timeout: 500 * time.Millisecond}
-		r, _, err := c.Exchange(m, addr)
-		return r, err
-	}
-	// Wait for the server to answer, at most 20 s.
-	var r *dns.Msg
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if r, err = query("abuse.example.", dns.TypeA); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatalf("regblockd does not answer on %s: %v", addr, err)
-	}
-
 	if len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "192.0.2.80" {
 		t.Errorf("abuse.example A: %v, want the notice address", r.Answer)
 	}
 	if e := ede(r); e == nil || e.InfoCode != dns.ExtendedErrorCodeCensored || !strings.Contains(e.ExtraText, "ORDER-2026-0012") {
 		t.Errorf("abuse.example: EDE %v, want Censored naming the order", e)
 	}
-	if r, err := query("www.abuse.example.", dns.TypeAAAA); err != nil || len(r.Answer) != 1 || r.Answer[0].(*dns.AAAA).AAAA.String() != "2001:db8::80" {
+	if r, err := query(addr, "www.abuse.example.", dns.TypeAAAA); err != nil || len(r.Answer) != 1 || r.Answer[0].(*dns.AAAA).AAAA.String() != "2001:db8::80" {
 		t.Errorf("www.abuse.example AAAA: %v %v, want the notice address", r, err)
 	}
-	r, err = query("unlisted.test.", dns.TypeA)
+	r, err = query(addr, "unlisted.test.", dns.TypeA)
 	if err != nil || len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != upstreamtest.Answer || ede(r) != nil {
 		t.Errorf("unlisted.test A: %v %v, want the upstream's answer without EDE", r, err)
 	}
@@ -174,4 +203,46 @@ func ede(m *dns.Msg) *dns.EDNS0_EDE {
 		}
 	}
 	return nil
+}
+
+// TestDefaultCorefile runs regblockd as the README says, on the repository's
+// Corefile and example list (on free ports instead of 1053 and 9153), and
+// checks that the example list is enforced and metrics are served.
+func TestDefaultCorefile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	corefile, err := os.ReadFile("../../Corefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnsPort, metricsPort := freePort(t), freePort(t)
+	conf := strings.Replace(string(corefile), ".:1053", ".:"+dnsPort, 1)
+	conf = strings.Replace(conf, "127.0.0.1:9153", "127.0.0.1:"+metricsPort, 1)
+	if conf == string(corefile) || !strings.Contains(conf, dnsPort) || !strings.Contains(conf, metricsPort) {
+		t.Fatalf("the Corefile no longer serves on .:1053 with metrics on 127.0.0.1:9153; update this test:\n%s", corefile)
+	}
+	addr := "127.0.0.1:" + dnsPort
+	startRegblockd(t, conf, "../..", addr)
+
+	for _, name := range []string{"abuse.example.", "canary.example-csam.regblock.test."} {
+		r, err := query(addr, name, dns.TypeA)
+		if err != nil || len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "192.0.2.80" {
+			t.Errorf("%s: %v %v, want the notice address 192.0.2.80", name, r, err)
+			continue
+		}
+		if e := ede(r); e == nil || !strings.Contains(e.ExtraText, "example-csam serial 2026112801") {
+			t.Errorf("%s: EDE %v, want one naming list example-csam serial 2026112801", name, e)
+		}
+	}
+
+	resp, err := http.Get("http://127.0.0.1:" + metricsPort + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "coredns_dns_requests_total") {
+		t.Errorf("metrics: %s, no coredns_dns_requests_total", resp.Status)
+	}
 }
