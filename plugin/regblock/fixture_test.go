@@ -46,9 +46,5 @@ func (f fixture) plugin(t *testing.T, options string) *Regblock {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rb, err := newRegblock(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rb
+	return newRegblock(cfg)
 }

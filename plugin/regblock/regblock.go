@@ -5,18 +5,13 @@ package regblock
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 	"sync/atomic"
-	"time"
 
 	"github.com/coredns/coredns/plugin"
 
 	"github.com/miekg/dns"
 
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
-	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
 
 // Regblock is the plugin handler.
@@ -26,65 +21,26 @@ type Regblock struct {
 	cfg     config
 	index   atomic.Pointer[blockindex.Index] // the lists in force
 	answers answers
+
+	store *store // used by setup, then only by the watcher goroutine
+	stop  chan struct{}
+	done  chan struct{}
 }
 
-func newRegblock(cfg config) (*Regblock, error) {
-	lists, err := loadLists(cfg)
-	if err != nil {
-		return nil, err
-	}
-	ix, err := blockindex.Build(lists)
-	if err != nil {
-		return nil, err
-	}
+// newRegblock puts in force the saved copies of the state directory, then
+// every valid list on disk. A list that is rejected is logged and counted;
+// the resolver starts without it rather than not at all.
+func newRegblock(cfg config) *Regblock {
 	rb := &Regblock{cfg: cfg, answers: newAnswers(cfg.notice, cfg.ttl)}
-	rb.index.Store(ix)
-
-	now := time.Now()
-	for _, l := range ix.Lists() {
-		log.Infof("List %q serial %d applied from %s: %d blocking entries", l.Name, l.Serial, l.File, l.Blocking())
-		if l.Expired(now) {
-			log.Warningf("List %q serial %d expired at %s; it stays enforced until a newer serial arrives", l.Name, l.Serial, l.Expires.Format(time.RFC3339))
-		}
+	empty, _ := blockindex.Build(nil)
+	rb.index.Store(empty)
+	rb.store = newStore(cfg, rb.index.Store)
+	rb.store.restore()
+	rb.store.scan()
+	if len(rb.store.inForce) == 0 {
+		log.Warningf("No valid list in %v: nothing is blocked yet", cfg.lists)
 	}
-	if len(lists) == 0 {
-		log.Warningf("No lists found in %v: nothing is blocked", cfg.lists)
-	}
-	return rb, nil
-}
-
-// loadLists reads, verifies and parses every configured list: the files
-// named, and the *.list files in the directories named.
-func loadLists(cfg config) ([]*blocklist.List, error) {
-	var paths []string
-	for _, path := range cfg.lists {
-		fi, err := os.Stat(path)
-		if err != nil {
-			return nil, err
-		}
-		if !fi.IsDir() {
-			paths = append(paths, path)
-			continue
-		}
-		dir, err := os.ReadDir(path)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range dir {
-			if !e.IsDir() && blocklist.IsList(e.Name()) {
-				paths = append(paths, filepath.Join(path, e.Name()))
-			}
-		}
-	}
-	var lists []*blocklist.List
-	for _, path := range paths {
-		l, err := blocklist.Load(path, cfg.keys, cfg.maxSize)
-		if err != nil {
-			return nil, fmt.Errorf("list rejected: %w", err)
-		}
-		lists = append(lists, l)
-	}
-	return lists, nil
+	return rb
 }
 
 // ServeDNS implements the plugin.Handler interface.

@@ -30,7 +30,8 @@ type config struct {
 	keys    []minisign.PublicKey
 	notice  []netip.Addr // empty: answer NXDOMAIN
 	ttl     uint32
-	maxSize int64 // bytes
+	maxSize int64    // bytes
+	state   stateDir // "" when not kept
 }
 
 func newConfig() config {
@@ -42,10 +43,9 @@ func setup(c *caddy.Controller) error {
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
-	rb, err := newRegblock(cfg)
-	if err != nil {
-		return plugin.Error(pluginName, err)
-	}
+	rb := newRegblock(cfg)
+	c.OnStartup(rb.startWatching)
+	c.OnShutdown(rb.stopWatching)
 	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
 		rb.Next = next
 		return rb
@@ -114,6 +114,15 @@ func parse(c *caddy.Controller) (config, error) {
 					return cfg, c.Errf("max_size %q: %v", args[0], err)
 				}
 				cfg.maxSize = size
+			case "state":
+				if len(args) != 1 {
+					return cfg, c.ArgErr()
+				}
+				dir := resolve(root, args[0])
+				if err := os.MkdirAll(dir, 0o750); err != nil {
+					return cfg, c.Errf("state: %v", err)
+				}
+				cfg.state = stateDir(dir)
 			default:
 				return cfg, c.Errf("unknown property %q", option)
 			}
@@ -124,6 +133,11 @@ func parse(c *caddy.Controller) (config, error) {
 	}
 	if len(cfg.keys) == 0 {
 		return cfg, c.Errf("no public key: name the trusted keys with 'pubkey FILE...'")
+	}
+	for _, path := range cfg.lists {
+		if cfg.state != "" && filepath.Clean(path) == filepath.Clean(string(cfg.state)) {
+			return cfg, c.Errf("state %q is also a lists directory: keep the saved copies apart", path)
+		}
 	}
 	return cfg, nil
 }

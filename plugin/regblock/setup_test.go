@@ -2,7 +2,6 @@ package regblock
 
 import (
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,6 +36,9 @@ func TestParse(t *testing.T) {
 		{"two ttls", "regblock {\n" + base + "ttl 1 2\n}", true, "Wrong argument count"},
 		{"bad size", "regblock {\n" + base + "max_size 10X\n}", true, `max_size "10X"`},
 		{"zero size", "regblock {\n" + base + "max_size 0\n}", true, "positive"},
+		{"state", "regblock {\n" + base + "state " + filepath.Join(t.TempDir(), "new", "state") + "\n}", false, ""},
+		{"state is a lists directory", "regblock {\n" + base + "state " + f.dir + "\n}", true, "also a lists directory"},
+		{"two state directories", "regblock {\n" + base + "state a b\n}", true, "Wrong argument count"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,24 +78,6 @@ func TestParseValues(t *testing.T) {
 	}
 	if def := newConfig(); def.ttl != 60 || def.maxSize != 1<<30 {
 		t.Errorf("defaults: %+v", def)
-	}
-}
-
-func TestSetupRejectsBadList(t *testing.T) {
-	f := newFixture(t)
-	// Same bytes signed, then one byte changed: the setup must fail and say which file.
-	path := filepath.Join(f.dir, "test-csam.list")
-	os.WriteFile(path, []byte(strings.Replace(testList, "abuse.example", "abuse.examplf", 1)), 0o644)
-	c := caddy.NewTestController("dns", "regblock {\nlists "+f.dir+"\npubkey "+f.pub+"\n}")
-	err := setup(c)
-	if err == nil || !strings.Contains(err.Error(), "test-csam.list.minisig") || !strings.Contains(err.Error(), "plugin/regblock") {
-		t.Errorf("setup with a tampered list: %v", err)
-	}
-
-	f.key.WriteList(t, f.dir, "test-csam.list", testList+"bad$.example\n")
-	err = setup(caddy.NewTestController("dns", "regblock {\nlists "+f.dir+"\npubkey "+f.pub+"\n}"))
-	if err == nil || !strings.Contains(err.Error(), "test-csam.list:14:") {
-		t.Errorf("setup with an unparsable list: %v", err)
 	}
 }
 

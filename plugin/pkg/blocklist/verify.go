@@ -72,24 +72,45 @@ func Verify(data, sig []byte, keys []minisign.PublicKey) error {
 	return fmt.Errorf("signed by key %X, which is not a trusted public key", s.KeyID)
 }
 
+// ErrNoSignature is wrapped by the error Read returns when a list has no
+// signature file (yet): a list being published may arrive before its
+// signature.
+var ErrNoSignature = errors.New("no signature")
+
 // Load reads the list at path and its signature at path+".minisig", verifies
-// the signature against keys, and parses the list. A list larger than maxSize
-// bytes is rejected unread. Errors are *LoadError and name the file.
+// the signature against keys, and parses the list: Read, then Open.
 func Load(path string, keys []minisign.PublicKey, maxSize int64) (*List, error) {
-	data, err := readFile(path, maxSize)
+	data, sig, err := Read(path, maxSize)
 	if err != nil {
 		return nil, err
+	}
+	return Open(path, data, sig, keys)
+}
+
+// Read reads the list at path and its signature at path+".minisig". A list
+// larger than maxSize bytes is rejected unread. Errors are *LoadError and
+// name the file.
+func Read(path string, maxSize int64) (data, sig []byte, err error) {
+	data, err = readFile(path, maxSize)
+	if err != nil {
+		return nil, nil, err
 	}
 	sigPath := path + SignatureSuffix
-	sig, err := readFile(sigPath, maxSignatureSize)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: no signature: %s is missing", path, sigPath)}
-		}
-		return nil, err
+	sig, err = readFile(sigPath, maxSignatureSize)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: %w: %s is missing", path, ErrNoSignature, sigPath)}
 	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, sig, nil
+}
+
+// Open verifies that sig is a signature of data by one of keys, then parses
+// data, read from path. Errors are *LoadError.
+func Open(path string, data, sig []byte, keys []minisign.PublicKey) (*List, error) {
 	if err := Verify(data, sig, keys); err != nil {
-		return nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: %v", sigPath, err)}
+		return nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: %v", path+SignatureSuffix, err)}
 	}
 	l, err := Parse(path, data)
 	if err != nil {

@@ -81,7 +81,7 @@ func TestLoad(t *testing.T) {
 		reason  blocklist.Reason
 		msg     string
 	}{
-		{"missing signature", unsigned, 1 << 20, blocklist.ReasonBadSignature, "unsigned.list.minisig is missing"},
+		{"missing signature", unsigned, 1 << 20, blocklist.ReasonBadSignature, "no signature: " + unsigned + ".minisig is missing"},
 		{"tampered", tampered, 1 << 20, blocklist.ReasonBadSignature, "does not match"},
 		{"parse error", unparsable, 1 << 20, blocklist.ReasonParseError, "unparsable.list:6:"},
 		{"too large", good, int64(len(list) - 1), blocklist.ReasonTooLarge, "size limit"},
@@ -98,6 +98,12 @@ func TestLoad(t *testing.T) {
 				t.Errorf("got %s: %v; want %s with %q", le.Reason, err, tc.reason, tc.msg)
 			}
 		})
+	}
+	if _, err := blocklist.Load(unsigned, keys, 1<<20); !errors.Is(err, blocklist.ErrNoSignature) {
+		t.Errorf("a list without signature: %v, want ErrNoSignature", err)
+	}
+	if _, err := blocklist.Load(tampered, keys, 1<<20); errors.Is(err, blocklist.ErrNoSignature) {
+		t.Errorf("a tampered list is reported as unsigned: %v", err)
 	}
 	if _, err := blocklist.Load(good, keys, int64(len(list))); err != nil {
 		t.Errorf("a list exactly at the size limit was refused: %v", err)

@@ -1,0 +1,125 @@
+package regblock
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"aead.dev/minisign"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+)
+
+// stateDir keeps the last accepted copy of each list: NAME.list and
+// NAME.list.minisig, byte for byte, and NAME.json saying where it came from
+// and when it was applied. A restart enforces these copies until the files
+// on disk offer a valid newer version, and refuses rollback below them.
+type stateDir string
+
+// saved is a list read back from the state directory.
+type saved struct {
+	list    *blocklist.List
+	source  string // the list file it was applied from
+	applied time.Time
+}
+
+// record is the content of NAME.json.
+type record struct {
+	Name    string    `json:"name"`
+	Serial  uint64    `json:"serial"`
+	SHA256  string    `json:"sha256"`
+	Source  string    `json:"source"`
+	Applied time.Time `json:"applied"`
+}
+
+// save stores a copy of an accepted list. Each file is written to a
+// temporary name and renamed into place, the record last, so that a crash
+// leaves either the old copy or the new one.
+func (d stateDir) save(c *current, data, sig []byte) error {
+	l := c.list
+	base := filepath.Join(string(d), l.Name)
+	rec, err := json.Marshal(record{l.Name, l.Serial, hex.EncodeToString(l.SHA256[:]), c.path, c.applied.UTC()})
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{base + ".list", data}, {base + ".list" + blocklist.SignatureSuffix, sig}, {base + ".json", rec}} {
+		if err := writeAtomic(f.path, f.data); err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+	}
+	return nil
+}
+
+// remove deletes the copy of list name.
+func (d stateDir) remove(name string) error {
+	base := filepath.Join(string(d), name)
+	for _, p := range []string{base + ".json", base + ".list", base + ".list" + blocklist.SignatureSuffix} {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("state: %w", err)
+		}
+	}
+	return nil
+}
+
+// load reads every saved list back, verifying it again against keys. A copy
+// that no longer verifies (its key is no longer trusted, or it was altered)
+// is skipped and reported in errs.
+func (d stateDir) load(keys []minisign.PublicKey, maxSize int64) (lists []saved, errs []error) {
+	records, err := filepath.Glob(filepath.Join(string(d), "*.json"))
+	if err != nil {
+		return nil, []error{err}
+	}
+	for _, path := range records {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("state: %w", err))
+			continue
+		}
+		var rec record
+		if err := json.Unmarshal(data, &rec); err != nil {
+			errs = append(errs, fmt.Errorf("state: %s: %v", path, err))
+			continue
+		}
+		l, err := blocklist.Load(strings.TrimSuffix(path, ".json")+".list", keys, maxSize)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("state: %w", err))
+			continue
+		}
+		if l.Name != rec.Name || l.Serial < rec.Serial {
+			errs = append(errs, fmt.Errorf("state: %s holds list %q serial %d, its record says %q serial %d", l.File, l.Name, l.Serial, rec.Name, rec.Serial))
+			continue
+		}
+		lists = append(lists, saved{list: l, source: rec.Source, applied: rec.Applied})
+	}
+	return lists, errs
+}
+
+// writeAtomic writes data to a temporary file beside path, syncs it and
+// renames it over path.
+func writeAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
