@@ -236,13 +236,116 @@ func TestDefaultCorefile(t *testing.T) {
 		}
 	}
 
-	resp, err := http.Get("http://127.0.0.1:" + metricsPort + "/metrics")
+	body := scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics")
+	for _, want := range []string{"coredns_dns_requests_total", `coredns_regblock_list_entries{list="example-csam"} 3`} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// TestHotReloadWithMinisign runs regblockd on the repository's Corefile over
+// a copy of blocklists/ whose key the stock minisign CLI made, signs a new
+// version of the example list with minisign, and checks that the running
+// resolver blocks the newly added name without a restart, while a forged
+// version changes nothing but a counter.
+func TestHotReloadWithMinisign(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	ms, err := exec.LookPath("minisign")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("minisign is not installed; CI must install it (apt-get install minisign)")
+		}
+		t.Skip("minisign is not installed (apt-get install minisign)")
+	}
+	wd := t.TempDir()
+	lists := filepath.Join(wd, "blocklists")
+	os.Mkdir(lists, 0o755)
+	example, err := os.ReadFile("../../blocklists/example.list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listPath := filepath.Join(lists, "example.list")
+	secret := filepath.Join(t.TempDir(), "regulator.key")
+	minisign := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(ms, args...).CombinedOutput(); err != nil {
+			t.Fatalf("minisign %v: %v\n%s", args, err, out)
+		}
+	}
+	minisign("-G", "-W", "-p", filepath.Join(lists, "example.pub"), "-s", secret)
+	os.WriteFile(listPath, example, 0o644)
+	minisign("-S", "-s", secret, "-m", listPath)
+
+	corefile, err := os.ReadFile("../../Corefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnsPort, metricsPort := freePort(t), freePort(t)
+	conf := strings.Replace(string(corefile), ".:1053", ".:"+dnsPort, 1)
+	conf = strings.Replace(conf, "127.0.0.1:9153", "127.0.0.1:"+metricsPort, 1)
+	addr := "127.0.0.1:" + dnsPort
+	startRegblockd(t, conf, wd, addr)
+	isBlocked := func(name string) bool {
+		r, err := query(addr, name, dns.TypeA)
+		return err == nil && len(r.Answer) == 1 && r.Answer[0].(*dns.A).A.String() == "192.0.2.80"
+	}
+
+	// The regulator adds a name, bumps the serial and signs with minisign.
+	next := strings.Replace(string(example), "serial: 2026112801", "serial: 2026112802", 1) + "added.example ORDER-2026-0015 csam\n"
+	start := time.Now()
+	os.WriteFile(listPath, []byte(next), 0o644)
+	minisign("-S", "-s", secret, "-m", listPath)
+	for deadline := start.Add(10 * time.Second); !isBlocked("added.example.") && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	}
+	if !isBlocked("added.example.") {
+		t.Fatal("the new version is not enforced 10 s after minisign signed it")
+	}
+	t.Logf("new name blocked %v after the list was written", time.Since(start).Round(time.Millisecond))
+
+	// A forged version: the list changed after signing.
+	os.WriteFile(listPath, []byte(next+"forged.example\n"), 0o644)
+	want := `coredns_regblock_reloads_total{list="example-csam",result="bad_signature"} 1`
+	var body []byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if body = scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"); bytes.Contains(body, []byte(want)) {
+			break
+		}
+	}
+	if !bytes.Contains(body, []byte(want)) {
+		t.Fatalf("metrics lack %s", want)
+	}
+	if isBlocked("forged.example.") || !isBlocked("added.example.") {
+		t.Error("the forged version changed what is blocked")
+	}
+	if !bytes.Contains(body, []byte(`coredns_regblock_list_serial{list="example-csam"} 2.026112802e+09`)) {
+		t.Errorf("serial gauge is not the good version's:\n%s", grep(body, "coredns_regblock_list_serial"))
+	}
+}
+
+func scrape(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "coredns_dns_requests_total") {
-		t.Errorf("metrics: %s, no coredns_dns_requests_total", resp.Status)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %v", url, resp.Status, err)
 	}
+	return body
+}
+
+// grep returns the lines of text that contain s.
+func grep(text []byte, s string) string {
+	var out []string
+	for line := range strings.Lines(string(text)) {
+		if strings.Contains(line, s) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "")
 }

@@ -10,7 +10,8 @@ import (
 )
 
 // TestReadme starts a server for each Corefile example in README.md, with
-// the example paths pointed at a signed test list and key, so that the
+// the example paths pointed at a signed test list, key and state directory
+// and the metrics on a free loopback port, so that the
 // documented syntax cannot drift from what the plugin accepts.
 func TestReadme(t *testing.T) {
 	readme, err := os.ReadFile("README.md")
@@ -27,6 +28,8 @@ func TestReadme(t *testing.T) {
 		corefile := strings.Replace(b[1], ". {", ".:0 {\n    bind 127.0.0.1", 1)
 		corefile = strings.ReplaceAll(corefile, "/etc/regblock/lists", f.dir)
 		corefile = paths.ReplaceAllString(corefile, f.pub)
+		corefile = strings.ReplaceAll(corefile, "/var/lib/regblock", t.TempDir())
+		corefile = strings.ReplaceAll(corefile, "prometheus :9153", "prometheus 127.0.0.1:0")
 		server, err := test.CoreDNSServer(corefile)
 		if err != nil {
 			t.Errorf("example %d does not start: %v\n%s", i+1, err, corefile)
