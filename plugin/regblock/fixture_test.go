@@ -46,5 +46,10 @@ func (f fixture) plugin(t *testing.T, options string) *Regblock {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newRegblock(cfg)
+	rb, err := newRegblock(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rb.shutdown() })
+	return rb
 }

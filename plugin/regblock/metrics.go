@@ -1,11 +1,15 @@
 package regblock
 
 import (
+	"sync"
+
 	"github.com/coredns/coredns/plugin"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
 
@@ -18,6 +22,27 @@ const (
 )
 
 var (
+	queriesTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "queries_total",
+		Help:      "Counter of queries that regblock checked against the lists.",
+	}, []string{"server"})
+
+	blockedTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "blocked_total",
+		Help:      "Counter of queries answered with a block, by list, category and query type.",
+	}, []string{"server", "list", "category", "type"})
+
+	auditDropped = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "audit_dropped_total",
+		Help:      "Counter of block events the audit log dropped because its queue was full or a write failed.",
+	})
+
 	reloadsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
@@ -67,3 +92,35 @@ func deleteListMetrics(name string) {
 func countReload(list string, result string) { reloadsTotal.WithLabelValues(list, result).Inc() }
 
 func countRejection(list string, reason blocklist.Reason) { countReload(list, string(reason)) }
+
+// serverCounters caches the queries_total counter of each server, so that
+// the per-query cost is a lock-free map read rather than hashing label values.
+type serverCounters struct{ m sync.Map }
+
+func (c *serverCounters) get(server string) prometheus.Counter {
+	if v, ok := c.m.Load(server); ok {
+		return v.(prometheus.Counter)
+	}
+	v, _ := c.m.LoadOrStore(server, queriesTotal.WithLabelValues(server))
+	return v.(prometheus.Counter)
+}
+
+// countBlock counts a block answer.
+func countBlock(server string, m blockindex.Match, qtype uint16) {
+	category := m.Category
+	if category == "" {
+		category = "none"
+	}
+	blockedTotal.WithLabelValues(server, m.List.Name, category, qtypeLabel(qtype)).Inc()
+}
+
+// qtypeLabel bounds the type label: the types browsers and mail ask for by
+// name, everything else as "other".
+func qtypeLabel(qtype uint16) string {
+	switch qtype {
+	case dns.TypeA, dns.TypeAAAA, dns.TypeHTTPS, dns.TypeSVCB, dns.TypeCNAME, dns.TypeMX, dns.TypeTXT,
+		dns.TypeNS, dns.TypeSOA, dns.TypePTR, dns.TypeSRV, dns.TypeCAA, dns.TypeANY:
+		return dns.TypeToString[qtype]
+	}
+	return "other"
+}

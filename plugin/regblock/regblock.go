@@ -5,13 +5,17 @@ package regblock
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/metrics"
 
 	"github.com/miekg/dns"
 
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
+	"github.com/regblock/regblock/plugin/pkg/ledger"
 )
 
 // Regblock is the plugin handler.
@@ -22,6 +26,9 @@ type Regblock struct {
 	index   atomic.Pointer[blockindex.Index] // the lists in force
 	answers answers
 
+	audit   *auditLog // nil without the audit option
+	queries serverCounters
+
 	store *store // used by setup, then only by the watcher goroutine
 	stop  chan struct{}
 	done  chan struct{}
@@ -30,17 +37,41 @@ type Regblock struct {
 // newRegblock puts in force the saved copies of the state directory, then
 // every valid list on disk. A list that is rejected is logged and counted;
 // the resolver starts without it rather than not at all.
-func newRegblock(cfg config) *Regblock {
+func newRegblock(cfg config) (*Regblock, error) {
 	rb := &Regblock{cfg: cfg, answers: newAnswers(cfg.notice, cfg.ttl)}
 	empty, _ := blockindex.Build(nil)
 	rb.index.Store(empty)
-	rb.store = newStore(cfg, rb.index.Store)
+	if cfg.audit != "" {
+		a, err := openAudit(cfg.audit)
+		if err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+		rb.audit = a
+	}
+	rb.store = newStore(cfg, rb.index.Store, rb.ledger)
 	rb.store.restore()
 	rb.store.scan()
 	if len(rb.store.inForce) == 0 {
 		log.Warningf("No valid list in %v: nothing is blocked yet", cfg.lists)
 	}
-	return rb
+	return rb, nil
+}
+
+// ledger writes a ledger event to the audit log, if there is one.
+func (rb *Regblock) ledger(e ledger.Event) {
+	if rb.audit != nil {
+		rb.audit.ledger(e)
+	}
+}
+
+// shutdown stops watching the lists and releases the audit log.
+func (rb *Regblock) shutdown() error {
+	rb.stopWatching()
+	if rb.audit != nil {
+		rb.audit.close()
+		rb.audit = nil
+	}
+	return nil
 }
 
 // ServeDNS implements the plugin.Handler interface.
@@ -48,13 +79,20 @@ func (rb *Regblock) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	if r.Opcode != dns.OpcodeQuery || len(r.Question) != 1 {
 		return plugin.NextOrFailure(rb.Name(), rb.Next, ctx, w, r)
 	}
+	server := metrics.WithServer(ctx)
+	rb.queries.get(server).Inc()
 	// The question name as received: Lookup folds case and escapes itself,
 	// without the allocation request.Request.Name() costs.
-	m, ok := rb.index.Load().Lookup(r.Question[0].Name)
+	q := r.Question[0]
+	m, ok := rb.index.Load().Lookup(q.Name)
 	if !ok {
 		return plugin.NextOrFailure(rb.Name(), rb.Next, ctx, w, r)
 	}
 	w.WriteMsg(rb.answers.block(r, m))
+	countBlock(server, m, q.Qtype)
+	if rb.audit != nil {
+		rb.audit.block(blockRecord{time: time.Now(), match: m, qname: q.Name, qtype: q.Qtype, client: w.RemoteAddr(), mode: rb.cfg.auditClient})
+	}
 	return dns.RcodeSuccess, nil
 }
 

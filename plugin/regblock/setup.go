@@ -32,6 +32,9 @@ type config struct {
 	ttl     uint32
 	maxSize int64    // bytes
 	state   stateDir // "" when not kept
+
+	audit       string // audit log file, "" for none
+	auditClient clientMode
 }
 
 func newConfig() config {
@@ -43,9 +46,12 @@ func setup(c *caddy.Controller) error {
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
-	rb := newRegblock(cfg)
+	rb, err := newRegblock(cfg)
+	if err != nil {
+		return plugin.Error(pluginName, err)
+	}
 	c.OnStartup(rb.startWatching)
-	c.OnShutdown(rb.stopWatching)
+	c.OnShutdown(rb.shutdown)
 	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
 		rb.Next = next
 		return rb
@@ -123,6 +129,20 @@ func parse(c *caddy.Controller) (config, error) {
 					return cfg, c.Errf("state: %v", err)
 				}
 				cfg.state = stateDir(dir)
+			case "audit":
+				if len(args) != 1 {
+					return cfg, c.ArgErr()
+				}
+				cfg.audit = resolve(root, args[0])
+			case "audit_client":
+				if len(args) != 1 {
+					return cfg, c.ArgErr()
+				}
+				mode, ok := map[string]clientMode{"none": clientNone, "truncate": clientTruncate, "full": clientFull}[args[0]]
+				if !ok {
+					return cfg, c.Errf("audit_client %q: want none, truncate or full", args[0])
+				}
+				cfg.auditClient = mode
 			default:
 				return cfg, c.Errf("unknown property %q", option)
 			}

@@ -2,6 +2,7 @@ package regblock
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/ledger"
 )
 
 // current is a list in force.
@@ -33,16 +35,18 @@ type store struct {
 	stamps  map[string]stamp    // by list file: the version last read
 	waiting map[string]bool     // list files without a signature, reported once
 	publish func(*blockindex.Index)
+	emit    func(ledger.Event) // writes the enforcement ledger
 	now     func() time.Time
 }
 
-func newStore(cfg config, publish func(*blockindex.Index)) *store {
+func newStore(cfg config, publish func(*blockindex.Index), emit func(ledger.Event)) *store {
 	return &store{
 		cfg:     cfg,
 		inForce: map[string]*current{},
 		stamps:  map[string]stamp{},
 		waiting: map[string]bool{},
 		publish: publish,
+		emit:    emit,
 		now:     time.Now,
 	}
 }
@@ -62,15 +66,22 @@ func (s *store) restore() {
 	for _, sv := range lists {
 		l := sv.list
 		if _, err := os.Stat(sv.source); errors.Is(err, os.ErrNotExist) {
-			log.Warningf("List %q serial %d unloaded: its file %s was removed while the resolver was stopped", l.Name, l.Serial, sv.source)
+			why := fmt.Sprintf("its file %s was removed while the resolver was stopped", sv.source)
+			log.Warningf("List %q serial %d unloaded: %s", l.Name, l.Serial, why)
 			if err := s.cfg.state.remove(l.Name); err != nil {
 				log.Errorf("List %q: %v", l.Name, err)
 			}
+			e := s.event(ledger.ListRemoved, l)
+			e.Reason, e.File = why, sv.source
+			s.emit(e)
 			continue
 		}
 		c := &current{list: l, path: sv.source, applied: sv.applied}
 		s.inForce[l.Name] = c
 		setListMetrics(c)
+		e := s.event(ledger.ListApplied, l)
+		e.File, e.Restored = sv.source, true
+		s.emit(e)
 		log.Infof("List %q serial %d restored from the state directory: %d blocking entries, in force since %s",
 			l.Name, l.Serial, l.Blocking(), sv.applied.Format(time.RFC3339))
 	}
@@ -131,6 +142,9 @@ func (s *store) build(applied []*current) {
 	took := time.Since(start)
 	for _, c := range applied {
 		l := c.list
+		e := s.event(ledger.ListApplied, l)
+		e.File = c.path
+		s.emit(e)
 		log.Infof("List %q serial %d applied from %s: %d blocking entries; read, verified and parsed in %v, index of all lists built and swapped in %v",
 			l.Name, l.Serial, c.path, l.Blocking(), c.took.Round(time.Microsecond), took.Round(time.Microsecond))
 	}
@@ -169,8 +183,7 @@ func (s *store) consider(path string) *current {
 		countReload(l.Name, resultUnchanged)
 		return nil
 	case cur != nil && l.Serial <= cur.list.Serial:
-		s.reject(path, l.Name, fmt.Errorf("%s: %w: list %q serial %d is not newer than serial %d in force (a published serial never changes)",
-			path, errRollback, l.Name, l.Serial, cur.list.Serial))
+		s.reject(path, l.Name, &rollbackError{path: path, list: l, inForce: cur.list.Serial})
 		return nil
 	case cur == nil && len(s.inForce) >= blockindex.MaxLists:
 		s.reject(path, l.Name, &blocklist.LoadError{Reason: blocklist.ReasonParseError,
@@ -196,7 +209,26 @@ func (s *store) consider(path string) *current {
 	return c
 }
 
-var errRollback = errors.New("rollback")
+// rollbackError is a valid version that is not newer than the one in force.
+type rollbackError struct {
+	path    string
+	list    *blocklist.List
+	inForce uint64
+}
+
+func (e *rollbackError) Error() string {
+	return fmt.Sprintf("%s: rollback: list %q serial %d is not newer than serial %d in force (a published serial never changes)",
+		e.path, e.list.Name, e.list.Serial, e.inForce)
+}
+
+// rejectedSerial returns the serial of a rejected version, when it was read.
+func rejectedSerial(err error) (uint64, bool) {
+	var rb *rollbackError
+	if errors.As(err, &rb) {
+		return rb.list.Serial, true
+	}
+	return 0, false
+}
 
 // reject counts and logs a list version that was refused; the version in
 // force, if any, stays.
@@ -211,12 +243,20 @@ func (s *store) reject(path, name string, err error) {
 	result := string(blocklist.ReasonIOError)
 	var le *blocklist.LoadError
 	switch {
-	case errors.Is(err, errRollback):
+	case errors.As(err, new(*rollbackError)):
 		result = resultRollback
 	case errors.As(err, &le):
 		result = string(le.Reason)
 	}
 	countReload(name, result)
+	e := ledger.Event{Time: s.now().UTC(), Event: ledger.ListRejected, List: name, File: path, Reason: result, Error: err.Error()}
+	if serial, ok := rejectedSerial(err); ok {
+		e.Serial = &serial
+	}
+	if c := s.inForce[name]; c != nil {
+		e.InForce = &c.list.Serial
+	}
+	s.emit(e)
 	if c := s.inForce[name]; c != nil {
 		log.Errorf("List %q rejected (%s): %v; serial %d from %s stays in force", name, result, err, c.list.Serial, c.path)
 		return
@@ -235,6 +275,21 @@ func (s *store) unload(name, why string) {
 		}
 	}
 	log.Warningf("List %q serial %d unloaded: %s", name, c.list.Serial, why)
+	e := s.event(ledger.ListRemoved, c.list)
+	e.Reason, e.File = why, c.path
+	s.emit(e)
+}
+
+// event returns a ledger event of kind about list l.
+func (s *store) event(kind string, l *blocklist.List) ledger.Event {
+	serial, entries, issued := l.Serial, l.Blocking(), l.Issued
+	e := ledger.Event{Time: s.now().UTC(), Event: kind, List: l.Name, Serial: &serial,
+		SHA256: hex.EncodeToString(l.SHA256[:]), Issued: &issued, Entries: &entries}
+	if !l.Expires.IsZero() {
+		expires := l.Expires
+		e.Expires = &expires
+	}
+	return e
 }
 
 // checkExpiry reports, once per version, each list in force that expired.
@@ -245,6 +300,7 @@ func (s *store) checkExpiry() {
 	for _, c := range s.inForce {
 		if !c.expired && c.list.Expired(now) {
 			c.expired = true
+			s.emit(s.event(ledger.ListExpired, c.list))
 			log.Warningf("List %q serial %d expired at %s; it stays enforced until a newer serial arrives",
 				c.list.Name, c.list.Serial, c.list.Expires.Format(time.RFC3339))
 		}

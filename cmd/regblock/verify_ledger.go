@@ -1,0 +1,122 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/regblock/regblock/plugin/pkg/ledger"
+)
+
+const verifyLedgerUsage = `Usage: regblock verify-ledger FILE...
+
+Checks the hash chain of a regblock audit log and prints the enforcement
+ledger: which serial of which list was applied, rejected, expired or removed,
+and when. Give rotated files oldest first, the current file last; the chain
+must run unbroken through them. When FILE.head exists beside the last file
+(the resolver keeps it), the chain must end at the hash it holds.
+
+Exit status: 0 the chain is intact, 1 it is broken, 2 the files could not be
+read.
+
+Example:
+  regblock verify-ledger /var/log/regblock/audit.jsonl.1 /var/log/regblock/audit.jsonl
+
+`
+
+func verifyLedger(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("verify-ledger", verifyLedgerUsage, stderr)
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+
+	var events []ledger.Event
+	head := ""
+	for _, name := range fs.Args() {
+		f, err := os.Open(name)
+		if err != nil {
+			return fail(stderr, 2, err, "")
+		}
+		evs, h, err := ledger.Check(f, name, head)
+		f.Close()
+		events = append(events, evs...)
+		if err != nil {
+			printTimeline(stdout, events)
+			if errors.Is(err, ledger.ErrBroken) {
+				return fail(stderr, 1, err, "")
+			}
+			return fail(stderr, 2, err, "")
+		}
+		head = h
+	}
+	last := fs.Arg(fs.NArg() - 1)
+	if want, err := os.ReadFile(last + ".head"); err == nil && strings.TrimSpace(string(want)) != head {
+		printTimeline(stdout, events)
+		return fail(stderr, 1, fmt.Errorf("%s: %w: the last ledger line hashes to %.12s…, but %s.head says the chain ends at %.12s…: ledger lines at the end were removed or edited",
+			last, ledger.ErrBroken, head, last, strings.TrimSpace(string(want))), "")
+	}
+	printTimeline(stdout, events)
+	fmt.Fprintf(stdout, "chain intact: %d ledger events in %d files\n", len(events), fs.NArg())
+	return 0
+}
+
+// printTimeline prints one line per ledger event, then the lists in force
+// at the end.
+func printTimeline(w io.Writer, events []ledger.Event) {
+	type state struct {
+		serial uint64
+		since  time.Time
+	}
+	inForce := map[string]state{}
+	for _, e := range events {
+		serial := ""
+		if e.Serial != nil {
+			serial = fmt.Sprintf("serial %d", *e.Serial)
+		}
+		detail := ""
+		switch e.Event {
+		case ledger.ListApplied:
+			detail = "from " + e.File
+			if e.Restored {
+				detail = "restored at startup, first applied from " + e.File
+			}
+			if e.Serial != nil {
+				inForce[e.List] = state{*e.Serial, e.Time}
+			}
+		case ledger.ListRejected:
+			detail = e.Reason + ": " + e.Error
+			if e.InForce != nil {
+				detail += fmt.Sprintf(" (serial %d stays in force)", *e.InForce)
+			}
+		case ledger.ListExpired:
+			if e.Expires != nil {
+				detail = "expired at " + e.Expires.Format(time.RFC3339) + ", still enforced"
+			}
+		case ledger.ListRemoved:
+			detail = e.Reason
+			delete(inForce, e.List)
+		}
+		fmt.Fprintf(w, "%s  %-20s %-9s %-18s %s\n", e.Time.Format(time.RFC3339), e.List, strings.TrimPrefix(e.Event, "list_"), serial, detail)
+	}
+	names := make([]string, 0, len(inForce))
+	for name := range inForce {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "in force at the end of the ledger:")
+	if len(names) == 0 {
+		fmt.Fprintln(w, "  (no list)")
+	}
+	for _, name := range names {
+		s := inForce[name]
+		fmt.Fprintf(w, "  %-20s serial %d since %s\n", name, s.serial, s.since.Format(time.RFC3339))
+	}
+}
