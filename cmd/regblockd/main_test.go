@@ -21,6 +21,7 @@ import (
 
 	"github.com/regblock/regblock/internal/upstreamtest"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
+	"github.com/regblock/regblock/plugin/pkg/ledger"
 )
 
 const list = `#! regblock-list 1
@@ -348,4 +349,129 @@ func grep(text []byte, s string) string {
 		}
 	}
 	return strings.Join(out, "")
+}
+
+// metricValues parses a Prometheus text exposition into series → value.
+func metricValues(body []byte) map[string]float64 {
+	values := map[string]float64{}
+	for line := range strings.Lines(string(body)) {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(line[i+1:]), 64)
+		if err == nil {
+			values[line[:i]] = v
+		}
+	}
+	return values
+}
+
+// TestMetricsAndAudit sends N blocked and M passed queries to a running
+// regblockd and checks, by scraping /metrics, that the counters moved by
+// exactly N and N+M, that the list gauges are right, and that the audit
+// log holds the ledger and one block event per blocked query.
+func TestMetricsAndAudit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	dir := t.TempDir()
+	key := blocklisttest.NewKey(t)
+	key.WriteList(t, dir, "e2e.list", strings.Replace(list, "#! issued:", "#! expires: 2099-01-01T00:00:00Z\n#! issued:", 1))
+	pub := key.WritePublic(t, t.TempDir())
+	audit := filepath.Join(t.TempDir(), "audit.jsonl")
+	up := upstreamtest.Start(t)
+	port, metricsPort := freePort(t), freePort(t)
+	addr := "127.0.0.1:" + port
+	startRegblockd(t, `.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+dir+`
+        pubkey `+pub+`
+        notice 192.0.2.80
+        audit `+audit+`
+    }
+    prometheus 127.0.0.1:`+metricsPort+`
+    cache
+    forward . `+up.Addr+`
+}
+`, ".", addr)
+	metricsURL := "http://127.0.0.1:" + metricsPort + "/metrics"
+	server := `server="dns://127.0.0.1:` + port + `"`
+	queries := `coredns_regblock_queries_total{` + server + `}`
+	blockedA := `coredns_regblock_blocked_total{category="csam",list="e2e",` + server + `,type="A"}`
+	blockedHTTPS := `coredns_regblock_blocked_total{category="csam",list="e2e",` + server + `,type="HTTPS"}`
+
+	before := metricValues(scrape(t, metricsURL))
+	const n, m = 7, 5
+	for i := range n {
+		qtype := dns.TypeA
+		if i%2 == 1 {
+			qtype = dns.TypeHTTPS
+		}
+		if _, err := query(addr, fmt.Sprintf("x%d.abuse.example.", i), qtype); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range m {
+		if _, err := query(addr, fmt.Sprintf("pass%d.test.", i), dns.TypeA); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := metricValues(scrape(t, metricsURL))
+	if got := after[queries] - before[queries]; got != n+m {
+		t.Errorf("%s moved by %v, want %d", queries, got, n+m)
+	}
+	if got := after[blockedA] - before[blockedA] + after[blockedHTTPS] - before[blockedHTTPS]; got != n {
+		t.Errorf("blocked_total moved by %v, want %d", got, n)
+	}
+	if got := after[blockedHTTPS] - before[blockedHTTPS]; got != n/2 {
+		t.Errorf("%s moved by %v, want %d", blockedHTTPS, got, n/2)
+	}
+	issued := float64(time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC).Unix())
+	gauges := map[string]float64{
+		`coredns_regblock_list_serial{list="e2e"}`:                    3,
+		`coredns_regblock_list_entries{list="e2e"}`:                   1,
+		`coredns_regblock_list_issued_timestamp_seconds{list="e2e"}`:  issued,
+		`coredns_regblock_list_expiry_timestamp_seconds{list="e2e"}`:  float64(time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC).Unix()),
+		`coredns_regblock_reloads_total{list="e2e",result="applied"}`: 1,
+		`coredns_regblock_audit_dropped_total`:                        0,
+	}
+	for series, want := range gauges {
+		if got, ok := after[series]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
+		}
+	}
+	applied := after[`coredns_regblock_list_applied_timestamp_seconds{list="e2e"}`]
+	if now := float64(time.Now().Unix()); applied < now-60 || applied > now+1 {
+		t.Errorf("applied timestamp %v, want about now (%v)", applied, now)
+	}
+	if delay := after[`coredns_regblock_list_enforcement_delay_seconds{list="e2e"}`]; delay < applied-issued-1 || delay > applied-issued+1 {
+		t.Errorf("enforcement delay %v, want applied minus issued (%v)", delay, applied-issued)
+	}
+
+	// The audit log: the ledger, then one block event per blocked query.
+	var events []ledger.Event
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		f, err := os.Open(audit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, _, err := ledger.Check(f, audit, "")
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(audit)
+		if strings.Count(string(data), `.abuse.example.","qtype"`) == n { // the startup probe asks abuse.example itself
+			events = all
+			break
+		}
+	}
+	if len(events) != 1 || events[0].Event != ledger.ListApplied || events[0].List != "e2e" {
+		t.Errorf("ledger: %+v, want one list_applied of e2e (and %d block events)", events, n)
+	}
 }

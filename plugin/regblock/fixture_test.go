@@ -29,7 +29,7 @@ type fixture struct {
 	key      *blocklisttest.Key
 }
 
-func newFixture(t *testing.T) fixture {
+func newFixture(t testing.TB) fixture {
 	t.Helper()
 	f := fixture{dir: t.TempDir(), key: blocklisttest.NewKey(t)}
 	f.pub = f.key.WritePublic(t, t.TempDir())
@@ -39,7 +39,7 @@ func newFixture(t *testing.T) fixture {
 
 // plugin sets up regblock from a Corefile block with the fixture's lists and
 // key, plus options.
-func (f fixture) plugin(t *testing.T, options string) *Regblock {
+func (f fixture) plugin(t testing.TB, options string) *Regblock {
 	t.Helper()
 	c := caddy.NewTestController("dns", "regblock {\nlists "+f.dir+"\npubkey "+f.pub+"\n"+options+"\n}")
 	cfg, err := parse(c)

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regblock/regblock/plugin/pkg/ledger"
+)
+
+// bin is the regblock binary TestMain builds, so that tests see exit codes
+// and output as a user does.
+var bin string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "regblock-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "regblock")
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// regblock runs the binary and returns its exit code, stdout and stderr.
+func regblock(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), stdout.String(), stderr.String()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return 0, stdout.String(), stderr.String()
+}
+
+func TestUsage(t *testing.T) {
+	if code, _, stderr := regblock(t); code != 2 || !strings.Contains(stderr, "verify-ledger") {
+		t.Errorf("no arguments: exit %d, %q", code, stderr)
+	}
+	if code, stdout, _ := regblock(t, "-h"); code != 0 || !strings.Contains(stdout, "Commands:") {
+		t.Errorf("-h: exit %d, %q", code, stdout)
+	}
+	if code, _, stderr := regblock(t, "frobnicate"); code != 2 || !strings.Contains(stderr, `regblock: error: unknown command "frobnicate"`) {
+		t.Errorf("unknown command: exit %d, %q", code, stderr)
+	}
+}
+
+// writeLedger writes an audit log as the resolver does: ledger events
+// chained with ledger.Seal, block events between them, and FILE.head.
+func writeLedger(t *testing.T, path, head string, events []ledger.Event) string {
+	t.Helper()
+	var b bytes.Buffer
+	for _, e := range events {
+		line, h, err := ledger.Seal(&e, head)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head = h
+		b.Write(line)
+		b.WriteString("\n")
+		b.WriteString(`{"time":"2026-11-28T06:30:00Z","event":"block","list":"example-csam","qname":"abuse.example."}` + "\n")
+	}
+	os.WriteFile(path, b.Bytes(), 0o640)
+	os.WriteFile(path+".head", []byte(head+"\n"), 0o640)
+	return head
+}
+
+func TestVerifyLedger(t *testing.T) {
+	dir := t.TempDir()
+	at := func(h int) time.Time { return time.Date(2026, 11, 28, h, 0, 0, 0, time.UTC) }
+	serial := func(s uint64) *uint64 { return &s }
+	old, cur := filepath.Join(dir, "audit.jsonl.1"), filepath.Join(dir, "audit.jsonl")
+	head := writeLedger(t, old, "", []ledger.Event{
+		{Time: at(6), Event: ledger.ListApplied, List: "example-csam", Serial: serial(2026112801), File: "blocklists/example.list"},
+		{Time: at(7), Event: ledger.ListRejected, List: "example-csam", Reason: "bad_signature", Error: "signature does not match", InForce: serial(2026112801)},
+	})
+	os.Remove(old + ".head") // only the current file has one
+	writeLedger(t, cur, head, []ledger.Event{
+		{Time: at(8), Event: ledger.ListApplied, List: "example-csam", Serial: serial(2026112802), File: "blocklists/example.list"},
+		{Time: at(9), Event: ledger.ListApplied, List: "other", Serial: serial(5), File: "blocklists/other.list"},
+		{Time: at(10), Event: ledger.ListRemoved, List: "other", Serial: serial(5), Reason: "its file blocklists/other.list was removed"},
+	})
+
+	code, stdout, stderr := regblock(t, "verify-ledger", old, cur)
+	if code != 0 {
+		t.Fatalf("intact chain: exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"2026-11-28T06:00:00Z  example-csam         applied   serial 2026112801  from blocklists/example.list",
+		"rejected                     bad_signature: signature does not match (serial 2026112801 stays in force)",
+		"in force at the end of the ledger:\n  example-csam         serial 2026112802 since 2026-11-28T08:00:00Z\n",
+		"chain intact: 5 ledger events in 2 files",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+
+	// The current file alone: its chain starts from wherever it starts.
+	if code, _, stderr := regblock(t, "verify-ledger", cur); code != 0 {
+		t.Errorf("current file alone: exit %d: %s", code, stderr)
+	}
+
+	data, _ := os.ReadFile(cur)
+	lines := strings.SplitAfter(string(data), "\n")
+	tests := []struct {
+		name, text, err string
+	}{
+		{"ledger line removed", lines[0] + lines[1] + strings.Join(lines[4:], ""), "audit.jsonl:3: ledger chain broken"},
+		{"ledger line edited", strings.Replace(string(data), "2026112802", "2026112803", 1), "audit.jsonl:3: ledger chain broken"},
+		{"last ledger line removed", strings.Join(lines[:4], ""), "ledger lines at the end were removed or edited"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			os.WriteFile(cur, []byte(tc.text), 0o640)
+			code, _, stderr := regblock(t, "verify-ledger", old, cur)
+			if code != 1 || !strings.Contains(stderr, tc.err) || !strings.HasPrefix(stderr, "regblock: error: ") {
+				t.Errorf("exit %d, %q; want 1 and %q", code, stderr, tc.err)
+			}
+		})
+	}
+	// The files in the wrong order break the chain too.
+	os.WriteFile(cur, data, 0o640)
+	if code, _, _ := regblock(t, "verify-ledger", cur, old); code != 1 {
+		t.Errorf("files out of order: exit %d, want 1", code)
+	}
+	if code, _, stderr := regblock(t, "verify-ledger", filepath.Join(dir, "absent")); code != 2 || !strings.Contains(stderr, "absent") {
+		t.Errorf("missing file: exit %d, %q", code, stderr)
+	}
+	if code, _, _ := regblock(t, "verify-ledger"); code != 2 {
+		t.Errorf("no file: exit %d, want 2", code)
+	}
+	if code, _, stderr := regblock(t, "verify-ledger", "-h"); code != 0 || !strings.Contains(stderr, "Example:") {
+		t.Errorf("-h: exit %d, %q", code, stderr)
+	}
+}
