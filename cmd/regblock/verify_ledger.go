@@ -64,7 +64,11 @@ func verifyLedger(args []string, stdout, stderr io.Writer) int {
 			last, ledger.ErrBroken, head, last, strings.TrimSpace(string(want))), "")
 	}
 	printTimeline(stdout, events)
-	fmt.Fprintf(stdout, "chain intact: %d ledger events in %d files\n", len(events), fs.NArg())
+	files := "files"
+	if fs.NArg() == 1 {
+		files = "file"
+	}
+	fmt.Fprintf(stdout, "chain intact: %d ledger events in %d %s\n", len(events), fs.NArg(), files)
 	return 0
 }
 

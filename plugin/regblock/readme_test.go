@@ -29,6 +29,7 @@ func TestReadme(t *testing.T) {
 		corefile = strings.ReplaceAll(corefile, "/etc/regblock/lists", f.dir)
 		corefile = paths.ReplaceAllString(corefile, f.pub)
 		corefile = strings.ReplaceAll(corefile, "/var/lib/regblock", t.TempDir())
+		corefile = strings.ReplaceAll(corefile, "/var/log/regblock", t.TempDir())
 		corefile = strings.ReplaceAll(corefile, "prometheus :9153", "prometheus 127.0.0.1:0")
 		server, err := test.CoreDNSServer(corefile)
 		if err != nil {
