@@ -19,6 +19,12 @@ type command struct {
 }
 
 var commands = []command{
+	{"keygen", "make a minisign key pair for signing lists", keygen},
+	{"sign", "lint, then sign lists (writes LIST.minisig)", sign},
+	{"verify", "verify lists against public keys and print their headers", verify},
+	{"lint", "check lists without signing: every error with file:line, and warnings", lint},
+	{"inspect", "print a list's header, entry counts and time to expiry", inspect},
+	{"diff", "entries added, removed and changed between two versions of a list", diff},
 	{"verify-ledger", "check the audit log's hash chain and print which serial was in force when", verifyLedger},
 }
 

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+)
+
+const inspectUsage = `Usage: regblock inspect [-json] LIST
+
+Prints a list's header, its entries counted by kind and by category, and the
+time left before it expires. It does not check the signature (regblock
+verify does).
+
+Example:
+  regblock inspect -json blocklists/example.list
+
+`
+
+// inspection is what inspect reports, also as JSON.
+type inspection struct {
+	File       string         `json:"file"`
+	Name       string         `json:"name"`
+	Issuer     string         `json:"issuer,omitempty"`
+	Serial     uint64         `json:"serial"`
+	Issued     time.Time      `json:"issued"`
+	Expires    *time.Time     `json:"expires,omitempty"`
+	Expired    bool           `json:"expired"`
+	ExpiresIn  string         `json:"expires_in,omitempty"`
+	Authority  string         `json:"authority,omitempty"`
+	Appeal     string         `json:"appeal,omitempty"`
+	Contact    []string       `json:"contact,omitempty"`
+	Canary     string         `json:"canary,omitempty"`
+	Entries    int            `json:"entries"`
+	Blocking   int            `json:"blocking"`
+	ByKind     map[string]int `json:"by_kind"`
+	ByCategory map[string]int `json:"by_category"`
+}
+
+var kindNames = map[blocklist.Kind]string{
+	blocklist.Subtree: "name", blocklist.Below: "*.name", blocklist.Exact: "=name", blocklist.Exception: "!name",
+}
+
+func inspect(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("inspect", inspectUsage, stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	l, err := parseFile(fs.Arg(0), stderr)
+	if err != nil {
+		return fail(stderr, 1, err, "")
+	}
+	now := time.Now()
+	in := inspection{File: l.File, Name: l.Name, Issuer: l.Issuer, Serial: l.Serial, Issued: l.Issued, Authority: l.Authority,
+		Appeal: l.Appeal, Contact: l.Contact, Canary: l.Canary, Entries: len(l.Entries), Blocking: l.Blocking(),
+		ByKind: map[string]int{}, ByCategory: map[string]int{}, Expired: l.Expired(now)}
+	if !l.Expires.IsZero() {
+		in.Expires = &l.Expires
+		in.ExpiresIn = l.Expires.Sub(now).Round(time.Minute).String()
+	}
+	for _, e := range l.Entries {
+		in.ByKind[kindNames[e.Kind]]++
+		if e.Kind != blocklist.Exception {
+			cat := e.Category
+			if cat == "" {
+				cat = "none"
+			}
+			in.ByCategory[cat]++
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(in)
+		return 0
+	}
+	printHeader(stdout, l)
+	fmt.Fprintln(stdout, "  by kind:")
+	for _, k := range []blocklist.Kind{blocklist.Subtree, blocklist.Below, blocklist.Exact, blocklist.Exception} {
+		fmt.Fprintf(stdout, "    %-10s %d\n", kindNames[k], in.ByKind[kindNames[k]])
+	}
+	fmt.Fprintln(stdout, "  by category (blocking entries):")
+	cats := make([]string, 0, len(in.ByCategory))
+	for c := range in.ByCategory {
+		cats = append(cats, c)
+	}
+	sort.Strings(cats)
+	for _, c := range cats {
+		fmt.Fprintf(stdout, "    %-10s %d\n", c, in.ByCategory[c])
+	}
+	switch {
+	case in.Expires == nil:
+		fmt.Fprintln(stdout, "  expiry:    none")
+	case in.Expired:
+		fmt.Fprintf(stdout, "  expiry:    EXPIRED %s ago (resolvers keep enforcing it)\n", (-l.Expires.Sub(now)).Round(time.Minute))
+	default:
+		fmt.Fprintf(stdout, "  expiry:    in %s\n", in.ExpiresIn)
+	}
+	return 0
+}
+
+// parseFile reads and parses a list, printing every error on stderr.
+func parseFile(path string, stderr io.Writer) (*blocklist.List, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	l, err := blocklist.Parse(path, data)
+	if err != nil {
+		printErrors(stderr, err)
+		return nil, fmt.Errorf("%s is not a valid list", path)
+	}
+	return l, nil
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"aead.dev/minisign"
+	"golang.org/x/term"
+)
+
+// passwordEnv names the environment variable that holds a secret key's
+// password for automation.
+const passwordEnv = "REGBLOCK_PASSWORD"
+
+// readPassword returns the password of a secret key: from passwordFile if
+// given, else from $REGBLOCK_PASSWORD, else asked on the terminal (twice
+// when confirm is set, for a new key).
+func readPassword(passwordFile string, confirm bool) (string, error) {
+	if passwordFile != "" {
+		data, err := os.ReadFile(passwordFile)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(data), "\r\n"), nil
+	}
+	if pw, ok := os.LookupEnv(passwordEnv); ok {
+		return pw, nil
+	}
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil || !term.IsTerminal(int(tty.Fd())) {
+		return "", fmt.Errorf("no password: not on a terminal, and neither -password-file nor $%s is set", passwordEnv)
+	}
+	defer tty.Close()
+	ask := func(prompt string) (string, error) {
+		fmt.Fprint(tty, prompt)
+		pw, err := term.ReadPassword(int(tty.Fd()))
+		fmt.Fprintln(tty)
+		return string(pw), err
+	}
+	pw, err := ask("Password: ")
+	if err != nil || !confirm {
+		return pw, err
+	}
+	again, err := ask("Password (again): ")
+	if err != nil {
+		return "", err
+	}
+	if pw != again {
+		return "", errors.New("the two passwords differ")
+	}
+	if pw == "" {
+		return "", errors.New("empty password: use -W for a key without password")
+	}
+	return pw, nil
+}
+
+// readSecretKey reads a minisign secret key file, decrypting it when it is
+// password-protected.
+func readSecretKey(path, passwordFile string) (minisign.PrivateKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return minisign.PrivateKey{}, err
+	}
+	if !minisign.IsEncrypted(data) {
+		var key minisign.PrivateKey
+		if err := key.UnmarshalText(data); err != nil {
+			return key, fmt.Errorf("%s: not a minisign secret key: %v", path, err)
+		}
+		return key, nil
+	}
+	pw, err := readPassword(passwordFile, false)
+	if err != nil {
+		return minisign.PrivateKey{}, err
+	}
+	key, err := minisign.DecryptKey(pw, data)
+	if err != nil {
+		return key, fmt.Errorf("%s: wrong password, or not a minisign secret key", path)
+	}
+	return key, nil
+}
+
+// createFile writes data to a new file, refusing to replace one that exists.
+func createFile(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
+}
+
+// writeAtomic replaces path with data through a temporary file in the same
+// directory, so that a reader (a resolver watching the directory) sees the
+// old file or the new one, never half of one.
+func writeAtomic(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// multiFlag collects a flag given several times or as a comma list.
+type multiFlag []string
+
+func (m *multiFlag) String() string { return strings.Join(*m, ",") }
+
+func (m *multiFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*m = append(*m, s)
+		}
+	}
+	return nil
+}

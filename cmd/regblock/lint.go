@@ -1,0 +1,54 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+)
+
+const lintUsage = `Usage: regblock lint LIST...
+
+Checks lists without signing them: every error, each with its file and line
+(a resolver would reject the list), and warnings: duplicate entries, entries
+a broader entry already blocks, exceptions that unblock nothing, an expiry in
+the past or before the issue time. Exits 1 when a list has errors, 0 when it
+has only warnings.
+
+Example:
+  regblock lint blocklists/example.list
+
+`
+
+func lint(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("lint", lintUsage, stderr)
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	code := 0
+	for _, path := range fs.Args() {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			code = fail(stderr, 1, err, "")
+			continue
+		}
+		l, err := blocklist.Parse(path, data)
+		if err != nil {
+			printErrors(stdout, err)
+			code = 1
+			continue
+		}
+		warnings := blocklist.Lint(l, time.Now())
+		for _, w := range warnings {
+			fmt.Fprintf(stdout, "%s:%d: warning: %s\n", path, w.Line, w.Msg)
+		}
+		fmt.Fprintf(stdout, "%s: list %q serial %d: %d blocking entries, %d warnings, no errors\n", path, l.Name, l.Serial, l.Blocking(), len(warnings))
+	}
+	return code
+}

@@ -1,0 +1,265 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"aead.dev/minisign"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+)
+
+const exampleList = `#! regblock-list 1
+#! name: example-csam
+#! issuer: Example Communications Commission
+#! serial: 2026112801
+#! issued: 2026-11-28T06:00:00Z
+#! appeal: https://complaints.regulator.example/
+abuse.example          ORDER-2026-0012  csam
+=cdn7.hosting.example  ORDER-2026-0013  csam
+!help.abuse.example    ORDER-2026-0014
+*.bulk.example         -                csam
+`
+
+func writeFile(t *testing.T, dir, name, text string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// stockMinisign returns the minisign CLI, skipping (failing under CI) when
+// it is missing.
+func stockMinisign(t *testing.T) string {
+	t.Helper()
+	path, err := exec.LookPath("minisign")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("minisign is not installed; CI must install it (apt-get install minisign)")
+		}
+		t.Skip("minisign is not installed (apt-get install minisign)")
+	}
+	return path
+}
+
+func loads(t *testing.T, list, pub string) (*blocklist.List, error) {
+	t.Helper()
+	key, err := blocklist.ReadPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return blocklist.Load(list, []minisign.PublicKey{key}, 1<<20)
+}
+
+func TestKeygenAndSign(t *testing.T) {
+	dir := t.TempDir()
+	pub, sec := filepath.Join(dir, "r.pub"), filepath.Join(dir, "r.key")
+	if code, stdout, stderr := regblock(t, "keygen", "-W", "-p", pub, "-s", sec); code != 0 || !strings.Contains(stdout, "public key: "+pub) {
+		t.Fatalf("keygen: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if fi, _ := os.Stat(sec); fi.Mode().Perm() != 0o600 {
+		t.Errorf("secret key mode %v, want 0600", fi.Mode().Perm())
+	}
+	before, _ := os.ReadFile(sec)
+	if code, _, stderr := regblock(t, "keygen", "-W", "-p", filepath.Join(dir, "other.pub"), "-s", sec); code != 1 || !strings.Contains(stderr, sec+" already exists") {
+		t.Errorf("keygen over an existing key: exit %d, %q", code, stderr)
+	}
+	if after, _ := os.ReadFile(sec); string(after) != string(before) {
+		t.Error("keygen overwrote a secret key")
+	}
+
+	list := writeFile(t, dir, "example.list", exampleList)
+	code, stdout, stderr := regblock(t, "sign", "-s", sec, "-bump", list)
+	if code != 0 {
+		t.Fatalf("sign: exit %d\n%s", code, stderr)
+	}
+	l, err := loads(t, list, pub)
+	if err != nil {
+		t.Fatalf("the signed list does not verify: %v", err)
+	}
+	if l.Serial != 2026112802 || time.Since(l.Issued) > time.Minute {
+		t.Errorf("after -bump: serial %d, issued %v", l.Serial, l.Issued)
+	}
+	if !strings.Contains(stdout, `list "example-csam" serial 2026112802 signed`) {
+		t.Errorf("sign output: %q", stdout)
+	}
+	data, _ := os.ReadFile(list)
+	if !strings.Contains(string(data), "abuse.example          ORDER-2026-0012  csam\n") {
+		t.Error("-bump changed more than the serial and issued lines")
+	}
+
+	// A list with errors is refused, every error named, and not signed.
+	bad := writeFile(t, dir, "bad.list", exampleList+"bad$.example\n~x.example\n")
+	code, _, stderr = regblock(t, "sign", "-s", sec, bad)
+	if code != 1 || !strings.Contains(stderr, "bad.list:11: error:") || !strings.Contains(stderr, "bad.list:12: error:") {
+		t.Errorf("signing a bad list: exit %d, %q", code, stderr)
+	}
+	if _, err := os.Stat(bad + ".minisig"); !os.IsNotExist(err) {
+		t.Error("a list with errors was signed")
+	}
+	if code, _, stderr := regblock(t, "sign", "-s", filepath.Join(dir, "absent.key"), list); code != 1 || !strings.Contains(stderr, "absent.key") {
+		t.Errorf("missing key: exit %d, %q", code, stderr)
+	}
+}
+
+func TestKeygenPassword(t *testing.T) {
+	dir := t.TempDir()
+	pub, sec := filepath.Join(dir, "r.pub"), filepath.Join(dir, "r.key")
+	pwFile := writeFile(t, dir, "pw", "correct horse\n")
+	if code, _, stderr := regblock(t, "keygen", "-p", pub, "-s", sec, "-password-file", pwFile); code != 0 {
+		t.Fatalf("keygen: exit %d: %s", code, stderr)
+	}
+	data, _ := os.ReadFile(sec)
+	if !minisign.IsEncrypted(data) {
+		t.Fatal("the secret key is not encrypted")
+	}
+	list := writeFile(t, dir, "example.list", exampleList)
+	cmd := exec.Command(bin, "sign", "-s", sec, list)
+	cmd.Env = append(os.Environ(), "REGBLOCK_PASSWORD=wrong")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "wrong password") {
+		t.Errorf("sign with a wrong password: %v %s", err, out)
+	}
+	cmd = exec.Command(bin, "sign", "-s", sec, list)
+	cmd.Env = append(os.Environ(), "REGBLOCK_PASSWORD=correct horse")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sign with $REGBLOCK_PASSWORD: %v %s", err, out)
+	}
+	if _, err := loads(t, list, pub); err != nil {
+		t.Error(err)
+	}
+	// Without a terminal, a password or -W, keygen refuses.
+	cmd = exec.Command(bin, "keygen", "-p", filepath.Join(dir, "n.pub"), "-s", filepath.Join(dir, "n.key"))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cmd.SysProcAttr = detachTTY()
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "no password") {
+		t.Errorf("keygen without a password source: %v %s", err, out)
+	}
+}
+
+// TestStockMinisignInterop: keys and signatures made by either tool are
+// accepted by the other.
+func TestStockMinisignInterop(t *testing.T) {
+	ms := stockMinisign(t)
+	dir := t.TempDir()
+	run := func(name string, args ...string) {
+		t.Helper()
+		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", filepath.Base(name), args, err, out)
+		}
+	}
+
+	// regblock's key, minisign signs, regblock verifies.
+	run(bin, "keygen", "-W", "-p", filepath.Join(dir, "ours.pub"), "-s", filepath.Join(dir, "ours.key"))
+	a := writeFile(t, dir, "a.list", exampleList)
+	run(ms, "-S", "-s", filepath.Join(dir, "ours.key"), "-m", a)
+	if code, stdout, stderr := regblock(t, "verify", "-p", filepath.Join(dir, "ours.pub"), a); code != 0 || !strings.Contains(stdout, "serial:    2026112801") {
+		t.Errorf("regblock verify of minisign's signature with regblock's key: exit %d %s%s", code, stdout, stderr)
+	}
+
+	// minisign's key, regblock signs, minisign verifies.
+	run(ms, "-G", "-W", "-p", filepath.Join(dir, "stock.pub"), "-s", filepath.Join(dir, "stock.key"))
+	b := writeFile(t, dir, "b.list", exampleList)
+	run(bin, "sign", "-s", filepath.Join(dir, "stock.key"), b)
+	run(ms, "-V", "-p", filepath.Join(dir, "stock.pub"), "-m", b)
+
+	// Legacy signatures from minisign -l verify too.
+	run(ms, "-S", "-l", "-s", filepath.Join(dir, "stock.key"), "-m", b)
+	if code, _, stderr := regblock(t, "verify", "-p", filepath.Join(dir, "stock.pub"), b); code != 0 {
+		t.Errorf("legacy signature: exit %d %s", code, stderr)
+	}
+}
+
+func TestVerifyCommand(t *testing.T) {
+	dir := t.TempDir()
+	pub, sec := filepath.Join(dir, "r.pub"), filepath.Join(dir, "r.key")
+	regblock(t, "keygen", "-W", "-p", pub, "-s", sec)
+	other := filepath.Join(dir, "o.pub")
+	regblock(t, "keygen", "-W", "-p", other, "-s", filepath.Join(dir, "o.key"))
+	list := writeFile(t, dir, "example.list", exampleList)
+	regblock(t, "sign", "-s", sec, list)
+
+	if code, stdout, _ := regblock(t, "verify", "-p", other+","+pub, list); code != 0 || !strings.Contains(stdout, "signature valid") || !strings.Contains(stdout, "issuer:    Example Communications Commission") {
+		t.Errorf("valid list: exit %d, %q", code, stdout)
+	}
+	if code, _, stderr := regblock(t, "verify", "-p", other, list); code != 1 || !strings.Contains(stderr, "not a trusted public key") {
+		t.Errorf("untrusted key: exit %d, %q", code, stderr)
+	}
+	os.WriteFile(list, []byte(exampleList+"more.example\n"), 0o644)
+	if code, _, stderr := regblock(t, "verify", "-p", pub, list); code != 1 || !strings.Contains(stderr, "does not match") {
+		t.Errorf("tampered list: exit %d, %q", code, stderr)
+	}
+	if code, _, _ := regblock(t, "verify", list); code != 2 {
+		t.Errorf("no key: exit %d, want 2", code)
+	}
+}
+
+func TestLintCommand(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good.list", exampleList+"www.abuse.example\n")
+	code, stdout, _ := regblock(t, "lint", good)
+	if code != 0 || !strings.Contains(stdout, "good.list:11: warning: entry www.abuse.example is already blocked by abuse.example (line 7)") {
+		t.Errorf("warnings only: exit %d, %q", code, stdout)
+	}
+	bad := writeFile(t, dir, "bad.list", strings.Replace(exampleList, "#! issuer:", "#! isuer:", 1)+"bad$.example\n")
+	code, stdout, _ = regblock(t, "lint", bad)
+	if code != 1 || !strings.Contains(stdout, `bad.list:3: error: unknown header key "isuer"`) || !strings.Contains(stdout, "bad.list:11: error:") {
+		t.Errorf("errors: exit %d, %q", code, stdout)
+	}
+}
+
+func TestInspectAndDiff(t *testing.T) {
+	dir := t.TempDir()
+	old := writeFile(t, dir, "old.list", exampleList)
+	cur := writeFile(t, dir, "new.list", strings.Replace(strings.Replace(exampleList, "2026112801", "2026112802", 1),
+		"=cdn7.hosting.example  ORDER-2026-0013  csam\n", "=cdn7.hosting.example  ORDER-2026-0099  csam\nnew.example\n", 1))
+	os.WriteFile(cur, []byte(strings.Replace(mustRead(t, cur), "*.bulk.example         -                csam\n", "", 1)), 0o644)
+
+	code, stdout, _ := regblock(t, "inspect", "-json", old)
+	var in inspection
+	if code != 0 || json.Unmarshal([]byte(stdout), &in) != nil {
+		t.Fatalf("inspect -json: exit %d, %q", code, stdout)
+	}
+	if in.Serial != 2026112801 || in.Blocking != 3 || in.ByKind["!name"] != 1 || in.ByKind["*.name"] != 1 || in.ByCategory["csam"] != 3 || in.Expires != nil {
+		t.Errorf("inspect: %+v", in)
+	}
+	if code, stdout, _ := regblock(t, "inspect", old); code != 0 || !strings.Contains(stdout, "expiry:    none") {
+		t.Errorf("inspect: exit %d, %q", code, stdout)
+	}
+
+	code, stdout, _ = regblock(t, "diff", old, cur)
+	for _, want := range []string{
+		"serial 2026112801 -> 2026112802 (+1)",
+		"+ new.example - \n",
+		"- *.bulk.example - csam\n",
+		"~ =cdn7.hosting.example ORDER-2026-0099 csam  (was =cdn7.hosting.example ORDER-2026-0013 csam)",
+		"1 added, 1 removed, 1 changed",
+	} {
+		if code != 0 || !strings.Contains(stdout, want) {
+			t.Errorf("diff: exit %d, output lacks %q:\n%s", code, want, stdout)
+		}
+	}
+	code, stdout, _ = regblock(t, "diff", "-json", cur, old)
+	var r diffReport
+	if code != 0 || json.Unmarshal([]byte(stdout), &r) != nil || len(r.Added) != 1 || r.Added[0].Pattern != "*.bulk.example" || r.NewSerial != 2026112801 {
+		t.Errorf("diff -json: exit %d, %+v", code, r)
+	}
+	if code, _, stderr := regblock(t, "diff", old, filepath.Join(dir, "absent.list")); code != 1 || !strings.Contains(stderr, "absent.list") {
+		t.Errorf("diff with a missing file: exit %d, %q", code, stderr)
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
