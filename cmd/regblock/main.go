@@ -25,6 +25,7 @@ var commands = []command{
 	{"lint", "check lists without signing: every error with file:line, and warnings", lint},
 	{"inspect", "print a list's header, entry counts and time to expiry", inspect},
 	{"diff", "entries added, removed and changed between two versions of a list", diff},
+	{"audit", "query a resolver for listed and control names and report compliance", audit},
 	{"verify-ledger", "check the audit log's hash chain and print which serial was in force when", verifyLedger},
 }
 
