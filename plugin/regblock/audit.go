@@ -16,6 +16,7 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/ledger"
+	"github.com/regblock/regblock/plugin/pkg/listset"
 )
 
 // clientMode says how much of a client's address a block event keeps.
@@ -143,7 +144,7 @@ func (a *auditLog) ledger(e ledger.Event) {
 		return
 	}
 	a.head = head
-	if err := writeAtomic(a.path+".head", []byte(head+"\n")); err != nil {
+	if err := listset.WriteAtomic(a.path+".head", []byte(head+"\n")); err != nil {
 		log.Errorf("Audit log %s: %v", a.path, err)
 	}
 }

@@ -99,9 +99,9 @@ func TestLedgerChain(t *testing.T) {
 
 	rb := f.plugin(t, opts) // applied
 	f.key.WriteList(t, f.dir, "test-csam.list", version(1, ""))
-	rb.store.scan() // applied
+	rb.set.Scan() // applied
 	f.key.WriteList(t, f.dir, "test-csam.list", version(-1, ""))
-	rb.store.scan() // rejected: rollback
+	rb.set.Scan() // rejected: rollback
 	rb.shutdown()
 
 	rb = f.plugin(t, opts) // restored, then the rollback on disk rejected again
@@ -111,11 +111,11 @@ func TestLedgerChain(t *testing.T) {
 	}
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	eventually(t, "the audit log is reopened", func() bool { _, err := os.Stat(path); return err == nil })
-	rb.store.now = func() time.Time { return time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) }
+	rb.set.Now = func() time.Time { return time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) }
 	f.key.WriteList(t, f.dir, "test-csam.list", strings.Replace(version(2, ""), "#! issued:", "#! expires: 2029-01-01T00:00:00Z\n#! issued:", 1))
-	rb.store.scan() // applied, expired
+	rb.set.Scan() // applied, expired
 	os.Remove(filepath.Join(f.dir, "test-csam.list"))
-	rb.store.scan() // removed
+	rb.set.Scan() // removed
 	rb.shutdown()
 
 	old, next := readEvents(t, path+".1"), readEvents(t, path)
@@ -165,7 +165,7 @@ func TestAuditQueueFull(t *testing.T) {
 
 	// Ledger events are never dropped.
 	os.Remove(filepath.Join(f.dir, "test-csam.list"))
-	rb.store.scan()
+	rb.set.Scan()
 	rb.shutdown()
 	events := readEvents(t, path)
 	if !strings.Contains(kinds(events), ledger.ListRemoved) {

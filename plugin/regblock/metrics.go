@@ -10,15 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
-	"github.com/regblock/regblock/plugin/pkg/blocklist"
-)
-
-// Results of a reload, the result label of reloadsTotal, besides the
-// blocklist.Reason values.
-const (
-	resultApplied   = "applied"
-	resultUnchanged = "unchanged"
-	resultRollback  = "rollback"
+	"github.com/regblock/regblock/plugin/pkg/listset"
 )
 
 var (
@@ -68,13 +60,13 @@ func newListGauge(name, help string) *prometheus.GaugeVec {
 }
 
 // setListMetrics sets the gauges of a list that was just put in force.
-func setListMetrics(c *current) {
-	l := c.list
+func setListMetrics(c *listset.Current) {
+	l := c.List
 	listEntries.WithLabelValues(l.Name).Set(float64(l.Blocking()))
 	listSerial.WithLabelValues(l.Name).Set(float64(l.Serial))
 	listIssued.WithLabelValues(l.Name).Set(float64(l.Issued.Unix()))
-	listApplied.WithLabelValues(l.Name).Set(float64(c.applied.Unix()))
-	listDelay.WithLabelValues(l.Name).Set(c.applied.Sub(l.Issued).Seconds())
+	listApplied.WithLabelValues(l.Name).Set(float64(c.Applied.Unix()))
+	listDelay.WithLabelValues(l.Name).Set(c.Applied.Sub(l.Issued).Seconds())
 	if l.Expires.IsZero() {
 		listExpiry.DeleteLabelValues(l.Name)
 	} else {
@@ -90,8 +82,6 @@ func deleteListMetrics(name string) {
 }
 
 func countReload(list string, result string) { reloadsTotal.WithLabelValues(list, result).Inc() }
-
-func countRejection(list string, reason blocklist.Reason) { countReload(list, string(reason)) }
 
 // serverCounters caches the queries_total counter of each server, so that
 // the per-query cost is a lock-free map read rather than hashing label values.

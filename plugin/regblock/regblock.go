@@ -16,6 +16,7 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/ledger"
+	"github.com/regblock/regblock/plugin/pkg/listset"
 )
 
 // Regblock is the plugin handler.
@@ -29,9 +30,7 @@ type Regblock struct {
 	audit   *auditLog // nil without the audit option
 	queries serverCounters
 
-	store *store // used by setup, then only by the watcher goroutine
-	stop  chan struct{}
-	done  chan struct{}
+	set *listset.Set // used by setup, then only by its watcher goroutine
 }
 
 // newRegblock puts in force the saved copies of the state directory, then
@@ -48,10 +47,11 @@ func newRegblock(cfg config) (*Regblock, error) {
 		}
 		rb.audit = a
 	}
-	rb.store = newStore(cfg, rb.index.Store, rb.ledger)
-	rb.store.restore()
-	rb.store.scan()
-	if len(rb.store.inForce) == 0 {
+	rb.set = listset.New(listset.Config{Lists: cfg.lists, Keys: cfg.keys, MaxSize: cfg.maxSize, State: cfg.state},
+		rb.index.Store, events{ledger: rb.ledger, now: time.Now})
+	rb.set.Restore()
+	rb.set.Scan()
+	if rb.set.Len() == 0 {
 		log.Warningf("No valid list in %v: nothing is blocked yet", cfg.lists)
 	}
 	return rb, nil
@@ -66,7 +66,7 @@ func (rb *Regblock) ledger(e ledger.Event) {
 
 // shutdown stops watching the lists and releases the audit log.
 func (rb *Regblock) shutdown() error {
-	rb.stopWatching()
+	rb.set.Stop()
 	if rb.audit != nil {
 		rb.audit.close()
 		rb.audit = nil

@@ -18,6 +18,7 @@ import (
 
 	"github.com/regblock/regblock/internal/upstreamtest"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
+	"github.com/regblock/regblock/plugin/pkg/listset"
 )
 
 // version is version k of the fixture's list test-csam: serial
@@ -93,7 +94,7 @@ func TestReloadNewListEitherOrder(t *testing.T) {
 		} else {
 			write(t, path, []byte(text))
 		}
-		time.Sleep(3 * settle) // let the watcher see the first half alone
+		time.Sleep(3 * listset.Settle) // let the watcher see the first half alone
 		if blocked(t, addr, name+".example.") {
 			t.Fatalf("%s is blocked before its list is complete", name)
 		}
@@ -257,7 +258,7 @@ func TestReloadRejected(t *testing.T) {
 func TestReloadUnchanged(t *testing.T) {
 	f := newFixture(t)
 	startServer(t, f, "")
-	counter := reloadsTotal.WithLabelValues("test-csam", resultUnchanged)
+	counter := reloadsTotal.WithLabelValues("test-csam", listset.ResultUnchanged)
 	before := testutil.ToFloat64(counter)
 	// The same bytes written again, as a ConfigMap remount or a sync would.
 	f.key.WriteList(t, f.dir, "test-csam.list", testList)
@@ -280,12 +281,12 @@ func TestStateAcrossRestart(t *testing.T) {
 	// While stopped, an older version is put back on disk: the restart keeps
 	// version 2 and counts a rollback.
 	f.key.WriteList(t, f.dir, "test-csam.list", version(1, "one.example\n"))
-	rollbacks := testutil.ToFloat64(reloadsTotal.WithLabelValues("test-csam", resultRollback))
+	rollbacks := testutil.ToFloat64(reloadsTotal.WithLabelValues("test-csam", listset.ResultRollback))
 	rb = start()
 	if !isBlocked(rb, "two.example.") || isBlocked(rb, "one.example.") {
 		t.Error("after a restart with an older list on disk, version 2 is not the one in force")
 	}
-	if testutil.ToFloat64(reloadsTotal.WithLabelValues("test-csam", resultRollback)) != rollbacks+1 {
+	if testutil.ToFloat64(reloadsTotal.WithLabelValues("test-csam", listset.ResultRollback)) != rollbacks+1 {
 		t.Error("the rollback across the restart was not counted")
 	}
 
@@ -326,21 +327,22 @@ func TestExpiredListStaysEnforced(t *testing.T) {
 	f := newFixture(t)
 	text := strings.Replace(version(1, ""), "#! issued:", "#! expires: 2026-11-29T06:00:00Z\n#! issued:", 1)
 	f.key.WriteList(t, f.dir, "test-csam.list", text)
-	rb := f.plugin(t, "")
-	c := rb.store.inForce["test-csam"]
-	if c == nil || c.expired {
-		t.Fatalf("not in force, or reported expired before its time: %+v", c)
-	}
+	audit := filepath.Join(t.TempDir(), "audit.jsonl")
+	rb := f.plugin(t, "audit "+audit)
+	rb.set.Now = func() time.Time { return time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC) }
+	rb.set.CheckExpiry()
 	if got := testutil.ToFloat64(listExpiry.WithLabelValues("test-csam")); got != float64(time.Date(2026, 11, 29, 6, 0, 0, 0, time.UTC).Unix()) {
 		t.Errorf("expiry gauge = %v", got)
 	}
-	rb.store.now = func() time.Time { return time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC) }
-	rb.store.checkExpiry()
-	if !c.expired {
-		t.Error("expiry not reported")
-	}
+	rb.set.Now = func() time.Time { return time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC) }
+	rb.set.CheckExpiry()
+	rb.set.CheckExpiry() // reported once, not on every check
 	if _, ok := rb.index.Load().Lookup("abuse.example."); !ok {
 		t.Error("an expired list is no longer enforced")
+	}
+	rb.shutdown()
+	if got := kinds(readEvents(t, audit)); got != "list_applied list_expired" {
+		t.Errorf("ledger: %s, want list_applied list_expired", got)
 	}
 }
 
@@ -371,10 +373,10 @@ func TestReloadUnderQueries(t *testing.T) {
 	f.key.WriteList(t, f.dir, "test-csam.list", version(0, ""))
 	rb := f.plugin(t, "notice 192.0.2.80")
 	rb.Next = plugintest.NextHandler(dns.RcodeServerFailure, nil)
-	if err := rb.startWatching(); err != nil {
+	if err := rb.set.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer rb.stopWatching()
+	defer rb.set.Stop()
 
 	stop := make(chan struct{})
 	results := make(chan int, 4)

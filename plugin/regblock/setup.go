@@ -30,8 +30,8 @@ type config struct {
 	keys    []minisign.PublicKey
 	notice  []netip.Addr // empty: answer NXDOMAIN
 	ttl     uint32
-	maxSize int64    // bytes
-	state   stateDir // "" when not kept
+	maxSize int64  // bytes
+	state   string // "" when not kept
 
 	audit       string // audit log file, "" for none
 	auditClient clientMode
@@ -50,7 +50,7 @@ func setup(c *caddy.Controller) error {
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
-	c.OnStartup(rb.startWatching)
+	c.OnStartup(rb.set.Start)
 	c.OnShutdown(rb.shutdown)
 	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
 		rb.Next = next
@@ -128,7 +128,7 @@ func parse(c *caddy.Controller) (config, error) {
 				if err := os.MkdirAll(dir, 0o750); err != nil {
 					return cfg, c.Errf("state: %v", err)
 				}
-				cfg.state = stateDir(dir)
+				cfg.state = dir
 			case "audit":
 				if len(args) != 1 {
 					return cfg, c.ArgErr()
@@ -155,7 +155,7 @@ func parse(c *caddy.Controller) (config, error) {
 		return cfg, c.Errf("no public key: name the trusted keys with 'pubkey FILE...'")
 	}
 	for _, path := range cfg.lists {
-		if cfg.state != "" && filepath.Clean(path) == filepath.Clean(string(cfg.state)) {
+		if cfg.state != "" && filepath.Clean(path) == filepath.Clean(cfg.state) {
 			return cfg, c.Errf("state %q is also a lists directory: keep the saved copies apart", path)
 		}
 	}

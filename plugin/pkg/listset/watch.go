@@ -1,6 +1,7 @@
-package regblock
+package listset
 
 import (
+	"fmt"
 	"path/filepath"
 	"time"
 
@@ -8,10 +9,10 @@ import (
 )
 
 const (
-	// settle is how long a burst of file events must have been quiet before
+	// Settle is how long a burst of file events must have been quiet before
 	// the lists are scanned: writing a list and then its signature is one
 	// change, not two.
-	settle = 100 * time.Millisecond
+	Settle = 100 * time.Millisecond
 	// maxSettle bounds the wait when events never stop.
 	maxSettle = time.Second
 	// rescan is how often the lists are scanned without an event, in case one
@@ -20,42 +21,44 @@ const (
 	rescan = 10 * time.Second
 )
 
-// startWatching watches the directories of the configured lists and scans
-// the lists again whenever something in them changes.
-func (rb *Regblock) startWatching() error {
+// Start watches the directories of the configured lists and, on a
+// goroutine of its own, scans the lists again whenever something in them
+// changes. From then on only that goroutine may call the Set's methods,
+// until Stop returns.
+func (s *Set) Start() error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return err
 	}
-	for _, dir := range rb.watchDirs() {
+	for _, dir := range s.watchDirs() {
 		if err := w.Add(dir); err != nil {
 			w.Close()
 			return err
 		}
 	}
-	rb.stop, rb.done = make(chan struct{}), make(chan struct{})
-	go rb.watch(w)
+	s.stop, s.done = make(chan struct{}), make(chan struct{})
+	go s.watch(w)
 	return nil
 }
 
-// stopWatching stops the watcher goroutine and waits for it.
-func (rb *Regblock) stopWatching() error {
-	if rb.stop == nil {
-		return nil
+// Stop stops the watcher goroutine and waits for it. It does nothing if
+// the Set is not watching.
+func (s *Set) Stop() {
+	if s.stop == nil {
+		return
 	}
-	close(rb.stop)
-	<-rb.done
-	rb.stop = nil
-	return nil
+	close(s.stop)
+	<-s.done
+	s.stop = nil
 }
 
 // watchDirs returns the directories to watch: the list directories, and the
 // directory of each list file. Watching a directory rather than a file sees
 // a file renamed into place and the symbolic link swap of Kubernetes volumes.
-func (rb *Regblock) watchDirs() []string {
+func (s *Set) watchDirs() []string {
 	seen := map[string]bool{}
 	var dirs []string
-	for _, path := range rb.cfg.lists {
+	for _, path := range s.cfg.Lists {
 		dir := path
 		if !isDir(path) {
 			dir = filepath.Dir(path)
@@ -68,8 +71,8 @@ func (rb *Regblock) watchDirs() []string {
 	return dirs
 }
 
-func (rb *Regblock) watch(w *fsnotify.Watcher) {
-	defer close(rb.done)
+func (s *Set) watch(w *fsnotify.Watcher) {
+	defer close(s.done)
 	defer w.Close()
 
 	timer := time.NewTimer(0) // a first scan catches changes made since setup
@@ -78,7 +81,7 @@ func (rb *Regblock) watch(w *fsnotify.Watcher) {
 	defer ticker.Stop()
 	for {
 		select {
-		case <-rb.stop:
+		case <-s.stop:
 			timer.Stop()
 			return
 		case ev, ok := <-w.Events:
@@ -91,18 +94,18 @@ func (rb *Regblock) watch(w *fsnotify.Watcher) {
 			if burst.IsZero() {
 				burst = time.Now()
 			}
-			timer.Reset(min(settle, max(0, maxSettle-time.Since(burst))))
+			timer.Reset(min(Settle, max(0, maxSettle-time.Since(burst))))
 		case err, ok := <-w.Errors:
 			if !ok {
 				return
 			}
-			log.Warningf("Watching the lists: %v; scanning them all", err)
+			s.events.Error(fmt.Errorf("watching the lists: %w; scanning them all", err))
 			timer.Reset(0)
 		case <-timer.C:
 			burst = time.Time{}
-			rb.store.scan()
+			s.Scan()
 		case <-ticker.C:
-			rb.store.scan()
+			s.Scan()
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package regblock
+package listset
 
 import (
 	"encoding/hex"
@@ -39,10 +39,10 @@ type record struct {
 // save stores a copy of an accepted list. Each file is written to a
 // temporary name and renamed into place, the record last, so that a crash
 // leaves either the old copy or the new one.
-func (d stateDir) save(c *current, data, sig []byte) error {
-	l := c.list
+func (d stateDir) save(c *Current, data, sig []byte) error {
+	l := c.List
 	base := filepath.Join(string(d), l.Name)
-	rec, err := json.Marshal(record{l.Name, l.Serial, hex.EncodeToString(l.SHA256[:]), c.path, c.applied.UTC()})
+	rec, err := json.Marshal(record{l.Name, l.Serial, hex.EncodeToString(l.SHA256[:]), c.Path, c.Applied.UTC()})
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func (d stateDir) save(c *current, data, sig []byte) error {
 		path string
 		data []byte
 	}{{base + ".list", data}, {base + ".list" + blocklist.SignatureSuffix, sig}, {base + ".json", rec}} {
-		if err := writeAtomic(f.path, f.data); err != nil {
+		if err := WriteAtomic(f.path, f.data); err != nil {
 			return fmt.Errorf("state: %w", err)
 		}
 	}
@@ -101,9 +101,10 @@ func (d stateDir) load(keys []minisign.PublicKey, maxSize int64) (lists []saved,
 	return lists, errs
 }
 
-// writeAtomic writes data to a temporary file beside path, syncs it and
-// renames it over path.
-func writeAtomic(path string, data []byte) error {
+// WriteAtomic writes data to a temporary file beside path, syncs it and
+// renames it over path, so that a reader sees the old file or the new one,
+// never half of one.
+func WriteAtomic(path string, data []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err

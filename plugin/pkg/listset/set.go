@@ -1,0 +1,374 @@
+// Package listset keeps the set of signed lists in force from list files
+// and directories on disk: it verifies and parses each new version off the
+// query path, refuses bad ones and rollbacks, keeps the last good version of
+// each list, optionally persists it, and publishes a lookup index of all
+// lists in force. The resolver plugin and the notice server share it, so
+// both enforce exactly the same lists.
+package listset
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"aead.dev/minisign"
+
+	"github.com/regblock/regblock/plugin/pkg/blockindex"
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+)
+
+// Config says where the lists are and how to accept them.
+type Config struct {
+	Lists   []string // list files and directories of *.list files
+	Keys    []minisign.PublicKey
+	MaxSize int64  // bytes
+	State   string // directory for the last accepted copies, "" for none
+}
+
+// Current is a list in force.
+type Current struct {
+	List     *blocklist.List
+	Path     string // the list file it was applied from
+	Applied  time.Time
+	Took     time.Duration // reading, verifying and parsing it
+	Restored bool          // put in force from the state directory at startup
+	expired  bool          // its expiry has been reported
+}
+
+// Results of reading a list version, besides the blocklist.Reason values.
+const (
+	ResultApplied   = "applied"
+	ResultUnchanged = "unchanged"
+	ResultRollback  = "rollback"
+)
+
+// Rejection is a list version that was refused.
+type Rejection struct {
+	Path    string
+	List    string  // the list's name, or the file's name without .list when unknown
+	Result  string  // a blocklist.Reason or ResultRollback
+	Err     error   // what is wrong, naming the file and line
+	Serial  *uint64 // of the refused version, when it was read
+	InForce *Current
+}
+
+// Events receives what a Set decides, for logs, metrics and the ledger.
+// Its methods are called on the goroutine running the Set.
+type Events interface {
+	// Applied is called once the index holding c is published; swap is the
+	// time it took to build and publish it.
+	Applied(c *Current, swap time.Duration)
+	Unchanged(list string)
+	Rejected(r Rejection)
+	Removed(c *Current, why string)
+	Expired(c *Current)
+	// Waiting is called once for a list file whose signature has not come.
+	Waiting(path string)
+	// Error reports a problem that refuses nothing, such as a state
+	// directory that cannot be written.
+	Error(err error)
+}
+
+// Set holds the lists in force and decides which new versions to apply.
+// Its methods must be called from one goroutine at a time (setup, then the
+// watcher); readers see only the indexes it publishes.
+type Set struct {
+	cfg     Config
+	inForce map[string]*Current // by list name
+	stamps  map[string]stamp    // by list file: the version last read
+	waiting map[string]bool     // list files without a signature, reported once
+	publish func(*blockindex.Index)
+	events  Events
+
+	// Now is the clock; tests set it.
+	Now func() time.Time
+
+	stop, done chan struct{}
+}
+
+// New returns a Set that publishes its indexes with publish and reports to
+// events. It reads nothing yet: call Restore, then Scan.
+func New(cfg Config, publish func(*blockindex.Index), events Events) *Set {
+	return &Set{
+		cfg:     cfg,
+		inForce: map[string]*Current{},
+		stamps:  map[string]stamp{},
+		waiting: map[string]bool{},
+		publish: publish,
+		events:  events,
+		Now:     time.Now,
+	}
+}
+
+// InForce returns the list in force under name, or nil.
+func (s *Set) InForce(name string) *Current { return s.inForce[name] }
+
+// Len returns the number of lists in force.
+func (s *Set) Len() int { return len(s.inForce) }
+
+// Restore puts the copies kept in the state directory in force, so that a
+// restart enforces the last good lists whatever the files now hold. A list
+// whose file was deleted while the program was stopped is removed. Call it
+// once, before the first Scan.
+func (s *Set) Restore() {
+	if s.cfg.State == "" {
+		return
+	}
+	state := stateDir(s.cfg.State)
+	lists, errs := state.load(s.cfg.Keys, s.cfg.MaxSize)
+	for _, err := range errs {
+		s.events.Error(fmt.Errorf("not restoring a saved list: %w", err))
+	}
+	var restored []*Current
+	for _, sv := range lists {
+		c := &Current{List: sv.list, Path: sv.source, Applied: sv.applied, Restored: true}
+		if _, err := os.Stat(sv.source); errors.Is(err, os.ErrNotExist) {
+			if err := state.remove(sv.list.Name); err != nil {
+				s.events.Error(err)
+			}
+			s.events.Removed(c, fmt.Sprintf("its file %s was removed while stopped", sv.source))
+			continue
+		}
+		s.inForce[sv.list.Name] = c
+		restored = append(restored, c)
+	}
+	if len(restored) > 0 {
+		s.build(restored)
+	}
+}
+
+// Scan reads the list files that changed since the last scan, applies the
+// valid new versions, removes the lists whose files are gone, publishes a
+// new index when anything in force changed, and reports expired lists.
+func (s *Set) Scan() {
+	present := map[string]bool{}
+	var applied []*Current
+	for _, path := range s.listFiles() {
+		present[path] = true
+		st := stampOf(path)
+		if old, ok := s.stamps[path]; ok && old == st {
+			continue
+		}
+		s.stamps[path] = st
+		if c := s.consider(path); c != nil {
+			applied = append(applied, c)
+		}
+	}
+	for path := range s.stamps {
+		if !present[path] {
+			delete(s.stamps, path)
+			delete(s.waiting, path)
+		}
+	}
+	removed := false
+	for name, c := range s.inForce {
+		if !present[c.Path] {
+			s.remove(name, fmt.Sprintf("its file %s was removed", c.Path))
+			removed = true
+		}
+	}
+	if len(applied) > 0 || removed {
+		s.build(applied)
+	}
+	s.CheckExpiry()
+}
+
+// build indexes the lists in force, publishes the index, and reports the
+// lists just applied.
+func (s *Set) build(applied []*Current) {
+	start := time.Now()
+	lists := make([]*blocklist.List, 0, len(s.inForce))
+	for _, c := range s.inForce {
+		lists = append(lists, c.List)
+	}
+	ix, err := blockindex.Build(lists)
+	if err != nil {
+		// consider keeps names unique and the count within bounds.
+		panic(err)
+	}
+	s.publish(ix)
+	swap := time.Since(start)
+	for _, c := range applied {
+		s.events.Applied(c, swap)
+	}
+}
+
+// consider reads the list file at path and puts it in force if it is valid
+// and newer than the version in force. It returns the list applied, if any.
+func (s *Set) consider(path string) *Current {
+	start := time.Now()
+	data, sig, err := blocklist.Read(path, s.cfg.MaxSize)
+	if errors.Is(err, blocklist.ErrNoSignature) && s.fromPath(path) == nil {
+		// Not yet published whole: the signature may come next.
+		if !s.waiting[path] {
+			s.events.Waiting(path)
+			s.waiting[path] = true
+		}
+		return nil
+	}
+	delete(s.waiting, path)
+	if err != nil {
+		s.reject(path, "", err, nil)
+		return nil
+	}
+	if c := s.fromPath(path); c != nil && sha256.Sum256(data) == c.List.SHA256 {
+		s.events.Unchanged(c.List.Name)
+		return nil
+	}
+	l, err := blocklist.Open(path, data, sig, s.cfg.Keys)
+	if err != nil {
+		s.reject(path, "", err, nil)
+		return nil
+	}
+	cur := s.inForce[l.Name]
+	switch {
+	case cur != nil && cur.List.SHA256 == l.SHA256:
+		s.events.Unchanged(l.Name)
+		return nil
+	case cur != nil && l.Serial <= cur.List.Serial:
+		s.reject(path, l.Name, fmt.Errorf("%s: %w: list %q serial %d is not newer than serial %d in force (a published serial never changes)",
+			path, errRollback, l.Name, l.Serial, cur.List.Serial), &l.Serial)
+		return nil
+	case cur == nil && len(s.inForce) >= blockindex.MaxLists:
+		s.reject(path, l.Name, &blocklist.LoadError{Reason: blocklist.ReasonParseError,
+			Err: fmt.Errorf("%s: list %q would be list number %d; at most %d are supported", path, l.Name, len(s.inForce)+1, blockindex.MaxLists)}, &l.Serial)
+		return nil
+	}
+
+	// A file that now holds another list no longer provides the one it held.
+	for name, old := range s.inForce {
+		if old.Path == path && name != l.Name {
+			s.remove(name, fmt.Sprintf("its file %s now holds list %q", path, l.Name))
+		}
+	}
+	c := &Current{List: l, Path: path, Applied: s.Now(), Took: time.Since(start)}
+	s.inForce[l.Name] = c
+	if s.cfg.State != "" {
+		if err := stateDir(s.cfg.State).save(c, data, sig); err != nil {
+			s.events.Error(fmt.Errorf("list %q serial %d is in force but was not saved: %w", l.Name, l.Serial, err))
+		}
+	}
+	return c
+}
+
+var errRollback = errors.New("rollback")
+
+// reject reports a list version that was refused; the version in force, if
+// any, stays.
+func (s *Set) reject(path, name string, err error, serial *uint64) {
+	if name == "" {
+		if c := s.fromPath(path); c != nil {
+			name = c.List.Name
+		} else {
+			name = strings.TrimSuffix(filepath.Base(path), ".list")
+		}
+	}
+	result := string(blocklist.ReasonIOError)
+	var le *blocklist.LoadError
+	switch {
+	case errors.Is(err, errRollback):
+		result = ResultRollback
+	case errors.As(err, &le):
+		result = string(le.Reason)
+	}
+	s.events.Rejected(Rejection{Path: path, List: name, Result: result, Err: err, Serial: serial, InForce: s.inForce[name]})
+}
+
+// remove takes list name out of force.
+func (s *Set) remove(name, why string) {
+	c := s.inForce[name]
+	delete(s.inForce, name)
+	if s.cfg.State != "" {
+		if err := stateDir(s.cfg.State).remove(name); err != nil {
+			s.events.Error(err)
+		}
+	}
+	s.events.Removed(c, why)
+}
+
+// CheckExpiry reports, once per version, each list in force that expired.
+// An expired list stays in force: blocking must not lapse because a
+// re-signed list is late.
+func (s *Set) CheckExpiry() {
+	now := s.Now()
+	for _, c := range s.inForce {
+		if !c.expired && c.List.Expired(now) {
+			c.expired = true
+			s.events.Expired(c)
+		}
+	}
+}
+
+// fromPath returns the list in force that was applied from path, if any.
+func (s *Set) fromPath(path string) *Current {
+	for _, c := range s.inForce {
+		if c.Path == path {
+			return c
+		}
+	}
+	return nil
+}
+
+// listFiles returns the list files configured now: the files named, and the
+// *.list files of the directories named.
+func (s *Set) listFiles() []string {
+	var paths []string
+	for _, path := range s.cfg.Lists {
+		if !isDir(path) {
+			if _, err := os.Stat(path); err == nil {
+				paths = append(paths, path)
+			}
+			continue // a file that is gone: the list it held is removed
+		}
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			s.events.Error(fmt.Errorf("reading list directory: %w", err))
+			continue
+		}
+		for _, e := range entries {
+			if blocklist.IsList(e.Name()) && !e.IsDir() {
+				paths = append(paths, filepath.Join(path, e.Name()))
+			}
+		}
+	}
+	slices.Sort(paths)
+	return slices.Compact(paths)
+}
+
+// stamp identifies a version of a list file and its signature without
+// reading them, following symbolic links: a scan re-reads a list only when
+// its stamp changed.
+type stamp struct{ list, sig fileID }
+
+type fileID struct {
+	dev, ino uint64
+	size     int64
+	mtime    int64
+}
+
+func stampOf(path string) stamp {
+	return stamp{idOf(path), idOf(path + blocklist.SignatureSuffix)}
+}
+
+func idOf(path string) fileID {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileID{}
+	}
+	id := fileID{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.dev, id.ino = uint64(st.Dev), uint64(st.Ino)
+	}
+	return id
+}
+
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
+}

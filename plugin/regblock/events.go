@@ -1,0 +1,80 @@
+package regblock
+
+import (
+	"encoding/hex"
+	"time"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/ledger"
+	"github.com/regblock/regblock/plugin/pkg/listset"
+)
+
+// events turns what the list set decides into log lines an operator can act
+// on, metrics, and the ledger.
+type events struct {
+	ledger func(ledger.Event)
+	now    func() time.Time
+}
+
+func (ev events) Applied(c *listset.Current, swap time.Duration) {
+	l := c.List
+	setListMetrics(c)
+	e := ev.event(ledger.ListApplied, l)
+	e.File, e.Restored = c.Path, c.Restored
+	ev.ledger(e)
+	if c.Restored {
+		log.Infof("List %q serial %d restored from the state directory: %d blocking entries, in force since %s",
+			l.Name, l.Serial, l.Blocking(), c.Applied.Format(time.RFC3339))
+		return
+	}
+	countReload(l.Name, listset.ResultApplied)
+	log.Infof("List %q serial %d applied from %s: %d blocking entries; read, verified and parsed in %v, index of all lists built and swapped in %v",
+		l.Name, l.Serial, c.Path, l.Blocking(), c.Took.Round(time.Microsecond), swap.Round(time.Microsecond))
+}
+
+func (ev events) Unchanged(list string) { countReload(list, listset.ResultUnchanged) }
+
+func (ev events) Rejected(r listset.Rejection) {
+	countReload(r.List, r.Result)
+	e := ledger.Event{Time: ev.now().UTC(), Event: ledger.ListRejected, List: r.List, File: r.Path, Reason: r.Result, Error: r.Err.Error(), Serial: r.Serial}
+	if r.InForce != nil {
+		e.InForce = &r.InForce.List.Serial
+		ev.ledger(e)
+		log.Errorf("List %q rejected (%s): %v; serial %d from %s stays in force", r.List, r.Result, r.Err, r.InForce.List.Serial, r.InForce.Path)
+		return
+	}
+	ev.ledger(e)
+	log.Errorf("List %q rejected (%s): %v", r.List, r.Result, r.Err)
+}
+
+func (ev events) Removed(c *listset.Current, why string) {
+	deleteListMetrics(c.List.Name)
+	e := ev.event(ledger.ListRemoved, c.List)
+	e.Reason, e.File = why, c.Path
+	ev.ledger(e)
+	log.Warningf("List %q serial %d unloaded: %s", c.List.Name, c.List.Serial, why)
+}
+
+func (ev events) Expired(c *listset.Current) {
+	ev.ledger(ev.event(ledger.ListExpired, c.List))
+	log.Warningf("List %q serial %d expired at %s; it stays enforced until a newer serial arrives",
+		c.List.Name, c.List.Serial, c.List.Expires.Format(time.RFC3339))
+}
+
+func (ev events) Waiting(path string) {
+	log.Infof("List file %s has no signature yet; waiting for %s", path, path+blocklist.SignatureSuffix)
+}
+
+func (ev events) Error(err error) { log.Error(err) }
+
+// event returns a ledger event of kind about list l.
+func (ev events) event(kind string, l *blocklist.List) ledger.Event {
+	serial, entries, issued := l.Serial, l.Blocking(), l.Issued
+	e := ledger.Event{Time: ev.now().UTC(), Event: kind, List: l.Name, Serial: &serial,
+		SHA256: hex.EncodeToString(l.SHA256[:]), Issued: &issued, Entries: &entries}
+	if !l.Expires.IsZero() {
+		expires := l.Expires
+		e.Expires = &expires
+	}
+	return e
+}
