@@ -134,7 +134,7 @@ func notice(args []string, stdout, stderr io.Writer) int {
 	var metricsSrv *http.Server
 	if *metricsAddr != "" {
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(srv.reg, promhttp.HandlerOpts{}))
+		mux.Handle("/metrics", promhttpHandler(srv))
 		metricsSrv = &http.Server{Addr: *metricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		mln, err := net.Listen("tcp", *metricsAddr)
 		if err != nil {
@@ -306,6 +306,11 @@ func (s *noticeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// to see in the log, not the visitor's.
 		fmt.Fprintln(os.Stderr, "regblock notice: template:", err)
 	}
+}
+
+// promhttpHandler serves the server's metrics.
+func promhttpHandler(s *noticeServer) http.Handler {
+	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
 }
 
 // blockedBy is the Link target naming who ordered the block (RFC 7725): the

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"aead.dev/minisign"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
+	"github.com/regblock/regblock/plugin/pkg/listset"
+)
+
+const noticeList = `#! regblock-list 1
+#! name: example-csam
+#! issuer: Example Communications Commission
+#! serial: 2026112801
+#! issued: 2026-11-28T06:00:00Z
+#! authority: Example Communications Act 1998, section 263(2)
+#! appeal: https://complaints.regulator.example/
+#! contact: mailto:complaints@regulator.example tel:+60-3-0000-0000
+abuse.example          ORDER-2026-0012  csam
+!help.abuse.example
+`
+
+// startNotice serves the notice page for the signed lists in a directory,
+// with the given -template and -lang-dir, and returns its URL.
+func startNotice(t *testing.T, lists map[string]string, templateFile, langDir string) (*httptest.Server, *noticeServer) {
+	t.Helper()
+	dir := t.TempDir()
+	key := blocklisttest.NewKey(t)
+	for name, text := range lists {
+		key.WriteList(t, dir, name, text)
+	}
+	srv, err := newNoticeServer(templateFile, langDir, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := listset.New(listset.Config{Lists: []string{dir}, Keys: []minisign.PublicKey{key.Public}, MaxSize: 1 << 20},
+		srv.index.Store, noticeEvents{log.New(io.Discard, "", 0)})
+	set.Scan()
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	return ts, srv
+}
+
+func get(t *testing.T, url, host, acceptLanguage string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Host = host
+	if acceptLanguage != "" {
+		req.Header.Set("Accept-Language", acceptLanguage)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func TestNoticePage(t *testing.T) {
+	ts, _ := startNotice(t, map[string]string{"example.list": noticeList}, "", "")
+	tests := []struct {
+		host   string
+		status int
+	}{
+		{"abuse.example", 451},
+		{"WWW.Abuse.Example:8080", 451},
+		{"abuse.example.", 451},
+		{"help.abuse.example", 404},
+		{"other.test", 404},
+		{"", 404},
+		{"[::1]:8080", 404},
+		{"bad host<>", 404},
+	}
+	for _, tc := range tests {
+		resp, body := get(t, ts.URL, tc.host, "")
+		if resp.StatusCode != tc.status {
+			t.Errorf("Host %q: status %d, want %d", tc.host, resp.StatusCode, tc.status)
+		}
+		link := resp.Header.Get("Link")
+		if tc.status == 451 {
+			if link != `<https://complaints.regulator.example/>; rel="blocked-by"` {
+				t.Errorf("Host %q: Link %q", tc.host, link)
+			}
+			for _, want := range []string{"<title>Site blocked by legal order</title>", "Example Communications Commission", "Example Communications Act 1998, section 263(2)",
+				"ORDER-2026-0012", "example-csam, serial 2026112801", "2026-11-28T06:00:00Z", `href="https://complaints.regulator.example/"`,
+				`href="mailto:complaints@regulator.example"`, `href="tel:&#43;60-3-0000-0000"`} {
+				if !strings.Contains(body, want) {
+					t.Errorf("Host %q: the page lacks %q", tc.host, want)
+				}
+			}
+		} else {
+			if link != "" || !strings.Contains(body, "No block applies to this site") || strings.Contains(body, "ORDER-") {
+				t.Errorf("Host %q: not the neutral page (Link %q)", tc.host, link)
+			}
+		}
+		if strings.Contains(body, "<script") || strings.Contains(body, "http://") || strings.Contains(body, "<link") {
+			t.Errorf("Host %q: the page loads or runs something external", tc.host)
+		}
+	}
+}
+
+func TestNoticeEscapesListFields(t *testing.T) {
+	hostile := strings.Replace(noticeList, "Example Communications Commission", `<script>alert("x")</script>`, 1)
+	hostile = strings.Replace(hostile, "ORDER-2026-0012", `ORDER"><img/src=x>`, 1)
+	ts, _ := startNotice(t, map[string]string{"example.list": hostile}, "", "")
+	_, body := get(t, ts.URL, "abuse.example", "")
+	if strings.Contains(body, "<script>") || strings.Contains(body, "<img") {
+		t.Errorf("a list field reached the page unescaped:\n%s", body)
+	}
+	if !strings.Contains(body, "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") {
+		t.Errorf("the escaped issuer is missing:\n%s", body)
+	}
+}
+
+func TestNoticeLanguages(t *testing.T) {
+	langDir := t.TempDir()
+	os.WriteFile(filepath.Join(langDir, "fr.json"), []byte(`{"lang_name": "Français", "heading_blocked": "Ce site est bloqué"}`), 0o644)
+	ts, srv := startNotice(t, map[string]string{"example.list": noticeList}, "", langDir)
+	tests := []struct{ accept, query, lang, heading string }{
+		{"", "", "en", "This site is blocked"},
+		{"ms-MY,ms;q=0.9,en;q=0.8", "", "ms", "Laman ini disekat"},
+		{"en-GB,en;q=0.9", "", "en", "This site is blocked"},
+		{"de-DE", "", "en", "This site is blocked"},
+		{"de, fr;q=0.5", "", "fr", "Ce site est bloqué"},
+		{"ms", "?lang=en", "en", "This site is blocked"},
+	}
+	for _, tc := range tests {
+		resp, body := get(t, ts.URL+"/"+tc.query, "abuse.example", tc.accept)
+		if resp.Header.Get("Content-Language") != tc.lang || !strings.Contains(body, `<html lang="`+tc.lang+`">`) || !strings.Contains(body, tc.heading) {
+			t.Errorf("Accept-Language %q %s: Content-Language %q, want %q with %q", tc.accept, tc.query, resp.Header.Get("Content-Language"), tc.lang, tc.heading)
+		}
+	}
+	// A dropped-in language that leaves messages out falls back to English.
+	if _, body := get(t, ts.URL, "abuse.example", "fr"); !strings.Contains(body, "Ordered by") {
+		t.Error("missing French messages are not filled in English")
+	}
+	if len(srv.langs) != 3 {
+		t.Errorf("languages %v, want en, fr, ms", srv.langs)
+	}
+}
+
+func TestNoticeTemplateAndMetrics(t *testing.T) {
+	tmpl := filepath.Join(t.TempDir(), "page.html")
+	os.WriteFile(tmpl, []byte(`<!DOCTYPE html><html lang="{{.Lang}}"><title>ISP notice</title>{{if .Blocked}}blocked by {{.List.Issuer}}{{end}}</html>`), 0o644)
+	ts, srv := startNotice(t, map[string]string{"example.list": noticeList}, tmpl, "")
+	if _, body := get(t, ts.URL, "abuse.example", ""); !strings.Contains(body, "ISP notice") || !strings.Contains(body, "blocked by Example Communications Commission") {
+		t.Errorf("-template not used: %s", body)
+	}
+	get(t, ts.URL, "abuse.example", "")
+	get(t, ts.URL, "other.test", "")
+	rec := httptest.NewRecorder()
+	promhttpHandler(srv).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{`regblock_notice_page_views_total{list="example-csam"} 2`, `regblock_notice_page_views_total{list="none"} 1`} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics lack %s:\n%s", want, rec.Body.String())
+		}
+	}
+	if strings.Contains(rec.Body.String(), "abuse.example") || strings.Contains(rec.Body.String(), "host=") {
+		t.Error("metrics name hosts")
+	}
+}
+
+// TestNoticeInBrowser loads the notice page in headless Chromium, with the
+// blocked host mapped to the test server, and checks the rendered DOM and a
+// screenshot.
+func TestNoticeInBrowser(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("chromium is not installed; CI must install it (apt-get install chromium)")
+		}
+		t.Skip("chromium is not installed (apt-get install chromium)")
+	}
+	ts, _ := startNotice(t, map[string]string{"example.list": noticeList}, "", "")
+	port := ts.URL[strings.LastIndexByte(ts.URL, ':')+1:]
+	url := "http://www.abuse.example:" + port + "/"
+	dir := t.TempDir()
+	shot := filepath.Join(dir, "notice.png")
+	browser := func(args ...string) []byte {
+		t.Helper()
+		args = append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+			"--disable-background-networking", "--disable-component-update", "--disable-sync",
+			"--user-data-dir=" + filepath.Join(dir, "profile"),
+			"--host-resolver-rules=MAP www.abuse.example 127.0.0.1"}, args...)
+		var out bytes.Buffer
+		cmd := exec.Command(chromium, append(args, url)...)
+		cmd.Stdout = &out
+		done := make(chan error, 1)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("chromium %v: %v", args, err)
+			}
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			t.Fatal("chromium did not finish in 60 s")
+		}
+		return out.Bytes()
+	}
+	dom := browser("--dump-dom")
+	for _, want := range []string{"<title>Site blocked by legal order</title>", "<h1>This site is blocked</h1>", "www.abuse.example", "ORDER-2026-0012"} {
+		if !bytes.Contains(dom, []byte(want)) {
+			t.Errorf("the DOM Chromium rendered lacks %q:\n%s", want, dom)
+		}
+	}
+	browser("--screenshot="+shot, "--window-size=390,844") // a phone's screen
+	png, err := os.ReadFile(shot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(png) < 5000 || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Errorf("screenshot %s is %d bytes, not a rendered page", shot, len(png))
+	}
+	if os.Getenv("REGBLOCK_KEEP_SCREENSHOT") != "" {
+		os.WriteFile(os.Getenv("REGBLOCK_KEEP_SCREENSHOT"), png, 0o644)
+	}
+}
