@@ -26,6 +26,7 @@ var commands = []command{
 	{"inspect", "print a list's header, entry counts and time to expiry", inspect},
 	{"diff", "entries added, removed and changed between two versions of a list", diff},
 	{"audit", "query a resolver for listed and control names and report compliance", audit},
+	{"sync", "fetch a signed list from a web server into the lists directory", syncCmd},
 	{"notice", "serve the legal notice page (HTTP 451) for blocked hosts", notice},
 	{"verify-ledger", "check the audit log's hash chain and print which serial was in force when", verifyLedger},
 }
