@@ -228,8 +228,8 @@ func TestDefaultCorefile(t *testing.T) {
 
 	for _, name := range []string{"abuse.example.", "canary.example-csam.regblock.test."} {
 		r, err := query(addr, name, dns.TypeA)
-		if err != nil || len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "192.0.2.80" {
-			t.Errorf("%s: %v %v, want the notice address 192.0.2.80", name, r, err)
+		if err != nil || len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "127.0.0.1" {
+			t.Errorf("%s: %v %v, want the notice address 127.0.0.1", name, r, err)
 			continue
 		}
 		if e := ede(r); e == nil || !strings.Contains(e.ExtraText, "example-csam serial 2026112801") {
@@ -291,7 +291,7 @@ func TestHotReloadWithMinisign(t *testing.T) {
 	startRegblockd(t, conf, wd, addr)
 	isBlocked := func(name string) bool {
 		r, err := query(addr, name, dns.TypeA)
-		return err == nil && len(r.Answer) == 1 && r.Answer[0].(*dns.A).A.String() == "192.0.2.80"
+		return err == nil && len(r.Answer) == 1 && r.Answer[0].(*dns.A).A.String() == "127.0.0.1"
 	}
 
 	// The regulator adds a name, bumps the serial and signs with minisign.
