@@ -66,13 +66,14 @@ func freePort(t *testing.T) string {
 }
 
 // resolver runs regblockd with the plugin block given (none: plain
-// forwarding) in front of a test upstream, and returns its address.
-func resolver(t *testing.T, pluginBlock string) string {
+// forwarding) and any other Corefile lines in front of a test upstream, and
+// returns its address.
+func resolver(t *testing.T, pluginBlock string, lines ...string) string {
 	t.Helper()
 	up := upstreamtest.Start(t)
 	port := freePort(t)
 	conf := filepath.Join(t.TempDir(), "Corefile")
-	os.WriteFile(conf, []byte(".:"+port+" {\n bind 127.0.0.1\n"+pluginBlock+"\n forward . "+up.Addr+"\n}\n"), 0o644)
+	os.WriteFile(conf, []byte(".:"+port+" {\n bind 127.0.0.1\n"+pluginBlock+"\n"+strings.Join(lines, "\n")+"\n forward . "+up.Addr+"\n}\n"), 0o644)
 	var logs bytes.Buffer
 	cmd := exec.Command(regblockd(t), "-conf", conf)
 	cmd.Stdout, cmd.Stderr = &logs, &logs

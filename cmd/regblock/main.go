@@ -28,6 +28,7 @@ var commands = []command{
 	{"audit", "query a resolver for listed and control names and report compliance", audit},
 	{"sync", "fetch a signed list from a web server into the lists directory", syncCmd},
 	{"notice", "serve the legal notice page (HTTP 451) for blocked hosts", notice},
+	{"probe", "exit 0 when a URL answers 200 (a container health check)", probe},
 	{"verify-ledger", "check the audit log's hash chain and print which serial was in force when", verifyLedger},
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,5 +154,24 @@ func TestVerifyLedger(t *testing.T) {
 	}
 	if code, _, stderr := regblock(t, "verify-ledger", "-h"); code != 0 || !strings.Contains(stderr, "Example:") {
 		t.Errorf("-h: exit %d, %q", code, stderr)
+	}
+}
+
+func TestProbe(t *testing.T) {
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/ready" {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+		}
+	}))
+	defer ok.Close()
+	if code, _, stderr := regblock(t, "probe", ok.URL+"/ready"); code != 0 {
+		t.Errorf("ready: exit %d, %s", code, stderr)
+	}
+	if code, _, stderr := regblock(t, "probe", ok.URL+"/other"); code != 1 || !strings.Contains(stderr, "503") {
+		t.Errorf("not ready: exit %d, %s", code, stderr)
+	}
+	ok.Close()
+	if code, _, _ := regblock(t, "probe", ok.URL+"/ready"); code != 1 {
+		t.Errorf("down: exit %d", code)
 	}
 }

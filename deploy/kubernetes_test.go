@@ -1,0 +1,155 @@
+package deploy
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// TestKubernetes builds each kustomization with kubectl kustomize, decodes
+// every object strictly into its Kubernetes API type (an unknown or
+// misspelled field fails), and checks that what the objects refer to
+// exists: ConfigMaps, volumes, Service target ports, probe ports.
+func TestKubernetes(t *testing.T) {
+	kubectl := need(t, "kubectl", "kubectl")
+	for _, dir := range []string{"kubernetes/base", "kubernetes/configmap"} {
+		t.Run(dir, func(t *testing.T) {
+			out, err := exec.Command(kubectl, "kustomize", dir).Output()
+			if err != nil {
+				t.Fatalf("kubectl kustomize %s: %v", dir, err)
+			}
+			checkManifests(t, out, dir == "kubernetes/base")
+		})
+	}
+}
+
+func checkManifests(t *testing.T, out []byte, withSync bool) {
+	configMaps := map[string]bool{}
+	var deployments []appsv1.Deployment
+	var services []corev1.Service
+	kinds := map[string]int{}
+	for _, doc := range bytes.Split(out, []byte("\n---\n")) {
+		var meta struct{ Kind string }
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			t.Fatal(err)
+		}
+		kinds[meta.Kind]++
+		var err error
+		switch meta.Kind {
+		case "Namespace":
+			err = yaml.UnmarshalStrict(doc, &corev1.Namespace{})
+		case "ConfigMap":
+			var cm corev1.ConfigMap
+			err = yaml.UnmarshalStrict(doc, &cm)
+			configMaps[cm.Name] = true
+		case "Deployment":
+			var d appsv1.Deployment
+			err = yaml.UnmarshalStrict(doc, &d)
+			deployments = append(deployments, d)
+		case "Service":
+			var s corev1.Service
+			err = yaml.UnmarshalStrict(doc, &s)
+			services = append(services, s)
+		case "PodDisruptionBudget":
+			err = yaml.UnmarshalStrict(doc, &policyv1.PodDisruptionBudget{})
+		case "PodMonitor":
+			var pm struct {
+				APIVersion string `json:"apiVersion"`
+				Kind       string
+				Metadata   map[string]any
+				Spec       struct {
+					Selector            map[string]any
+					PodMetricsEndpoints []struct{ Port, Interval string } `json:"podMetricsEndpoints"`
+				}
+			}
+			err = yaml.UnmarshalStrict(doc, &pm)
+			if pm.APIVersion != "monitoring.coreos.com/v1" || len(pm.Spec.PodMetricsEndpoints) == 0 {
+				t.Errorf("PodMonitor: %+v", pm)
+			}
+		default:
+			t.Errorf("unexpected object kind %q", meta.Kind)
+		}
+		if err != nil {
+			t.Errorf("%s: %v\n%s", meta.Kind, err, doc)
+		}
+	}
+	for _, kind := range []string{"Namespace", "Deployment", "Service", "PodDisruptionBudget", "PodMonitor", "ConfigMap"} {
+		if kinds[kind] == 0 {
+			t.Errorf("no %s", kind)
+		}
+	}
+
+	ports := map[string][]string{} // pod label → container port names
+	for _, d := range deployments {
+		spec := d.Spec.Template.Spec
+		volumes := map[string]bool{}
+		for _, v := range spec.Volumes {
+			volumes[v.Name] = true
+			if v.ConfigMap != nil && !configMaps[v.ConfigMap.Name] {
+				t.Errorf("%s: volume %s uses ConfigMap %s, which is not generated", d.Name, v.Name, v.ConfigMap.Name)
+			}
+		}
+		if sc := spec.SecurityContext; sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+			t.Errorf("%s may run as root", d.Name)
+		}
+		var names []string
+		hasSync := false
+		for _, c := range spec.Containers {
+			hasSync = hasSync || c.Name == "sync"
+			if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem ||
+				c.SecurityContext.Capabilities == nil || !slices.Contains(c.SecurityContext.Capabilities.Drop, "ALL") {
+				t.Errorf("%s/%s is not locked down (read-only root, all capabilities dropped)", d.Name, c.Name)
+			}
+			if !strings.HasPrefix(c.Image, "registry.isp.example/regblock:") {
+				t.Errorf("%s/%s: image %q is not the regblock image", d.Name, c.Name, c.Image)
+			}
+			for _, m := range c.VolumeMounts {
+				if !volumes[m.Name] {
+					t.Errorf("%s/%s mounts %s, which is no volume", d.Name, c.Name, m.Name)
+				}
+			}
+			for _, e := range c.EnvFrom {
+				if e.ConfigMapRef != nil && !configMaps[e.ConfigMapRef.Name] {
+					t.Errorf("%s/%s: env from ConfigMap %s, which is not generated", d.Name, c.Name, e.ConfigMapRef.Name)
+				}
+			}
+			for _, p := range c.Ports {
+				names = append(names, p.Name)
+			}
+		}
+		if hasSync != withSync {
+			t.Errorf("%s: sync sidecar present %v, want %v", d.Name, hasSync, withSync)
+		}
+		ports[d.Spec.Selector.MatchLabels["app.kubernetes.io/name"]] = names
+	}
+	for _, s := range services {
+		for _, p := range s.Spec.Ports {
+			if !slices.Contains(ports[s.Spec.Selector["app.kubernetes.io/name"]], p.TargetPort.StrVal) {
+				t.Errorf("Service %s port %s targets %q, which its pods do not expose", s.Name, p.Name, p.TargetPort.StrVal)
+			}
+		}
+	}
+}
+
+// TestKubernetesCorefile checks that the cluster Corefile serves on the
+// port the Deployment exposes and the probes ask.
+func TestKubernetesCorefile(t *testing.T) {
+	corefile, err := os.ReadFile("kubernetes/base/Corefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolver, _ := os.ReadFile("kubernetes/base/resolver.yaml")
+	for _, pair := range [][2]string{{".:1053", "containerPort: 1053"}, {"ready :8181", "port: 8181"}, {"health :8080", "port: 8080"}, {"prometheus :9153", "containerPort: 9153"}} {
+		if !strings.Contains(string(corefile), pair[0]) || !strings.Contains(string(resolver), pair[1]) {
+			t.Errorf("Corefile %q and resolver.yaml %q do not agree", pair[0], pair[1])
+		}
+	}
+}

@@ -1,0 +1,60 @@
+package deploy
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSystemdUnits runs systemd-analyze verify on every unit, with the
+// binaries they start present, and fails on any complaint, warnings
+// included (systemd-analyze exits 0 on a value it ignores).
+func TestSystemdUnits(t *testing.T) {
+	analyze := need(t, "systemd-analyze", "systemd")
+	units, err := filepath.Glob("systemd/*.service")
+	if err != nil || len(units) == 0 {
+		t.Fatalf("no units in systemd/: %v", err)
+	}
+	timers, _ := filepath.Glob("systemd/*.timer")
+	units = append(units, timers...)
+
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	os.Mkdir(bin, 0o755)
+	truePath, err := exec.LookPath("true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stub, _ := os.ReadFile(truePath)
+	for _, name := range []string{"regblockd", "regblock"} {
+		os.WriteFile(filepath.Join(bin, name), stub, 0o755)
+	}
+	var paths []string
+	for _, u := range units {
+		data, err := os.ReadFile(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.ReplaceAll(string(data), "/usr/local/bin/", bin+"/")
+		path := filepath.Join(dir, filepath.Base(u))
+		os.WriteFile(path, []byte(text), 0o644)
+		paths = append(paths, path)
+	}
+	out, err := exec.Command(analyze, append([]string{"verify"}, paths...)...).CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	for _, p := range paths {
+		if !strings.HasSuffix(p, ".service") {
+			continue
+		}
+		unit, _ := os.ReadFile(p)
+		for _, want := range []string{"NoNewPrivileges=yes", "ProtectSystem=strict", "SystemCallFilter=@system-service", "User=regblock", "CapabilityBoundingSet="} {
+			if !strings.Contains(string(unit), want) {
+				t.Errorf("%s lacks %s", filepath.Base(p), want)
+			}
+		}
+	}
+}
