@@ -60,6 +60,16 @@ func (p *publisher) publish(key *blocklisttest.Key, text string) {
 	p.files["example.list.minisig"] = key.Sign([]byte(text))
 }
 
+// set serves data as a file, and fails the next n requests.
+func (p *publisher) set(file string, data []byte, fail int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if file != "" {
+		p.files[file] = data
+	}
+	p.fail = fail
+}
+
 func (p *publisher) log() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -119,7 +129,7 @@ func TestSync(t *testing.T) {
 
 	// A bad signature: the list changed after signing.
 	p.publish(key, v2)
-	p.files["example.list"] = []byte(strings.Replace(v2, "serial: 2026112802", "serial: 2026112809", 1))
+	p.set("example.list", []byte(strings.Replace(v2, "serial: 2026112802", "serial: 2026112809", 1)), 0)
 	if code, _, stderr := regblock(t, args...); code != 1 || !strings.Contains(stderr, "does not match") {
 		t.Errorf("bad signature: exit %d, %s", code, stderr)
 	}
@@ -134,7 +144,7 @@ func TestSync(t *testing.T) {
 
 	// The server fails twice, then answers: the retries get through.
 	p.publish(key, strings.Replace(v2, "2026112802", "2026112803", 1))
-	p.fail = 2
+	p.set("", nil, 2)
 	p.log()
 	if code, _, stderr := regblock(t, args...); code != 0 || strings.Count(stderr, "retrying in") != 2 {
 		t.Errorf("two failures, then success: exit %d, %s", code, stderr)
@@ -142,7 +152,7 @@ func TestSync(t *testing.T) {
 	good, goodSig = mustRead(t, list), mustRead(t, list+".minisig")
 
 	// The server stays down: retries, then a clear error, directory unchanged.
-	p.fail = 100
+	p.set("", nil, 100)
 	p.log()
 	if code, _, stderr := regblock(t, args...); code != 1 || !strings.Contains(stderr, "503 Service Unavailable (after 3 attempts)") {
 		t.Errorf("server down: exit %d, %s", code, stderr)
