@@ -34,8 +34,9 @@ func newAnswers(notice []netip.Addr, ttl uint32) answers {
 // block returns the answer to r for a name that m matched: the notice
 // addresses for A and AAAA, NODATA for other types and for a family without
 // an address, NXDOMAIN when there are no notice addresses at all. Negative
-// answers carry a synthetic SOA so that downstream caches keep them for ttl.
-func (a answers) block(r *dns.Msg, m blockindex.Match) *dns.Msg {
+// answers carry a synthetic SOA, owned by zone (the listed name), so that
+// downstream caches keep them for ttl.
+func (a answers) block(r *dns.Msg, m blockindex.Match, zone string) *dns.Msg {
 	q := r.Question[0]
 	resp := new(dns.Msg)
 	resp.SetReply(r) // echoes the question as asked, 0x20 case included
@@ -54,7 +55,7 @@ func (a answers) block(r *dns.Msg, m blockindex.Match) *dns.Msg {
 		}
 	}
 	if len(resp.Answer) == 0 {
-		resp.Ns = []dns.RR{a.soa(dns.Fqdn(q.Name[m.Start:]), m.List)}
+		resp.Ns = []dns.RR{a.soa(dns.Fqdn(zone), uint32(m.List.Serial))} // RFC 1982: the low 32 bits
 	}
 
 	if opt := r.IsEdns0(); opt != nil {
@@ -70,12 +71,12 @@ func (a answers) header(name string, rrtype uint16) dns.RR_Header {
 }
 
 // soa is the synthetic SOA of negative answers, owned by the listed name.
-func (a answers) soa(zone string, l *blocklist.List) *dns.SOA {
+func (a answers) soa(zone string, serial uint32) *dns.SOA {
 	return &dns.SOA{
 		Hdr:     a.header(zone, dns.TypeSOA),
 		Ns:      "blocked.regblock.invalid.",
 		Mbox:    "hostmaster.regblock.invalid.",
-		Serial:  uint32(l.Serial), // RFC 1982 arithmetic: the low 32 bits
+		Serial:  serial,
 		Refresh: 3600,
 		Retry:   600,
 		Expire:  86400,
@@ -141,4 +142,27 @@ func extraText(m blockindex.Match, structured bool) string {
 		panic(err) // a struct of strings always marshals
 	}
 	return string(text)
+}
+
+// encryptedDNSCanary answers the names browsers and systems ask before they
+// switch to encrypted DNS of their own choosing, when the operator's order
+// covers that bypass: NXDOMAIN for use-application-dns.net (Firefox then
+// keeps using this resolver) and NODATA for _dns.resolver.arpa (no
+// designated encrypted resolver is advertised). It returns nil for any other
+// name. This only stops clients that ask; it is no barrier to one that
+// does not.
+func encryptedDNSCanary(r *dns.Msg, ttl uint32) *dns.Msg {
+	q := r.Question[0]
+	name := strings.ToLower(dns.Fqdn(q.Name))
+	if name != "use-application-dns.net." && name != "_dns.resolver.arpa." {
+		return nil
+	}
+	resp := new(dns.Msg)
+	resp.SetReply(r)
+	resp.RecursionAvailable = true
+	if name == "use-application-dns.net." {
+		resp.Rcode = dns.RcodeNameError
+	}
+	resp.Ns = []dns.RR{answers{ttl: ttl}.soa(dns.Fqdn(q.Name), 1)}
+	return resp
 }

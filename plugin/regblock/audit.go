@@ -36,8 +36,9 @@ const auditQueue = 4096
 // formatted off the query path.
 type blockRecord struct {
 	time   time.Time
-	match  blockindex.Match
-	qname  string
+	match   blockindex.Match
+	qname   string
+	matched string // the name match.Start indexes: qname, or a CNAME or DNAME target
 	qtype  uint16
 	client net.Addr
 	mode   clientMode
@@ -186,7 +187,7 @@ func (a *auditLog) write(r blockRecord) {
 		Event:    ledger.Block,
 		List:     l.Name,
 		Serial:   &serial,
-		Pattern:  r.match.Kind.Prefix() + strings.ToLower(strings.TrimSuffix(r.qname[r.match.Start:], ".")),
+		Pattern:  r.match.Kind.Prefix() + strings.ToLower(strings.TrimSuffix(r.matched[r.match.Start:], ".")),
 		QName:    r.qname,
 		QType:    dns.TypeToString[r.qtype],
 		Order:    r.match.Order,

@@ -84,16 +84,63 @@ func (rb *Regblock) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	// The question name as received: Lookup folds case and escapes itself,
 	// without the allocation request.Request.Name() costs.
 	q := r.Question[0]
+	if rb.cfg.encryptedDNSCanaries {
+		if resp := encryptedDNSCanary(r, rb.cfg.ttl); resp != nil {
+			w.WriteMsg(resp)
+			return dns.RcodeSuccess, nil
+		}
+	}
 	m, ok := rb.index.Load().Lookup(q.Name)
 	if !ok {
-		return plugin.NextOrFailure(rb.Name(), rb.Next, ctx, w, r)
+		// The answer may still lead to a listed name through a CNAME or
+		// DNAME chain (cloaking): check it on its way back.
+		return plugin.NextOrFailure(rb.Name(), rb.Next, ctx, &cloakWriter{ResponseWriter: w, rb: rb, req: r, server: server}, r)
 	}
-	w.WriteMsg(rb.answers.block(r, m))
+	rb.block(w, r, m, q.Name, server)
+	return dns.RcodeSuccess, nil
+}
+
+// block writes the block answer to r for a match of m in name (the query
+// name, or a CNAME or DNAME target in its answer), counts and audits it.
+func (rb *Regblock) block(w dns.ResponseWriter, r *dns.Msg, m blockindex.Match, name, server string) error {
+	q := r.Question[0]
+	err := w.WriteMsg(rb.answers.block(r, m, name[m.Start:]))
 	countBlock(server, m, q.Qtype)
 	if rb.audit != nil {
-		rb.audit.block(blockRecord{time: time.Now(), match: m, qname: q.Name, qtype: q.Qtype, client: w.RemoteAddr(), mode: rb.cfg.auditClient})
+		rb.audit.block(blockRecord{time: time.Now(), match: m, qname: q.Name, matched: name, qtype: q.Qtype, client: w.RemoteAddr(), mode: rb.cfg.auditClient})
 	}
-	return dns.RcodeSuccess, nil
+	return err
+}
+
+// cloakWriter sees the answers of the plugins after regblock. An answer
+// whose CNAME or DNAME chain reaches a listed name, at any depth, is
+// replaced by the block answer for that name, as RPZ resolvers do: a name
+// that is not listed must not become a way to reach one that is.
+type cloakWriter struct {
+	dns.ResponseWriter
+	rb     *Regblock
+	req    *dns.Msg
+	server string
+}
+
+// WriteMsg implements dns.ResponseWriter.
+func (w *cloakWriter) WriteMsg(res *dns.Msg) error {
+	ix := w.rb.index.Load()
+	for _, rr := range res.Answer {
+		var target string
+		switch rr := rr.(type) {
+		case *dns.CNAME:
+			target = rr.Target
+		case *dns.DNAME:
+			target = rr.Target
+		default:
+			continue
+		}
+		if m, ok := ix.Lookup(target); ok {
+			return w.rb.block(w.ResponseWriter, w.req, m, target, w.server)
+		}
+	}
+	return w.ResponseWriter.WriteMsg(res)
 }
 
 // Name implements the plugin.Handler interface.

@@ -35,6 +35,8 @@ type config struct {
 
 	audit       string // audit log file, "" for none
 	auditClient clientMode
+
+	encryptedDNSCanaries bool
 }
 
 func newConfig() config {
@@ -74,6 +76,13 @@ func parse(c *caddy.Controller) (config, error) {
 		for c.NextBlock() {
 			option := c.Val()
 			args := c.RemainingArgs()
+			if option == "encrypted_dns_canaries" {
+				if len(args) != 0 {
+					return cfg, c.Errf("encrypted_dns_canaries takes no value")
+				}
+				cfg.encryptedDNSCanaries = true
+				continue
+			}
 			if len(args) == 0 {
 				return cfg, c.ArgErr()
 			}
