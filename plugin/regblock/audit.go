@@ -35,13 +35,13 @@ const auditQueue = 4096
 // blockRecord is what the query path hands the audit writer: raw values,
 // formatted off the query path.
 type blockRecord struct {
-	time   time.Time
+	time    time.Time
 	match   blockindex.Match
 	qname   string
 	matched string // the name match.Start indexes: qname, or a CNAME or DNAME target
-	qtype  uint16
-	client net.Addr
-	mode   clientMode
+	qtype   uint16
+	client  net.Addr
+	mode    clientMode
 }
 
 // auditLog appends events to the audit log. Block events go through a
