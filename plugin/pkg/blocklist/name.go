@@ -17,27 +17,30 @@ func CanonicalName(name string) (string, error) {
 	if name == "" {
 		return "", errors.New("empty name")
 	}
+	if len(name) > 4*253 { // even in Unicode, too long to become a valid name
+		return "", fmt.Errorf("name of %d bytes is longer than a DNS name can be", len(name))
+	}
 	if !isASCII(name) || strings.Contains(name, "xn--") {
 		ascii, err := idna.Lookup.ToASCII(name)
 		if err != nil {
-			return "", fmt.Errorf("invalid internationalized name %q: %v", name, err)
+			return "", fmt.Errorf("invalid internationalized name %s: %v", quote(name), err)
 		}
 		name = ascii
 	}
 	name = strings.ToLower(name)
 	if len(name) > 253 {
-		return "", fmt.Errorf("name %q is longer than 253 characters", name)
+		return "", fmt.Errorf("name %s is longer than 253 characters", quote(name))
 	}
 	for label := range strings.SplitSeq(name, ".") {
 		if label == "" {
-			return "", fmt.Errorf("name %q has an empty label", name)
+			return "", fmt.Errorf("name %s has an empty label", quote(name))
 		}
 		if len(label) > 63 {
-			return "", fmt.Errorf("name %q has a label longer than 63 characters", name)
+			return "", fmt.Errorf("name %s has a label longer than 63 characters", quote(name))
 		}
 		for i := 0; i < len(label); i++ {
 			if c := label[i]; !isNameByte(c) {
-				return "", fmt.Errorf("name %q has an invalid character %q", name, c)
+				return "", fmt.Errorf("name %s has an invalid character %q", quote(name), c)
 			}
 		}
 	}
@@ -55,4 +58,13 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// quote returns s quoted for an error message, cut to 64 bytes so that a
+// hostile value is never echoed whole.
+func quote(s string) string {
+	if len(s) <= 64 {
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprintf("%q…", s[:64])
 }

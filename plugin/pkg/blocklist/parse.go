@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Version is the list format version this package reads.
@@ -15,6 +16,9 @@ const Version = 1
 const (
 	versionLine = "#! regblock-list 1"
 	maxErrors   = 1000
+	// MaxLine is the longest line accepted, in bytes: a name is at most 253
+	// bytes, and a header value has no reason to be longer.
+	MaxLine = 4096
 )
 
 // Error is a problem at one line of a list file.
@@ -82,6 +86,19 @@ func (p *parser) parse(text string) {
 		line, text, _ = strings.Cut(text, "\n")
 		line = strings.TrimSuffix(line, "\r")
 		p.line++
+		if len(line) > MaxLine {
+			p.errorf("line is %d bytes long; at most %d are allowed", len(line), MaxLine)
+			continue
+		}
+		if !utf8.ValidString(line) {
+			p.errorf("line is not valid UTF-8")
+			continue
+		}
+		if i := strings.IndexFunc(line, isControl); i >= 0 {
+			r, _ := utf8.DecodeRuneInString(line[i:])
+			p.errorf("control character %U in column %d", r, i+1)
+			continue
+		}
 
 		if p.line == 1 {
 			if !strings.HasPrefix(line, "#! regblock-list") {
@@ -120,6 +137,13 @@ func (p *parser) parse(text string) {
 			p.errorf("missing required header %q", key)
 		}
 	}
+}
+
+// isControl reports the characters a list may not hold: C0 controls but
+// the tab, DEL, and C1 controls. They would reach log lines, the audit log,
+// EDE texts and the notice page.
+func isControl(r rune) bool {
+	return r < 0x20 && r != '\t' || r >= 0x7f && r < 0xa0
 }
 
 // stripComment removes a '#' comment that starts the line or follows a blank.
@@ -244,12 +268,12 @@ func (p *parser) entry(fields []string) {
 	case strings.HasPrefix(pattern, "!"):
 		e.Kind, pattern = Exception, pattern[1:]
 	case !startsName(pattern):
-		p.errorf("unknown entry prefix in %q: use NAME, *.NAME, =NAME or !NAME", pattern)
+		p.errorf("unknown entry prefix in %s: use NAME, *.NAME, =NAME or !NAME", quote(pattern))
 		return
 	}
 	name, err := CanonicalName(pattern)
 	if err != nil {
-		p.errorf("entry %q: %v", fields[0], err)
+		p.errorf("entry %s: %v", quote(fields[0]), err)
 		return
 	}
 	e.Name = name

@@ -122,6 +122,11 @@ func TestParseErrors(t *testing.T) {
 		{"too many fields", header + "abuse.example ORDER-1 csam extra\n", 5, "too many fields"},
 		{"bad category", header + "abuse.example ORDER-1 c$am\n", 5, "category"},
 		{"reserved category", header + "abuse.example ORDER-1 canary\n", 5, "reserved"},
+		{"line too long", header + strings.Repeat("a.", 3000) + "example\n", 5, "at most 4096"},
+		{"invalid UTF-8", header + "abuse.example ORDER-\xff\n", 5, "not valid UTF-8"},
+		{"NUL byte", header + "abuse\x00.example\n", 5, "control character"},
+		{"control character in a header", header + "#! issuer: Evil\x1b[31m Inc\n", 5, "control character"},
+		{"C1 control", header + "#! issuer: Evil\u0085Inc\n", 5, "control character"},
 		{"invalid IDN", header + "a\u2488.example\n", 5, "internationalized"},
 		{"invalid punycode", header + "xn--zz.example\n", 5, "internationalized"},
 	}
@@ -172,5 +177,25 @@ func TestParseLineEndings(t *testing.T) {
 	}
 	if len(l.Entries) != 1 || l.Entries[0].Name != "abuse.example" || l.Entries[0].Order != "ORDER-1" {
 		t.Errorf("entries = %+v", l.Entries)
+	}
+}
+
+// TestParseBounds: hostile files get one clear error a line, and an error
+// never quotes a huge value back.
+func TestParseBounds(t *testing.T) {
+	huge := header + strings.Repeat("x", 1<<20) + "\n" + strings.Repeat("a.", 130) + "example\n"
+	_, err := Parse("huge.list", []byte(huge))
+	var errs ErrorList
+	if !errors.As(err, &errs) || len(errs) != 2 {
+		t.Fatalf("want 2 errors, got %v", err)
+	}
+	for _, e := range errs {
+		if len(e.Error()) > 400 {
+			t.Errorf("error of %d bytes: %.100s…", len(e.Error()), e.Error())
+		}
+	}
+	_, err = Parse("many.list", []byte(header+strings.Repeat("bad$\n", 5000)))
+	if !errors.As(err, &errs) || len(errs) != maxErrors+1 || !strings.Contains(errs[maxErrors].Msg, "too many errors") {
+		t.Errorf("5000 bad lines: %d errors, want %d and a stop", len(errs), maxErrors+1)
 	}
 }

@@ -73,6 +73,10 @@ func TestLoad(t *testing.T) {
 	tampered := key.WriteList(t, dir, "tampered.list", list)
 	os.WriteFile(tampered, []byte(list+"more.example\n"), 0o644)
 	unparsable := key.WriteList(t, dir, "unparsable.list", list+"bad$.example\n")
+	hugeSig := key.WriteList(t, dir, "hugesig.list", list)
+	os.WriteFile(hugeSig+".minisig", make([]byte, 1<<20), 0o644)
+	garbageSig := key.WriteList(t, dir, "garbagesig.list", list)
+	os.WriteFile(garbageSig+".minisig", []byte("\x00\xff garbage\n"), 0o644)
 
 	tests := []struct {
 		name    string
@@ -84,6 +88,8 @@ func TestLoad(t *testing.T) {
 		{"missing signature", unsigned, 1 << 20, blocklist.ReasonBadSignature, "no signature: " + unsigned + ".minisig is missing"},
 		{"tampered", tampered, 1 << 20, blocklist.ReasonBadSignature, "does not match"},
 		{"parse error", unparsable, 1 << 20, blocklist.ReasonParseError, "unparsable.list:6:"},
+		{"signature file of a megabyte", hugeSig, 1 << 20, blocklist.ReasonTooLarge, "hugesig.list.minisig: larger than the size limit of 65536 bytes"},
+		{"garbage signature", garbageSig, 1 << 20, blocklist.ReasonBadSignature, "not a minisign signature"},
 		{"too large", good, int64(len(list) - 1), blocklist.ReasonTooLarge, "size limit"},
 		{"missing file", filepath.Join(dir, "absent.list"), 1 << 20, blocklist.ReasonIOError, "absent.list"},
 	}
