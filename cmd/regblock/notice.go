@@ -126,7 +126,7 @@ func notice(args []string, stdout, stderr io.Writer) int {
 	defer set.Stop()
 
 	httpSrv := &http.Server{Addr: *listen, Handler: srv, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, ErrorLog: logger}
+		WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10, ErrorLog: logger}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fail(stderr, 2, err, "")
@@ -277,6 +277,9 @@ func (s *noticeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
 	lang := s.language(r)
 	data := pageData{Lang: lang, T: s.catalog[lang], Host: host, Languages: s.langs}
+	if len(host) > 253 { // no DNS name is longer: do not echo a hostile header whole
+		data.Host = host[:253] + "…"
+	}
 
 	status := http.StatusNotFound
 	listLabel := "none"

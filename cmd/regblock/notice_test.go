@@ -112,6 +112,19 @@ func TestNoticePage(t *testing.T) {
 	}
 }
 
+func TestNoticeHostileHost(t *testing.T) {
+	ts, _ := startNotice(t, map[string]string{"example.list": noticeList}, "", "")
+	huge := strings.Repeat("a", 50<<10) + ".abuse.example"
+	resp, body := get(t, ts.URL, huge, "")
+	if resp.StatusCode != 404 || strings.Contains(body, strings.Repeat("a", 300)) {
+		t.Errorf("a 50 KB Host: status %d, page of %d bytes", resp.StatusCode, len(body))
+	}
+	resp, body = get(t, ts.URL, `"><script>alert(1)</script>`, "")
+	if resp.StatusCode != 404 || strings.Contains(body, "<script>") {
+		t.Errorf("an HTML Host: status %d, echoed unescaped", resp.StatusCode)
+	}
+}
+
 func TestNoticeEscapesListFields(t *testing.T) {
 	hostile := strings.Replace(noticeList, "Example Communications Commission", `<script>alert("x")</script>`, 1)
 	hostile = strings.Replace(hostile, "ORDER-2026-0012", `ORDER"><img/src=x>`, 1)

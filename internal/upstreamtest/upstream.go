@@ -22,20 +22,33 @@ type Upstream struct {
 	names []string
 }
 
-// Start starts an upstream on UDP 127.0.0.1, stopped when the test ends.
+// Start starts an upstream on UDP and TCP on one port of 127.0.0.1
+// (forward asks over TCP what came to it over TCP, TLS or HTTPS), stopped
+// when the test ends.
 func Start(t testing.TB) *Upstream {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err != nil {
+			pc.Close()
+			continue // the port is taken for TCP: try another
+		}
+		u := &Upstream{Addr: pc.LocalAddr().String()}
+		for _, srv := range []*dns.Server{{PacketConn: pc, Handler: u}, {Listener: l, Handler: u}} {
+			started := make(chan struct{})
+			srv.NotifyStartedFunc = func() { close(started) }
+			go srv.ActivateAndServe()
+			<-started
+			t.Cleanup(func() { srv.Shutdown() })
+		}
+		return u
 	}
-	u := &Upstream{Addr: pc.LocalAddr().String()}
-	started := make(chan struct{})
-	srv := &dns.Server{PacketConn: pc, Handler: u, NotifyStartedFunc: func() { close(started) }}
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
-	return u
+	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
+	return nil
 }
 
 // ServeDNS implements dns.Handler.
