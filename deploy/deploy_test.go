@@ -5,13 +5,11 @@ package deploy
 import (
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
 	"slices"
-	"strconv"
 	"testing"
 
 	"github.com/coredns/coredns/core/dnsserver"
@@ -19,28 +17,15 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/regblock/regblock/internal/testenv"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 	"github.com/regblock/regblock/plugin/regblock"
 )
 
 func init() { dnsserver.Directives = regblock.InsertDirective(dnsserver.Directives) }
 
-// need returns the path of an outside tool, skipping the test when it is
-// missing, except under CI where it must be there.
-func need(t *testing.T, tool, pkg string) string {
-	t.Helper()
-	path, err := exec.LookPath(tool)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not installed; CI must install it (apt-get install %s)", tool, pkg)
-		}
-		t.Skipf("%s is not installed (apt-get install %s)", tool, pkg)
-	}
-	return path
-}
-
 func TestAlertRules(t *testing.T) {
-	promtool := need(t, "promtool", "prometheus")
+	promtool := testenv.Need(t, "promtool", "prometheus")
 	for _, args := range [][]string{
 		{"check", "rules", "regblock-alerts.yml"},
 		{"test", "rules", "regblock-alerts.test.yml"},
@@ -60,12 +45,7 @@ func scrapeNames(t *testing.T) []string {
 	dir := t.TempDir()
 	key := blocklisttest.NewKey(t)
 	key.WriteList(t, dir, "a.list", "#! regblock-list 1\n#! name: a\n#! serial: 1\n#! issued: 2026-11-28T06:00:00Z\n#! expires: 2099-01-01T00:00:00Z\nabuse.example\n")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics := "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	l.Close()
+	metrics := "127.0.0.1:" + testenv.FreePort(t)
 	i, udp, _, err := test.CoreDNSServerAndPorts(`.:0 {
 		bind 127.0.0.1
 		regblock {

@@ -12,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/regblock/regblock/internal/testenv"
 )
 
 // TestKubernetes builds each kustomization with kubectl kustomize, decodes
@@ -19,7 +21,7 @@ import (
 // misspelled field fails), and checks that what the objects refer to
 // exists: ConfigMaps, volumes, Service target ports, probe ports.
 func TestKubernetes(t *testing.T) {
-	kubectl := need(t, "kubectl", "kubectl")
+	kubectl := testenv.Need(t, "kubectl", "kubectl")
 	for _, dir := range []string{"kubernetes/base", "kubernetes/configmap"} {
 		t.Run(dir, func(t *testing.T) {
 			out, err := exec.Command(kubectl, "kustomize", dir).Output()

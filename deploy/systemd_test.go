@@ -6,13 +6,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/regblock/regblock/internal/testenv"
 )
 
 // TestSystemdUnits runs systemd-analyze verify on every unit, with the
 // binaries they start present, and fails on any complaint, warnings
 // included (systemd-analyze exits 0 on a value it ignores).
 func TestSystemdUnits(t *testing.T) {
-	analyze := need(t, "systemd-analyze", "systemd")
+	analyze := testenv.Need(t, "systemd-analyze", "systemd")
 	units, err := filepath.Glob("systemd/*.service")
 	if err != nil || len(units) == 0 {
 		t.Fatalf("no units in systemd/: %v", err)

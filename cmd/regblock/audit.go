@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"aead.dev/minisign"
 	"github.com/miekg/dns"
 	"golang.org/x/term"
 
@@ -148,13 +147,9 @@ func audit(args []string, stdout, stderr io.Writer) int {
 		cfg.notice = append(cfg.notice, addr.Unmap())
 	}
 
-	var keys []minisign.PublicKey
-	for _, p := range pubs {
-		key, err := blocklist.ReadPublicKey(p)
-		if err != nil {
-			return fail(stderr, 2, err, "")
-		}
-		keys = append(keys, key)
+	keys, err := readKeys(pubs)
+	if err != nil {
+		return fail(stderr, 2, err, "")
 	}
 	var lists []*blocklist.List
 	for _, path := range fs.Args() {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"html/template"
 	"time"
+
+	"github.com/regblock/regblock/plugin/pkg/atomicfile"
 )
 
 // reportPage is the HTML audit report: one self-contained file, no external
@@ -56,5 +58,5 @@ func writeHTMLReport(path string, r *auditReport) error {
 	if err := reportPage.Execute(&b, r); err != nil {
 		return err
 	}
-	return writeAtomic(path, b.Bytes(), 0o644)
+	return atomicfile.Write(path, b.Bytes(), 0o644)
 }

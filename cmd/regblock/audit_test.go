@@ -3,13 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/regblock/regblock/internal/testenv"
 	"github.com/regblock/regblock/internal/upstreamtest"
 )
 
@@ -33,36 +30,12 @@ func regblockd(t *testing.T) string {
 		t.Skip("builds and runs regblockd")
 	}
 	regblockdOnce.Do(func() {
-		regblockdBin = filepath.Join(filepath.Dir(bin), "regblockd")
-		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		out, err := exec.Command(gobin, "build", "-o", regblockdBin, "../regblockd").CombinedOutput()
-		if err != nil {
-			regblockdErr = fmt.Errorf("go build regblockd: %v\n%s", err, out)
-		}
+		regblockdBin, regblockdErr = testenv.Build(filepath.Dir(bin), "../regblockd", "regblockd")
 	})
 	if regblockdErr != nil {
 		t.Fatal(regblockdErr)
 	}
 	return regblockdBin
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
-		l.Close()
-		if err == nil {
-			pc.Close()
-			return strconv.Itoa(port)
-		}
-	}
-	t.Fatal("no free port")
-	return ""
 }
 
 // resolver runs regblockd with the plugin block given (none: plain
@@ -71,7 +44,7 @@ func freePort(t *testing.T) string {
 func resolver(t *testing.T, pluginBlock string, lines ...string) string {
 	t.Helper()
 	up := upstreamtest.Start(t)
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	conf := filepath.Join(t.TempDir(), "Corefile")
 	os.WriteFile(conf, []byte(".:"+port+" {\n bind 127.0.0.1\n"+pluginBlock+"\n"+strings.Join(lines, "\n")+"\n forward . "+up.Addr+"\n}\n"), 0o644)
 	var logs bytes.Buffer
@@ -210,7 +183,7 @@ func TestAudit(t *testing.T) {
 		}
 	})
 	t.Run("could not audit", func(t *testing.T) {
-		code, _, stderr := regblock(t, append(base, "-server", "127.0.0.1:"+freePort(t), "-canary", f.v2)...)
+		code, _, stderr := regblock(t, append(base, "-server", "127.0.0.1:"+testenv.FreePort(t), "-canary", f.v2)...)
 		if code != 2 || !strings.Contains(stderr, "no answer") {
 			t.Errorf("unreachable resolver: exit %d, %q", code, stderr)
 		}

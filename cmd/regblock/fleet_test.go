@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/regblock/regblock/internal/testenv"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 )
 
@@ -36,7 +37,7 @@ func TestFleet(t *testing.T) {
 		}
 	}
 	for i := range fleet {
-		m := member{dir: t.TempDir(), metrics: "127.0.0.1:" + freePort(t)}
+		m := member{dir: t.TempDir(), metrics: "127.0.0.1:" + testenv.FreePort(t)}
 		syncInto(m)
 		m.dns = resolver(t, "regblock {\n lists "+m.dir+"\n pubkey "+pub+"\n notice 192.0.2.80\n}", "prometheus "+m.metrics)
 		fleet[i] = m

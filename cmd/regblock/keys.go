@@ -4,11 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"aead.dev/minisign"
 	"golang.org/x/term"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
 
 // passwordEnv names the environment variable that holds a secret key's
@@ -98,28 +99,17 @@ func createFile(path string, data []byte, perm os.FileMode) error {
 	return err
 }
 
-// writeAtomic replaces path with data through a temporary file in the same
-// directory, so that a reader (a resolver watching the directory) sees the
-// old file or the new one, never half of one.
-func writeAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
+// readKeys reads the trusted public key files.
+func readKeys(paths []string) ([]minisign.PublicKey, error) {
+	var keys []minisign.PublicKey
+	for _, p := range paths {
+		key, err := blocklist.ReadPublicKey(p)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, key)
 	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	return keys, nil
 }
 
 // multiFlag collects a flag given several times or as a comma list.

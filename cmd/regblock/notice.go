@@ -20,7 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	"aead.dev/minisign"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/text/language"
@@ -106,13 +105,9 @@ func notice(args []string, stdout, stderr io.Writer) int {
 	}
 	logger := log.New(stderr, "regblock notice: ", log.LstdFlags)
 
-	var keys []minisign.PublicKey
-	for _, p := range pubs {
-		key, err := blocklist.ReadPublicKey(p)
-		if err != nil {
-			return fail(stderr, 2, err, "")
-		}
-		keys = append(keys, key)
+	keys, err := readKeys(pubs)
+	if err != nil {
+		return fail(stderr, 2, err, "")
 	}
 	srv, err := newNoticeServer(*templateFile, *langDir, prometheus.NewRegistry())
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"aead.dev/minisign"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/regblock/regblock/internal/testenv"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 	"github.com/regblock/regblock/plugin/pkg/listset"
 )
@@ -190,13 +191,7 @@ func TestNoticeTemplateAndMetrics(t *testing.T) {
 // blocked host mapped to the test server, and checks the rendered DOM and a
 // screenshot.
 func TestNoticeInBrowser(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("chromium is not installed; CI must install it (apt-get install chromium)")
-		}
-		t.Skip("chromium is not installed (apt-get install chromium)")
-	}
+	chromium := testenv.Need(t, "chromium", "chromium")
 	ts, _ := startNotice(t, map[string]string{"example.list": noticeList}, "", "")
 	port := ts.URL[strings.LastIndexByte(ts.URL, ':')+1:]
 	url := "http://www.abuse.example:" + port + "/"

@@ -12,6 +12,7 @@ import (
 
 	"aead.dev/minisign"
 
+	"github.com/regblock/regblock/plugin/pkg/atomicfile"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
 
@@ -79,11 +80,11 @@ func signList(path string, key minisign.PrivateKey, bump bool, stdout, stderr io
 	trusted := fmt.Sprintf("timestamp:%d\tfile:%s\thashed", time.Now().Unix(), filepath.Base(path))
 	sig := r.SignWithComments(key, trusted, "signature from regblock secret key")
 	if bump {
-		if err := writeAtomic(path, data, 0o644); err != nil {
+		if err := atomicfile.Write(path, data, 0o644); err != nil {
 			return err
 		}
 	}
-	if err := writeAtomic(path+blocklist.SignatureSuffix, append(sig, '\n'), 0o644); err != nil {
+	if err := atomicfile.Write(path+blocklist.SignatureSuffix, append(sig, '\n'), 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: list %q serial %d signed (%d blocking entries) -> %s\n", path, l.Name, l.Serial, l.Blocking(), path+blocklist.SignatureSuffix)

@@ -22,8 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/regblock/regblock/plugin/pkg/atomicfile"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
-	"github.com/regblock/regblock/plugin/pkg/listset"
 )
 
 const syncUsage = `Usage: regblock sync -url BASE -name NAME -dir DIR -p PUB [-once | -every DURATION] [flags]
@@ -113,12 +113,8 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	s := &syncer{base: u, name: *name, dir: *dir, maxSize: *maxSize, client: &http.Client{Timeout: *timeout},
 		retries: *retries, retryWait: *retryWait, log: log.New(stderr, "regblock sync: ", log.LstdFlags)}
-	for _, p := range pubs {
-		key, err := blocklist.ReadPublicKey(p)
-		if err != nil {
-			return fail(stderr, 2, err, "")
-		}
-		s.keys = append(s.keys, key)
+	if s.keys, err = readKeys(pubs); err != nil {
+		return fail(stderr, 2, err, "")
 	}
 	reg := s.newMetrics()
 	if *metricsAddr != "" {
@@ -242,11 +238,11 @@ func (s *syncer) syncOnce(ctx context.Context) error {
 	}
 	// Both files are complete beside their final names before either is
 	// renamed, and the two renames follow each other at once.
-	sigTmp, err := writeTemp(s.dir, sig)
+	sigTmp, err := atomicfile.Temp(s.dir, sig, 0o644)
 	if err != nil {
 		return &syncError{"write", err}
 	}
-	listTmp, err := writeTemp(s.dir, data)
+	listTmp, err := atomicfile.Temp(s.dir, data, 0o644)
 	if err != nil {
 		os.Remove(sigTmp)
 		return &syncError{"write", err}
@@ -266,7 +262,7 @@ func (s *syncer) syncOnce(ctx context.Context) error {
 
 func (s *syncer) saveValidators(v validators) error {
 	data, _ := json.Marshal(v)
-	if err := listset.WriteAtomic(s.validatorsPath(), data); err != nil {
+	if err := atomicfile.Write(s.validatorsPath(), data, 0o644); err != nil {
 		return &syncError{"write", err}
 	}
 	return nil
@@ -308,26 +304,4 @@ func (s *syncer) fetch(ctx context.Context, name string, v validators) ([]byte, 
 		return nil, v, &syncError{"too_large", fmt.Errorf("GET %s: larger than %d bytes", u, s.maxSize)}
 	}
 	return data, validators{resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")}, nil
-}
-
-func writeTemp(dir string, data []byte) (string, error) {
-	f, err := os.CreateTemp(dir, ".regblock-sync-*.tmp")
-	if err != nil {
-		return "", err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
 }

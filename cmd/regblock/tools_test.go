@@ -11,6 +11,7 @@ import (
 
 	"aead.dev/minisign"
 
+	"github.com/regblock/regblock/internal/testenv"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
 
@@ -31,20 +32,6 @@ func writeFile(t *testing.T, dir, name, text string) string {
 	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
-	}
-	return path
-}
-
-// stockMinisign returns the minisign CLI, skipping (failing under CI) when
-// it is missing.
-func stockMinisign(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("minisign")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("minisign is not installed; CI must install it (apt-get install minisign)")
-		}
-		t.Skip("minisign is not installed (apt-get install minisign)")
 	}
 	return path
 }
@@ -146,7 +133,7 @@ func TestKeygenPassword(t *testing.T) {
 // TestStockMinisignInterop: keys and signatures made by either tool are
 // accepted by the other.
 func TestStockMinisignInterop(t *testing.T) {
-	ms := stockMinisign(t)
+	ms := testenv.Need(t, "minisign", "minisign")
 	dir := t.TempDir()
 	run := func(name string, args ...string) {
 		t.Helper()

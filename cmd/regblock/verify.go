@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"aead.dev/minisign"
-
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
 
@@ -33,13 +31,9 @@ func verify(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	var keys []minisign.PublicKey
-	for _, p := range pubs {
-		key, err := blocklist.ReadPublicKey(p)
-		if err != nil {
-			return fail(stderr, 1, err, "")
-		}
-		keys = append(keys, key)
+	keys, err := readKeys(pubs)
+	if err != nil {
+		return fail(stderr, 1, err, "")
 	}
 	code := 0
 	for _, path := range fs.Args() {

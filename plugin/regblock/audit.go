@@ -14,9 +14,9 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/regblock/regblock/plugin/pkg/atomicfile"
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/ledger"
-	"github.com/regblock/regblock/plugin/pkg/listset"
 )
 
 // clientMode says how much of a client's address a block event keeps.
@@ -145,7 +145,7 @@ func (a *auditLog) ledger(e ledger.Event) {
 		return
 	}
 	a.head = head
-	if err := listset.WriteAtomic(a.path+".head", []byte(head+"\n")); err != nil {
+	if err := atomicfile.Write(a.path+".head", []byte(head+"\n"), 0o640); err != nil {
 		log.Errorf("Audit log %s: %v", a.path, err)
 	}
 }

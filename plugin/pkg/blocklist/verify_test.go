@@ -10,6 +10,7 @@ import (
 
 	"aead.dev/minisign"
 
+	"github.com/regblock/regblock/internal/testenv"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 )
@@ -119,13 +120,7 @@ func TestLoad(t *testing.T) {
 // TestStockMinisign checks that lists signed by the minisign CLI, with a key
 // it made, load: prehashed (its default) and legacy (-l).
 func TestStockMinisign(t *testing.T) {
-	bin, err := exec.LookPath("minisign")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("minisign is not installed; CI must install it (apt-get install minisign)")
-		}
-		t.Skip("minisign is not installed (apt-get install minisign); skipping the stock CLI test")
-	}
+	bin := testenv.Need(t, "minisign", "minisign")
 	dir := t.TempDir()
 	pub, sec := filepath.Join(dir, "stock.pub"), filepath.Join(dir, "stock.key")
 	run := func(args ...string) {

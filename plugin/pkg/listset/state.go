@@ -11,6 +11,7 @@ import (
 
 	"aead.dev/minisign"
 
+	"github.com/regblock/regblock/plugin/pkg/atomicfile"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
 
@@ -50,7 +51,7 @@ func (d stateDir) save(c *Current, data, sig []byte) error {
 		path string
 		data []byte
 	}{{base + ".list", data}, {base + ".list" + blocklist.SignatureSuffix, sig}, {base + ".json", rec}} {
-		if err := WriteAtomic(f.path, f.data); err != nil {
+		if err := atomicfile.Write(f.path, f.data, 0o640); err != nil {
 			return fmt.Errorf("state: %w", err)
 		}
 	}
@@ -99,28 +100,4 @@ func (d stateDir) load(keys []minisign.PublicKey, maxSize int64) (lists []saved,
 		lists = append(lists, saved{list: l, source: rec.Source, applied: rec.Applied})
 	}
 	return lists, errs
-}
-
-// WriteAtomic writes data to a temporary file beside path, syncs it and
-// renames it over path, so that a reader sees the old file or the new one,
-// never half of one.
-func WriteAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
 }

@@ -1,0 +1,47 @@
+// Package atomicfile writes files so that a reader, such as a resolver
+// watching a directory, sees the old file or the new one, never half of one.
+package atomicfile
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// Temp writes data, synced, with mode perm, to a new temporary file in dir
+// whose name starts with a dot (no *.list pattern matches it), and returns
+// its path, ready to be renamed into place.
+func Temp(dir string, data []byte, perm os.FileMode) (string, error) {
+	f, err := os.CreateTemp(dir, ".atomicfile-*.tmp")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// Write replaces path with data, with mode perm, through a temporary file
+// in the same directory.
+func Write(path string, data []byte, perm os.FileMode) error {
+	tmp, err := Temp(filepath.Dir(path), data, perm)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
