@@ -4,14 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/miekg/dns"
 
 	"github.com/regblock/regblock/internal/testenv"
 	"github.com/regblock/regblock/internal/upstreamtest"
@@ -45,30 +41,10 @@ func resolver(t *testing.T, pluginBlock string, lines ...string) string {
 	t.Helper()
 	up := upstreamtest.Start(t)
 	port := testenv.FreePort(t)
-	conf := filepath.Join(t.TempDir(), "Corefile")
-	os.WriteFile(conf, []byte(".:"+port+" {\n bind 127.0.0.1\n"+pluginBlock+"\n"+strings.Join(lines, "\n")+"\n forward . "+up.Addr+"\n}\n"), 0o644)
-	var logs bytes.Buffer
-	cmd := exec.Command(regblockd(t), "-conf", conf)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("regblockd:\n%s", logs.String())
-		}
-	})
+	corefile := ".:" + port + " {\n bind 127.0.0.1\n" + pluginBlock + "\n" + strings.Join(lines, "\n") + "\n forward . " + up.Addr + "\n}\n"
 	addr := "127.0.0.1:" + port
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		c := &dns.Client{Timeout: 300 * time.Millisecond}
-		if _, _, err := c.Exchange(new(dns.Msg).SetQuestion("ready.test.", dns.TypeA), addr); err == nil {
-			return addr
-		}
-	}
-	t.Fatalf("regblockd does not answer on %s", addr)
-	return ""
+	testenv.Regblockd(t, regblockd(t), corefile, "", addr, "ready.test.")
+	return addr
 }
 
 // auditFixture is a key and two signed versions of a list: v2 adds

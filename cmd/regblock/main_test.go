@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"flag"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,22 +19,7 @@ import (
 // and output as a user does.
 var bin string
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	dir, err := os.MkdirTemp("", "regblock-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if bin, err = testenv.Build(dir, ".", "regblock"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m, ".", "regblock", &bin) }
 
 // regblock runs the binary and returns its exit code, stdout and stderr.
 func regblock(t *testing.T, args ...string) (int, string, string) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,28 +31,10 @@ const list = `#! regblock-list 1
 abuse.example ORDER-2026-0012 csam
 `
 
-// bin is the regblockd binary TestMain builds; empty with -short.
+// bin is the regblockd binary TestMain builds.
 var bin string
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("", "regblockd-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if bin, err = testenv.Build(dir, ".", "regblockd"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m, ".", "regblockd", &bin) }
 
 // startRegblockd runs regblockd with corefile in the working directory wd
 // until the test ends, and returns once it answers DNS on addr (at most 20 s).
@@ -61,31 +42,7 @@ func TestMain(m *testing.M) {
 // probe depends on an upstream.
 func startRegblockd(t *testing.T, corefile, wd, addr string) {
 	t.Helper()
-	conf := filepath.Join(t.TempDir(), "Corefile")
-	if err := os.WriteFile(conf, []byte(corefile), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "-conf", conf)
-	cmd.Dir = wd
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("regblockd output:\n%s", logs.String())
-		}
-	})
-	var err error
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if _, err = query(addr, "abuse.example.", dns.TypeA); err == nil {
-			return
-		}
-	}
-	t.Fatalf("regblockd does not answer on %s: %v", addr, err)
+	testenv.Regblockd(t, bin, corefile, wd, addr, "abuse.example.")
 }
 
 func query(addr, name string, qtype uint16) (*dns.Msg, error) {
@@ -309,7 +266,6 @@ func scrape(t *testing.T, url string) []byte {
 	}
 	return body
 }
-
 
 // metricValues parses a Prometheus text exposition into series → value.
 func metricValues(body []byte) map[string]float64 {

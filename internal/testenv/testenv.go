@@ -4,6 +4,7 @@
 package testenv
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,9 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+	"time"
+
+	"github.com/miekg/dns"
 )
 
 // Need returns the path of an outside tool. When it is missing the test is
@@ -60,4 +64,56 @@ func Build(dir, pkg, name string) (string, error) {
 		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return bin, nil
+}
+
+// Main is a TestMain that builds the command in pkg, stores its path in
+// *bin, runs the tests, and removes the binary.
+func Main(m *testing.M, pkg, name string, bin *string) {
+	dir, err := os.MkdirTemp("", name+"-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if *bin, err = Build(dir, pkg, name); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Regblockd runs the regblockd binary at bin with corefile, in the working
+// directory wd, until the test ends, and returns once the server at addr
+// answers a query for probe (at most 20 s). Its output is logged when the
+// test fails.
+func Regblockd(t testing.TB, bin, corefile, wd, addr, probe string) {
+	t.Helper()
+	conf := filepath.Join(t.TempDir(), "Corefile")
+	if err := os.WriteFile(conf, []byte(corefile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "-conf", conf)
+	cmd.Dir = wd
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("regblockd output:\n%s", logs.String())
+		}
+	})
+	c := &dns.Client{Timeout: 500 * time.Millisecond}
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if _, _, err = c.Exchange(new(dns.Msg).SetQuestion(probe, dns.TypeA), addr); err == nil {
+			return
+		}
+	}
+	t.Fatalf("regblockd does not answer on %s: %v", addr, err)
 }
