@@ -67,10 +67,6 @@ func Build(lists []*blocklist.List) (*Index, error) {
 		}
 	}
 
-	type keyed struct {
-		key uint64
-		rec record
-	}
 	n := 0
 	for _, l := range sorted {
 		n += len(l.Entries) + 1
@@ -105,10 +101,7 @@ func Build(lists []*blocklist.List) (*Index, error) {
 		}
 	}
 
-	slices.SortFunc(all, func(a, b keyed) int {
-		return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.rec.check, b.rec.check),
-			cmp.Compare(a.rec.list, b.rec.list), cmp.Compare(rank(a.rec.kind), rank(b.rec.kind)))
-	})
+	sortKeyed(all)
 
 	runs := 0
 	for i := range all {
@@ -137,6 +130,51 @@ func Build(lists []*blocklist.List) (*Index, error) {
 		ix.keys[s], ix.first[s] = k.key, uint32(i)
 	}
 	return ix, nil
+}
+
+// keyed is a record with its table key, while an index is built.
+type keyed struct {
+	key uint64
+	rec record
+}
+
+// sortKeyed sorts records by key with a radix sort (the keys are hashes,
+// evenly spread: four passes of 16 bits beat a comparison sort several
+// times over at millions of entries), then orders the rare records that
+// share a key by second hash, list and precedence.
+func sortKeyed(a []keyed) {
+	buf := make([]keyed, len(a))
+	src, dst := a, buf
+	var count [1 << 16]int
+	for shift := 0; shift < 64; shift += 16 {
+		clear(count[:])
+		for i := range src {
+			count[uint16(src[i].key>>shift)]++
+		}
+		pos := 0
+		for d := range count {
+			count[d], pos = pos, pos+count[d]
+		}
+		for i := range src {
+			d := uint16(src[i].key >> shift)
+			dst[count[d]] = src[i]
+			count[d]++
+		}
+		src, dst = dst, src
+	}
+	// Four passes leave the result in a again.
+	for i := 0; i < len(a); {
+		j := i + 1
+		for j < len(a) && a[j].key == a[i].key {
+			j++
+		}
+		if j-i > 1 {
+			slices.SortFunc(a[i:j], func(x, y keyed) int {
+				return cmp.Or(cmp.Compare(x.rec.check, y.rec.check), cmp.Compare(x.rec.list, y.rec.list), cmp.Compare(rank(x.rec.kind), rank(y.rec.kind)))
+			})
+		}
+		i = j
+	}
 }
 
 // rank orders the records of one list at one name: the first that applies

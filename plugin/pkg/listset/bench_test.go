@@ -1,0 +1,86 @@
+package listset
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"aead.dev/minisign"
+
+	"github.com/regblock/regblock/plugin/pkg/blockindex"
+	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
+)
+
+type quiet struct{}
+
+func (quiet) Applied(*Current, time.Duration) {}
+func (quiet) Unchanged(string)                {}
+func (quiet) Rejected(r Rejection)            { panic(r.Err) }
+func (quiet) Removed(*Current, string)        {}
+func (quiet) Expired(*Current)                {}
+func (quiet) Waiting(string)                  {}
+func (quiet) Error(err error)                 { panic(err) }
+
+// writeSynthetic writes a signed list of n names of about 25 bytes, half
+// with an order reference, as national lists hold.
+func writeSynthetic(b *testing.B, dir string, n int) *blocklisttest.Key {
+	var sb strings.Builder
+	sb.WriteString("#! regblock-list 1\n#! name: synthetic\n#! serial: 1\n#! issued: 2026-11-28T06:00:00Z\n")
+	for i := range n {
+		fmt.Fprintf(&sb, "s%07d.host%03d.example", i, i%997)
+		if i%2 == 0 {
+			fmt.Fprintf(&sb, " ORDER-2026-%05d csam", i%20000)
+		}
+		sb.WriteByte('\n')
+	}
+	key := blocklisttest.NewKey(b)
+	key.WriteList(b, dir, "synthetic.list", sb.String())
+	return key
+}
+
+func heap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// BenchmarkLoad reads, verifies, parses and indexes a signed list of 100 k
+// or 1 M entries (10 M with REGBLOCK_BENCH_10M=1), and reports the heap the
+// list in force keeps per entry.
+func BenchmarkLoad(b *testing.B) {
+	sizes := []int{100_000, 1_000_000}
+	if os.Getenv("REGBLOCK_BENCH_10M") != "" {
+		sizes = append(sizes, 10_000_000)
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) {
+			dir := b.TempDir()
+			key := writeSynthetic(b, dir, n)
+			cfg := Config{Lists: []string{filepath.Join(dir, "synthetic.list")}, Keys: []minisign.PublicKey{key.Public}, MaxSize: 1 << 30}
+			var perEntry float64
+			for b.Loop() {
+				b.StopTimer()
+				before := heap()
+				var ix *blockindex.Index
+				b.StartTimer()
+				s := New(cfg, func(i *blockindex.Index) { ix = i }, quiet{})
+				s.Scan()
+				b.StopTimer()
+				if s.Len() != 1 || ix == nil {
+					b.Fatal("list not loaded")
+				}
+				perEntry = float64(heap()-before) / float64(n)
+				runtime.KeepAlive(s)
+				runtime.KeepAlive(ix)
+				b.StartTimer()
+			}
+			b.ReportMetric(perEntry, "bytes/entry")
+		})
+	}
+}
