@@ -1,7 +1,9 @@
 package blockindex
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
@@ -48,4 +50,27 @@ func BenchmarkLookup(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkSortKeyed compares Build's radix sort with a comparison sort of
+// the same 1 M records, in the same run.
+func BenchmarkSortKeyed(b *testing.B) {
+	orig := make([]keyed, 1_000_000)
+	for i := range orig {
+		h, _ := hashName(fmt.Sprintf("site%07d.host%03d.example", i, i%997))
+		orig[i] = keyed{h.key(), record{check: h.h2}}
+	}
+	a := make([]keyed, len(orig))
+	b.Run("radix", func(b *testing.B) {
+		for b.Loop() {
+			copy(a, orig)
+			sortKeyed(a)
+		}
+	})
+	b.Run("pdqsort", func(b *testing.B) {
+		for b.Loop() {
+			copy(a, orig)
+			slices.SortFunc(a, func(x, y keyed) int { return cmp.Compare(x.key, y.key) })
+		}
+	})
 }
