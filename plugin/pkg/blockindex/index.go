@@ -1,17 +1,20 @@
 // Package blockindex is regblock's lookup index: given a query name, it tells
 // whether any loaded list blocks it, and by which entry.
 //
-// Names are kept as two 64-bit hashes, not as strings: an open-addressing
-// table maps the first hash to a run of records sorted by the second hash,
-// list and precedence. A lookup splits the query name on the stack, hashes
-// every suffix in one pass and probes the table once per label, so it does
-// not allocate and its cost does not grow with the number of entries.
+// Names are kept as hashes, not as strings: each list is compiled into
+// records sorted by a 64-bit hash of the entry's name (with 32 more bits of
+// a second hash to tell colliding names apart) and an open-addressing table
+// that finds a name's records. A lookup splits the query name on the stack,
+// hashes every suffix in one pass and probes each list's table once per
+// label, so it does not allocate and its cost does not grow with the number
+// of entries.
 package blockindex
 
 import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
@@ -19,29 +22,40 @@ import (
 // MaxLists is the most lists one index holds.
 const MaxLists = 256
 
-// Index answers lookups over a fixed set of lists. It is immutable once
-// built and safe for concurrent use.
-type Index struct {
-	keys  []uint64 // table keys (hashes.key); 0 marks an empty slot
-	first []uint32 // index in recs of the first record of each slot's run
+// metaBits is how many bits of a record index its list's metas; the two
+// above hold the entry's kind.
+const metaBits = 30
+
+// ListIndex is one list compiled for lookups: about 16 bytes a record plus
+// its share of the table. It is immutable and safe for concurrent use.
+type ListIndex struct {
+	list  *blocklist.List
+	table []uint32 // 1 + index in recs of the first record of a key; 0 marks an empty slot
 	mask  uint64
-	recs  []record
+	recs  []record // sorted by key, then second hash and precedence
 	metas []meta
-	lists []*blocklist.List // sorted by name; record.list indexes it
 }
 
-// record is one entry of one list.
+// record is one entry of a list.
 type record struct {
-	check uint64 // the second hash of the entry's name
-	meta  uint32 // index in Index.metas
-	list  uint8
-	kind  blocklist.Kind
-	run   bool // first record of its table key's run
+	key      uint64 // hashes.key of the entry's name
+	check    uint32 // the low half of the second hash: a false match needs 96 bits to collide
+	kindMeta uint32 // the entry's kind above metaBits, its meta's index below
 }
+
+func (r record) kind() blocklist.Kind { return blocklist.Kind(r.kindMeta >> metaBits) }
+func (r record) meta() uint32         { return r.kindMeta & (1<<metaBits - 1) }
 
 // meta is what an entry says besides its name, interned: many entries share
 // an order reference and most share a category.
 type meta struct{ order, category string }
+
+// Index answers lookups over a set of compiled lists. It is immutable and
+// safe for concurrent use.
+type Index struct {
+	lists []*ListIndex      // sorted by list name
+	names []*blocklist.List // the same lists
+}
 
 // Match is the entry that blocks a name.
 type Match struct {
@@ -54,58 +68,46 @@ type Match struct {
 	Start int
 }
 
-// Build indexes lists. Lists must have distinct names; at most MaxLists.
-func Build(lists []*blocklist.List) (*Index, error) {
-	if len(lists) > MaxLists {
-		return nil, fmt.Errorf("blockindex: %d lists, at most %d are supported", len(lists), MaxLists)
-	}
-	sorted := slices.Clone(lists)
-	slices.SortFunc(sorted, func(a, b *blocklist.List) int { return cmp.Compare(a.Name, b.Name) })
-	for i := 1; i < len(sorted); i++ {
-		if sorted[i].Name == sorted[i-1].Name {
-			return nil, fmt.Errorf("blockindex: %s and %s both define list %q", sorted[i-1].File, sorted[i].File, sorted[i].Name)
-		}
-	}
-
-	n := 0
-	for _, l := range sorted {
-		n += len(l.Entries) + 1
-	}
-	all := make([]keyed, 0, n)
+// Compile compiles list l, its entries and its canary name. The index
+// keeps no entry: once compiled, l.DropEntries may free them.
+func Compile(l *blocklist.List) (*ListIndex, error) {
+	li := &ListIndex{list: l}
+	recs := make([]record, 0, len(l.Entries)+1)
 	metaIDs := map[meta]uint32{}
-	ix := &Index{lists: sorted}
-	add := func(list int, kind blocklist.Kind, name string, m meta) error {
+	add := func(kind blocklist.Kind, name string, m meta) error {
 		h, ok := hashName(name)
 		if !ok {
-			return fmt.Errorf("blockindex: list %q: invalid name %q", sorted[list].Name, name)
+			return fmt.Errorf("blockindex: list %q: invalid name %q", l.Name, name)
 		}
 		id, ok := metaIDs[m]
 		if !ok {
-			id = uint32(len(ix.metas))
-			ix.metas = append(ix.metas, m)
+			id = uint32(len(li.metas))
+			if id >= 1<<metaBits {
+				return fmt.Errorf("blockindex: list %q: too many distinct order references", l.Name)
+			}
+			// Copies, so that the index does not keep the list file alive.
+			li.metas = append(li.metas, meta{strings.Clone(m.order), strings.Clone(m.category)})
 			metaIDs[m] = id
 		}
-		all = append(all, keyed{h.key(), record{check: h.h2, meta: id, list: uint8(list), kind: kind}})
+		recs = append(recs, record{key: h.key(), check: uint32(h.h2), kindMeta: uint32(kind)<<metaBits | id})
 		return nil
 	}
-	for i, l := range sorted {
-		for _, e := range l.Entries {
-			if err := add(i, e.Kind, e.Name, meta{e.Order, e.Category}); err != nil {
-				return nil, err
-			}
-		}
-		if l.Canary != "" {
-			if err := add(i, blocklist.Exact, l.Canary, meta{"", blocklist.CategoryCanary}); err != nil {
-				return nil, err
-			}
+	for _, e := range l.Entries {
+		if err := add(e.Kind, e.Name, meta{e.Order, e.Category}); err != nil {
+			return nil, err
 		}
 	}
-
-	sortKeyed(all)
+	if l.Canary != "" {
+		if err := add(blocklist.Exact, l.Canary, meta{"", blocklist.CategoryCanary}); err != nil {
+			return nil, err
+		}
+	}
+	sortRecords(recs)
+	li.recs = recs
 
 	runs := 0
-	for i := range all {
-		if i == 0 || all[i].key != all[i-1].key {
+	for i := range recs {
+		if i == 0 || recs[i].key != recs[i-1].key {
 			runs++
 		}
 	}
@@ -113,37 +115,64 @@ func Build(lists []*blocklist.List) (*Index, error) {
 	for size*3 < runs*4 { // keep the load at or below 3/4
 		size *= 2
 	}
-	ix.keys = make([]uint64, size)
-	ix.first = make([]uint32, size)
-	ix.mask = uint64(size - 1)
-	ix.recs = make([]record, len(all))
-	for i, k := range all {
-		ix.recs[i] = k.rec
-		if i > 0 && k.key == all[i-1].key {
+	li.table = make([]uint32, size)
+	li.mask = uint64(size - 1)
+	for i := range recs {
+		if i > 0 && recs[i].key == recs[i-1].key {
 			continue
 		}
-		ix.recs[i].run = true
-		s := k.key & ix.mask
-		for ix.keys[s] != 0 {
-			s = (s + 1) & ix.mask
+		s := recs[i].key & li.mask
+		for li.table[s] != 0 {
+			s = (s + 1) & li.mask
 		}
-		ix.keys[s], ix.first[s] = k.key, uint32(i)
+		li.table[s] = uint32(i + 1)
+	}
+	return li, nil
+}
+
+// List returns the compiled list.
+func (li *ListIndex) List() *blocklist.List { return li.list }
+
+// New combines compiled lists into an index. Lists must have distinct
+// names; at most MaxLists.
+func New(lists []*ListIndex) (*Index, error) {
+	if len(lists) > MaxLists {
+		return nil, fmt.Errorf("blockindex: %d lists, at most %d are supported", len(lists), MaxLists)
+	}
+	sorted := slices.Clone(lists)
+	slices.SortFunc(sorted, func(a, b *ListIndex) int { return cmp.Compare(a.list.Name, b.list.Name) })
+	ix := &Index{lists: sorted}
+	for i, li := range sorted {
+		if i > 0 && li.list.Name == sorted[i-1].list.Name {
+			return nil, fmt.Errorf("blockindex: %s and %s both define list %q", sorted[i-1].list.File, li.list.File, li.list.Name)
+		}
+		ix.names = append(ix.names, li.list)
 	}
 	return ix, nil
 }
 
-// keyed is a record with its table key, while an index is built.
-type keyed struct {
-	key uint64
-	rec record
+// Build compiles lists and combines them: Compile, then New.
+func Build(lists []*blocklist.List) (*Index, error) {
+	if len(lists) > MaxLists {
+		return nil, fmt.Errorf("blockindex: %d lists, at most %d are supported", len(lists), MaxLists)
+	}
+	compiled := make([]*ListIndex, len(lists))
+	for i, l := range lists {
+		li, err := Compile(l)
+		if err != nil {
+			return nil, err
+		}
+		compiled[i] = li
+	}
+	return New(compiled)
 }
 
-// sortKeyed sorts records by key with a radix sort (the keys are hashes,
+// sortRecords sorts records by key with a radix sort (the keys are hashes,
 // evenly spread: four passes of 16 bits beat a comparison sort several
 // times over at millions of entries), then orders the rare records that
-// share a key by second hash, list and precedence.
-func sortKeyed(a []keyed) {
-	buf := make([]keyed, len(a))
+// share a key by second hash and precedence.
+func sortRecords(a []record) {
+	buf := make([]record, len(a))
 	src, dst := a, buf
 	var count [1 << 16]int
 	for shift := 0; shift < 64; shift += 16 {
@@ -169,8 +198,8 @@ func sortKeyed(a []keyed) {
 			j++
 		}
 		if j-i > 1 {
-			slices.SortFunc(a[i:j], func(x, y keyed) int {
-				return cmp.Or(cmp.Compare(x.rec.check, y.rec.check), cmp.Compare(x.rec.list, y.rec.list), cmp.Compare(rank(x.rec.kind), rank(y.rec.kind)))
+			slices.SortStableFunc(a[i:j], func(x, y record) int {
+				return cmp.Or(cmp.Compare(x.check, y.check), cmp.Compare(rank(x.kind()), rank(y.kind())))
 			})
 		}
 		i = j
@@ -210,7 +239,7 @@ func applies(k blocklist.Kind, self bool) bool {
 // the most specific blocking one, ties going to the list whose name sorts
 // first.
 func (ix *Index) Lookup(qname string) (Match, bool) {
-	if len(ix.recs) == 0 {
+	if len(ix.lists) == 0 {
 		return Match{}, false
 	}
 	var l labels
@@ -227,48 +256,50 @@ func (ix *Index) Lookup(qname string) (Match, bool) {
 
 	var excepted [MaxLists / 64]uint64 // lists whose exception decided already
 	for i := 0; i < l.n; i++ {
-		start, ok := ix.find(suffix[i].key())
-		if !ok {
-			continue
-		}
-		for r := start; r < len(ix.recs); r++ {
-			rec := &ix.recs[r]
-			if rec.run && r != start {
-				break // the next key's run
-			}
-			if rec.check != suffix[i].h2 || !applies(rec.kind, i == 0) {
-				continue
-			}
-			word, bit := rec.list/64, uint64(1)<<(rec.list%64)
+		key, check := suffix[i].key(), uint32(suffix[i].h2)
+	lists:
+		for n, li := range ix.lists {
+			word, bit := n/64, uint64(1)<<(n%64)
 			if excepted[word]&bit != 0 {
 				continue
 			}
-			if rec.kind == blocklist.Exception {
-				excepted[word] |= bit
+			r, ok := li.find(key)
+			if !ok {
 				continue
 			}
-			m := ix.metas[rec.meta]
-			return Match{List: ix.lists[rec.list], Kind: rec.kind, Order: m.order, Category: m.category, Start: int(l.start[i])}, true
+			for ; r < len(li.recs) && li.recs[r].key == key; r++ {
+				rec := li.recs[r]
+				if rec.check != check || !applies(rec.kind(), i == 0) {
+					continue
+				}
+				if rec.kind() == blocklist.Exception {
+					excepted[word] |= bit
+					continue lists
+				}
+				m := li.metas[rec.meta()]
+				return Match{List: li.list, Kind: rec.kind(), Order: m.order, Category: m.category, Start: int(l.start[i])}, true
+			}
 		}
 	}
 	return Match{}, false
 }
 
-// find returns the first record of key's run.
-func (ix *Index) find(key uint64) (int, bool) {
-	for s := key & ix.mask; ; s = (s + 1) & ix.mask {
-		switch ix.keys[s] {
-		case key:
-			return int(ix.first[s]), true
-		case 0:
+// find returns the first record of key.
+func (li *ListIndex) find(key uint64) (int, bool) {
+	for s := key & li.mask; ; s = (s + 1) & li.mask {
+		v := li.table[s]
+		if v == 0 {
 			return 0, false
+		}
+		if li.recs[v-1].key == key {
+			return int(v - 1), true
 		}
 	}
 }
 
 // Lists returns the indexed lists, sorted by name. The caller must not
 // modify them.
-func (ix *Index) Lists() []*blocklist.List { return ix.lists }
+func (ix *Index) Lists() []*blocklist.List { return ix.names }
 
 // hashName hashes a canonical name as Lookup hashes a query name.
 func hashName(name string) (hashes, bool) {

@@ -80,10 +80,15 @@ type List struct {
 	File string
 	// SHA256 is the digest of the list file's exact bytes.
 	SHA256 [sha256.Size]byte
+
+	blocking int // Blocking's count once DropEntries has run
 }
 
 // Blocking returns the number of entries that block (exceptions excluded).
 func (l *List) Blocking() int {
+	if l.Entries == nil {
+		return l.blocking
+	}
 	n := 0
 	for _, e := range l.Entries {
 		if e.Kind != Exception {
@@ -91,6 +96,13 @@ func (l *List) Blocking() int {
 		}
 	}
 	return n
+}
+
+// DropEntries frees the entries of a list that no longer needs them (a
+// resolver, once its lookup index is compiled); Blocking keeps its count.
+func (l *List) DropEntries() {
+	l.blocking = l.Blocking()
+	l.Entries = nil
 }
 
 // Expired reports whether the list has an expiry time before now.

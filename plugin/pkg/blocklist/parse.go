@@ -174,6 +174,9 @@ func (p *parser) header(text string) {
 	}
 
 	h := &p.list.Header
+	// A copy: the header outlives the file text, whose substrings would keep
+	// the whole file in memory.
+	value = strings.Clone(value)
 	var err error
 	switch key {
 	case "name":

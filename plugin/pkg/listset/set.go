@@ -33,7 +33,8 @@ type Config struct {
 
 // Current is a list in force.
 type Current struct {
-	List     *blocklist.List
+	List     *blocklist.List // without its entries, which Index holds
+	Index    *blockindex.ListIndex
 	Path     string // the list file it was applied from
 	Applied  time.Time
 	Took     time.Duration // reading, verifying and parsing it
@@ -127,7 +128,12 @@ func (s *Set) Restore() {
 	}
 	var restored []*Current
 	for _, sv := range lists {
-		c := &Current{List: sv.list, Path: sv.source, Applied: sv.applied, Restored: true}
+		li, err := compile(sv.list)
+		if err != nil {
+			s.events.Error(fmt.Errorf("not restoring a saved list: %w", err))
+			continue
+		}
+		c := &Current{List: sv.list, Index: li, Path: sv.source, Applied: sv.applied, Restored: true}
 		if _, err := os.Stat(sv.source); errors.Is(err, os.ErrNotExist) {
 			if err := state.remove(sv.list.Name); err != nil {
 				s.events.Error(err)
@@ -183,11 +189,11 @@ func (s *Set) Scan() {
 // lists just applied.
 func (s *Set) build(applied []*Current) {
 	start := time.Now()
-	lists := make([]*blocklist.List, 0, len(s.inForce))
+	lists := make([]*blockindex.ListIndex, 0, len(s.inForce))
 	for _, c := range s.inForce {
-		lists = append(lists, c.List)
+		lists = append(lists, c.Index)
 	}
-	ix, err := blockindex.Build(lists)
+	ix, err := blockindex.New(lists)
 	if err != nil {
 		// consider keeps names unique and the count within bounds.
 		panic(err)
@@ -241,13 +247,19 @@ func (s *Set) consider(path string) *Current {
 		return nil
 	}
 
+	li, err := compile(l)
+	if err != nil {
+		s.reject(path, l.Name, err, &l.Serial)
+		return nil
+	}
+
 	// A file that now holds another list no longer provides the one it held.
 	for name, old := range s.inForce {
 		if old.Path == path && name != l.Name {
 			s.remove(name, fmt.Sprintf("its file %s now holds list %q", path, l.Name))
 		}
 	}
-	c := &Current{List: l, Path: path, Applied: s.Now(), Took: time.Since(start)}
+	c := &Current{List: l, Index: li, Path: path, Applied: s.Now(), Took: time.Since(start)}
 	s.inForce[l.Name] = c
 	if s.cfg.State != "" {
 		if err := stateDir(s.cfg.State).save(c, data, sig); err != nil {
@@ -258,6 +270,17 @@ func (s *Set) consider(path string) *Current {
 }
 
 var errRollback = errors.New("rollback")
+
+// compile builds the lookup index of a list and frees its entries: the
+// index is all a list in force needs, and a fraction of their memory.
+func compile(l *blocklist.List) (*blockindex.ListIndex, error) {
+	li, err := blockindex.Compile(l)
+	if err != nil {
+		return nil, &blocklist.LoadError{Reason: blocklist.ReasonParseError, Err: err}
+	}
+	l.DropEntries()
+	return li, nil
+}
 
 // reject reports a list version that was refused; the version in force, if
 // any, stays.
