@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -200,6 +201,13 @@ func (s *Set) build(applied []*Current) {
 	}
 	s.publish(ix)
 	swap := time.Since(start)
+	if len(applied) > 0 {
+		// Reading and parsing a list takes several times the memory its
+		// index keeps; hand that back to the system now rather than let the
+		// process stay at its peak size. Reloads are rare; the collection
+		// this forces is off the query path.
+		debug.FreeOSMemory()
+	}
 	for _, c := range applied {
 		s.events.Applied(c, swap)
 	}
