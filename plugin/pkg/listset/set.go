@@ -201,15 +201,15 @@ func (s *Set) build(applied []*Current) {
 	}
 	s.publish(ix)
 	swap := time.Since(start)
+	for _, c := range applied {
+		s.events.Applied(c, swap)
+	}
 	if len(applied) > 0 {
 		// Reading and parsing a list takes several times the memory its
 		// index keeps; hand that back to the system now rather than let the
 		// process stay at its peak size. Reloads are rare; the collection
-		// this forces is off the query path.
+		// this forces is off the query path, after the list is reported.
 		debug.FreeOSMemory()
-	}
-	for _, c := range applied {
-		s.events.Applied(c, swap)
 	}
 }
 
