@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,11 +51,12 @@ type blockRecord struct {
 // hash of the last ledger line is also kept in FILE.head, so that the chain
 // continues across restarts and rotations.
 type auditLog struct {
-	path  string
-	queue chan blockRecord
-	stop  chan struct{}
-	done  chan struct{}
-	refs  int // guarded by audits
+	path   string
+	queue  chan blockRecord
+	stop   chan struct{}
+	done   chan struct{}
+	refs   int // guarded by audits
+	closed atomic.Bool
 
 	mu   sync.Mutex // guards f and head
 	f    *os.File
@@ -116,6 +118,7 @@ func (a *auditLog) close() {
 	}
 	audits.Unlock()
 	if last {
+		a.closed.Store(true)
 		close(a.stop)
 		<-a.done
 	}
@@ -124,6 +127,10 @@ func (a *auditLog) close() {
 // block queues a block event; when the queue is full it drops the event and
 // counts it, so that a query never waits for the disk.
 func (a *auditLog) block(r blockRecord) {
+	if a.closed.Load() { // a query still in flight after shutdown
+		auditDropped.Inc()
+		return
+	}
 	select {
 	case a.queue <- r:
 	default:

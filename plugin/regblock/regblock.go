@@ -6,6 +6,7 @@ package regblock
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,7 +31,8 @@ type Regblock struct {
 	audit   *auditLog // nil without the audit option
 	queries serverCounters
 
-	set *listset.Set // used by setup, then only by its watcher goroutine
+	set      *listset.Set // used by setup, then only by its watcher goroutine
+	shutOnce sync.Once
 }
 
 // newRegblock puts in force the saved copies of the state directory, then
@@ -64,13 +66,16 @@ func (rb *Regblock) ledger(e ledger.Event) {
 	}
 }
 
-// shutdown stops watching the lists and releases the audit log.
+// shutdown stops watching the lists and releases the audit log, once.
+// Queries still in flight may go on using the audit log: once it is closed
+// their events are dropped and counted.
 func (rb *Regblock) shutdown() error {
-	rb.set.Stop()
-	if rb.audit != nil {
-		rb.audit.close()
-		rb.audit = nil
-	}
+	rb.shutOnce.Do(func() {
+		rb.set.Stop()
+		if rb.audit != nil {
+			rb.audit.close()
+		}
+	})
 	return nil
 }
 
