@@ -130,9 +130,6 @@ func Compile(l *blocklist.List) (*ListIndex, error) {
 	return li, nil
 }
 
-// List returns the compiled list.
-func (li *ListIndex) List() *blocklist.List { return li.list }
-
 // New combines compiled lists into an index. Lists must have distinct
 // names; at most MaxLists.
 func New(lists []*ListIndex) (*Index, error) {
