@@ -71,39 +71,69 @@ type Match struct {
 // Compile compiles list l, its entries and its canary name. The index
 // keeps no entry: once compiled, l.DropEntries may free them.
 func Compile(l *blocklist.List) (*ListIndex, error) {
-	li := &ListIndex{list: l}
-	recs := make([]record, 0, len(l.Entries)+1)
-	metaIDs := map[meta]uint32{}
-	add := func(kind blocklist.Kind, name string, m meta) error {
-		h, ok := hashName(name)
-		if !ok {
-			return fmt.Errorf("blockindex: list %q: invalid name %q", l.Name, name)
-		}
-		id, ok := metaIDs[m]
-		if !ok {
-			id = uint32(len(li.metas))
-			if id >= 1<<metaBits {
-				return fmt.Errorf("blockindex: list %q: too many distinct order references", l.Name)
-			}
-			// Copies, so that the index does not keep the list file alive.
-			li.metas = append(li.metas, meta{strings.Clone(m.order), strings.Clone(m.category)})
-			metaIDs[m] = id
-		}
-		recs = append(recs, record{key: h.key(), check: uint32(h.h2), kindMeta: uint32(kind)<<metaBits | id})
-		return nil
-	}
+	c := NewCompiler(len(l.Entries))
 	for _, e := range l.Entries {
-		if err := add(e.Kind, e.Name, meta{e.Order, e.Category}); err != nil {
-			return nil, err
-		}
+		c.Add(e)
 	}
+	return c.Finish(l)
+}
+
+// Compiler compiles a list's entries one by one, as blocklist.ParseFunc
+// reads them, so that they need not all be held first.
+type Compiler struct {
+	recs    []record
+	metas   []meta
+	metaIDs map[meta]uint32
+	err     error
+}
+
+// NewCompiler returns a compiler with room for about n entries.
+func NewCompiler(n int) *Compiler {
+	return &Compiler{recs: make([]record, 0, n+1), metaIDs: map[meta]uint32{}}
+}
+
+// Add adds an entry. An error is kept for Finish to return.
+func (c *Compiler) Add(e blocklist.Entry) {
+	c.add(e.Kind, e.Name, meta{e.Order, e.Category})
+}
+
+func (c *Compiler) add(kind blocklist.Kind, name string, m meta) {
+	if c.err != nil {
+		return
+	}
+	h, ok := hashName(name)
+	if !ok {
+		c.err = fmt.Errorf("blockindex: invalid name %q", name)
+		return
+	}
+	id, ok := c.metaIDs[m]
+	if !ok {
+		id = uint32(len(c.metas))
+		if id >= 1<<metaBits {
+			c.err = fmt.Errorf("blockindex: too many distinct order references")
+			return
+		}
+		// Copies, so that the index does not keep the list file alive.
+		m = meta{strings.Clone(m.order), strings.Clone(m.category)}
+		c.metas = append(c.metas, m)
+		c.metaIDs[m] = id
+	}
+	c.recs = append(c.recs, record{key: h.key(), check: uint32(h.h2), kindMeta: uint32(kind)<<metaBits | id})
+}
+
+// Finish adds the list's canary name and returns the compiled list; the
+// compiler is spent.
+func (c *Compiler) Finish(l *blocklist.List) (*ListIndex, error) {
 	if l.Canary != "" {
-		if err := add(blocklist.Exact, l.Canary, meta{"", blocklist.CategoryCanary}); err != nil {
-			return nil, err
-		}
+		c.add(blocklist.Exact, l.Canary, meta{"", blocklist.CategoryCanary})
 	}
+	if c.err != nil {
+		return nil, fmt.Errorf("list %q: %w", l.Name, c.err)
+	}
+	recs := c.recs
 	sortRecords(recs)
-	li.recs = recs
+	li := &ListIndex{list: l, recs: recs, metas: c.metas}
+	c.recs, c.metas, c.metaIDs = nil, nil, nil
 
 	runs := 0
 	for i := range recs {

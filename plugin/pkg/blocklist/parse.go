@@ -52,19 +52,37 @@ func (l ErrorList) Error() string {
 // It returns every error it finds as an ErrorList, and no list when there is
 // any.
 func Parse(file string, data []byte) (*List, error) {
-	p := parser{list: &List{File: file, SHA256: sha256.Sum256(data)}, seen: map[string]bool{}}
+	return parse(file, data, nil)
+}
+
+// ParseFunc parses like Parse, but hands each entry to fn as it is read
+// instead of keeping it: the list it returns has no Entries, which saves
+// their memory when they are only needed to build an index. fn sees the
+// entries of a list that may still turn out to have errors; it must discard
+// what it built when ParseFunc returns one.
+func ParseFunc(file string, data []byte, fn func(Entry)) (*List, error) {
+	return parse(file, data, fn)
+}
+
+func parse(file string, data []byte, emit func(Entry)) (*List, error) {
+	p := parser{list: &List{File: file, SHA256: sha256.Sum256(data)}, seen: map[string]bool{}, emit: emit}
 	p.parse(string(data))
 	if len(p.errs) > 0 {
 		return nil, p.errs
+	}
+	if emit != nil {
+		p.list.blocking = p.blocking
 	}
 	return p.list, nil
 }
 
 type parser struct {
-	list *List
-	errs ErrorList
-	line int
-	seen map[string]bool // header keys already given
+	list     *List
+	errs     ErrorList
+	line     int
+	seen     map[string]bool // header keys already given
+	emit     func(Entry)     // nil: keep the entries in list.Entries
+	blocking int             // blocking entries handed to emit
 }
 
 func (p *parser) errorf(format string, args ...any) {
@@ -79,7 +97,10 @@ func (p *parser) errorf(format string, args ...any) {
 
 func (p *parser) parse(text string) {
 	text = strings.TrimPrefix(text, "\uFEFF")
-	p.list.Entries = make([]Entry, 0, strings.Count(text, "\n"))
+	if p.emit == nil {
+		p.list.Entries = make([]Entry, 0, strings.Count(text, "\n"))
+	}
+	var buf [4]string // an entry's fields; a fourth means too many
 	entries := false
 	for len(text) > 0 {
 		var line string
@@ -120,7 +141,7 @@ func (p *parser) parse(text string) {
 			p.header(header)
 			continue
 		}
-		fields := strings.Fields(stripComment(line))
+		fields := splitFields(stripComment(line), &buf)
 		if len(fields) == 0 {
 			continue
 		}
@@ -137,6 +158,26 @@ func (p *parser) parse(text string) {
 			p.errorf("missing required header %q", key)
 		}
 	}
+}
+
+// splitFields splits line at blanks into buf, without allocating, and
+// returns the fields found, at most len(buf).
+func splitFields(line string, buf *[4]string) []string {
+	n := 0
+	for n < len(buf) {
+		line = strings.TrimLeft(line, " \t")
+		if line == "" {
+			break
+		}
+		end := strings.IndexAny(line, " \t")
+		if end < 0 {
+			end = len(line)
+		}
+		buf[n] = line[:end]
+		n++
+		line = line[end:]
+	}
+	return buf[:n]
 }
 
 // isControl reports the characters a list may not hold: C0 controls but
@@ -295,7 +336,14 @@ func (p *parser) entry(fields []string) {
 		}
 		e.Category = cat
 	}
-	p.list.Entries = append(p.list.Entries, e)
+	if p.emit == nil {
+		p.list.Entries = append(p.list.Entries, e)
+		return
+	}
+	if e.Kind != Exception {
+		p.blocking++
+	}
+	p.emit(e)
 }
 
 // startsName reports whether s starts like a plain name (valid or not) rather

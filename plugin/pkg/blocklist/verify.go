@@ -109,10 +109,15 @@ func Read(path string, maxSize int64) (data, sig []byte, err error) {
 // Open verifies that sig is a signature of data by one of keys, then parses
 // data, read from path. Errors are *LoadError.
 func Open(path string, data, sig []byte, keys []minisign.PublicKey) (*List, error) {
+	return OpenFunc(path, data, sig, keys, nil)
+}
+
+// OpenFunc is Open with ParseFunc's fn: a nil fn keeps the entries.
+func OpenFunc(path string, data, sig []byte, keys []minisign.PublicKey, fn func(Entry)) (*List, error) {
 	if err := Verify(data, sig, keys); err != nil {
 		return nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: %v", path+SignatureSuffix, err)}
 	}
-	l, err := Parse(path, data)
+	l, err := parse(path, data, fn)
 	if err != nil {
 		return nil, &LoadError{ReasonParseError, err}
 	}

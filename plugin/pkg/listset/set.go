@@ -7,6 +7,7 @@
 package listset
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -235,7 +236,10 @@ func (s *Set) consider(path string) *Current {
 		s.events.Unchanged(c.List.Name)
 		return nil
 	}
-	l, err := blocklist.Open(path, data, sig, s.cfg.Keys)
+	// Entries go straight into the index as they are parsed: a list in
+	// force never holds them all at once.
+	compiler := blockindex.NewCompiler(bytes.Count(data, []byte{'\n'}))
+	l, err := blocklist.OpenFunc(path, data, sig, s.cfg.Keys, compiler.Add)
 	if err != nil {
 		s.reject(path, "", err, nil)
 		return nil
@@ -255,9 +259,9 @@ func (s *Set) consider(path string) *Current {
 		return nil
 	}
 
-	li, err := compile(l)
+	li, err := compiler.Finish(l)
 	if err != nil {
-		s.reject(path, l.Name, err, &l.Serial)
+		s.reject(path, l.Name, &blocklist.LoadError{Reason: blocklist.ReasonParseError, Err: err}, &l.Serial)
 		return nil
 	}
 
@@ -279,8 +283,9 @@ func (s *Set) consider(path string) *Current {
 
 var errRollback = errors.New("rollback")
 
-// compile builds the lookup index of a list and frees its entries: the
-// index is all a list in force needs, and a fraction of their memory.
+// compile builds the lookup index of a list read whole (a saved copy) and
+// frees its entries: the index is all a list in force needs, and a
+// fraction of their memory.
 func compile(l *blocklist.List) (*blockindex.ListIndex, error) {
 	li, err := blockindex.Compile(l)
 	if err != nil {
