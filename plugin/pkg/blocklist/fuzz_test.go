@@ -2,6 +2,7 @@ package blocklist
 
 import (
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -19,8 +20,16 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("#! regblock-list 1\r\n#! name: x\r\n#! serial: 1\r\n#! issued: 2026-11-28T06:00:00Z\r\na.example\x00\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, err := Parse("fuzz.list", data)
+		var streamed []Entry
+		sl, serr := ParseFunc("fuzz.list", data, func(e Entry) { streamed = append(streamed, e) })
+		if (err == nil) != (serr == nil) {
+			t.Fatalf("Parse: %v, ParseFunc: %v", err, serr)
+		}
 		if err != nil {
 			return
+		}
+		if !slices.Equal(streamed, l.Entries) || sl.Blocking() != l.Blocking() || sl.Entries != nil {
+			t.Fatalf("ParseFunc handed %d entries (%d blocking), Parse kept %d (%d blocking)", len(streamed), sl.Blocking(), len(l.Entries), l.Blocking())
 		}
 		for _, e := range l.Entries {
 			if c, err := CanonicalName(e.Name); err != nil || c != e.Name {
