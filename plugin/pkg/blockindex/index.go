@@ -26,11 +26,15 @@ const MaxLists = 256
 // above hold the entry's kind.
 const metaBits = 30
 
-// ListIndex is one list compiled for lookups: about 16 bytes a record plus
-// its share of the table. It is immutable and safe for concurrent use.
+// ListIndex is one list compiled for lookups: 16 bytes a record plus its
+// share of the table (8 bytes a slot, at most 3/4 full). It is immutable and safe for concurrent use.
 type ListIndex struct {
 	list  *blocklist.List
-	table []uint32 // 1 + index in recs of the first record of a key; 0 marks an empty slot
+	// table holds, for each key, 32 bits of the key above the index + 1 in
+	// recs of its first record; 0 marks an empty slot. The tag lets a probe
+	// pass over other keys' slots without touching recs: against a list of
+	// millions, every record read is a cache miss.
+	table []uint64
 	mask  uint64
 	recs  []record // sorted by key, then second hash and precedence
 	metas []meta
@@ -145,7 +149,7 @@ func (c *Compiler) Finish(l *blocklist.List) (*ListIndex, error) {
 	for size*3 < runs*4 { // keep the load at or below 3/4
 		size *= 2
 	}
-	li.table = make([]uint32, size)
+	li.table = make([]uint64, size)
 	li.mask = uint64(size - 1)
 	for i := range recs {
 		if i > 0 && recs[i].key == recs[i-1].key {
@@ -155,7 +159,7 @@ func (c *Compiler) Finish(l *blocklist.List) (*ListIndex, error) {
 		for li.table[s] != 0 {
 			s = (s + 1) & li.mask
 		}
-		li.table[s] = uint32(i + 1)
+		li.table[s] = recs[i].key>>32<<32 | uint64(i+1)
 	}
 	return li, nil
 }
@@ -269,20 +273,80 @@ func (ix *Index) Lookup(qname string) (Match, bool) {
 	if len(ix.lists) == 0 {
 		return Match{}, false
 	}
+	// Most names are plain and short: split and hash them in place, in a
+	// small stack frame. (A frame of kilobytes would make the runtime grow
+	// the stack of the query's goroutine, which costs more than the lookup.)
+	var start [shortLabels]uint16
+	n, ok := splitPlain(qname, &start)
+	if !ok {
+		return ix.lookupGeneral(qname)
+	}
+	if n == 0 {
+		return Match{}, false
+	}
+	var suffix [shortLabels]hashes
+	h := hashes{seed1, seed2}
+	end := len(qname)
+	if qname[end-1] == '.' {
+		end--
+	}
+	for i := n - 1; i >= 0; i-- {
+		h = add(h, qname[start[i]:end])
+		suffix[i] = h
+		end = int(start[i]) - 1
+	}
+	return ix.decide(suffix[:n], start[:n])
+}
+
+// shortLabels is the most labels Lookup's fast path handles.
+const shortLabels = 16
+
+// splitPlain records where the labels of qname start, for a name without
+// escapes of at most shortLabels labels of 1 to 63 bytes and at most 253
+// bytes in all; it reports false for any other name, which the general path
+// then decides on.
+func splitPlain(qname string, start *[shortLabels]uint16) (int, bool) {
+	name := strings.TrimSuffix(qname, ".")
+	if name == "" || len(name) > 253 || strings.IndexByte(name, '\\') >= 0 {
+		return 0, name == "" && qname == "."
+	}
+	n, begin := 0, 0
+	for i := 0; i <= len(name); i++ {
+		if i < len(name) && name[i] != '.' {
+			continue
+		}
+		if i == begin || i-begin > 63 || n == shortLabels {
+			return 0, false
+		}
+		start[n] = uint16(begin)
+		n++
+		begin = i + 1
+	}
+	return n, true
+}
+
+// lookupGeneral is Lookup for names with escapes, many labels or labels the
+// fast path does not vouch for: it decodes the name first.
+func (ix *Index) lookupGeneral(qname string) (Match, bool) {
 	var l labels
 	if !l.split(qname) || l.n == 0 {
 		return Match{}, false
 	}
-	// Hash every suffix, root first; suffix[i] is the name from label i on.
 	var suffix [maxLabels]hashes
 	h := hashes{seed1, seed2}
 	for i := l.n - 1; i >= 0; i-- {
-		h = h.add(l.label(i))
+		h = add(h, l.label(i))
 		suffix[i] = h
 	}
+	return ix.decide(suffix[:l.n], l.start[:l.n])
+}
 
+// decide walks the suffixes of a name, most specific first (suffix[i] is the
+// hash of the name from label i on, which starts at byte start[i] of the
+// query name), and returns the match that blocks it.
+func (ix *Index) decide(suffix []hashes, start []uint16) (Match, bool) {
 	var excepted [MaxLists / 64]uint64 // lists whose exception decided already
-	for i := 0; i < l.n; i++ {
+	for i := range suffix {
 		key, check := suffix[i].key(), uint32(suffix[i].h2)
 	lists:
 		for n, li := range ix.lists {
@@ -304,7 +368,7 @@ func (ix *Index) Lookup(qname string) (Match, bool) {
 					continue lists
 				}
 				m := li.metas[rec.meta()]
-				return Match{List: li.list, Kind: rec.kind(), Order: m.order, Category: m.category, Start: int(l.start[i])}, true
+				return Match{List: li.list, Kind: rec.kind(), Order: m.order, Category: m.category, Start: int(start[i])}, true
 			}
 		}
 	}
@@ -313,13 +377,16 @@ func (ix *Index) Lookup(qname string) (Match, bool) {
 
 // find returns the first record of key.
 func (li *ListIndex) find(key uint64) (int, bool) {
+	tag := key >> 32
 	for s := key & li.mask; ; s = (s + 1) & li.mask {
 		v := li.table[s]
 		if v == 0 {
 			return 0, false
 		}
-		if li.recs[v-1].key == key {
-			return int(v - 1), true
+		if v>>32 == tag {
+			if i := int(uint32(v)) - 1; li.recs[i].key == key {
+				return i, true
+			}
 		}
 	}
 }
@@ -336,7 +403,7 @@ func hashName(name string) (hashes, bool) {
 	}
 	h := hashes{seed1, seed2}
 	for i := l.n - 1; i >= 0; i-- {
-		h = h.add(l.label(i))
+		h = add(h, l.label(i))
 	}
 	return h, true
 }

@@ -99,12 +99,17 @@ const (
 
 type hashes struct{ h1, h2 uint64 }
 
-// add extends the hash of a name with one more label to its left. The label
-// length goes in first, so that label boundaries are part of the hash.
-func (h hashes) add(label []byte) hashes {
+// add extends the hash of a name with one more label to its left, folding
+// ASCII upper case. The label length goes in first, so that label
+// boundaries are part of the hash.
+func add[T ~string | ~[]byte](h hashes, label T) hashes {
 	h.h1 = (h.h1 ^ uint64(len(label))) * prime1
 	h.h2 = (h.h2 ^ uint64(len(label))) * prime2
-	for _, c := range label {
+	for i := 0; i < len(label); i++ {
+		c := label[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
 		h.h1 = (h.h1 ^ uint64(c)) * prime1
 		h.h2 = (h.h2 + uint64(c)) * prime2
 		h.h2 ^= h.h2 >> 29
