@@ -27,9 +27,10 @@ const MaxLists = 256
 const metaBits = 30
 
 // ListIndex is one list compiled for lookups: 16 bytes a record plus its
-// share of the table (8 bytes a slot, at most 3/4 full). It is immutable and safe for concurrent use.
+// share of the table (8 bytes a slot, at most 3/4 full). It is immutable
+// and safe for concurrent use.
 type ListIndex struct {
-	list  *blocklist.List
+	list *blocklist.List
 	// table holds, for each key, 32 bits of the key above the index + 1 in
 	// recs of its first record; 0 marks an empty slot. The tag lets a probe
 	// pass over other keys' slots without touching recs: against a list of
