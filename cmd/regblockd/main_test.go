@@ -321,7 +321,17 @@ func TestMetricsAndAudit(t *testing.T) {
 	blockedA := `coredns_regblock_blocked_total{category="csam",list="e2e",` + server + `,type="A"}`
 	blockedHTTPS := `coredns_regblock_blocked_total{category="csam",list="e2e",` + server + `,type="HTTPS"}`
 
+	// A startup probe that timed out on the client may still be counted
+	// late: wait until the counters settle before taking the baseline.
 	before := metricValues(scrape(t, metricsURL))
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(300 * time.Millisecond)
+		again := metricValues(scrape(t, metricsURL))
+		if again[queries] == before[queries] {
+			break
+		}
+		before = again
+	}
 	const n, m = 7, 5
 	for i := range n {
 		qtype := dns.TypeA
