@@ -282,9 +282,6 @@ func (ix *Index) Lookup(qname string) (Match, bool) {
 	if !ok {
 		return ix.lookupGeneral(qname)
 	}
-	if n == 0 {
-		return Match{}, false
-	}
 	var suffix [shortLabels]hashes
 	h := hashes{seed1, seed2}
 	end := len(qname)
@@ -303,13 +300,13 @@ func (ix *Index) Lookup(qname string) (Match, bool) {
 const shortLabels = 16
 
 // splitPlain records where the labels of qname start, for a name without
-// escapes of at most shortLabels labels of 1 to 63 bytes and at most 253
-// bytes in all; it reports false for any other name, which the general path
-// then decides on.
+// escapes of 1 to shortLabels labels of 1 to 63 bytes and at most 253 bytes
+// in all; it reports false for any other name (the root included), which
+// the general path then decides on.
 func splitPlain(qname string, start *[shortLabels]uint16) (int, bool) {
 	name := strings.TrimSuffix(qname, ".")
 	if name == "" || len(name) > 253 || strings.IndexByte(name, '\\') >= 0 {
-		return 0, name == "" && qname == "."
+		return 0, false
 	}
 	n, begin := 0, 0
 	for i := 0; i <= len(name); i++ {
