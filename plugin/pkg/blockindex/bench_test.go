@@ -2,7 +2,10 @@ package blockindex
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -73,4 +76,50 @@ func BenchmarkSortRecords(b *testing.B) {
 			slices.SortFunc(a, func(x, y record) int { return cmp.Compare(x.key, y.key) })
 		}
 	})
+}
+
+// prefixList returns a list of n address entries: with spread false, the
+// lengths lists use most (/24 and /32, /48 and /128); with spread true, every
+// IPv4 length from /8 to /32, the most probes a lookup can need there.
+func prefixList(n int, spread bool) *blocklist.List {
+	rng := rand.New(rand.NewPCG(5, 6))
+	l := &blocklist.List{Header: blocklist.Header{Name: "prefixes"}, Entries: make([]blocklist.Entry, n)}
+	for i := range l.Entries {
+		var prefix netip.Prefix
+		if i%4 == 3 {
+			a := [16]byte{0x20, 0x01, 0x0d, 0xb8}
+			binary.BigEndian.PutUint64(a[8:], rng.Uint64())
+			prefix, _ = netip.AddrFrom16(a).Prefix([]int{48, 128}[i%2])
+		} else {
+			bits := []int{24, 32}[i%2]
+			if spread {
+				bits = 8 + i%25
+			}
+			prefix, _ = netip.AddrFrom4([4]byte{10 + byte(rng.IntN(200)), byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32())}).Prefix(bits)
+		}
+		l.Entries[i] = blocklist.Entry{Prefix: prefix, Order: "ORDER-1"}
+	}
+	return l
+}
+
+func BenchmarkLookupAddr(b *testing.B) {
+	for _, spread := range []bool{false, true} {
+		ix, err := Build([]*blocklist.List{prefixList(100_000, spread)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		hit := ix.lists[0].list.Entries[0].Prefix.Addr()
+		for _, addr := range []netip.Addr{netip.MustParseAddr("2.0.0.7"), netip.MustParseAddr("2001:db9::7"), hit} {
+			what := "miss" // every length is probed
+			if addr == hit {
+				what = "hit"
+			}
+			b.Run(fmt.Sprintf("100k/spread=%v/%s/%s", spread, what, addr), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					ix.LookupAddr("www.example.", addr)
+				}
+			})
+		}
+	}
 }

@@ -13,8 +13,11 @@ package blockindex
 import (
 	"cmp"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/miekg/dns"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
@@ -22,9 +25,9 @@ import (
 // MaxLists is the most lists one index holds.
 const MaxLists = 256
 
-// metaBits is how many bits of a record index its list's metas; the two
+// metaBits is how many bits of a record index its list's metas; the three
 // above hold the entry's kind.
-const metaBits = 30
+const metaBits = 29
 
 // ListIndex is one list compiled for lookups: 16 bytes a record plus its
 // share of the table (8 bytes a slot, at most 3/4 full). It is immutable
@@ -39,6 +42,7 @@ type ListIndex struct {
 	mask  uint64
 	recs  []record // sorted by key, then second hash and precedence
 	metas []meta
+	ips   *prefixes // the address entries; nil when there are none
 }
 
 // record is one entry of a list.
@@ -49,17 +53,42 @@ type record struct {
 }
 
 func (r record) kind() blocklist.Kind { return blocklist.Kind(r.kindMeta >> metaBits) }
-func (r record) meta() uint32         { return r.kindMeta & (1<<metaBits - 1) }
 
 // meta is what an entry says besides its name, interned: many entries share
-// an order reference and most share a category.
-type meta struct{ order, category string }
+// an order reference and most share a category and an action.
+type meta struct {
+	order, category string
+	action          blocklist.Action
+	local           []dns.RR
+}
+
+// metaKey identifies a meta: its local data by their text.
+type metaKey struct {
+	order, category string
+	action          blocklist.Action
+	local           string
+}
+
+func newMeta(e blocklist.Entry) (meta, metaKey) {
+	m := meta{order: e.Order, category: e.Category, action: e.Action, local: e.Local}
+	k := metaKey{order: e.Order, category: e.Category, action: e.Action}
+	if len(e.Local) > 0 {
+		var b strings.Builder
+		for _, rr := range e.Local {
+			b.WriteString(rr.String())
+			b.WriteByte('\n')
+		}
+		k.local = b.String()
+	}
+	return m, k
+}
 
 // Index answers lookups over a set of compiled lists. It is immutable and
 // safe for concurrent use.
 type Index struct {
 	lists []*ListIndex      // sorted by list name
 	names []*blocklist.List // the same lists
+	ips   bool              // whether any list has address entries
 }
 
 // Match is the entry that blocks a name.
@@ -71,6 +100,12 @@ type Match struct {
 	// Start is the byte offset in the query name where the listed name starts:
 	// qname[Start:] is the matched name as the client spelled it.
 	Start int
+	// Prefix is the listed prefix when an address matched (LookupAddr).
+	Prefix netip.Prefix
+	// Action is the answer the entry asks for; Local its records for
+	// blocklist.LocalData, owned by ".": the caller must copy them.
+	Action blocklist.Action
+	Local  []dns.RR
 }
 
 // Compile compiles list l, its entries and its canary name. The index
@@ -88,40 +123,55 @@ func Compile(l *blocklist.List) (*ListIndex, error) {
 type Compiler struct {
 	recs    []record
 	metas   []meta
-	metaIDs map[meta]uint32
+	metaIDs map[metaKey]uint32
+	ips     prefixes
 	err     error
 }
 
 // NewCompiler returns a compiler with room for about n entries.
 func NewCompiler(n int) *Compiler {
-	return &Compiler{recs: make([]record, 0, n+1), metaIDs: map[meta]uint32{}}
+	return &Compiler{recs: make([]record, 0, n+1), metaIDs: map[metaKey]uint32{}}
 }
 
 // Add adds an entry. An error is kept for Finish to return.
 func (c *Compiler) Add(e blocklist.Entry) {
-	c.add(e.Kind, e.Name, meta{e.Order, e.Category})
-}
-
-func (c *Compiler) add(kind blocklist.Kind, name string, m meta) {
 	if c.err != nil {
 		return
 	}
+	id, ok := c.meta(newMeta(e))
+	if !ok {
+		return
+	}
+	if e.Prefix.IsValid() {
+		c.ips.add(e.Prefix, uint32(e.Kind)<<metaBits|id)
+		return
+	}
+	c.add(e.Kind, e.Name, id)
+}
+
+// meta interns m.
+func (c *Compiler) meta(m meta, k metaKey) (uint32, bool) {
+	id, ok := c.metaIDs[k]
+	if ok {
+		return id, true
+	}
+	id = uint32(len(c.metas))
+	if id >= 1<<metaBits {
+		c.err = fmt.Errorf("blockindex: too many distinct order references")
+		return 0, false
+	}
+	// Copies, so that the index does not keep the list file alive.
+	m.order, m.category = strings.Clone(m.order), strings.Clone(m.category)
+	c.metas = append(c.metas, m)
+	c.metaIDs[k] = id
+	return id, true
+}
+
+func (c *Compiler) add(kind blocklist.Kind, name string, id uint32) {
 	h, ok := hashName(name)
 	if !ok {
 		c.err = fmt.Errorf("blockindex: invalid name %q", name)
 		return
-	}
-	id, ok := c.metaIDs[m]
-	if !ok {
-		id = uint32(len(c.metas))
-		if id >= 1<<metaBits {
-			c.err = fmt.Errorf("blockindex: too many distinct order references")
-			return
-		}
-		// Copies, so that the index does not keep the list file alive.
-		m = meta{strings.Clone(m.order), strings.Clone(m.category)}
-		c.metas = append(c.metas, m)
-		c.metaIDs[m] = id
 	}
 	c.recs = append(c.recs, record{key: h.key(), check: uint32(h.h2), kindMeta: uint32(kind)<<metaBits | id})
 }
@@ -129,8 +179,10 @@ func (c *Compiler) add(kind blocklist.Kind, name string, m meta) {
 // Finish adds the list's canary name and returns the compiled list; the
 // compiler is spent.
 func (c *Compiler) Finish(l *blocklist.List) (*ListIndex, error) {
-	if l.Canary != "" {
-		c.add(blocklist.Exact, l.Canary, meta{"", blocklist.CategoryCanary})
+	if l.Canary != "" && c.err == nil {
+		if id, ok := c.meta(newMeta(blocklist.Entry{Category: blocklist.CategoryCanary})); ok {
+			c.add(blocklist.Exact, l.Canary, id)
+		}
 	}
 	if c.err != nil {
 		return nil, fmt.Errorf("list %q: %w", l.Name, c.err)
@@ -138,6 +190,9 @@ func (c *Compiler) Finish(l *blocklist.List) (*ListIndex, error) {
 	recs := c.recs
 	sortRecords(recs)
 	li := &ListIndex{list: l, recs: recs, metas: c.metas}
+	if c.ips.len() > 0 {
+		li.ips = &c.ips
+	}
 	c.recs, c.metas, c.metaIDs = nil, nil, nil
 
 	runs := 0
@@ -179,6 +234,7 @@ func New(lists []*ListIndex) (*Index, error) {
 			return nil, fmt.Errorf("blockindex: %s and %s both define list %q", sorted[i-1].list.File, li.list.File, li.list.Name)
 		}
 		ix.names = append(ix.names, li.list)
+		ix.ips = ix.ips || li.ips != nil
 	}
 	return ix, nil
 }
@@ -239,25 +295,28 @@ func sortRecords(a []record) {
 }
 
 // rank orders the records of one list at one name: the first that applies
-// decides. Exact and Below never apply to the same query name, and both are
-// narrower than an exception, which is narrower than a subtree entry.
+// decides. Exact and Below (and their exceptions) never apply to the same
+// query name, and both are narrower than an exception, which is narrower
+// than a subtree entry; of two entries as narrow, the exception wins.
 func rank(k blocklist.Kind) int {
 	switch k {
-	case blocklist.Exact, blocklist.Below:
+	case blocklist.ExceptExact, blocklist.ExceptBelow:
 		return 0
-	case blocklist.Exception:
+	case blocklist.Exact, blocklist.Below:
 		return 1
+	case blocklist.Exception:
+		return 2
 	}
-	return 2
+	return 3
 }
 
 // applies reports whether an entry of kind k at a name applies to a query for
 // that name (self) or for a name below it.
 func applies(k blocklist.Kind, self bool) bool {
 	switch k {
-	case blocklist.Exact:
+	case blocklist.Exact, blocklist.ExceptExact:
 		return self
-	case blocklist.Below:
+	case blocklist.Below, blocklist.ExceptBelow:
 		return !self
 	}
 	return true
@@ -361,16 +420,23 @@ func (ix *Index) decide(suffix []hashes, start []uint16) (Match, bool) {
 				if rec.check != check || !applies(rec.kind(), i == 0) {
 					continue
 				}
-				if rec.kind() == blocklist.Exception {
+				if rec.kind().IsException() {
 					excepted[word] |= bit
 					continue lists
 				}
-				m := li.metas[rec.meta()]
-				return Match{List: li.list, Kind: rec.kind(), Order: m.order, Category: m.category, Start: int(start[i])}, true
+				m := li.match(rec.kindMeta)
+				m.Start = int(start[i])
+				return m, true
 			}
 		}
 	}
 	return Match{}, false
+}
+
+// match is the match of a record's kind and meta in li.
+func (li *ListIndex) match(kindMeta uint32) Match {
+	m := li.metas[kindMeta&(1<<metaBits-1)]
+	return Match{List: li.list, Kind: blocklist.Kind(kindMeta >> metaBits), Order: m.order, Category: m.category, Action: m.action, Local: m.local}
 }
 
 // find returns the first record of key.

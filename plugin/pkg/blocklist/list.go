@@ -8,7 +8,10 @@ package blocklist
 
 import (
 	"crypto/sha256"
+	"net/netip"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // Kind is what an entry's pattern matches.
@@ -24,7 +27,16 @@ const (
 	// Exception ("!name") unblocks the name and everything below it within
 	// its own list.
 	Exception
+	// ExceptExact ("!=name") unblocks exactly the name within its own list:
+	// an RPZ passthru at the name.
+	ExceptExact
+	// ExceptBelow ("!*.name") unblocks only the names below the name within
+	// its own list: an RPZ passthru at *.name.
+	ExceptBelow
 )
+
+// IsException reports whether k unblocks rather than blocks.
+func (k Kind) IsException() bool { return k >= Exception }
 
 // Prefix returns the pattern prefix of k as written in a list file.
 func (k Kind) Prefix() string {
@@ -35,18 +47,66 @@ func (k Kind) Prefix() string {
 		return "="
 	case Exception:
 		return "!"
+	case ExceptExact:
+		return "!="
+	case ExceptBelow:
+		return "!*."
 	}
 	return ""
+}
+
+// Action is what the resolver answers for a blocked name. Lists in
+// regblock's own format always ask for the notice answer; RPZ zones say
+// per entry.
+type Action uint8
+
+const (
+	// Notice is the resolver's block answer: its notice addresses, or
+	// NXDOMAIN when it has none.
+	Notice Action = iota
+	// NXDomain answers that the name does not exist (RPZ "CNAME .").
+	NXDomain
+	// NoData answers that the name has no records of the type asked
+	// (RPZ "CNAME *.").
+	NoData
+	// Drop sends no answer at all (RPZ "CNAME rpz-drop.").
+	Drop
+	// LocalData answers with the entry's Local records (RPZ local data).
+	LocalData
+)
+
+func (a Action) String() string {
+	switch a {
+	case NXDomain:
+		return "nxdomain"
+	case NoData:
+		return "nodata"
+	case Drop:
+		return "drop"
+	case LocalData:
+		return "local-data"
+	}
+	return "notice"
 }
 
 // CategoryCanary is the category reported for a hit on a list's canary name.
 const CategoryCanary = "canary"
 
-// Entry is one line of a list.
+// Entry is one line of a list: a name, or an address prefix that is
+// matched against the addresses in upstream answers.
 type Entry struct {
 	Kind Kind
 	// Name is canonical: lower case ASCII (punycode), no trailing dot.
+	// It is empty for an address entry.
 	Name string
+	// Prefix is the address prefix of an address entry ("ip:203.0.113.0/24",
+	// an RPZ rpz-ip trigger), masked; its Kind is Subtree or Exception.
+	Prefix netip.Prefix
+	// Action is Notice in regblock's format; RPZ zones set it.
+	Action Action
+	// Local is the answer of a LocalData entry (RPZ local data); the
+	// resolver gives the records the query's name.
+	Local []dns.RR
 	// Order is the order reference, empty when absent ("-").
 	Order string
 	// Category is empty when absent.
@@ -55,8 +115,17 @@ type Entry struct {
 	Line int
 }
 
-// Pattern returns the entry as written in canonical form, e.g. "*.bulk.example".
-func (e Entry) Pattern() string { return e.Kind.Prefix() + e.Name }
+// Pattern returns the entry as written in canonical form, e.g. "*.bulk.example"
+// or "ip:203.0.113.0/24".
+func (e Entry) Pattern() string {
+	if e.Prefix.IsValid() {
+		return e.Kind.Prefix() + IPPrefix + e.Prefix.String()
+	}
+	return e.Kind.Prefix() + e.Name
+}
+
+// IPPrefix starts the pattern of an address entry.
+const IPPrefix = "ip:"
 
 // Header is a list's signed metadata.
 type Header struct {
@@ -91,7 +160,7 @@ func (l *List) Blocking() int {
 	}
 	n := 0
 	for _, e := range l.Entries {
-		if e.Kind != Exception {
+		if !e.Kind.IsException() {
 			n++
 		}
 	}

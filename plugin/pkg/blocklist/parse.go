@@ -3,6 +3,7 @@ package blocklist
 import (
 	"crypto/sha256"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -66,7 +67,11 @@ func ParseFunc(file string, data []byte, fn func(Entry)) (*List, error) {
 
 func parse(file string, data []byte, emit func(Entry)) (*List, error) {
 	p := parser{list: &List{File: file, SHA256: sha256.Sum256(data)}, seen: map[string]bool{}, emit: emit}
-	p.parse(string(data))
+	if IsRPZ(file) {
+		p.parseRPZ(string(data))
+	} else {
+		p.parse(string(data))
+	}
 	if len(p.errs) > 0 {
 		return nil, p.errs
 	}
@@ -304,23 +309,41 @@ func (p *parser) entry(fields []string) {
 	}
 	e := Entry{Line: p.line}
 	pattern := fields[0]
-	switch {
-	case strings.HasPrefix(pattern, "*."):
-		e.Kind, pattern = Below, pattern[2:]
-	case strings.HasPrefix(pattern, "="):
-		e.Kind, pattern = Exact, pattern[1:]
-	case strings.HasPrefix(pattern, "!"):
-		e.Kind, pattern = Exception, pattern[1:]
-	case !startsName(pattern):
-		p.errorf("unknown entry prefix in %s: use NAME, *.NAME, =NAME or !NAME", quote(pattern))
-		return
+	if rest, ok := strings.CutPrefix(pattern, "!"); ok {
+		e.Kind, pattern = Exception, rest
+		switch {
+		case strings.HasPrefix(rest, "="):
+			e.Kind, pattern = ExceptExact, rest[1:]
+		case strings.HasPrefix(rest, "*."):
+			e.Kind, pattern = ExceptBelow, rest[2:]
+		}
+	} else {
+		switch {
+		case strings.HasPrefix(pattern, "*."):
+			e.Kind, pattern = Below, pattern[2:]
+		case strings.HasPrefix(pattern, "="):
+			e.Kind, pattern = Exact, pattern[1:]
+		}
 	}
-	name, err := CanonicalName(pattern)
-	if err != nil {
-		p.errorf("entry %s: %v", quote(fields[0]), err)
-		return
+	if addr, ok := strings.CutPrefix(pattern, IPPrefix); ok && (e.Kind == Subtree || e.Kind == Exception) {
+		prefix, err := ParsePrefix(addr)
+		if err != nil {
+			p.errorf("entry %s: %v", quote(fields[0]), err)
+			return
+		}
+		e.Prefix = prefix
+	} else {
+		if pattern == "" || !startsName(pattern) {
+			p.errorf("unknown entry prefix in %s: use NAME, *.NAME, =NAME, !NAME, !=NAME, !*.NAME or ip:PREFIX", quote(fields[0]))
+			return
+		}
+		name, err := CanonicalName(pattern)
+		if err != nil {
+			p.errorf("entry %s: %v", quote(fields[0]), err)
+			return
+		}
+		e.Name = name
 	}
-	e.Name = name
 	if len(fields) > 1 && fields[1] != "-" {
 		e.Order = fields[1]
 	}
@@ -340,10 +363,35 @@ func (p *parser) entry(fields []string) {
 		p.list.Entries = append(p.list.Entries, e)
 		return
 	}
-	if e.Kind != Exception {
+	if !e.Kind.IsException() {
 		p.blocking++
 	}
 	p.emit(e)
+}
+
+// ParsePrefix parses the address prefix of an "ip:" entry: an IPv4 or IPv6
+// prefix in CIDR notation with no host bits set, or a single address.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	var prefix netip.Prefix
+	if strings.Contains(s, "/") {
+		var err error
+		if prefix, err = netip.ParsePrefix(s); err != nil {
+			return prefix, fmt.Errorf("%q is not an address prefix such as 203.0.113.0/24", s)
+		}
+	} else {
+		addr, err := netip.ParseAddr(s)
+		if err != nil || addr.Zone() != "" {
+			return prefix, fmt.Errorf("%q is not an address or prefix such as 203.0.113.0/24", s)
+		}
+		prefix = netip.PrefixFrom(addr, addr.BitLen())
+	}
+	if prefix.Addr().Is4In6() {
+		return prefix, fmt.Errorf("%q: write IPv4 prefixes in IPv4 notation", s)
+	}
+	if prefix.Masked() != prefix {
+		return prefix, fmt.Errorf("%q has bits set after the prefix length: did you mean %s?", s, prefix.Masked())
+	}
+	return prefix, nil
 }
 
 // startsName reports whether s starts like a plain name (valid or not) rather

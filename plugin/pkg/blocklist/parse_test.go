@@ -2,6 +2,7 @@ package blocklist
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -65,17 +66,17 @@ a#b.example
 		t.Errorf("header:\n got %+v\nwant %+v", got, want)
 	}
 	entries := []Entry{
-		{Subtree, "abuse.example", "ORDER-2026-0012", "csam", 13},
-		{Exact, "cdn7.hosting.example", "ORDER-2026-0013", "csam", 14},
-		{Exception, "help.abuse.example", "ORDER-2026-0014", "", 15},
-		{Below, "bulk.example", "", "csam", 16},
-		{Subtree, "xn--bcher-kva.example", "", "", 17},
+		{Kind: Subtree, Name: "abuse.example", Order: "ORDER-2026-0012", Category: "csam", Line: 13},
+		{Kind: Exact, Name: "cdn7.hosting.example", Order: "ORDER-2026-0013", Category: "csam", Line: 14},
+		{Kind: Exception, Name: "help.abuse.example", Order: "ORDER-2026-0014", Line: 15},
+		{Kind: Below, Name: "bulk.example", Category: "csam", Line: 16},
+		{Kind: Subtree, Name: "xn--bcher-kva.example", Line: 17},
 	}
 	if len(l.Entries) != len(entries) {
 		t.Fatalf("got %d entries, want %d: %+v", len(l.Entries), len(entries), l.Entries)
 	}
 	for i, e := range entries {
-		if l.Entries[i] != e {
+		if !reflect.DeepEqual(l.Entries[i], e) {
 			t.Errorf("entry %d: got %+v, want %+v", i, l.Entries[i], e)
 		}
 	}

@@ -1,0 +1,160 @@
+package blockindex
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"net/netip"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+)
+
+// prefixes are a list's address entries. For each prefix length in use, a
+// map from the masked address to the entry's kind and meta: a lookup probes
+// one map entry per length in use, longest first, so it costs the same with
+// ten prefixes or a million, and lists use a few lengths (/24 and /32 above
+// all).
+type prefixes struct {
+	v4    map[uint64]uint32 // length<<32 | address
+	v6    map[key6]uint32
+	lens4 uint64    // bit n set: a /n IPv4 prefix is listed
+	lens6 [3]uint64 // bit n%64 of word n/64 set: a /n IPv6 prefix is listed
+}
+
+type key6 struct {
+	hi, lo uint64
+	bits   uint8
+}
+
+func (p *prefixes) len() int { return len(p.v4) + len(p.v6) }
+
+// add adds a masked prefix. Of two entries for one prefix, an exception
+// wins, as it does for names; else the first stays.
+func (p *prefixes) add(prefix netip.Prefix, kindMeta uint32) {
+	n := prefix.Bits()
+	if prefix.Addr().Is4() {
+		if p.v4 == nil {
+			p.v4 = map[uint64]uint32{}
+		}
+		p.lens4 |= 1 << n
+		put(p.v4, uint64(n)<<32|uint64(binary.BigEndian.Uint32(prefix.Addr().AsSlice())), kindMeta)
+		return
+	}
+	if p.v6 == nil {
+		p.v6 = map[key6]uint32{}
+	}
+	p.lens6[n/64] |= 1 << (n % 64)
+	a := prefix.Addr().As16()
+	put(p.v6, key6{binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:]), uint8(n)}, kindMeta)
+}
+
+func put[K comparable](m map[K]uint32, k K, kindMeta uint32) {
+	old, ok := m[k]
+	if !ok || !blocklist.Kind(old>>metaBits).IsException() && blocklist.Kind(kindMeta>>metaBits).IsException() {
+		m[k] = kindMeta
+	}
+}
+
+// lookup returns the kind and meta of the longest listed prefix that holds
+// addr (an unmapped address), and that prefix's length.
+func (p *prefixes) lookup(addr netip.Addr) (kindMeta uint32, n int, ok bool) {
+	if addr.Is4() {
+		a := binary.BigEndian.Uint32(addr.AsSlice())
+		for lens := p.lens4; lens != 0; lens &^= 1 << n {
+			n = 63 - bits.LeadingZeros64(lens)
+			mask := ^uint32(0) << (32 - n) // 0 for n = 0: a shift of 32 clears
+			if kindMeta, ok = p.v4[uint64(n)<<32|uint64(a&mask)]; ok {
+				return kindMeta, n, true
+			}
+		}
+		return 0, 0, false
+	}
+	a := addr.As16()
+	hi, lo := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
+	for w := 2; w >= 0; w-- {
+		for lens := p.lens6[w]; lens != 0; {
+			b := 63 - bits.LeadingZeros64(lens)
+			lens &^= 1 << b
+			n = w*64 + b
+			k := key6{hi, lo, uint8(n)}
+			if n < 64 {
+				k.hi, k.lo = hi&^(^uint64(0)>>n), 0
+			} else {
+				k.lo = lo &^ (^uint64(0) >> (n - 64))
+			}
+			if kindMeta, ok = p.v6[k]; ok {
+				return kindMeta, n, true
+			}
+		}
+	}
+	return 0, 0, false
+}
+
+// LookupAddr returns the address entry that blocks an upstream answer to a
+// query for qname that holds addr: of the lists whose longest prefix holding
+// addr blocks, the one with the longest prefix, ties going to the list whose
+// name sorts first. A list whose name entries except qname does not block
+// it by address: in RPZ too, a QNAME trigger goes before an IP trigger.
+func (ix *Index) LookupAddr(qname string, addr netip.Addr) (Match, bool) {
+	if !ix.ips {
+		return Match{}, false
+	}
+	addr = addr.Unmap()
+	var best Match
+	longest := -1
+	var excepted [MaxLists / 64]uint64 // worked out at the first hit
+	exceptedKnown := false
+	for i, li := range ix.lists {
+		if li.ips == nil {
+			continue
+		}
+		kindMeta, n, ok := li.ips.lookup(addr)
+		if !ok || n <= longest || blocklist.Kind(kindMeta>>metaBits).IsException() {
+			continue
+		}
+		if !exceptedKnown {
+			excepted, exceptedKnown = ix.exceptions(qname), true
+		}
+		if excepted[i/64]&(1<<(i%64)) != 0 {
+			continue
+		}
+		best, longest = li.match(kindMeta), n
+		best.Prefix = netip.PrefixFrom(addr, n).Masked()
+	}
+	return best, longest >= 0
+}
+
+// exceptions returns the lists (bit i for ix.lists[i]) whose most specific
+// entry for qname is an exception.
+func (ix *Index) exceptions(qname string) (excepted [MaxLists / 64]uint64) {
+	var l labels
+	if !l.split(qname) || l.n == 0 {
+		return excepted
+	}
+	var suffix [maxLabels]hashes
+	h := hashes{seed1, seed2}
+	for i := l.n - 1; i >= 0; i-- {
+		h = add(h, l.label(i))
+		suffix[i] = h
+	}
+	var decided [MaxLists / 64]uint64
+	for i := 0; i < l.n; i++ {
+		key, check := suffix[i].key(), uint32(suffix[i].h2)
+		for n, li := range ix.lists {
+			word, bit := n/64, uint64(1)<<(n%64)
+			if decided[word]&bit != 0 {
+				continue
+			}
+			r, ok := li.find(key)
+			for ; ok && r < len(li.recs) && li.recs[r].key == key; r++ {
+				if rec := li.recs[r]; rec.check == check && applies(rec.kind(), i == 0) {
+					decided[word] |= bit
+					if rec.kind().IsException() {
+						excepted[word] |= bit
+					}
+					break
+				}
+			}
+		}
+	}
+	return excepted
+}
