@@ -4,6 +4,7 @@ package upstreamtest
 
 import (
 	"net"
+	"strings"
 	"sync"
 	"testing"
 
@@ -14,12 +15,28 @@ import (
 const Answer = "192.0.2.1"
 
 // Upstream answers every A query with Answer and every other query with
-// NODATA, and remembers the names it was asked.
+// NODATA, but for the names given addresses with SetAddrs, and remembers
+// the names it was asked.
 type Upstream struct {
 	Addr string // host:port on 127.0.0.1
 
 	mu    sync.Mutex
 	names []string
+	addrs map[string][]net.IP
+}
+
+// SetAddrs makes the upstream answer A and AAAA queries for name (fully
+// qualified, lower case) with addrs, of the family asked.
+func (u *Upstream) SetAddrs(name string, addrs ...string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.addrs == nil {
+		u.addrs = map[string][]net.IP{}
+	}
+	u.addrs[name] = nil
+	for _, a := range addrs {
+		u.addrs[name] = append(u.addrs[name], net.ParseIP(a))
+	}
 }
 
 // Start starts an upstream on UDP and TCP on one port of 127.0.0.1
@@ -59,9 +76,19 @@ func (u *Upstream) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		q := r.Question[0]
 		u.mu.Lock()
 		u.names = append(u.names, q.Name)
+		addrs, set := u.addrs[strings.ToLower(q.Name)]
 		u.mu.Unlock()
-		if q.Qtype == dns.TypeA {
-			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 30}, A: net.ParseIP(Answer)}}
+		if !set {
+			addrs = []net.IP{net.ParseIP(Answer)}
+		}
+		for _, a := range addrs {
+			hdr := dns.RR_Header{Name: q.Name, Rrtype: q.Qtype, Class: dns.ClassINET, Ttl: 30}
+			switch {
+			case q.Qtype == dns.TypeA && a.To4() != nil:
+				m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: a})
+			case q.Qtype == dns.TypeAAAA && a.To4() == nil:
+				m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: a})
+			}
 		}
 	}
 	w.WriteMsg(m)

@@ -31,11 +31,12 @@ func newAnswers(notice []netip.Addr, ttl uint32) answers {
 	return a
 }
 
-// block returns the answer to r for a name that m matched: the notice
-// addresses for A and AAAA, NODATA for other types and for a family without
-// an address, NXDOMAIN when there are no notice addresses at all. Negative
-// answers carry a synthetic SOA, owned by zone (the listed name), so that
-// downstream caches keep them for ttl.
+// block returns the answer to r for a name that m matched. An entry of
+// regblock's own format answers with the notice addresses for A and AAAA,
+// NODATA for other types and for a family without an address, NXDOMAIN when
+// there are no notice addresses at all; an RPZ entry answers as its action
+// says. Negative answers carry a synthetic SOA, owned by zone (the listed
+// name), so that downstream caches keep them for ttl.
 func (a answers) block(r *dns.Msg, m blockindex.Match, zone string) *dns.Msg {
 	q := r.Question[0]
 	resp := new(dns.Msg)
@@ -43,8 +44,11 @@ func (a answers) block(r *dns.Msg, m blockindex.Match, zone string) *dns.Msg {
 	resp.RecursionAvailable = true
 
 	switch {
-	case a.nxdomain:
+	case m.Action == blocklist.NXDomain || m.Action == blocklist.Notice && a.nxdomain:
 		resp.Rcode = dns.RcodeNameError
+	case m.Action == blocklist.LocalData:
+		resp.Answer = localData(q, m.Local)
+	case m.Action != blocklist.Notice: // NODATA
 	case q.Qtype == dns.TypeA:
 		for _, addr := range a.v4 {
 			resp.Answer = append(resp.Answer, &dns.A{Hdr: a.header(q.Name, dns.TypeA), A: addr.AsSlice()})
@@ -64,6 +68,22 @@ func (a answers) block(r *dns.Msg, m blockindex.Match, zone string) *dns.Msg {
 		resp.IsEdns0().Option = append(resp.IsEdns0().Option, ede)
 	}
 	return resp
+}
+
+// localData answers q from an RPZ entry's records: a CNAME whatever the
+// type asked, else the records of that type (all for ANY), each given the
+// query's name; none is NODATA.
+func localData(q dns.Question, local []dns.RR) []dns.RR {
+	var answer []dns.RR
+	for _, rr := range local {
+		t := rr.Header().Rrtype
+		if t == q.Qtype || t == dns.TypeCNAME || q.Qtype == dns.TypeANY {
+			rr = dns.Copy(rr)
+			rr.Header().Name = q.Name
+			answer = append(answer, rr)
+		}
+	}
+	return answer
 }
 
 func (a answers) header(name string, rrtype uint16) dns.RR_Header {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/ledger"
 )
 
@@ -35,6 +36,14 @@ const auditQueue = 4096
 
 // blockRecord is what the query path hands the audit writer: raw values,
 // formatted off the query path.
+// pattern is the entry that matched, in canonical form.
+func (r blockRecord) pattern() string {
+	if r.match.Prefix.IsValid() {
+		return r.match.Kind.Prefix() + blocklist.IPPrefix + r.match.Prefix.String()
+	}
+	return r.match.Kind.Prefix() + strings.ToLower(strings.TrimSuffix(r.matched[r.match.Start:], "."))
+}
+
 type blockRecord struct {
 	time    time.Time
 	match   blockindex.Match
@@ -194,7 +203,7 @@ func (a *auditLog) write(r blockRecord) {
 		Event:    ledger.Block,
 		List:     l.Name,
 		Serial:   &serial,
-		Pattern:  r.match.Kind.Prefix() + strings.ToLower(strings.TrimSuffix(r.matched[r.match.Start:], ".")),
+		Pattern:  r.pattern(),
 		QName:    r.qname,
 		QType:    dns.TypeToString[r.qtype],
 		Order:    r.match.Order,

@@ -6,6 +6,7 @@ package regblock
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/ledger"
 	"github.com/regblock/regblock/plugin/pkg/listset"
 )
@@ -106,10 +108,14 @@ func (rb *Regblock) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 }
 
 // block writes the block answer to r for a match of m in name (the query
-// name, or a CNAME or DNAME target in its answer), counts and audits it.
+// name, or a CNAME or DNAME target in its answer; the query name for an
+// address match), counts and audits it. The drop action writes nothing.
 func (rb *Regblock) block(w dns.ResponseWriter, r *dns.Msg, m blockindex.Match, name, server string) error {
 	q := r.Question[0]
-	err := w.WriteMsg(rb.answers.block(r, m, name[m.Start:]))
+	var err error
+	if m.Action != blocklist.Drop {
+		err = w.WriteMsg(rb.answers.block(r, m, name[m.Start:]))
+	}
 	countBlock(server, m, q.Qtype)
 	if rb.audit != nil {
 		rb.audit.block(blockRecord{time: time.Now(), match: m, qname: q.Name, matched: name, qtype: q.Qtype, client: w.RemoteAddr(), mode: rb.cfg.auditClient})
@@ -120,7 +126,8 @@ func (rb *Regblock) block(w dns.ResponseWriter, r *dns.Msg, m blockindex.Match, 
 // cloakWriter sees the answers of the plugins after regblock. An answer
 // whose CNAME or DNAME chain reaches a listed name, at any depth, is
 // replaced by the block answer for that name, as RPZ resolvers do: a name
-// that is not listed must not become a way to reach one that is.
+// that is not listed must not become a way to reach one that is. So is an
+// answer with an address in a listed prefix (an RPZ response-IP trigger).
 type cloakWriter struct {
 	dns.ResponseWriter
 	rb     *Regblock
@@ -143,6 +150,23 @@ func (w *cloakWriter) WriteMsg(res *dns.Msg) error {
 		}
 		if m, ok := ix.Lookup(target); ok {
 			return w.rb.block(w.ResponseWriter, w.req, m, target, w.server)
+		}
+	}
+	if ix.HasAddrs() {
+		qname := w.req.Question[0].Name
+		for _, rr := range res.Answer {
+			var addr netip.Addr
+			switch rr := rr.(type) {
+			case *dns.A:
+				addr, _ = netip.AddrFromSlice(rr.A)
+			case *dns.AAAA:
+				addr, _ = netip.AddrFromSlice(rr.AAAA)
+			default:
+				continue
+			}
+			if m, ok := ix.LookupAddr(qname, addr); ok {
+				return w.rb.block(w.ResponseWriter, w.req, m, qname, w.server)
+			}
 		}
 	}
 	return w.ResponseWriter.WriteMsg(res)

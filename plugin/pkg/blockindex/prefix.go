@@ -89,6 +89,9 @@ func (p *prefixes) lookup(addr netip.Addr) (kindMeta uint32, n int, ok bool) {
 	return 0, 0, false
 }
 
+// HasAddrs reports whether any list of ix has address entries.
+func (ix *Index) HasAddrs() bool { return ix.ips }
+
 // LookupAddr returns the address entry that blocks an upstream answer to a
 // query for qname that holds addr: of the lists whose longest prefix holding
 // addr blocks, the one with the longest prefix, ties going to the list whose

@@ -1,6 +1,7 @@
 package blocklist
 
 import (
+	"bytes"
 	"os"
 	"reflect"
 	"testing"
@@ -65,5 +66,41 @@ func FuzzVerify(f *testing.F) {
 				t.Fatalf("an unparsable signature verified: %q", sig)
 			}
 		}
+	})
+}
+
+// FuzzParseRPZ: no zone makes the RPZ parser panic; an accepted zone holds
+// canonical names, streams the entries it keeps, and its entries' line
+// numbers are lines of the file.
+func FuzzParseRPZ(f *testing.F) {
+	f.Add([]byte(rpzHead + "a.example CNAME .\n*.b.example CNAME *.\nc.example A 192.0.2.1\nc.example TXT \"x\"\n24.0.113.0.203.rpz-ip CNAME rpz-passthru.\n"))
+	f.Add([]byte(";$ issuer: X\n$ORIGIN rpz.test.\n@ SOA a. b. (1 2 3 4 5)\n48.zz.db8.2001.rpz-ip CNAME rpz-drop.\nd CNAME d.\n"))
+	f.Add([]byte(rpzHead + "$GENERATE 1-3 h$ CNAME .\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		l, err := Parse("fuzz.rpz", data)
+		var streamed []Entry
+		_, serr := ParseFunc("fuzz.rpz", data, func(e Entry) { streamed = append(streamed, e) })
+		if (err == nil) != (serr == nil) {
+			t.Fatalf("Parse: %v, ParseFunc: %v", err, serr)
+		}
+		if err != nil {
+			return
+		}
+		if len(streamed) != len(l.Entries) {
+			t.Fatalf("ParseFunc handed %d entries, Parse kept %d", len(streamed), len(l.Entries))
+		}
+		lines := bytes.Count(data, []byte("\n")) + 1
+		for _, e := range l.Entries {
+			if e.Line < 1 || e.Line > lines {
+				t.Fatalf("entry %+v: line %d of a %d-line file", e, e.Line, lines)
+			}
+			if e.Prefix.IsValid() {
+				continue
+			}
+			if c, err := CanonicalName(e.Name); err != nil || c != e.Name {
+				t.Fatalf("entry %q is not canonical: %q %v", e.Name, c, err)
+			}
+		}
+		Lint(l, time.Now())
 	})
 }

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"strings"
 	"syscall"
 	"time"
 
@@ -302,7 +301,7 @@ func (s *Set) reject(path, name string, err error, serial *uint64) {
 		if c := s.fromPath(path); c != nil {
 			name = c.List.Name
 		} else {
-			name = strings.TrimSuffix(filepath.Base(path), ".list")
+			name = blocklist.TrimSuffix(filepath.Base(path))
 		}
 	}
 	result := string(blocklist.ReasonIOError)

@@ -16,7 +16,8 @@ import (
 )
 
 // stateDir keeps the last accepted copy of each list: NAME.list and
-// NAME.list.minisig, byte for byte, and NAME.json saying where it came from
+// NAME.list.minisig (NAME.rpz and NAME.rpz.minisig for an RPZ zone), byte
+// for byte, and NAME.json saying where it came from
 // and when it was applied. A restart enforces these copies until the files
 // on disk offer a valid newer version, and refuses rollback below them.
 type stateDir string
@@ -35,6 +36,7 @@ type record struct {
 	SHA256  string    `json:"sha256"`
 	Source  string    `json:"source"`
 	Applied time.Time `json:"applied"`
+	File    string    `json:"file,omitempty"` // the copy's name in the directory; NAME.list when absent
 }
 
 // save stores a copy of an accepted list. Each file is written to a
@@ -43,14 +45,25 @@ type record struct {
 func (d stateDir) save(c *Current, data, sig []byte) error {
 	l := c.List
 	base := filepath.Join(string(d), l.Name)
-	rec, err := json.Marshal(record{l.Name, l.Serial, hex.EncodeToString(l.SHA256[:]), c.Path, c.Applied.UTC()})
+	file := l.Name + blocklist.ListSuffix
+	if blocklist.IsRPZ(c.Path) {
+		file = l.Name + blocklist.RPZSuffix
+	}
+	rec, err := json.Marshal(record{l.Name, l.Serial, hex.EncodeToString(l.SHA256[:]), c.Path, c.Applied.UTC(), file})
 	if err != nil {
 		return err
+	}
+	// A copy in the other format is stale now.
+	for _, ext := range []string{blocklist.ListSuffix, blocklist.RPZSuffix} {
+		if old := base + ext; old != filepath.Join(string(d), file) {
+			os.Remove(old)
+			os.Remove(old + blocklist.SignatureSuffix)
+		}
 	}
 	for _, f := range []struct {
 		path string
 		data []byte
-	}{{base + ".list", data}, {base + ".list" + blocklist.SignatureSuffix, sig}, {base + ".json", rec}} {
+	}{{filepath.Join(string(d), file), data}, {filepath.Join(string(d), file) + blocklist.SignatureSuffix, sig}, {base + ".json", rec}} {
 		if err := atomicfile.Write(f.path, f.data, 0o640); err != nil {
 			return fmt.Errorf("state: %w", err)
 		}
@@ -61,7 +74,7 @@ func (d stateDir) save(c *Current, data, sig []byte) error {
 // remove deletes the copy of list name.
 func (d stateDir) remove(name string) error {
 	base := filepath.Join(string(d), name)
-	for _, p := range []string{base + ".json", base + ".list", base + ".list" + blocklist.SignatureSuffix} {
+	for _, p := range []string{base + ".json", base + ".list", base + ".list" + blocklist.SignatureSuffix, base + ".rpz", base + ".rpz" + blocklist.SignatureSuffix} {
 		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
 			return fmt.Errorf("state: %w", err)
 		}
@@ -88,7 +101,11 @@ func (d stateDir) load(keys []minisign.PublicKey, maxSize int64) (lists []saved,
 			errs = append(errs, fmt.Errorf("state: %s: %v", path, err))
 			continue
 		}
-		l, err := blocklist.Load(strings.TrimSuffix(path, ".json")+".list", keys, maxSize)
+		file := strings.TrimSuffix(path, ".json") + blocklist.ListSuffix
+		if rec.File != "" {
+			file = filepath.Join(string(d), filepath.Base(rec.File))
+		}
+		l, err := blocklist.Load(file, keys, maxSize)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("state: %w", err))
 			continue
