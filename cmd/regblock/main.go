@@ -25,6 +25,7 @@ var commands = []command{
 	{"lint", "check lists without signing: every error with file:line, and warnings", lint},
 	{"inspect", "print a list's header, entry counts and time to expiry", inspect},
 	{"diff", "entries added, removed and changed between two versions of a list", diff},
+	{"export", "write a list as an RPZ zone for BIND, Unbound, PowerDNS and Knot", export},
 	{"audit", "query a resolver for listed and control names and report compliance", audit},
 	{"sync", "fetch a signed list from a web server into the lists directory", syncCmd},
 	{"notice", "serve the legal notice page (HTTP 451) for blocked hosts", notice},

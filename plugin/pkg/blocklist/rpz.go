@@ -322,6 +322,9 @@ func (p *rpzParser) flush() {
 	for _, rr := range e.Local {
 		rr.Header().Name = "." // the resolver gives the records the query's name
 	}
+	if e.Kind == Exact && e.Name == p.list.Canary {
+		e.Category = CategoryCanary // as exported: the canary header and its trigger
+	}
 	if p.emit == nil {
 		p.list.Entries = append(p.list.Entries, *e)
 		return
@@ -340,8 +343,10 @@ func commentMeta(comment string) (order, category string) {
 	for _, f := range fields {
 		k, v, ok := strings.Cut(f, "=")
 		switch {
-		case ok && k == "order" && v != "" && v != "-":
-			order = v
+		case ok && k == "order" && v != "":
+			if v != "-" {
+				order = v
+			}
 		case ok && k == "category" && validCategory(v) && v != CategoryCanary:
 			category = v
 		default:

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bufio"
+	"cmp"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/regblock/regblock/plugin/pkg/atomicfile"
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+)
+
+const exportUsage = `Usage: regblock export -format rpz [-p PUB] [-notice ADDR,...] [-ttl SECONDS] [-o FILE] LIST
+
+Writes a list as a Response Policy Zone that BIND, Unbound, PowerDNS and
+Knot enforce as regblockd enforces the list: NAME becomes NAME and *.NAME,
+=NAME just NAME, *.NAME just *.NAME, !NAME a passthru at NAME and *.NAME,
+ip:PREFIX an rpz-ip trigger. Blocked names get NXDOMAIN (CNAME .), or with
+-notice the notice addresses as local data, as regblockd's notice option
+gives them. The zone has no $ORIGIN, so it loads under any zone name; its
+SOA serial is the list's serial, and the list's header travels in ";$"
+comment lines that regblock reads back and other resolvers ignore.
+
+With -p, the list's signature is checked first and a list that does not
+verify is not exported.
+
+Example:
+  regblock export -format rpz -p regulator.pub -o /etc/unbound/national.rpz blocklists/example.list
+
+`
+
+func export(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("export", exportUsage, stderr)
+	format := fs.String("format", "", "output format: rpz")
+	var pubs, notices multiFlag
+	fs.Var(&pubs, "p", "verify the list against these public key `files` first")
+	fs.Var(&notices, "notice", "answer blocked names with these notice `addresses` (comma list) instead of NXDOMAIN")
+	ttl := fs.Uint("ttl", 60, "TTL of the zone's records, in seconds")
+	out := fs.String("o", "", "write the zone to `FILE` (atomically) instead of standard output")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() != 1 || *format == "" {
+		fs.Usage()
+		return 2
+	}
+	if *format != "rpz" {
+		return fail(stderr, 2, fmt.Errorf("unknown -format %q", *format), "the only format is rpz")
+	}
+	var notice []netip.Addr
+	for _, n := range notices {
+		addr, err := netip.ParseAddr(n)
+		if err != nil {
+			return fail(stderr, 2, fmt.Errorf("-notice %q is not an address", n), "")
+		}
+		notice = append(notice, addr.Unmap())
+	}
+	if *ttl > 1<<31-1 {
+		return fail(stderr, 2, fmt.Errorf("-ttl %d is too large", *ttl), "")
+	}
+
+	path := fs.Arg(0)
+	var l *blocklist.List
+	if len(pubs) > 0 {
+		keys, err := readKeys(pubs)
+		if err != nil {
+			return fail(stderr, 2, err, "")
+		}
+		if l, err = blocklist.Load(path, keys, 1<<40); err != nil {
+			printErrors(stderr, err)
+			return fail(stderr, 1, fmt.Errorf("%s was not exported", path), "")
+		}
+	} else {
+		var err error
+		if l, err = parseFile(path, stderr); err != nil {
+			return fail(stderr, 1, err, "")
+		}
+	}
+	if l.Serial > 1<<32-1 {
+		return fail(stderr, 1, fmt.Errorf("%s: serial %d does not fit an SOA serial (32 bits)", path, l.Serial), "")
+	}
+
+	var buf strings.Builder
+	writeRPZ(&buf, l, notice, uint32(*ttl))
+	if *out == "" {
+		if _, err := io.WriteString(stdout, buf.String()); err != nil {
+			return fail(stderr, 1, err, "")
+		}
+		return 0
+	}
+	if err := atomicfile.Write(*out, []byte(buf.String()), 0o644); err != nil {
+		return fail(stderr, 1, err, "")
+	}
+	return 0
+}
+
+// rpzRecord is one owner of the exported zone: a trigger and its entry.
+type rpzRecord struct {
+	owner string // relative to the zone's apex
+	entry blocklist.Entry
+}
+
+// writeRPZ writes l as an RPZ zone.
+func writeRPZ(w io.Writer, l *blocklist.List, notice []netip.Addr, ttl uint32) {
+	bw := bufio.NewWriter(w)
+	defer bw.Flush()
+	fmt.Fprintf(bw, "; Response Policy Zone exported by regblock from %s: list %s, serial %d.\n", l.File, l.Name, l.Serial)
+	fmt.Fprintf(bw, "; regblock reads the %q lines as the list's header; other resolvers ignore them.\n", ";$")
+	header := func(key, value string) {
+		if value != "" {
+			fmt.Fprintf(bw, ";$ %s: %s\n", key, value)
+		}
+	}
+	header("name", l.Name)
+	header("issuer", l.Issuer)
+	if !l.Issued.IsZero() {
+		header("issued", l.Issued.Format(time.RFC3339))
+	}
+	if !l.Expires.IsZero() {
+		header("expires", l.Expires.Format(time.RFC3339))
+	}
+	header("authority", l.Authority)
+	header("appeal", l.Appeal)
+	header("contact", strings.Join(l.Contact, " "))
+	header("canary", l.Canary)
+	fmt.Fprintf(bw, "$TTL %d\n@ SOA localhost. hostmaster.regblock.invalid. %d 3600 600 86400 %d\n@ NS localhost.\n", ttl, l.Serial, ttl)
+
+	for _, r := range rpzRecords(l) {
+		e := r.entry
+		comment := ""
+		if e.Order != "" || e.Category != "" {
+			comment = " ; order=" + cmp.Or(e.Order, "-")
+			if e.Category != "" {
+				comment += " category=" + e.Category
+			}
+		}
+		switch {
+		case e.Kind.IsException():
+			fmt.Fprintf(bw, "%s CNAME rpz-passthru.%s\n", r.owner, comment)
+		case len(notice) == 0:
+			fmt.Fprintf(bw, "%s CNAME .%s\n", r.owner, comment)
+		default:
+			for _, a := range notice {
+				rrtype := "A"
+				if a.Is6() {
+					rrtype = "AAAA"
+				}
+				fmt.Fprintf(bw, "%s %s %s%s\n", r.owner, rrtype, a, comment)
+			}
+		}
+	}
+}
+
+// rpzRecords maps l's entries onto RPZ triggers, one entry per owner: at
+// each name, the entry that decides for the name itself and the one that
+// decides for the names below it, by the list's own precedence.
+func rpzRecords(l *blocklist.List) []rpzRecord {
+	type decision struct {
+		entry blocklist.Entry
+		rank  int
+	}
+	best := map[string]decision{}
+	consider := func(owner string, e blocklist.Entry, rank int) {
+		if d, ok := best[owner]; !ok || rank < d.rank {
+			best[owner] = decision{e, rank}
+		}
+	}
+	entries := l.Entries
+	if l.Canary != "" {
+		entries = append(slices.Clip(entries), blocklist.Entry{Kind: blocklist.Exact, Name: l.Canary})
+	}
+	for _, e := range entries {
+		if e.Prefix.IsValid() {
+			rank := 1
+			if e.Kind.IsException() {
+				rank = 0
+			}
+			consider(rpzIPOwner(e.Prefix), e, rank)
+			continue
+		}
+		name := dnsName(e.Name)
+		// The ranks of blockindex: an exception as narrow as a block
+		// wins; narrow entries beat ! and ! beats a plain name.
+		switch e.Kind {
+		case blocklist.ExceptExact:
+			consider(name, e, 0)
+		case blocklist.ExceptBelow:
+			consider("*."+name, e, 0)
+		case blocklist.Exact:
+			consider(name, e, 1)
+		case blocklist.Below:
+			consider("*."+name, e, 1)
+		case blocklist.Exception:
+			consider(name, e, 2)
+			consider("*."+name, e, 2)
+		case blocklist.Subtree:
+			consider(name, e, 3)
+			consider("*."+name, e, 3)
+		}
+	}
+	records := make([]rpzRecord, 0, len(best))
+	for owner, d := range best {
+		records = append(records, rpzRecord{owner, d.entry})
+	}
+	slices.SortFunc(records, func(a, b rpzRecord) int { return cmp.Compare(a.owner, b.owner) })
+	return records
+}
+
+// dnsName is a canonical list name as a relative zone file name: the
+// characters a zone file gives meaning to are escaped.
+func dnsName(name string) string {
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; c {
+		case ';', '(', ')', '"', '@', '$', '\\', ' ', '\t':
+			fmt.Fprintf(&b, "\\%03d", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// rpzIPOwner is the rpz-ip owner of a prefix: its length, then its
+// address's labels in reverse order, "zz" for the longest run of zero
+// groups of an IPv6 address.
+func rpzIPOwner(p netip.Prefix) string {
+	var labels []string
+	if p.Addr().Is4() {
+		a := p.Addr().As4()
+		for i := 3; i >= 0; i-- {
+			labels = append(labels, fmt.Sprint(a[i]))
+		}
+	} else {
+		// netip writes the shortest form, "::" for the longest run of zeros.
+		groups := strings.Split(p.Addr().String(), ":")
+		for i := len(groups) - 1; i >= 0; i-- {
+			g := groups[i]
+			if g == "" {
+				if len(labels) > 0 && labels[len(labels)-1] == "zz" {
+					continue // "::" at either end splits into two empty groups
+				}
+				g = "zz"
+			}
+			labels = append(labels, g)
+		}
+	}
+	return fmt.Sprintf("%d.%s.rpz-ip", p.Bits(), strings.Join(labels, "."))
+}
