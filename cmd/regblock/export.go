@@ -138,13 +138,21 @@ func writeRPZ(w io.Writer, l *blocklist.List, notice []netip.Addr, ttl uint32) {
 				comment += " category=" + e.Category
 			}
 		}
+		// An address trigger fires on answers of its own family only, and
+		// takes local data of that family only.
+		addrs := notice
+		if e.Prefix.IsValid() {
+			addrs = slices.DeleteFunc(slices.Clone(notice), func(a netip.Addr) bool { return a.Is4() != e.Prefix.Addr().Is4() })
+		}
 		switch {
 		case e.Kind.IsException():
 			fmt.Fprintf(bw, "%s CNAME rpz-passthru.%s\n", r.owner, comment)
 		case len(notice) == 0:
 			fmt.Fprintf(bw, "%s CNAME .%s\n", r.owner, comment)
+		case len(addrs) == 0: // regblockd answers NODATA for a family without a notice address
+			fmt.Fprintf(bw, "%s CNAME *.%s\n", r.owner, comment)
 		default:
-			for _, a := range notice {
+			for _, a := range addrs {
 				rrtype := "A"
 				if a.Is6() {
 					rrtype = "AAAA"
@@ -201,6 +209,45 @@ func rpzRecords(l *blocklist.List) []rpzRecord {
 			consider(name, e, 3)
 			consider("*."+name, e, 3)
 		}
+	}
+	// An RPZ wildcard *.W stops at any name of the zone below W (a trigger,
+	// or a name above one): in BIND and Unbound it does not match the names
+	// below that name, and in BIND not that name itself if it has no trigger
+	// of its own. regblock's NAME has no such gaps, so at each name under
+	// a blocking wildcard, the wildcard's decision is written out again.
+	nodes := map[string]bool{}
+	for owner := range best {
+		if strings.HasSuffix(owner, ".rpz-ip") {
+			continue
+		}
+		for n := strings.TrimPrefix(owner, "*."); n != "" && !nodes[n]; _, n, _ = strings.Cut(n, ".") {
+			nodes[n] = true
+		}
+	}
+	inherited := func(n string) (decision, bool) {
+		for a := n; strings.Contains(a, "."); {
+			_, a, _ = strings.Cut(a, ".")
+			if d, ok := best["*."+a]; ok {
+				return d, !d.entry.Kind.IsException()
+			}
+		}
+		return decision{}, false
+	}
+	var fill []rpzRecord
+	for n := range nodes {
+		d, blocked := inherited(n)
+		if !blocked {
+			continue
+		}
+		if _, ok := best[n]; !ok {
+			fill = append(fill, rpzRecord{n, d.entry})
+		}
+		if _, ok := best["*."+n]; !ok {
+			fill = append(fill, rpzRecord{"*." + n, d.entry})
+		}
+	}
+	for _, r := range fill {
+		best[r.owner] = decision{r.entry, 0}
 	}
 	records := make([]rpzRecord, 0, len(best))
 	for owner, d := range best {

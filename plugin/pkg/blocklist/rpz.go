@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -72,10 +73,12 @@ func (r *lineReader) ReadByte() (byte, error) {
 // rpzParser is the state of one RPZ parse beyond the list parser's.
 type rpzParser struct {
 	*parser
-	apex    string // the zone's apex, lower case, with the trailing dot
-	pending *Entry // the entry whose records are being read
-	owner   string // pending's owner name
-	done    map[string]int
+	apex    string          // the zone's apex, lower case, with the trailing dot
+	pending *Entry          // the entry whose records are being read
+	owner   string          // pending's owner name
+	done    map[string]int  // the line of each owner, less the apex
+	nodes   map[string]int  // the line of each name with a trigger at or below it
+	wild    map[string]bool // the names with a wildcard trigger below them
 }
 
 func (p *parser) parseRPZ(text string) {
@@ -98,7 +101,7 @@ func (p *parser) parseRPZ(text string) {
 	zp := dns.NewZoneParser(r, defaultOrigin, "")
 	zp.SetIncludeAllowed(false) // everything enforced must be in the signed file
 	zp.SetDefaultTTL(3600)
-	rp := rpzParser{parser: p, done: map[string]int{}}
+	rp := rpzParser{parser: p, done: map[string]int{}, nodes: map[string]int{}, wild: map[string]bool{}}
 	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
 		p.line = r.lines
 		if r.Len() == 0 && !strings.HasSuffix(text, "\n") {
@@ -120,6 +123,7 @@ func (p *parser) parseRPZ(text string) {
 		return
 	}
 	rp.flush()
+	rp.stopWildcards()
 	if rp.apex == "" {
 		p.line = 0
 		p.errorf("no SOA record: an RPZ zone starts with its SOA, whose serial is the list's serial")
@@ -325,14 +329,66 @@ func (p *rpzParser) flush() {
 	if e.Kind == Exact && e.Name == p.list.Canary {
 		e.Category = CategoryCanary // as exported: the canary header and its trigger
 	}
+	if !e.Prefix.IsValid() {
+		for n := e.Name; n != ""; n = parent(n) {
+			if _, ok := p.nodes[n]; ok {
+				break
+			}
+			p.nodes[n] = e.Line
+		}
+		if e.Kind == Below || e.Kind == ExceptBelow {
+			p.wild[e.Name] = true
+		}
+	}
+	p.add(*e)
+}
+
+func (p *rpzParser) add(e Entry) {
 	if p.emit == nil {
-		p.list.Entries = append(p.list.Entries, *e)
+		p.list.Entries = append(p.list.Entries, e)
 		return
 	}
 	if !e.Kind.IsException() {
 		p.blocking++
 	}
-	p.emit(*e)
+	p.emit(e)
+}
+
+// stopWildcards adds what RPZ's wildcards imply and regblock's *.name does
+// not say: a wildcard trigger *.W matches a name below W only if no name
+// of the zone lies between them, a trigger or a name above one (an "empty
+// non-terminal"), as in DNS wildcards (RFC 4592). BIND and Unbound both
+// enforce it so: with *.abuse.example and help.abuse.example in a zone,
+// x.help.abuse.example is not matched. (They differ on the name in between
+// itself: Unbound lets *.W match an empty non-terminal, BIND does not;
+// regblock does as Unbound.) Each name in between gets an exception for the
+// names below it, !*.name, which any trigger further down overrides.
+func (p *rpzParser) stopWildcards() {
+	if len(p.wild) == 0 {
+		return
+	}
+	var stops []string
+	for n := range p.nodes {
+		if p.wild[n] {
+			continue
+		}
+		for a := parent(n); a != ""; a = parent(a) {
+			if p.wild[a] {
+				stops = append(stops, n)
+				break
+			}
+		}
+	}
+	slices.Sort(stops)
+	for _, n := range stops {
+		p.add(Entry{Kind: ExceptBelow, Name: n, Line: p.nodes[n]})
+	}
+}
+
+// parent returns the name one label up, "" above a single label.
+func parent(name string) string {
+	_, rest, _ := strings.Cut(name, ".")
+	return rest
 }
 
 // commentMeta reads an order reference and a category from a record's

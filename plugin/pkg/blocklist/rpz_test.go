@@ -1,6 +1,7 @@
 package blocklist
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -176,5 +177,23 @@ func TestParseListAddressEntries(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want %s", tc.entry, err, tc.want)
 		}
+	}
+}
+
+// TestParseRPZWildcardStops: a wildcard does not reach past a name of the
+// zone below it, a trigger or an empty non-terminal; an exception below
+// each such name says so.
+func TestParseRPZWildcardStops(t *testing.T) {
+	l, err := Parse("t.rpz", []byte(rpzHead+"*.ent.example CNAME .\na.b.ent.example CNAME *.\n*.c.ent.example CNAME rpz-passthru.\nother.test CNAME .\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range l.Entries {
+		got = append(got, fmt.Sprintf("%s:%d", e.Pattern(), e.Line))
+	}
+	want := "*.ent.example:4 =a.b.ent.example:5 !*.c.ent.example:6 =other.test:7 !*.a.b.ent.example:5 !*.b.ent.example:5"
+	if strings.Join(got, " ") != want {
+		t.Errorf("entries\n got %s\nwant %s", strings.Join(got, " "), want)
 	}
 }
