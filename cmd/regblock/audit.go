@@ -273,6 +273,9 @@ func listProbes(ix *blockindex.Index, sample int, seed uint64, controls []string
 		seen[name] = true
 		expect := classNotBlocked
 		if m, ok := ix.Lookup(name); ok {
+			if m.Action == blocklist.Drop {
+				return // no answer at all cannot be told from an outage
+			}
 			expect = classBlocked
 			if why == "" {
 				why = fmt.Sprintf("list %s: %s", m.List.Name, m.Kind.Prefix()+strings.TrimSuffix(strings.ToLower(name[m.Start:]), "."))
@@ -289,6 +292,9 @@ func listProbes(ix *blockindex.Index, sample int, seed uint64, controls []string
 			entries = entries[:sample]
 		}
 		for _, e := range entries {
+			if e.Prefix.IsValid() {
+				continue // an address entry acts on upstream answers, not on a name to ask
+			}
 			add(e.Name, "")
 			add(generated(e.Name), "")
 			if _, parent, ok := strings.Cut(e.Name, "."); ok {

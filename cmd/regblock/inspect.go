@@ -44,6 +44,15 @@ type inspection struct {
 
 var kindNames = map[blocklist.Kind]string{
 	blocklist.Subtree: "name", blocklist.Below: "*.name", blocklist.Exact: "=name", blocklist.Exception: "!name",
+	blocklist.ExceptExact: "!=name", blocklist.ExceptBelow: "!*.name",
+}
+
+// kindName is how inspect counts an entry.
+func kindName(e blocklist.Entry) string {
+	if e.Prefix.IsValid() {
+		return e.Kind.Prefix() + "ip:prefix"
+	}
+	return kindNames[e.Kind]
 }
 
 func inspect(args []string, stdout, stderr io.Writer) int {
@@ -69,8 +78,8 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 		in.ExpiresIn = l.Expires.Sub(now).Round(time.Minute).String()
 	}
 	for _, e := range l.Entries {
-		in.ByKind[kindNames[e.Kind]]++
-		if e.Kind != blocklist.Exception {
+		in.ByKind[kindName(e)]++
+		if !e.Kind.IsException() {
 			cat := e.Category
 			if cat == "" {
 				cat = "none"
@@ -86,8 +95,10 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 	}
 	printHeader(stdout, l)
 	fmt.Fprintln(stdout, "  by kind:")
-	for _, k := range []blocklist.Kind{blocklist.Subtree, blocklist.Below, blocklist.Exact, blocklist.Exception} {
-		fmt.Fprintf(stdout, "    %-10s %d\n", kindNames[k], in.ByKind[kindNames[k]])
+	for i, k := range []string{"name", "*.name", "=name", "!name", "!=name", "!*.name", "ip:prefix", "!ip:prefix"} {
+		if n := in.ByKind[k]; n > 0 || i < 4 { // the kinds of RPZ and address entries when there are any
+			fmt.Fprintf(stdout, "    %-10s %d\n", k, n)
+		}
 	}
 	fmt.Fprintln(stdout, "  by category (blocking entries):")
 	cats := make([]string, 0, len(in.ByCategory))

@@ -63,6 +63,9 @@ func signList(path string, key minisign.PrivateKey, bump bool, stdout, stderr io
 		printErrors(stderr, err)
 		return fmt.Errorf("%s: not signed: fix the errors above", path)
 	}
+	if bump && blocklist.IsRPZ(path) {
+		return fmt.Errorf("%s: -bump rewrites regblock's list header; raise an RPZ zone's SOA serial in the zone itself", path)
+	}
 	if bump {
 		if data, err = bumpHeader(data, l.Serial+1, time.Now().UTC()); err != nil {
 			return fmt.Errorf("%s: %v", path, err)

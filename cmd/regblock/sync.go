@@ -49,6 +49,7 @@ Example:
 type syncer struct {
 	base      *url.URL
 	name, dir string
+	file      string // NAME.list, or NAME.rpz for an RPZ zone
 	keys      []minisign.PublicKey
 	maxSize   int64
 	client    *http.Client
@@ -79,7 +80,7 @@ func (e *syncError) Error() string { return e.err.Error() }
 func syncCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("sync", syncUsage, stderr)
 	base := fs.String("url", "", "base `URL` the lists are published under")
-	name := fs.String("name", "", "list `name`: fetches NAME.list and NAME.list.minisig")
+	name := fs.String("name", "", "list `name`: fetches NAME.list and NAME.list.minisig; NAME.rpz fetches an RPZ zone and its signature")
 	dir := fs.String("dir", "", "list `directory` to write into (the resolver's lists directory)")
 	var pubs multiFlag
 	fs.Var(&pubs, "p", "trusted public key `file` (repeat, or separate with commas)")
@@ -111,7 +112,11 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 	if fi, err := os.Stat(*dir); err != nil || !fi.IsDir() {
 		return fail(stderr, 2, fmt.Errorf("-dir %q is not a directory", *dir), "")
 	}
-	s := &syncer{base: u, name: *name, dir: *dir, maxSize: *maxSize, client: &http.Client{Timeout: *timeout},
+	file := *name + blocklist.ListSuffix
+	if blocklist.IsRPZ(*name) {
+		file, *name = *name, blocklist.TrimSuffix(*name)
+	}
+	s := &syncer{base: u, name: *name, file: file, dir: *dir, maxSize: *maxSize, client: &http.Client{Timeout: *timeout},
 		retries: *retries, retryWait: *retryWait, log: log.New(stderr, "regblock sync: ", log.LstdFlags)}
 	if s.keys, err = readKeys(pubs); err != nil {
 		return fail(stderr, 2, err, "")
@@ -191,8 +196,8 @@ func (s *syncer) run(ctx context.Context) error {
 	}
 }
 
-func (s *syncer) listPath() string       { return filepath.Join(s.dir, s.name+".list") }
-func (s *syncer) validatorsPath() string { return filepath.Join(s.dir, "."+s.name+".list.sync.json") }
+func (s *syncer) listPath() string       { return filepath.Join(s.dir, s.file) }
+func (s *syncer) validatorsPath() string { return filepath.Join(s.dir, "."+s.file+".sync.json") }
 
 // syncOnce fetches the list, and its signature when the list changed,
 // verifies them, and writes them into the directory.
@@ -203,7 +208,7 @@ func (s *syncer) syncOnce(ctx context.Context) error {
 			json.Unmarshal(data, &v)
 		}
 	}
-	data, newV, err := s.fetch(ctx, s.name+".list", v)
+	data, newV, err := s.fetch(ctx, s.file, v)
 	if err != nil {
 		return err
 	}
@@ -211,11 +216,11 @@ func (s *syncer) syncOnce(ctx context.Context) error {
 		s.log.Printf("%s: not modified", s.name)
 		return nil
 	}
-	sig, _, err := s.fetch(ctx, s.name+".list"+blocklist.SignatureSuffix, validators{})
+	sig, _, err := s.fetch(ctx, s.file+blocklist.SignatureSuffix, validators{})
 	if err != nil {
 		return err
 	}
-	l, err := blocklist.Open(s.base.String()+s.name+".list", data, sig, s.keys)
+	l, err := blocklist.Open(s.base.String()+s.file, data, sig, s.keys)
 	if err != nil {
 		reason := string(blocklist.ReasonIOError)
 		var le *blocklist.LoadError

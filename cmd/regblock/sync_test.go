@@ -206,3 +206,34 @@ func TestSyncIntoResolver(t *testing.T) {
 	}
 	t.Logf("synced name blocked %v after sync started", time.Since(start).Round(time.Millisecond))
 }
+
+// TestSyncRPZ: -name NAME.rpz fetches an RPZ zone and its signature, and
+// refuses an older serial as it does for a list.
+func TestSyncRPZ(t *testing.T) {
+	key := blocklisttest.NewKey(t)
+	pub := key.WritePublic(t, t.TempDir())
+	p := &publisher{files: map[string][]byte{}}
+	ts := httptest.NewServer(p)
+	defer ts.Close()
+	dir := t.TempDir()
+	zone := func(serial int) []byte {
+		return []byte(fmt.Sprintf("$TTL 60\n@ SOA ns.feed.example. hostmaster.feed.example. %d 3600 600 86400 60\nabuse.example CNAME .\n", serial))
+	}
+	args := []string{"sync", "-url", ts.URL + "/lists", "-insecure-http", "-name", "feed.rpz", "-dir", dir, "-p", pub, "-once", "-retries", "0"}
+	p.set("feed.rpz", zone(7), 0)
+	p.set("feed.rpz.minisig", key.Sign(zone(7)), 0)
+	if code, _, stderr := regblock(t, args...); code != 0 || !strings.Contains(stderr, "feed: serial 7 (1 blocking entries) written to "+filepath.Join(dir, "feed.rpz")) {
+		t.Fatalf("first fetch: exit %d, %s", code, stderr)
+	}
+	if got := mustRead(t, filepath.Join(dir, "feed.rpz")); got != string(zone(7)) {
+		t.Errorf("feed.rpz holds %q", got)
+	}
+	p.set("feed.rpz", zone(6), 0)
+	p.set("feed.rpz.minisig", key.Sign(zone(6)), 0)
+	if code, _, stderr := regblock(t, args...); code != 1 || !strings.Contains(stderr, "rollback") {
+		t.Errorf("older serial: exit %d, %s", code, stderr)
+	}
+	if got := mustRead(t, filepath.Join(dir, "feed.rpz")); got != string(zone(7)) {
+		t.Errorf("after a rollback attempt, feed.rpz holds %q", got)
+	}
+}

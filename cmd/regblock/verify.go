@@ -58,7 +58,9 @@ func printHeader(w io.Writer, l *blocklist.List) {
 	row("name", l.Name)
 	row("issuer", l.Issuer)
 	row("serial", fmt.Sprint(l.Serial))
-	row("issued", l.Issued.Format(time.RFC3339))
+	if !l.Issued.IsZero() { // an RPZ zone may not say
+		row("issued", l.Issued.Format(time.RFC3339))
+	}
 	if !l.Expires.IsZero() {
 		row("expires", l.Expires.Format(time.RFC3339))
 	}

@@ -85,7 +85,7 @@ func TestRPZ(t *testing.T) {
 		{"wild.example.", dns.TypeA, dns.RcodeSuccess, upstreamtest.Answer, false}, // *. does not match the name itself
 		{"a.b.wild.example.", dns.TypeA, dns.RcodeNameError, "", true},
 		{"pass.wild.example.", dns.TypeA, dns.RcodeSuccess, upstreamtest.Answer, false},
-		{"x.pass.wild.example.", dns.TypeA, dns.RcodeNameError, "", true}, // the passthru is exact
+		{"x.pass.wild.example.", dns.TypeA, dns.RcodeSuccess, upstreamtest.Answer, false}, // a wildcard stops at a name below it, as in BIND and Unbound
 		{"ipblock.test.", dns.TypeA, dns.RcodeNameError, "", true},
 		{"ipexcept.test.", dns.TypeA, dns.RcodeSuccess, "203.0.113.7", false},
 		{"ipsafe.example.", dns.TypeA, dns.RcodeSuccess, "203.0.113.5", false}, // a QNAME passthru goes before an IP trigger

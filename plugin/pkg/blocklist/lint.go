@@ -27,12 +27,16 @@ func Lint(l *List, now time.Time) []Warning {
 
 	byName := map[string][]Entry{} // entries at each name, first occurrence of each kind
 	for _, e := range l.Entries {
-		for _, prev := range byName[e.Name] {
+		key := e.Name
+		if e.Prefix.IsValid() {
+			key = IPPrefix + e.Prefix.String()
+		}
+		for _, prev := range byName[key] {
 			if prev.Kind == e.Kind {
 				ws = append(ws, Warning{e.Line, fmt.Sprintf("duplicate entry %s (also on line %d)", e.Pattern(), prev.Line)})
 			}
 		}
-		byName[e.Name] = append(byName[e.Name], e)
+		byName[key] = append(byName[key], e)
 	}
 	find := func(name string, k Kind) (Entry, bool) {
 		for _, e := range byName[name] {
@@ -65,7 +69,12 @@ func Lint(l *List, now time.Time) []Warning {
 	}
 
 	for _, e := range l.Entries {
+		if e.Prefix.IsValid() {
+			continue
+		}
 		switch e.Kind {
+		case ExceptExact, ExceptBelow:
+			continue // RPZ passthrus, and the stops of RPZ wildcards
 		case Exception:
 			if _, ok := find(e.Name, Subtree); ok {
 				continue
