@@ -8,8 +8,12 @@
 # measures queries per second for names that pass (cache hits) and, with
 # regblock, for blocked names. Then reloads the list three times under load
 # and reports how long each new version took to be enforced (from the moment
-# its files were in place) and how many queries were lost. Prints medians and ratios against the baseline measured
-# in the same run. Needs dnsperf and dig (apt-get install dnsperf dnsutils).
+# its files were in place) and how many queries were lost. Last, the same
+# list exported to RPZ (regblock export) is loaded into Unbound, and both
+# resolvers' load time (start to the first blocked answer), resident memory
+# and queries per second are printed side by side. Prints medians and ratios
+# against the baseline measured in the same run. Needs dnsperf and dig, and
+# unbound for the comparison (apt-get install dnsperf dnsutils unbound).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 entries=${1:-1000000}
@@ -26,6 +30,7 @@ trap cleanup EXIT
 
 go build -o "$work/regblockd" ./cmd/regblockd
 go build -o "$work/genlist" ./bench/genlist
+go build -o "$work/regblock" ./cmd/regblock
 "$work/genlist" -n "$entries" -dir "$work/lists" >/dev/null
 mv "$work/lists/bench.key" "$work/bench.key"
 port=$((20000 + RANDOM % 20000))
@@ -50,13 +55,28 @@ corefile() { # $1: with or without
 }
 corefile with; corefile without
 
-start() { # $1: with or without; waits until it answers
-  "$work/regblockd" -conf "$work/Corefile.$1" > "$work/regblockd.$1.log" 2>&1 &
-  pid=$!; pids+=("$pid")
-  for _ in $(seq 1 600); do
-    dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" www.pass0000.test A >/dev/null 2>&1 && return
+# until_answers PORT NAME WANT: polls (at most 10 minutes) until NAME's A
+# answer from 127.0.0.1#PORT contains WANT.
+until_answers() {
+  for _ in $(seq 1 6000); do
+    dig +short +time=1 +tries=1 @127.0.0.1 -p "$1" "$2" A 2>/dev/null | grep -q "$3" && return
     sleep 0.1
   done
+  return 1
+}
+ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+first_blocked=$(awk 'NR == 1 {print $1}' "$work/lists/blocked.txt")
+
+start() { # $1: with or without; waits until it answers (with: blocks)
+  local t0 want=192.0.2.1 name=www.pass0000.test
+  [ "$1" = with ] && want=192.0.2.80 name=$first_blocked
+  t0=$(date +%s%N)
+  "$work/regblockd" -conf "$work/Corefile.$1" > "$work/regblockd.$1.log" 2>&1 &
+  pid=$!; pids+=("$pid")
+  if until_answers "$port" "$name" "$want"; then
+    loaded_ms=$(ms_since "$t0")
+    return
+  fi
   echo "bench: regblockd did not start" >&2; cat "$work/regblockd.$1.log" >&2; exit 1
 }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; }
@@ -66,12 +86,14 @@ qps() { # $1: query file; prints queries per second
 }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
 
-declare -a base_pass with_pass with_block mem
+declare -a base_pass with_pass with_block mem load base_mem
 for r in $(seq 1 "$rounds"); do
   start without; dig +short @127.0.0.1 -p "$port" www.pass0000.test >/dev/null
+  base_mem+=("$(rss)")
   base_pass+=("$(qps "$work/lists/passed.txt")")
   stop
   start with
+  load+=("$loaded_ms")
   mem+=("$(rss)")
   with_pass+=("$(qps "$work/lists/passed.txt")")
   with_block+=("$(qps "$work/lists/blocked.txt")")
@@ -80,7 +102,7 @@ for r in $(seq 1 "$rounds"); do
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-bp=$(median "${base_pass[@]}"); wp=$(median "${with_pass[@]}"); wb=$(median "${with_block[@]}"); m=$(median "${mem[@]}")
+bp=$(median "${base_pass[@]}"); wp=$(median "${with_pass[@]}"); wb=$(median "${with_block[@]}"); m=$(median "${mem[@]}"); ld=$(median "${load[@]}"); bm=$(median "${base_mem[@]}")
 
 # Reloads under load: a new signed version with a marker name, while dnsperf
 # sends passed names; time until the marker is blocked, and queries lost,
@@ -103,11 +125,64 @@ lost=$(awk '/Queries lost:/ {print $3}' "$work/reload.dnsperf")
 sent=$(awk '/Queries sent:/ {print $3}' "$work/reload.dnsperf")
 stop
 
+# Unbound with the same list as an RPZ zone, one thread, forwarding passed
+# names to a regblockd without the plugin (the baseline) on the first port.
+if command -v unbound >/dev/null; then
+  "$work/regblock" export -format rpz -p "$work/lists/bench.pub" -notice 192.0.2.80 -o "$work/bench.rpz" "$work/lists/bench.list"
+  uport=$((port + 1))
+  printf '%s\n' "server:" "  interface: 127.0.0.1" "  port: $uport" "  do-daemonize: no" "  chroot: \"\"" \
+    "  username: \"\"" "  directory: \"$work\"" "  pidfile: \"\"" "  use-syslog: no" "  logfile: \"$work/unbound.log\"" \
+    "  num-threads: 1" "  do-ip6: no" "  do-not-query-localhost: no" "  access-control: 127.0.0.0/8 allow" \
+    "  module-config: \"respip iterator\"" "  local-zone: \"test.\" nodefault" \
+    "forward-zone:" "  name: \".\"" "  forward-addr: 127.0.0.1@$port" \
+    "rpz:" "  name: \"bench.rpz.\"" "  zonefile: \"$work/bench.rpz\"" > "$work/unbound.conf"
+  # Unbound's own footprint, without the zone.
+  sed '/^rpz:/,$d' "$work/unbound.conf" > "$work/unbound-norpz.conf"
+  start without; base=$pid
+  unbound -d -c "$work/unbound-norpz.conf" > "$work/unbound.out" 2>&1 &
+  pid=$!; pids+=("$pid")
+  until_answers "$((port + 1))" www.pass0000.test 192.0.2.1 || { echo "bench: unbound did not start" >&2; cat "$work/unbound.out" >&2; exit 1; }
+  ubm=$(rss); stop; pid=$base; stop
+  declare -a u_load u_mem u_pass u_block
+  for r in $(seq 1 "$rounds"); do
+    start without
+    base=$pid
+    t0=$(date +%s%N)
+    unbound -d -c "$work/unbound.conf" > "$work/unbound.out" 2>&1 &
+    pid=$!; pids+=("$pid")
+    until_answers "$uport" "$first_blocked" 192.0.2.80 || { echo "bench: unbound did not start" >&2; cat "$work/unbound.out" "$work/unbound.log" >&2; exit 1; }
+    u_load+=("$(ms_since "$t0")")
+    u_mem+=("$(rss)")
+    saved=$port; port=$uport
+    dig +short @127.0.0.1 -p "$port" www.pass0000.test >/dev/null
+    u_pass+=("$(qps "$work/lists/passed.txt")")
+    u_block+=("$(qps "$work/lists/blocked.txt")")
+    port=$saved
+    stop
+    pid=$base; stop
+    echo "round $r: unbound loaded in ${u_load[-1]} ms, RSS ${u_mem[-1]} kB; passed ${u_pass[-1]} q/s, blocked ${u_block[-1]} q/s" >&2
+  done
+  ul=$(median "${u_load[@]}"); um=$(median "${u_mem[@]}"); up=$(median "${u_pass[@]}"); ub=$(median "${u_block[@]}")
+else
+  echo "bench: unbound is not installed (apt-get install unbound): no comparison with Unbound's RPZ" >&2
+fi
+
 printf '\nregblockd, %s entries, %s s runs, median of %s rounds, %s\n' "$entries" "$seconds" "$rounds" "$(nproc) cores"
 printf '| measure | value | ratio to baseline |\n| --- | --- | --- |\n'
 printf '| baseline (no regblock), passed names, q/s | %s | 1.00 |\n' "$bp"
 printf '| regblock, passed names, q/s | %s | %.3f |\n' "$wp" "$(awk -v a="$wp" -v b="$bp" 'BEGIN {print a / b}')"
 printf '| regblock, blocked names, q/s | %s | %.3f |\n' "$wb" "$(awk -v a="$wb" -v b="$bp" 'BEGIN {print a / b}')"
-printf '| regblock resident memory | %s MB | |\n' "$((m / 1024))"
+printf '| regblock resident memory | %s MB (%s MB without a list) | |\n' "$((m / 1024))" "$((bm / 1024))"
 printf '| reload under load, write to enforced (3 reloads) | %s ms | |\n' "$(IFS=' '; echo "${reload_times[*]}")"
 printf '| queries lost during reloads (same run without reloads) | %s of %s (%s) | |\n' "$lost" "$sent" "$steady_lost"
+printf '| regblockd start to first blocked answer (load) | %s ms | |\n' "$ld"
+if [ -n "${ul:-}" ]; then
+  printf '\nthe same list as an RPZ zone: regblockd (list) and Unbound %s (RPZ, one thread), medians of %s rounds\n' "$(unbound -V | awk 'NR == 1 {print $2}')" "$rounds"
+  printf '| measure | regblockd | Unbound | Unbound / regblockd |\n| --- | --- | --- | --- |\n'
+  printf '| start to first blocked answer | %s ms | %s ms | %.1f |\n' "$ld" "$ul" "$(awk -v a="$ul" -v b="$ld" 'BEGIN {print a / b}')"
+  printf '| resident memory | %s MB | %s MB | %.1f |\n' "$((m / 1024))" "$((um / 1024))" "$(awk -v a="$um" -v b="$m" 'BEGIN {print a / b}')"
+  printf '| resident bytes per entry, above the process without a list | %s | %s | %.1f |\n' "$(( (m - bm) * 1024 / entries ))" "$(( (um - ubm) * 1024 / entries ))" \
+    "$(awk -v a="$((um - ubm))" -v b="$((m - bm))" 'BEGIN {print a / b}')"
+  printf '| passed names (cache hits), q/s | %s | %s | %.2f |\n' "$wp" "$up" "$(awk -v a="$up" -v b="$wp" 'BEGIN {print a / b}')"
+  printf '| blocked names, q/s | %s | %s | %.2f |\n' "$wb" "$ub" "$(awk -v a="$ub" -v b="$wb" 'BEGIN {print a / b}')"
+fi
