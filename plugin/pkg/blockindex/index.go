@@ -255,43 +255,85 @@ func Build(lists []*blocklist.List) (*Index, error) {
 	return New(compiled)
 }
 
-// sortRecords sorts records by key with a radix sort (the keys are hashes,
-// evenly spread: four passes of 16 bits beat a comparison sort several
-// times over at millions of entries), then orders the rare records that
-// share a key by second hash and precedence.
+// sortRecords sorts records by key, then second hash and precedence (ties
+// to the meta interned first), in place: an American flag sort, a radix
+// sort that moves each record straight into its bucket, on the top 16 bits
+// of the key, then 8 bits at a time within buckets of more than a few
+// records, which an insertion sort finishes. The keys are hashes, evenly
+// spread, so the buckets are even too. Sorting in place keeps a reload from
+// needing a second copy of the records (16 bytes an entry).
 func sortRecords(a []record) {
-	buf := make([]record, len(a))
-	src, dst := a, buf
-	var count [1 << 16]int
-	for shift := 0; shift < 64; shift += 16 {
-		clear(count[:])
-		for i := range src {
-			count[uint16(src[i].key>>shift)]++
-		}
-		pos := 0
-		for d := range count {
-			count[d], pos = pos, pos+count[d]
-		}
-		for i := range src {
-			d := uint16(src[i].key >> shift)
-			dst[count[d]] = src[i]
-			count[d]++
-		}
-		src, dst = dst, src
+	bounds := make([]int, 1<<16+1)
+	flagSort(a, 48, bounds, make([]int, 1<<16))
+}
+
+// flagSort sorts a, whose keys agree above bit shift+len(next), on the
+// log2(len(next)) bits of the key from shift up, and then on the bits
+// below; bounds and next are its scratch space, len(next)+1 and len(next)
+// long.
+func flagSort(a []record, shift uint, bounds, next []int) {
+	if len(a) <= 32 {
+		insertionSort(a)
+		return
 	}
-	// Four passes leave the result in a again.
-	for i := 0; i < len(a); {
-		j := i + 1
-		for j < len(a) && a[j].key == a[i].key {
-			j++
-		}
-		if j-i > 1 {
-			slices.SortStableFunc(a[i:j], func(x, y record) int {
-				return cmp.Or(cmp.Compare(x.check, y.check), cmp.Compare(rank(x.kind()), rank(y.kind())))
-			})
-		}
-		i = j
+	buckets := len(next)
+	mask := uint64(buckets - 1)
+	clear(bounds)
+	for i := range a {
+		bounds[a[i].key>>shift&mask+1]++
 	}
+	for d := 1; d <= buckets; d++ {
+		bounds[d] += bounds[d-1]
+	}
+	copy(next, bounds) // next[d]: the first record of bucket d not yet in place
+	for d := range buckets {
+		for next[d] < bounds[d+1] {
+			// Carry the record at next[d] to its bucket, and the one it
+			// displaces to its own, until one belongs in bucket d.
+			r := a[next[d]]
+			for t := int(r.key >> shift & mask); t != d; t = int(r.key >> shift & mask) {
+				r, a[next[t]] = a[next[t]], r
+				next[t]++
+			}
+			a[next[d]] = r
+			next[d]++
+		}
+	}
+	var subBounds [257]int
+	var subNext [256]int
+	for d := range buckets {
+		b := a[bounds[d]:bounds[d+1]]
+		switch {
+		case len(b) <= 1:
+		case shift == 0:
+			insertionSort(b) // equal keys: order by the rest
+		default:
+			flagSort(b, shift-8, subBounds[:], subNext[:])
+		}
+	}
+}
+
+// insertionSort sorts a few records by key, then second hash and
+// precedence, then meta.
+func insertionSort(a []record) {
+	for i := 1; i < len(a); i++ {
+		for j := i; j > 0 && recordLess(a[j], a[j-1]); j-- {
+			a[j], a[j-1] = a[j-1], a[j]
+		}
+	}
+}
+
+func recordLess(x, y record) bool {
+	if x.key != y.key {
+		return x.key < y.key
+	}
+	if x.check != y.check {
+		return x.check < y.check
+	}
+	if rx, ry := rank(x.kind()), rank(y.kind()); rx != ry {
+		return rx < ry
+	}
+	return x.kindMeta < y.kindMeta
 }
 
 // rank orders the records of one list at one name: the first that applies

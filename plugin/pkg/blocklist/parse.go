@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Version is the list format version this package reads.
@@ -60,17 +61,23 @@ func Parse(file string, data []byte) (*List, error) {
 // instead of keeping it: the list it returns has no Entries, which saves
 // their memory when they are only needed to build an index. fn sees the
 // entries of a list that may still turn out to have errors; it must discard
-// what it built when ParseFunc returns one.
+// what it built when ParseFunc returns one. ParseFunc does not copy data
+// (a list can be hundreds of megabytes): the strings of the entries fn sees
+// share its memory, and data must not change while they are in use.
 func ParseFunc(file string, data []byte, fn func(Entry)) (*List, error) {
 	return parse(file, data, fn)
 }
 
 func parse(file string, data []byte, emit func(Entry)) (*List, error) {
 	p := parser{list: &List{File: file, SHA256: sha256.Sum256(data)}, seen: map[string]bool{}, emit: emit}
+	text := unsafe.String(unsafe.SliceData(data), len(data))
+	if emit == nil {
+		text = string(data) // the entries kept must not change with data
+	}
 	if IsRPZ(file) {
-		p.parseRPZ(string(data))
+		p.parseRPZ(text)
 	} else {
-		p.parse(string(data))
+		p.parse(text)
 	}
 	if len(p.errs) > 0 {
 		return nil, p.errs

@@ -1,6 +1,7 @@
 package blocklist
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -130,7 +131,14 @@ func readFile(path string, maxSize int64) ([]byte, error) {
 		return nil, &LoadError{ReasonIOError, err}
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxSize+1))
+	// Read into a buffer of the file's size, as os.ReadFile does: growing
+	// one as io.ReadAll does would leave as much garbage again as the list.
+	var buf bytes.Buffer
+	if fi, err := f.Stat(); err == nil && fi.Size() <= maxSize {
+		buf.Grow(int(fi.Size()) + 512) // room to see EOF without growing
+	}
+	_, err = buf.ReadFrom(io.LimitReader(f, maxSize+1))
+	data := buf.Bytes()
 	if err != nil {
 		return nil, &LoadError{ReasonIOError, fmt.Errorf("%s: %w", path, err)}
 	}

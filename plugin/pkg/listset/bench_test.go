@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,75 @@ func BenchmarkLoad(b *testing.B) {
 				b.StartTimer()
 			}
 			b.ReportMetric(perEntry, "bytes/entry")
+		})
+	}
+}
+
+// rss returns the process's resident memory and its peak (VmRSS, VmHWM),
+// in bytes.
+func rss(b *testing.B) (cur, peak uint64) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Skip("no /proc/self/status: resident memory is measured on Linux only")
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		var kb uint64
+		if n, _ := fmt.Sscanf(line, "VmRSS: %d kB", &kb); n == 1 {
+			cur = kb << 10
+		}
+		if n, _ := fmt.Sscanf(line, "VmHWM: %d kB", &kb); n == 1 {
+			peak = kb << 10
+		}
+	}
+	return cur, peak
+}
+
+// BenchmarkReload replaces a list in force of 1 M entries (10 M with
+// REGBLOCK_BENCH_10M=1) by a new version, as a resolver does under load, and
+// reports the process's peak resident memory during the reload against its
+// resident memory with the list in force (peak/steady), and both per entry.
+// The test binary's own footprint is in both figures, as CoreDNS's is in a
+// resolver's.
+func BenchmarkReload(b *testing.B) {
+	sizes := []int{1_000_000}
+	if os.Getenv("REGBLOCK_BENCH_10M") != "" {
+		sizes = append(sizes, 10_000_000)
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) {
+			dir := b.TempDir()
+			key := writeSynthetic(b, dir, n)
+			cfg := Config{Lists: []string{filepath.Join(dir, "synthetic.list")}, Keys: []minisign.PublicKey{key.Public}, MaxSize: 1 << 30}
+			var ix *blockindex.Index
+			s := New(cfg, func(i *blockindex.Index) { ix = i }, quiet{})
+			s.Scan()
+			serial := 1
+			var steady, peak uint64
+			for b.Loop() {
+				b.StopTimer()
+				data, err := os.ReadFile(filepath.Join(dir, "synthetic.list"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				next := strings.Replace(string(data), fmt.Sprintf("#! serial: %d\n", serial), fmt.Sprintf("#! serial: %d\n", serial+1), 1)
+				serial++
+				key.WriteList(b, dir, "synthetic.list", next)
+				data, next = nil, ""
+				debug.FreeOSMemory()
+				steady, _ = rss(b)
+				os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // resets VmHWM to VmRSS
+				b.StartTimer()
+				s.Scan()
+				b.StopTimer()
+				_, peak = rss(b)
+				if got := ix.Lists()[0].Serial; got != uint64(serial) {
+					b.Fatalf("serial %d in force after the reload, want %d", got, serial)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(peak)/float64(steady), "peak/steady")
+			b.ReportMetric(float64(steady)/float64(n), "steady-B/entry")
+			b.ReportMetric(float64(peak)/float64(n), "peak-B/entry")
 		})
 	}
 }
