@@ -3,6 +3,8 @@
 package atomicfile
 
 import (
+	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -11,11 +13,16 @@ import (
 // whose name starts with a dot (no *.list pattern matches it), and returns
 // its path, ready to be renamed into place.
 func Temp(dir string, data []byte, perm os.FileMode) (string, error) {
+	return TempFrom(dir, bytes.NewReader(data), perm)
+}
+
+// TempFrom is Temp with the data read from r, which need not fit in memory.
+func TempFrom(dir string, r io.Reader, perm os.FileMode) (string, error) {
 	f, err := os.CreateTemp(dir, ".atomicfile-*.tmp")
 	if err != nil {
 		return "", err
 	}
-	_, err = f.Write(data)
+	_, err = io.Copy(f, r)
 	if err == nil {
 		err = f.Chmod(perm)
 	}

@@ -160,8 +160,10 @@ func (c *Compiler) meta(m meta, k metaKey) (uint32, bool) {
 		c.err = fmt.Errorf("blockindex: too many distinct order references")
 		return 0, false
 	}
-	// Copies, so that the index does not keep the list file alive.
+	// Copies, so that the index does not keep the list file alive, and so
+	// that the key stays what it is while a stream reuses its buffer.
 	m.order, m.category = strings.Clone(m.order), strings.Clone(m.category)
+	k.order, k.category = m.order, m.category
 	c.metas = append(c.metas, m)
 	c.metaIDs[k] = id
 	return id, true

@@ -1,8 +1,10 @@
 package blocklist
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -79,10 +81,15 @@ func parse(file string, data []byte, emit func(Entry)) (*List, error) {
 	} else {
 		p.parse(text)
 	}
+	return p.result()
+}
+
+// result is the parsed list, or every error found.
+func (p *parser) result() (*List, error) {
 	if len(p.errs) > 0 {
 		return nil, p.errs
 	}
-	if emit != nil {
+	if p.emit != nil {
 		p.list.blocking = p.blocking
 	}
 	return p.list, nil
@@ -108,19 +115,74 @@ func (p *parser) errorf(format string, args ...any) {
 }
 
 func (p *parser) parse(text string) {
-	text = strings.TrimPrefix(text, "\uFEFF")
 	if p.emit == nil {
 		p.list.Entries = make([]Entry, 0, strings.Count(text, "\n"))
 	}
+	t := textLines(text)
+	p.parseLines(&t)
+}
+
+// lineSource yields the lines of a list file, each without its "\n" or
+// "\r\n", and its length: a line longer than MaxLine may yield its length
+// only.
+type lineSource interface {
+	next() (line string, length int, ok bool)
+}
+
+// textLines is a file held whole.
+type textLines string
+
+func (t *textLines) next() (string, int, bool) {
+	if len(*t) == 0 {
+		return "", 0, false
+	}
+	line, rest, _ := strings.Cut(string(*t), "\n")
+	*t = textLines(rest)
+	line = strings.TrimSuffix(line, "\r")
+	return line, len(line), true
+}
+
+// readerLines is a file read as a stream, a buffer at a time. A line is
+// valid until the next one is read.
+type readerLines struct {
+	r   *bufio.Reader
+	err error // the read error that ended the file early, if any
+}
+
+func (rl *readerLines) next() (string, int, bool) {
+	b, err := rl.r.ReadSlice('\n')
+	n := len(b)
+	for err == bufio.ErrBufferFull { // longer than the buffer: count it, keep none of it
+		b, err = rl.r.ReadSlice('\n')
+		n += len(b)
+	}
+	switch {
+	case err != nil && err != io.EOF:
+		rl.err = err
+		return "", 0, false
+	case n == 0:
+		return "", 0, false
+	case n > len(b):
+		return "", n - 1, true
+	}
+	line := strings.TrimSuffix(strings.TrimSuffix(unsafe.String(unsafe.SliceData(b), len(b)), "\n"), "\r")
+	return line, len(line), true
+}
+
+func (p *parser) parseLines(src lineSource) {
 	var buf [4]string // an entry's fields; a fourth means too many
 	entries := false
-	for len(text) > 0 {
-		var line string
-		line, text, _ = strings.Cut(text, "\n")
-		line = strings.TrimSuffix(line, "\r")
+	for {
+		line, length, ok := src.next()
+		if !ok {
+			break
+		}
 		p.line++
-		if len(line) > MaxLine {
-			p.errorf("line is %d bytes long; at most %d are allowed", len(line), MaxLine)
+		if p.line == 1 {
+			line = strings.TrimPrefix(line, "\uFEFF")
+		}
+		if length > MaxLine {
+			p.errorf("line is %d bytes long; at most %d are allowed", length, MaxLine)
 			continue
 		}
 		if !utf8.ValidString(line) {
@@ -220,7 +282,7 @@ func (p *parser) header(text string) {
 		p.errorf("header %q given twice", key)
 		return
 	}
-	p.seen[key] = true
+	p.seen[strings.Clone(key)] = true // key may be in a stream's buffer
 	if value == "" {
 		p.errorf("header %q has no value", key)
 		return

@@ -1,7 +1,9 @@
 package blocklist
 
 import (
+	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -57,20 +59,122 @@ func ReadPublicKey(path string) (minisign.PublicKey, error) {
 // Verify checks that sig is a minisign signature of data by one of keys.
 // Both prehashed (the minisign default) and legacy signatures verify.
 func Verify(data, sig []byte, keys []minisign.PublicKey) error {
+	s, key, err := signer(sig, keys)
+	if err != nil {
+		return err
+	}
+	if !minisign.Verify(key, data, sig) {
+		return fmt.Errorf("signature by key %X does not match the list's contents", s.KeyID)
+	}
+	return nil
+}
+
+// signer decodes sig and returns the trusted key that made it.
+func signer(sig []byte, keys []minisign.PublicKey) (minisign.Signature, minisign.PublicKey, error) {
 	var s minisign.Signature
 	if err := s.UnmarshalText(sig); err != nil {
-		return fmt.Errorf("not a minisign signature: %v", err)
+		return s, minisign.PublicKey{}, fmt.Errorf("not a minisign signature: %v", err)
 	}
 	for _, key := range keys {
-		if key.ID() != s.KeyID {
-			continue
+		if key.ID() == s.KeyID {
+			return s, key, nil
 		}
-		if !minisign.Verify(key, data, sig) {
-			return fmt.Errorf("signature by key %X does not match the list's contents", s.KeyID)
-		}
-		return nil
 	}
-	return fmt.Errorf("signed by key %X, which is not a trusted public key", s.KeyID)
+	return s, minisign.PublicKey{}, fmt.Errorf("signed by key %X, which is not a trusted public key", s.KeyID)
+}
+
+// ReadSignature reads the signature of the list at path, path+".minisig".
+// A missing signature is an error that wraps ErrNoSignature.
+func ReadSignature(path string) ([]byte, error) {
+	sigPath := path + SignatureSuffix
+	sig, err := readFile(sigPath, maxSignatureSize)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: %w: %s is missing", path, ErrNoSignature, sigPath)}
+	}
+	return sig, err
+}
+
+// Digest returns the SHA-256 digest of the file at path and its number of
+// newlines, reading it as a stream. A file larger than maxSize is an error.
+// Errors are *LoadError.
+func Digest(path string, maxSize int64) (sum [sha256.Size]byte, lines int, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return sum, 0, &LoadError{ReasonIOError, err}
+	}
+	defer f.Close()
+	h := sha256.New()
+	buf := make([]byte, 64<<10)
+	var n int64
+	for {
+		k, err := f.Read(buf)
+		h.Write(buf[:k])
+		lines += bytes.Count(buf[:k], []byte{'\n'})
+		if n += int64(k); n > maxSize {
+			return sum, 0, &LoadError{ReasonTooLarge, fmt.Errorf("%s: larger than the size limit of %d bytes", path, maxSize)}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return sum, 0, &LoadError{ReasonIOError, fmt.Errorf("%s: %w", path, err)}
+		}
+	}
+	h.Sum(sum[:0])
+	return sum, lines, nil
+}
+
+// OpenStream reads, verifies and parses the list at path, whose signature
+// is sig, handing each entry to fn as ParseFunc does; the list must be at
+// most maxSize bytes. With a prehashed signature (minisign's default) the
+// file is never held whole: it streams through the signature's hash and the
+// parser, and the signature is checked at its end, so fn sees the entries
+// of a file that may turn out not to be signed: it must discard what it
+// built when OpenStream returns an error. A legacy signature, and an RPZ
+// zone, need the whole file, which is then read first. Errors are
+// *LoadError; a bad signature is reported before any parse error.
+func OpenStream(path string, maxSize int64, sig []byte, keys []minisign.PublicKey, fn func(Entry)) (*List, error) {
+	s, key, err := signer(sig, keys)
+	if err != nil {
+		return nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: %v", path+SignatureSuffix, err)}
+	}
+	if s.Algorithm != minisign.HashEdDSA || IsRPZ(path) {
+		data, err := readFile(path, maxSize)
+		if err != nil {
+			return nil, err
+		}
+		return OpenFunc(path, data, sig, keys, fn)
+	}
+
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &LoadError{ReasonIOError, err}
+	}
+	defer f.Close()
+	digest := sha256.New()
+	limited := &io.LimitedReader{R: f, N: maxSize + 1}
+	signed := minisign.NewReader(io.TeeReader(limited, digest))
+	src := &readerLines{r: bufio.NewReaderSize(signed, 64<<10)}
+	p := parser{list: &List{File: path}, seen: map[string]bool{}, emit: fn}
+	p.parseLines(src)
+	if src.err == nil {
+		// The parser may stop early; the signature covers the whole file.
+		_, src.err = io.Copy(io.Discard, src.r)
+	}
+	switch {
+	case src.err != nil:
+		return nil, &LoadError{ReasonIOError, fmt.Errorf("%s: %w", path, src.err)}
+	case limited.N <= 0:
+		return nil, &LoadError{ReasonTooLarge, fmt.Errorf("%s: larger than the size limit of %d bytes", path, maxSize)}
+	case !signed.Verify(key, sig):
+		return nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: signature by key %X does not match the list's contents", path+SignatureSuffix, s.KeyID)}
+	}
+	digest.Sum(p.list.SHA256[:0])
+	l, err := p.result()
+	if err != nil {
+		return nil, &LoadError{ReasonParseError, err}
+	}
+	return l, nil
 }
 
 // ErrNoSignature is wrapped by the error Read returns when a list has no
@@ -96,12 +200,7 @@ func Read(path string, maxSize int64) (data, sig []byte, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	sigPath := path + SignatureSuffix
-	sig, err = readFile(sigPath, maxSignatureSize)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: %w: %s is missing", path, ErrNoSignature, sigPath)}
-	}
-	if err != nil {
+	if sig, err = ReadSignature(path); err != nil {
 		return nil, nil, err
 	}
 	return data, sig, nil

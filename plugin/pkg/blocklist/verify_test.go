@@ -2,6 +2,7 @@ package blocklist_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"aead.dev/minisign"
 
 	"github.com/regblock/regblock/internal/testenv"
+	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 )
@@ -170,5 +172,42 @@ func TestReadPublicKey(t *testing.T) {
 	got, err := blocklist.ReadPublicKey(key.WritePublic(t, dir))
 	if err != nil || !got.Equal(key.Public) {
 		t.Errorf("ReadPublicKey = %v, %v; want the written key", got, err)
+	}
+}
+
+// TestOpenStreamIntoIndex: entries streamed from a file much larger than
+// the stream's buffer go into an index with their own order references and
+// categories, though the buffer they were read from is reused all along.
+func TestOpenStreamIntoIndex(t *testing.T) {
+	key := blocklisttest.NewKey(t)
+	var b strings.Builder
+	b.WriteString("#! regblock-list 1\n#! name: big\n#! serial: 1\n#! issued: 2026-11-28T06:00:00Z\n")
+	const n = 20000 // about 800 KB
+	for i := range n {
+		fmt.Fprintf(&b, "site%05d.example ORDER-%05d cat%d\n", i, i%7000, i%3)
+	}
+	path := key.WriteList(t, t.TempDir(), "big.list", b.String())
+	sig, err := blocklist.ReadSignature(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := blockindex.NewCompiler(n)
+	l, err := blocklist.OpenStream(path, 1<<30, sig, []minisign.PublicKey{key.Public}, c.Add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	li, err := c.Finish(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := blockindex.New([]*blockindex.ListIndex{li})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		m, ok := ix.Lookup(fmt.Sprintf("www.site%05d.example.", i))
+		if want := fmt.Sprintf("ORDER-%05d", i%7000); !ok || m.Order != want || m.Category != fmt.Sprintf("cat%d", i%3) {
+			t.Fatalf("site%05d.example: %v %q %q, want %s cat%d", i, ok, m.Order, m.Category, want, i%3)
+		}
 	}
 }

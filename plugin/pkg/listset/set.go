@@ -7,8 +7,6 @@
 package listset
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -217,7 +215,7 @@ func (s *Set) build(applied []*Current) {
 // and newer than the version in force. It returns the list applied, if any.
 func (s *Set) consider(path string) *Current {
 	start := time.Now()
-	data, sig, err := blocklist.Read(path, s.cfg.MaxSize)
+	sig, err := blocklist.ReadSignature(path)
 	if errors.Is(err, blocklist.ErrNoSignature) && s.fromPath(path) == nil {
 		// Not yet published whole: the signature may come next.
 		if !s.waiting[path] {
@@ -231,14 +229,20 @@ func (s *Set) consider(path string) *Current {
 		s.reject(path, "", err, nil)
 		return nil
 	}
-	if c := s.fromPath(path); c != nil && sha256.Sum256(data) == c.List.SHA256 {
+	sum, lines, err := blocklist.Digest(path, s.cfg.MaxSize)
+	if err != nil {
+		s.reject(path, "", err, nil)
+		return nil
+	}
+	if c := s.fromPath(path); c != nil && sum == c.List.SHA256 {
 		s.events.Unchanged(c.List.Name)
 		return nil
 	}
-	// Entries go straight into the index as they are parsed: a list in
-	// force never holds them all at once.
-	compiler := blockindex.NewCompiler(bytes.Count(data, []byte{'\n'}))
-	l, err := blocklist.OpenFunc(path, data, sig, s.cfg.Keys, compiler.Add)
+	// The file streams through the signature check and the parser, and
+	// its entries straight into the index: a list being loaded is never
+	// held whole, neither as text nor as entries.
+	compiler := blockindex.NewCompiler(lines)
+	l, err := blocklist.OpenStream(path, s.cfg.MaxSize, sig, s.cfg.Keys, compiler.Add)
 	if err != nil {
 		s.reject(path, "", err, nil)
 		return nil
@@ -273,7 +277,7 @@ func (s *Set) consider(path string) *Current {
 	c := &Current{List: l, Index: li, Path: path, Applied: s.Now(), Took: time.Since(start)}
 	s.inForce[l.Name] = c
 	if s.cfg.State != "" {
-		if err := stateDir(s.cfg.State).save(c, data, sig); err != nil {
+		if err := stateDir(s.cfg.State).save(c, sig); err != nil {
 			s.events.Error(fmt.Errorf("list %q serial %d is in force but was not saved: %w", l.Name, l.Serial, err))
 		}
 	}

@@ -1,9 +1,12 @@
 package listset
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,10 +42,12 @@ type record struct {
 	File    string    `json:"file,omitempty"` // the copy's name in the directory; NAME.list when absent
 }
 
-// save stores a copy of an accepted list. Each file is written to a
-// temporary name and renamed into place, the record last, so that a crash
-// leaves either the old copy or the new one.
-func (d stateDir) save(c *Current, data, sig []byte) error {
+// save stores a copy of an accepted list, read again from c.Path (the list
+// was not held whole) and checked against the digest of the version
+// accepted. Each file is written to a temporary name and renamed into
+// place, the record last, so that a crash leaves either the old copy or
+// the new one.
+func (d stateDir) save(c *Current, sig []byte) error {
 	l := c.List
 	base := filepath.Join(string(d), l.Name)
 	file := l.Name + blocklist.ListSuffix
@@ -53,6 +58,20 @@ func (d stateDir) save(c *Current, data, sig []byte) error {
 	if err != nil {
 		return err
 	}
+	src, err := os.Open(c.Path)
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	defer src.Close()
+	digest := sha256.New()
+	copied, err := atomicfile.TempFrom(string(d), io.TeeReader(src, digest), 0o640)
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	defer os.Remove(copied) // a no-op once renamed into place
+	if !bytes.Equal(digest.Sum(nil), l.SHA256[:]) {
+		return fmt.Errorf("state: %s changed while it was copied; the next version will be saved", c.Path)
+	}
 	// A copy in the other format is stale now.
 	for _, ext := range []string{blocklist.ListSuffix, blocklist.RPZSuffix} {
 		if old := base + ext; old != filepath.Join(string(d), file) {
@@ -60,10 +79,13 @@ func (d stateDir) save(c *Current, data, sig []byte) error {
 			os.Remove(old + blocklist.SignatureSuffix)
 		}
 	}
+	if err := os.Rename(copied, filepath.Join(string(d), file)); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
 	for _, f := range []struct {
 		path string
 		data []byte
-	}{{filepath.Join(string(d), file), data}, {filepath.Join(string(d), file) + blocklist.SignatureSuffix, sig}, {base + ".json", rec}} {
+	}{{filepath.Join(string(d), file) + blocklist.SignatureSuffix, sig}, {base + ".json", rec}} {
 		if err := atomicfile.Write(f.path, f.data, 0o640); err != nil {
 			return fmt.Errorf("state: %w", err)
 		}
