@@ -105,14 +105,26 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(
 bp=$(median "${base_pass[@]}"); wp=$(median "${with_pass[@]}"); wb=$(median "${with_block[@]}"); m=$(median "${mem[@]}"); ld=$(median "${load[@]}"); bm=$(median "${base_mem[@]}")
 
 # Reloads under load: a new signed version with a marker name, while dnsperf
-# sends passed names; time until the marker is blocked, and queries lost,
-# against a run of the same length without reloads (dnsperf counts the
-# queries still in flight when it stops as lost).
+# sends passed names; time until the marker is blocked, queries lost, the
+# 99th percentile latency of a 1000 q/s probe beside the load, and the peak
+# resident memory, against a run of the same length without reloads
+# (dnsperf counts the queries still in flight when it stops as lost).
+p99() { awk '/^> / {print $NF}' "$1" | sort -g | awk '{a[NR] = $1} END {i = int(NR * 0.99); if (i < 1) i = 1; printf "%.2f", a[i] * 1000}'; }
+load_and_probe() { # $1: name of the run; dnsperf load and probe in the background
+  dnsperf -s 127.0.0.1 -p "$port" -d "$work/lists/passed.txt" -l $((seconds + 20)) -c 4 -q 200 > "$work/$1.dnsperf" 2>&1 &
+  perf=$!; pids+=("$perf")
+  dnsperf -s 127.0.0.1 -p "$port" -d "$work/lists/passed.txt" -l $((seconds + 20)) -Q 1000 -v > "$work/$1.probe" 2>&1 &
+  probe=$!; pids+=("$probe")
+}
 start with
-steady_lost=$(dnsperf -s 127.0.0.1 -p "$port" -d "$work/lists/passed.txt" -l $((seconds + 20)) -c 4 -q 200 2>&1 | awk '/Queries lost:/ {print $3}')
+load_and_probe steady
+wait "$perf" "$probe" || true
+steady_lost=$(awk '/Queries lost:/ {print $3}' "$work/steady.dnsperf")
+steady_p99=$(p99 "$work/steady.probe")
+steady_rss=$(rss)
+echo 5 > "/proc/$pid/clear_refs" # VmHWM starts again from VmRSS
 reload_times=()
-dnsperf -s 127.0.0.1 -p "$port" -d "$work/lists/passed.txt" -l $((seconds + 20)) -c 4 -q 200 > "$work/reload.dnsperf" 2>&1 &
-perf=$!; pids+=("$perf")
+load_and_probe reload
 sleep 2
 for k in 2 3 4; do
   "$work/genlist" -n "$entries" -dir "$work/lists" -serial "$k" -extra "marker$k.test" -key "$work/bench.key" >/dev/null
@@ -120,14 +132,22 @@ for k in 2 3 4; do
   until dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" "marker$k.test" A | grep -q 192.0.2.80; do sleep 0.01; done
   reload_times+=("$(( ($(date +%s%N) - t0) / 1000000 ))")
 done
-wait "$perf" || true
+wait "$perf" "$probe" || true
 lost=$(awk '/Queries lost:/ {print $3}' "$work/reload.dnsperf")
 sent=$(awk '/Queries sent:/ {print $3}' "$work/reload.dnsperf")
+reload_p99=$(p99 "$work/reload.probe")
+reload_peak=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
 stop
 
 # Unbound with the same list as an RPZ zone, one thread, forwarding passed
 # names to a regblockd without the plugin (the baseline) on the first port.
-if command -v unbound >/dev/null; then
+unbound_need=$((entries * 5 / 2)) # kB: Unbound keeps about 2.3 KB an entry
+unbound_have=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
+if ! command -v unbound >/dev/null; then
+  echo "bench: unbound is not installed (apt-get install unbound): no comparison with Unbound's RPZ" >&2
+elif [ "$unbound_need" -gt "$((unbound_have / 2))" ]; then
+  echo "bench: Unbound would need about $((unbound_need / 1024)) MB for $entries entries, more than half of the $((unbound_have / 1024)) MB available: no comparison" >&2
+else
   "$work/regblock" export -format rpz -p "$work/lists/bench.pub" -notice 192.0.2.80 -o "$work/bench.rpz" "$work/lists/bench.list"
   uport=$((port + 1))
   printf '%s\n' "server:" "  interface: 127.0.0.1" "  port: $uport" "  do-daemonize: no" "  chroot: \"\"" \
@@ -163,8 +183,6 @@ if command -v unbound >/dev/null; then
     echo "round $r: unbound loaded in ${u_load[-1]} ms, RSS ${u_mem[-1]} kB; passed ${u_pass[-1]} q/s, blocked ${u_block[-1]} q/s" >&2
   done
   ul=$(median "${u_load[@]}"); um=$(median "${u_mem[@]}"); up=$(median "${u_pass[@]}"); ub=$(median "${u_block[@]}")
-else
-  echo "bench: unbound is not installed (apt-get install unbound): no comparison with Unbound's RPZ" >&2
 fi
 
 printf '\nregblockd, %s entries, %s s runs, median of %s rounds, %s\n' "$entries" "$seconds" "$rounds" "$(nproc) cores"
@@ -175,6 +193,8 @@ printf '| regblock, blocked names, q/s | %s | %.3f |\n' "$wb" "$(awk -v a="$wb" 
 printf '| regblock resident memory | %s MB (%s MB without a list) | |\n' "$((m / 1024))" "$((bm / 1024))"
 printf '| reload under load, write to enforced (3 reloads) | %s ms | |\n' "$(IFS=' '; echo "${reload_times[*]}")"
 printf '| queries lost during reloads (same run without reloads) | %s of %s (%s) | |\n' "$lost" "$sent" "$steady_lost"
+printf '| p99 latency of a 1000 q/s probe, across reloads (steady) | %s ms (%s ms) | %.2f |\n' "$reload_p99" "$steady_p99" "$(awk -v a="$reload_p99" -v b="$steady_p99" 'BEGIN {print a / b}')"
+printf '| peak resident memory across reloads (steady) | %s MB (%s MB) | %.2f |\n' "$((reload_peak / 1024))" "$((steady_rss / 1024))" "$(awk -v a="$reload_peak" -v b="$steady_rss" 'BEGIN {print a / b}')"
 printf '| regblockd start to first blocked answer (load) | %s ms | |\n' "$ld"
 if [ -n "${ul:-}" ]; then
   printf '\nthe same list as an RPZ zone: regblockd (list) and Unbound %s (RPZ, one thread), medians of %s rounds\n' "$(unbound -V | awk 'NR == 1 {print $2}')" "$rounds"
