@@ -327,7 +327,7 @@ func TestMetricsAndAudit(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
 		time.Sleep(300 * time.Millisecond)
 		again := metricValues(scrape(t, metricsURL))
-		if again[queries] == before[queries] {
+		if again[queries] == before[queries] && again[blockedA] == before[blockedA] {
 			break
 		}
 		before = again

@@ -112,15 +112,16 @@ func (rb *Regblock) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 // address match), counts and audits it. The drop action writes nothing.
 func (rb *Regblock) block(w dns.ResponseWriter, r *dns.Msg, m blockindex.Match, name, server string) error {
 	q := r.Question[0]
-	var err error
-	if m.Action != blocklist.Drop {
-		err = w.WriteMsg(rb.answers.block(r, m, name[m.Start:]))
-	}
+	// Counted and audited before the answer leaves: whoever has the answer
+	// finds the block in the metrics and the audit log.
 	countBlock(server, m, q.Qtype)
 	if rb.audit != nil {
 		rb.audit.block(blockRecord{time: time.Now(), match: m, qname: q.Name, matched: name, qtype: q.Qtype, client: w.RemoteAddr(), mode: rb.cfg.auditClient})
 	}
-	return err
+	if m.Action == blocklist.Drop {
+		return nil
+	}
+	return w.WriteMsg(rb.answers.block(r, m, name[m.Start:]))
 }
 
 // cloakWriter sees the answers of the plugins after regblock. An answer
