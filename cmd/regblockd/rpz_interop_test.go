@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -267,18 +266,7 @@ rpz:
 // every policy here blocks, and an answer from the upstream does not count.
 func startServer(t *testing.T, what string, cmd *exec.Cmd, addr string) string {
 	t.Helper()
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s output:\n%s", what, logs.String())
-		}
-	})
+	testenv.Process(t, what, cmd)
 	c := &dns.Client{Timeout: 500 * time.Millisecond}
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		r, _, err := c.Exchange(new(dns.Msg).SetQuestion("abuse.example.", dns.TypeA), addr)

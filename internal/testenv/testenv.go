@@ -84,6 +84,24 @@ func Main(m *testing.M, pkg, name string, bin *string) {
 	os.Exit(code)
 }
 
+// Process starts cmd, a server the test needs (what names it), and kills
+// it when the test ends; its output is logged if the test failed.
+func Process(t testing.TB, what string, cmd *exec.Cmd) {
+	t.Helper()
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", what, logs.String())
+		}
+	})
+}
+
 // Regblockd runs the regblockd binary at bin with corefile, in the working
 // directory wd, until the test ends, and returns once the server at addr
 // answers a query for probe (at most 20 s). Its output is logged when the
@@ -94,20 +112,9 @@ func Regblockd(t testing.TB, bin, corefile, wd, addr, probe string) {
 	if err := os.WriteFile(conf, []byte(corefile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
 	cmd := exec.Command(bin, "-conf", conf)
 	cmd.Dir = wd
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("regblockd output:\n%s", logs.String())
-		}
-	})
+	Process(t, "regblockd", cmd)
 	c := &dns.Client{Timeout: 500 * time.Millisecond}
 	var err error
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {

@@ -135,20 +135,9 @@ func TestRPZ(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if text := edeText(r); !strings.Contains(text, "Example Threat Feed") || !strings.Contains(text, "order ORDER-9") || !strings.Contains(text, "list feed serial 7") {
+	if text := ede(r); !strings.Contains(text, "Example Threat Feed") || !strings.Contains(text, "order ORDER-9") || !strings.Contains(text, "list feed serial 7") {
 		t.Errorf("EDE text %q", text)
 	}
-}
-
-func edeText(m *dns.Msg) string {
-	if opt := m.IsEdns0(); opt != nil {
-		for _, o := range opt.Option {
-			if e, ok := o.(*dns.EDNS0_EDE); ok {
-				return e.ExtraText
-			}
-		}
-	}
-	return ""
 }
 
 // rpzVersion is a zone of serial k blocking name (to the notice address,
