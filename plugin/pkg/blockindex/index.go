@@ -42,7 +42,10 @@ type ListIndex struct {
 	mask  uint64
 	recs  []record // sorted by key, then second hash and precedence
 	metas []meta
-	ips   *prefixes // the address entries; nil when there are none
+	// The blocks that hold table and recs, outside the Go heap; kept here
+	// so that they live as long as the index.
+	tableMem, recsMem *block
+	ips               *prefixes // the address entries; nil when there are none
 }
 
 // record is one entry of a list.
@@ -122,6 +125,7 @@ func Compile(l *blocklist.List) (*ListIndex, error) {
 // reads them, so that they need not all be held first.
 type Compiler struct {
 	recs    []record
+	recsMem *block // holds recs
 	metas   []meta
 	metaIDs map[metaKey]uint32
 	ips     prefixes
@@ -130,7 +134,8 @@ type Compiler struct {
 
 // NewCompiler returns a compiler with room for about n entries.
 func NewCompiler(n int) *Compiler {
-	return &Compiler{recs: make([]record, 0, n+1), metaIDs: map[metaKey]uint32{}}
+	recs, mem := offHeap[record](n + 1)
+	return &Compiler{recs: recs[:0], recsMem: mem, metaIDs: map[metaKey]uint32{}}
 }
 
 // Add adds an entry. An error is kept for Finish to return.
@@ -175,6 +180,10 @@ func (c *Compiler) add(kind blocklist.Kind, name string, id uint32) {
 		c.err = fmt.Errorf("blockindex: invalid name %q", name)
 		return
 	}
+	if len(c.recs) == cap(c.recs) { // more entries than foreseen
+		recs, mem := offHeap[record](2*cap(c.recs) + 16)
+		c.recs, c.recsMem = recs[:copy(recs, c.recs)], mem
+	}
 	c.recs = append(c.recs, record{key: h.key(), check: uint32(h.h2), kindMeta: uint32(kind)<<metaBits | id})
 }
 
@@ -191,11 +200,11 @@ func (c *Compiler) Finish(l *blocklist.List) (*ListIndex, error) {
 	}
 	recs := c.recs
 	sortRecords(recs)
-	li := &ListIndex{list: l, recs: recs, metas: c.metas}
+	li := &ListIndex{list: l, recs: recs, metas: c.metas, recsMem: c.recsMem}
 	if c.ips.len() > 0 {
 		li.ips = &c.ips
 	}
-	c.recs, c.metas, c.metaIDs = nil, nil, nil
+	c.recs, c.recsMem, c.metas, c.metaIDs = nil, nil, nil, nil
 
 	runs := 0
 	for i := range recs {
@@ -207,7 +216,7 @@ func (c *Compiler) Finish(l *blocklist.List) (*ListIndex, error) {
 	for size*3 < runs*4 { // keep the load at or below 3/4
 		size *= 2
 	}
-	li.table = make([]uint64, size)
+	li.table, li.tableMem = offHeap[uint64](size)
 	li.mask = uint64(size - 1)
 	for i := range recs {
 		if i > 0 && recs[i].key == recs[i-1].key {

@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
@@ -257,4 +259,28 @@ func TestSortRecords(t *testing.T) {
 			t.Fatalf("n=%d: sortRecords differs from a comparison sort", n)
 		}
 	}
+}
+
+// TestOffHeapFreed: the memory of indexes and compilers no longer
+// reachable, built or abandoned, is unmapped.
+func TestOffHeapFreed(t *testing.T) {
+	before := mappedBlocks.Load()
+	for range 20 {
+		if _, err := Build([]*blocklist.List{synthetic(10_000)}); err != nil {
+			t.Fatal(err)
+		}
+		c := NewCompiler(1000) // abandoned, as when a list turns out invalid
+		c.Add(blocklist.Entry{Name: "a.example"})
+	}
+	if mappedBlocks.Load() == before {
+		t.Skip("no memory was mapped outside the Go heap on this system")
+	}
+	for range 100 { // cleanups run after a collection, on their own goroutine
+		runtime.GC()
+		if mappedBlocks.Load() == before {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("%d blocks still mapped, %d before", mappedBlocks.Load(), before)
 }

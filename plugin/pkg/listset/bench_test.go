@@ -43,17 +43,10 @@ func writeSynthetic(b *testing.B, dir string, n int) *blocklisttest.Key {
 	return key
 }
 
-func heap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
-
 // BenchmarkLoad reads, verifies, parses and indexes a signed list of 100 k
-// or 1 M entries (10 M with REGBLOCK_BENCH_10M=1), and reports the heap the
-// list in force keeps per entry.
+// or 1 M entries (10 M with REGBLOCK_BENCH_10M=1), and reports the resident
+// memory (Go heap and the index outside it) the list in force keeps, per
+// entry.
 func BenchmarkLoad(b *testing.B) {
 	sizes := []int{100_000, 1_000_000}
 	if os.Getenv("REGBLOCK_BENCH_10M") != "" {
@@ -67,7 +60,7 @@ func BenchmarkLoad(b *testing.B) {
 			var perEntry float64
 			for b.Loop() {
 				b.StopTimer()
-				before := heap()
+				before := settled(b)
 				var ix *blockindex.Index
 				b.StartTimer()
 				s := New(cfg, func(i *blockindex.Index) { ix = i }, quiet{})
@@ -76,14 +69,27 @@ func BenchmarkLoad(b *testing.B) {
 				if s.Len() != 1 || ix == nil {
 					b.Fatal("list not loaded")
 				}
-				perEntry = float64(heap()-before) / float64(n)
+				perEntry = float64(settled(b)-before) / float64(n)
 				runtime.KeepAlive(s)
 				runtime.KeepAlive(ix)
+				s, ix = nil, nil
 				b.StartTimer()
 			}
 			b.ReportMetric(perEntry, "bytes/entry")
 		})
 	}
+}
+
+// settled returns the resident memory once garbage is collected, the
+// memory of unreachable indexes unmapped, and free pages handed back.
+func settled(b *testing.B) uint64 {
+	for range 3 {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond) // cleanups unmap on their own goroutine
+	}
+	debug.FreeOSMemory()
+	cur, _ := rss(b)
+	return cur
 }
 
 // rss returns the process's resident memory and its peak (VmRSS, VmHWM),
