@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"slices"
 	"testing"
 
@@ -36,10 +37,28 @@ func BenchmarkBuild1M(b *testing.B) {
 }
 
 func BenchmarkLookup(b *testing.B) {
-	ix, err := Build([]*blocklist.List{synthetic(1_000_000)})
+	n := 1_000_000
+	if os.Getenv("REGBLOCK_BENCH_10M") != "" {
+		n = 10_000_000 // an index of 290 MB: most lookups miss the TLB
+	}
+	ix, err := Build([]*blocklist.List{synthetic(n)})
 	if err != nil {
 		b.Fatal(err)
 	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	random := make([]string, 4096) // listed names all over the index
+	for i := range random {
+		j := rng.IntN(n)
+		random[i] = fmt.Sprintf("site%07d.host%03d.example.", j, j%997)
+	}
+	b.Run("random-listed", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			ix.Lookup(random[i%len(random)])
+			i++
+		}
+	})
 	for _, q := range []string{
 		"site0123456.host555.example.",         // listed, 3 labels
 		"www.cdn.site0123456.host555.example.", // below a listed name, 5 labels
