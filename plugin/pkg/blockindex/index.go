@@ -138,6 +138,17 @@ func NewCompiler(n int) *Compiler {
 	return &Compiler{recs: recs[:0], recsMem: mem, metaIDs: map[metaKey]uint32{}}
 }
 
+// NewCompilerFor returns a compiler for a list file of size bytes. Where
+// the index is mapped outside the Go heap, it reserves room for an entry
+// every 4 bytes ("a.b\n"), which no list outgrows and which costs only
+// address space: pages never written take no memory.
+func NewCompilerFor(size int64) *Compiler {
+	if offHeapMapped {
+		return NewCompiler(int(size/4) + 16)
+	}
+	return NewCompiler(int(size/32) + 16) // grows when lines are shorter
+}
+
 // Add adds an entry. An error is kept for Finish to return.
 func (c *Compiler) Add(e blocklist.Entry) {
 	if c.err != nil {
@@ -268,14 +279,16 @@ func Build(lists []*blocklist.List) (*Index, error) {
 
 // sortRecords sorts records by key, then second hash and precedence (ties
 // to the meta interned first), in place: an American flag sort, a radix
-// sort that moves each record straight into its bucket, on the top 16 bits
-// of the key, then 8 bits at a time within buckets of more than a few
+// sort that moves each record straight into its bucket, 8 bits of the key
+// at a time from the top (256 buckets, whose cursors stay in the cache;
+// 65536 made it twice as slow), within each bucket of more than a few
 // records, which an insertion sort finishes. The keys are hashes, evenly
 // spread, so the buckets are even too. Sorting in place keeps a reload from
 // needing a second copy of the records (16 bytes an entry).
 func sortRecords(a []record) {
-	bounds := make([]int, 1<<16+1)
-	flagSort(a, 48, bounds, make([]int, 1<<16))
+	var bounds [257]int
+	var next [256]int
+	flagSort(a, 56, bounds[:], next[:])
 }
 
 // flagSort sorts a, whose keys agree above bit shift+len(next), on the

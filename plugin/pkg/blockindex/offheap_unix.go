@@ -4,6 +4,9 @@ package blockindex
 
 import "syscall"
 
+// offHeapMapped tells whether allocOffHeap maps memory outside the Go heap.
+const offHeapMapped = true
+
 // allocOffHeap maps size bytes of anonymous memory; mapped is false when
 // it had to fall back to the Go heap.
 func allocOffHeap(size int) (mem []byte, mapped bool) {

@@ -94,36 +94,6 @@ func ReadSignature(path string) ([]byte, error) {
 	return sig, err
 }
 
-// Digest returns the SHA-256 digest of the file at path and its number of
-// newlines, reading it as a stream. A file larger than maxSize is an error.
-// Errors are *LoadError.
-func Digest(path string, maxSize int64) (sum [sha256.Size]byte, lines int, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return sum, 0, &LoadError{ReasonIOError, err}
-	}
-	defer f.Close()
-	h := sha256.New()
-	buf := make([]byte, 64<<10)
-	var n int64
-	for {
-		k, err := f.Read(buf)
-		h.Write(buf[:k])
-		lines += bytes.Count(buf[:k], []byte{'\n'})
-		if n += int64(k); n > maxSize {
-			return sum, 0, &LoadError{ReasonTooLarge, fmt.Errorf("%s: larger than the size limit of %d bytes", path, maxSize)}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return sum, 0, &LoadError{ReasonIOError, fmt.Errorf("%s: %w", path, err)}
-		}
-	}
-	h.Sum(sum[:0])
-	return sum, lines, nil
-}
-
 // OpenStream reads, verifies and parses the list at path, whose signature
 // is sig, handing each entry to fn as ParseFunc does; the list must be at
 // most maxSize bytes. With a prehashed signature (minisign's default) the

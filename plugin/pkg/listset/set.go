@@ -229,19 +229,15 @@ func (s *Set) consider(path string) *Current {
 		s.reject(path, "", err, nil)
 		return nil
 	}
-	sum, lines, err := blocklist.Digest(path, s.cfg.MaxSize)
+	fi, err := os.Stat(path)
 	if err != nil {
-		s.reject(path, "", err, nil)
-		return nil
-	}
-	if c := s.fromPath(path); c != nil && sum == c.List.SHA256 {
-		s.events.Unchanged(c.List.Name)
+		s.reject(path, "", &blocklist.LoadError{Reason: blocklist.ReasonIOError, Err: err}, nil)
 		return nil
 	}
 	// The file streams through the signature check and the parser, and
 	// its entries straight into the index: a list being loaded is never
 	// held whole, neither as text nor as entries.
-	compiler := blockindex.NewCompiler(lines)
+	compiler := blockindex.NewCompilerFor(min(fi.Size(), s.cfg.MaxSize))
 	l, err := blocklist.OpenStream(path, s.cfg.MaxSize, sig, s.cfg.Keys, compiler.Add)
 	if err != nil {
 		s.reject(path, "", err, nil)
