@@ -121,6 +121,9 @@ func OpenStream(path string, maxSize int64, sig []byte, keys []minisign.PublicKe
 		return nil, &LoadError{ReasonIOError, err}
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > maxSize {
+		return nil, &LoadError{ReasonTooLarge, fmt.Errorf("%s: larger than the size limit of %d bytes", path, maxSize)}
+	}
 	digest := sha256.New()
 	limited := &io.LimitedReader{R: f, N: maxSize + 1}
 	signed := minisign.NewReader(io.TeeReader(limited, digest))
