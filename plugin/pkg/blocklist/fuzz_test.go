@@ -1,9 +1,12 @@
 package blocklist
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +28,17 @@ func FuzzParse(f *testing.F) {
 		sl, serr := ParseFunc("fuzz.list", data, func(e Entry) { streamed = append(streamed, e) })
 		if (err == nil) != (serr == nil) {
 			t.Fatalf("Parse: %v, ParseFunc: %v", err, serr)
+		}
+		// Read as a stream, as OpenStream reads a list, the file gives the
+		// same entries and the same errors.
+		var fromReader []Entry
+		p := parser{list: &List{File: "fuzz.list"}, seen: map[string]bool{}, emit: func(e Entry) {
+			e.Name, e.Order, e.Category = strings.Clone(e.Name), strings.Clone(e.Order), strings.Clone(e.Category)
+			fromReader = append(fromReader, e)
+		}}
+		p.parseLines(&readerLines{r: bufio.NewReaderSize(bytes.NewReader(data), 64<<10)})
+		if _, rerr := p.result(); fmt.Sprint(rerr) != fmt.Sprint(serr) || len(fromReader) != len(streamed) || len(streamed) > 0 && !reflect.DeepEqual(fromReader, streamed) {
+			t.Fatalf("from a reader: %d entries, %v; from bytes: %d entries, %v", len(fromReader), rerr, len(streamed), serr)
 		}
 		if err != nil {
 			return
