@@ -3,7 +3,6 @@ package blocklist
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -124,25 +123,25 @@ func OpenStream(path string, maxSize int64, sig []byte, keys []minisign.PublicKe
 	if fi, err := f.Stat(); err == nil && fi.Size() > maxSize {
 		return nil, &LoadError{ReasonTooLarge, fmt.Errorf("%s: larger than the size limit of %d bytes", path, maxSize)}
 	}
-	digest := sha256.New()
 	limited := &io.LimitedReader{R: f, N: maxSize + 1}
-	signed := minisign.NewReader(io.TeeReader(limited, digest))
-	src := &readerLines{r: bufio.NewReaderSize(signed, 64<<10)}
+	hashed := newHashAside(limited)
+	src := &readerLines{r: bufio.NewReaderSize(hashed, 64<<10)}
 	p := parser{list: &List{File: path}, seen: map[string]bool{}, emit: fn}
 	p.parseLines(src)
 	if src.err == nil {
 		// The parser may stop early; the signature covers the whole file.
 		_, src.err = io.Copy(io.Discard, src.r)
 	}
+	hashed.finish()
 	switch {
 	case src.err != nil:
 		return nil, &LoadError{ReasonIOError, fmt.Errorf("%s: %w", path, src.err)}
 	case limited.N <= 0:
 		return nil, &LoadError{ReasonTooLarge, fmt.Errorf("%s: larger than the size limit of %d bytes", path, maxSize)}
-	case !signed.Verify(key, sig):
+	case !hashed.signed.Verify(key, sig):
 		return nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: signature by key %X does not match the list's contents", path+SignatureSuffix, s.KeyID)}
 	}
-	digest.Sum(p.list.SHA256[:0])
+	hashed.sha.Sum(p.list.SHA256[:0])
 	l, err := p.result()
 	if err != nil {
 		return nil, &LoadError{ReasonParseError, err}
