@@ -182,32 +182,20 @@ func rpzRecords(l *blocklist.List) []rpzRecord {
 		entries = append(slices.Clip(entries), blocklist.Entry{Kind: blocklist.Exact, Name: l.Canary})
 	}
 	for _, e := range entries {
+		rank := e.Kind.Rank() // the list's own precedence, as regblockd applies it
 		if e.Prefix.IsValid() {
-			rank := 1
-			if e.Kind.IsException() {
-				rank = 0
-			}
 			consider(rpzIPOwner(e.Prefix), e, rank)
 			continue
 		}
 		name := dnsName(e.Name)
-		// The ranks of blockindex: an exception as narrow as a block
-		// wins; narrow entries beat ! and ! beats a plain name.
 		switch e.Kind {
-		case blocklist.ExceptExact:
-			consider(name, e, 0)
-		case blocklist.ExceptBelow:
-			consider("*."+name, e, 0)
-		case blocklist.Exact:
-			consider(name, e, 1)
-		case blocklist.Below:
-			consider("*."+name, e, 1)
-		case blocklist.Exception:
-			consider(name, e, 2)
-			consider("*."+name, e, 2)
-		case blocklist.Subtree:
-			consider(name, e, 3)
-			consider("*."+name, e, 3)
+		case blocklist.ExceptExact, blocklist.Exact:
+			consider(name, e, rank)
+		case blocklist.ExceptBelow, blocklist.Below:
+			consider("*."+name, e, rank)
+		default: // Exception and Subtree: the name and the names below it
+			consider(name, e, rank)
+			consider("*."+name, e, rank)
 		}
 	}
 	// An RPZ wildcard *.W stops at any name of the zone below W (a trigger,

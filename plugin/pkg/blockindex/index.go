@@ -360,21 +360,8 @@ func recordLess(x, y record) bool {
 	return x.kindMeta < y.kindMeta
 }
 
-// rank orders the records of one list at one name: the first that applies
-// decides. Exact and Below (and their exceptions) never apply to the same
-// query name, and both are narrower than an exception, which is narrower
-// than a subtree entry; of two entries as narrow, the exception wins.
-func rank(k blocklist.Kind) int {
-	switch k {
-	case blocklist.ExceptExact, blocklist.ExceptBelow:
-		return 0
-	case blocklist.Exact, blocklist.Below:
-		return 1
-	case blocklist.Exception:
-		return 2
-	}
-	return 3
-}
+// rank orders the records of one list at one name: see blocklist.Kind.Rank.
+func rank(k blocklist.Kind) int { return k.Rank() }
 
 // applies reports whether an entry of kind k at a name applies to a query for
 // that name (self) or for a name below it.

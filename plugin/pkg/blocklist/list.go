@@ -38,6 +38,23 @@ const (
 // IsException reports whether k unblocks rather than blocks.
 func (k Kind) IsException() bool { return k >= Exception }
 
+// Rank orders the entries of one list at one name, lowest first: the first
+// that applies to a query decides. Exact and Below (and their exceptions)
+// never apply to the same query name, and both are narrower than an
+// exception, which is narrower than a subtree entry; of two entries as
+// narrow, the exception wins.
+func (k Kind) Rank() int {
+	switch k {
+	case ExceptExact, ExceptBelow:
+		return 0
+	case Exact, Below:
+		return 1
+	case Exception:
+		return 2
+	}
+	return 3
+}
+
 // Prefix returns the pattern prefix of k as written in a list file.
 func (k Kind) Prefix() string {
 	switch k {

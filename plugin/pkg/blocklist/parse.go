@@ -428,6 +428,11 @@ func (p *parser) entry(fields []string) {
 		}
 		e.Category = cat
 	}
+	p.add(e)
+}
+
+// add keeps e in the list, or hands it to emit.
+func (p *parser) add(e Entry) {
 	if p.emit == nil {
 		p.list.Entries = append(p.list.Entries, e)
 		return

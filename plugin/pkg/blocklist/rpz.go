@@ -343,17 +343,6 @@ func (p *rpzParser) flush() {
 	p.add(*e)
 }
 
-func (p *rpzParser) add(e Entry) {
-	if p.emit == nil {
-		p.list.Entries = append(p.list.Entries, e)
-		return
-	}
-	if !e.Kind.IsException() {
-		p.blocking++
-	}
-	p.emit(e)
-}
-
 // stopWildcards adds what RPZ's wildcards imply and regblock's *.name does
 // not say: a wildcard trigger *.W matches a name below W only if no name
 // of the zone lies between them, a trigger or a name above one (an "empty

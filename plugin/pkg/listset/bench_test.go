@@ -27,8 +27,9 @@ func (quiet) Waiting(string)                  {}
 func (quiet) Error(err error)                 { panic(err) }
 
 // writeSynthetic writes a signed list of n names of about 25 bytes, half
-// with an order reference, as national lists hold.
-func writeSynthetic(b *testing.B, dir string, n int) *blocklisttest.Key {
+// with an order reference, as national lists hold, and returns its key and
+// a configuration that loads it.
+func writeSynthetic(b *testing.B, dir string, n int) (*blocklisttest.Key, Config) {
 	var sb strings.Builder
 	sb.WriteString("#! regblock-list 1\n#! name: synthetic\n#! serial: 1\n#! issued: 2026-11-28T06:00:00Z\n")
 	for i := range n {
@@ -40,7 +41,7 @@ func writeSynthetic(b *testing.B, dir string, n int) *blocklisttest.Key {
 	}
 	key := blocklisttest.NewKey(b)
 	key.WriteList(b, dir, "synthetic.list", sb.String())
-	return key
+	return key, Config{Lists: []string{filepath.Join(dir, "synthetic.list")}, Keys: []minisign.PublicKey{key.Public}, MaxSize: 1 << 30}
 }
 
 // BenchmarkLoad reads, verifies, parses and indexes a signed list of 100 k
@@ -55,8 +56,7 @@ func BenchmarkLoad(b *testing.B) {
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) {
 			dir := b.TempDir()
-			key := writeSynthetic(b, dir, n)
-			cfg := Config{Lists: []string{filepath.Join(dir, "synthetic.list")}, Keys: []minisign.PublicKey{key.Public}, MaxSize: 1 << 30}
+			_, cfg := writeSynthetic(b, dir, n)
 			var perEntry float64
 			for b.Loop() {
 				b.StopTimer()
@@ -125,8 +125,7 @@ func BenchmarkReload(b *testing.B) {
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) {
 			dir := b.TempDir()
-			key := writeSynthetic(b, dir, n)
-			cfg := Config{Lists: []string{filepath.Join(dir, "synthetic.list")}, Keys: []minisign.PublicKey{key.Public}, MaxSize: 1 << 30}
+			key, cfg := writeSynthetic(b, dir, n)
 			var ix *blockindex.Index
 			s := New(cfg, func(i *blockindex.Index) { ix = i }, quiet{})
 			s.Scan()
