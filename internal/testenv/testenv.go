@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,12 +85,31 @@ func Main(m *testing.M, pkg, name string, bin *string) {
 	os.Exit(code)
 }
 
+// Output is what a process wrote to its stdout and stderr so far.
+type Output struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (o *Output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Write(p)
+}
+
+// String returns the output so far.
+func (o *Output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
 // Process starts cmd, a server the test needs (what names it), and kills
 // it when the test ends; its output is logged if the test failed.
-func Process(t testing.TB, what string, cmd *exec.Cmd) {
+func Process(t testing.TB, what string, cmd *exec.Cmd) *Output {
 	t.Helper()
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	logs := new(Output)
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -100,13 +120,14 @@ func Process(t testing.TB, what string, cmd *exec.Cmd) {
 			t.Logf("%s output:\n%s", what, logs.String())
 		}
 	})
+	return logs
 }
 
 // Regblockd runs the regblockd binary at bin with corefile, in the working
 // directory wd, until the test ends, and returns once the server at addr
 // answers a query for probe (at most 20 s). Its output is logged when the
-// test fails.
-func Regblockd(t testing.TB, bin, corefile, wd, addr, probe string) {
+// test fails, and returned.
+func Regblockd(t testing.TB, bin, corefile, wd, addr, probe string) *Output {
 	t.Helper()
 	conf := filepath.Join(t.TempDir(), "Corefile")
 	if err := os.WriteFile(conf, []byte(corefile), 0o644); err != nil {
@@ -114,13 +135,28 @@ func Regblockd(t testing.TB, bin, corefile, wd, addr, probe string) {
 	}
 	cmd := exec.Command(bin, "-conf", conf)
 	cmd.Dir = wd
-	Process(t, "regblockd", cmd)
+	logs := Process(t, "regblockd", cmd)
 	c := &dns.Client{Timeout: 500 * time.Millisecond}
 	var err error
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if _, _, err = c.Exchange(new(dns.Msg).SetQuestion(probe, dns.TypeA), addr); err == nil {
-			return
+			return logs
 		}
 	}
 	t.Fatalf("regblockd does not answer on %s: %v", addr, err)
+	return nil
+}
+
+// Eventually polls cond every 10 ms until it holds, for at most timeout,
+// and fails the test, saying what did not happen, if it never does.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); ; time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", timeout, what)
+		}
+	}
 }

@@ -2,7 +2,6 @@ package blocklist
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,9 @@ import (
 
 // SignatureSuffix is appended to a list's path to name its detached signature.
 const SignatureSuffix = ".minisig"
+
+// maxKeySize bounds a public key file: its two lines take about 100 bytes.
+const maxKeySize = 4 << 10
 
 // maxSignatureSize bounds the signature file we read; a minisign signature
 // with generous comments is well under 1 KiB.
@@ -44,12 +46,12 @@ func (e *LoadError) Unwrap() error { return e.Err }
 // ReadPublicKey reads a minisign public key file, as written by
 // "minisign -G" or "regblock keygen".
 func ReadPublicKey(path string) (minisign.PublicKey, error) {
-	key, err := minisign.PublicKeyFromFile(path)
+	var key minisign.PublicKey
+	data, err := ReadFile(path, maxKeySize)
 	if err != nil {
-		var pathErr *os.PathError
-		if errors.As(err, &pathErr) {
-			return key, fmt.Errorf("blocklist: public key: %w", err)
-		}
+		return key, fmt.Errorf("blocklist: public key: %w", err)
+	}
+	if err := key.UnmarshalText(data); err != nil {
 		return key, fmt.Errorf("blocklist: public key %s: not a minisign public key: %v", path, err)
 	}
 	return key, nil
@@ -86,7 +88,7 @@ func signer(sig []byte, keys []minisign.PublicKey) (minisign.Signature, minisign
 // A missing signature is an error that wraps ErrNoSignature.
 func ReadSignature(path string) ([]byte, error) {
 	sigPath := path + SignatureSuffix
-	sig, err := readFile(sigPath, maxSignatureSize)
+	sig, err := ReadFile(sigPath, maxSignatureSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: %w: %s is missing", path, ErrNoSignature, sigPath)}
 	}
@@ -108,20 +110,20 @@ func OpenStream(path string, maxSize int64, sig []byte, keys []minisign.PublicKe
 		return nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: %v", path+SignatureSuffix, err)}
 	}
 	if s.Algorithm != minisign.HashEdDSA || IsRPZ(path) {
-		data, err := readFile(path, maxSize)
+		data, err := ReadFile(path, maxSize)
 		if err != nil {
 			return nil, err
 		}
 		return OpenFunc(path, data, sig, keys, fn)
 	}
 
-	f, err := os.Open(path)
+	f, fi, err := OpenFile(path)
 	if err != nil {
-		return nil, &LoadError{ReasonIOError, err}
+		return nil, err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > maxSize {
-		return nil, &LoadError{ReasonTooLarge, fmt.Errorf("%s: larger than the size limit of %d bytes", path, maxSize)}
+	if fi.Size() > maxSize {
+		return nil, tooLarge(path, maxSize)
 	}
 	limited := &io.LimitedReader{R: f, N: maxSize + 1}
 	hashed := newHashAside(limited)
@@ -137,7 +139,7 @@ func OpenStream(path string, maxSize int64, sig []byte, keys []minisign.PublicKe
 	case src.err != nil:
 		return nil, &LoadError{ReasonIOError, fmt.Errorf("%s: %w", path, src.err)}
 	case limited.N <= 0:
-		return nil, &LoadError{ReasonTooLarge, fmt.Errorf("%s: larger than the size limit of %d bytes", path, maxSize)}
+		return nil, tooLarge(path, maxSize)
 	case !hashed.signed.Verify(key, sig):
 		return nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: signature by key %X does not match the list's contents", path+SignatureSuffix, s.KeyID)}
 	}
@@ -168,7 +170,7 @@ func Load(path string, keys []minisign.PublicKey, maxSize int64) (*List, error) 
 // larger than maxSize bytes is rejected unread. Errors are *LoadError and
 // name the file.
 func Read(path string, maxSize int64) (data, sig []byte, err error) {
-	data, err = readFile(path, maxSize)
+	data, err = ReadFile(path, maxSize)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -194,29 +196,6 @@ func OpenFunc(path string, data, sig []byte, keys []minisign.PublicKey, fn func(
 		return nil, &LoadError{ReasonParseError, err}
 	}
 	return l, nil
-}
-
-func readFile(path string, maxSize int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, &LoadError{ReasonIOError, err}
-	}
-	defer f.Close()
-	// Read into a buffer of the file's size, as os.ReadFile does: growing
-	// one as io.ReadAll does would leave as much garbage again as the list.
-	var buf bytes.Buffer
-	if fi, err := f.Stat(); err == nil && fi.Size() <= maxSize {
-		buf.Grow(int(fi.Size()) + 512) // room to see EOF without growing
-	}
-	_, err = buf.ReadFrom(io.LimitReader(f, maxSize+1))
-	data := buf.Bytes()
-	if err != nil {
-		return nil, &LoadError{ReasonIOError, fmt.Errorf("%s: %w", path, err)}
-	}
-	if int64(len(data)) > maxSize {
-		return nil, &LoadError{ReasonTooLarge, fmt.Errorf("%s: larger than the size limit of %d bytes", path, maxSize)}
-	}
-	return data, nil
 }
 
 // ListSuffix ends the name of a list file in regblock's format.

@@ -366,8 +366,11 @@ func (s *Set) listFiles() []string {
 			s.events.Error(fmt.Errorf("reading list directory: %w", err))
 			continue
 		}
+		// Whatever is named like a list is considered, so that a directory
+		// or a special file named so is refused once, logged and counted
+		// (blocklist.OpenFile never opens one) rather than ignored.
 		for _, e := range entries {
-			if blocklist.IsList(e.Name()) && !e.IsDir() {
+			if blocklist.IsList(e.Name()) {
 				paths = append(paths, filepath.Join(path, e.Name()))
 			}
 		}

@@ -58,7 +58,7 @@ func (d stateDir) save(c *Current, sig []byte) error {
 	if err != nil {
 		return err
 	}
-	src, err := os.Open(c.Path)
+	src, _, err := blocklist.OpenFile(c.Path)
 	if err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
@@ -93,6 +93,9 @@ func (d stateDir) save(c *Current, sig []byte) error {
 	return nil
 }
 
+// maxRecordSize bounds a NAME.json record, which takes a few hundred bytes.
+const maxRecordSize = 64 << 10
+
 // remove deletes the copy of list name.
 func (d stateDir) remove(name string) error {
 	base := filepath.Join(string(d), name)
@@ -113,7 +116,7 @@ func (d stateDir) load(keys []minisign.PublicKey, maxSize int64) (lists []saved,
 		return nil, []error{err}
 	}
 	for _, path := range records {
-		data, err := os.ReadFile(path)
+		data, err := blocklist.ReadFile(path, maxRecordSize)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("state: %w", err))
 			continue

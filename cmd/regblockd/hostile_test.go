@@ -1,0 +1,151 @@
+package main
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/regblock/regblock/internal/testenv"
+	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
+)
+
+// TestSpecialFilesInListsDir fills a lists directory and a state directory
+// with files that are not regular files, named like lists, signatures and
+// saved records: FIFOs (which block a reader until a writer comes), a
+// socket, directories, and symbolic links to /dev/zero (which never ends)
+// and to a directory. regblockd must start and answer, keep applying new
+// versions of the good list, and refuse each special file once, with its
+// path in the log and a count in the metrics.
+func TestSpecialFilesInListsDir(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	dir, state := t.TempDir(), t.TempDir()
+	key := blocklisttest.NewKey(t)
+	key.WriteList(t, dir, "e2e.list", list)
+	pub := key.WritePublic(t, t.TempDir())
+	signature := key.Sign([]byte(list))
+
+	mkfifo := func(path string) {
+		t.Helper()
+		if err := syscall.Mkfifo(path, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	symlink := func(target, path string) {
+		t.Helper()
+		if err := os.Symlink(target, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile := func(path string, data []byte) {
+		t.Helper()
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each special list has a signature file, so that it is opened rather
+	// than left waiting for one.
+	mkfifo(filepath.Join(dir, "fifo.list"))
+	writeFile(filepath.Join(dir, "fifo.list.minisig"), signature)
+	writeFile(filepath.Join(dir, "fifosig.list"), []byte(list))
+	mkfifo(filepath.Join(dir, "fifosig.list.minisig"))
+	symlink("/dev/zero", filepath.Join(dir, "zero.list"))
+	writeFile(filepath.Join(dir, "zero.list.minisig"), signature)
+	writeFile(filepath.Join(dir, "zerosig.list"), []byte(list))
+	symlink("/dev/zero", filepath.Join(dir, "zerosig.list.minisig"))
+	if err := os.Mkdir(filepath.Join(dir, "dir.list"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(filepath.Join(dir, "dir.list.minisig"), signature)
+	symlink(t.TempDir(), filepath.Join(dir, "dirlink.list"))
+	writeFile(filepath.Join(dir, "dirlink.list.minisig"), signature)
+	sock, err := net.Listen("unix", filepath.Join(dir, "sock.list"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sock.Close() })
+	writeFile(filepath.Join(dir, "sock.list.minisig"), signature)
+	mkfifo(filepath.Join(state, "e2e.json"))
+	symlink("/dev/zero", filepath.Join(state, "zero.json"))
+
+	port, metricsPort := testenv.FreePort(t), testenv.FreePort(t)
+	addr := "127.0.0.1:" + port
+	logs := testenv.Regblockd(t, bin, `.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+dir+`
+        pubkey `+pub+`
+        notice 192.0.2.80
+        state `+state+`
+    }
+    prometheus 127.0.0.1:`+metricsPort+`
+}
+`, ".", addr, "abuse.example.")
+	blocked := func(name string) bool {
+		r, err := query(addr, name, dns.TypeA)
+		return err == nil && len(r.Answer) == 1 && r.Answer[0].(*dns.A).A.String() == "192.0.2.80"
+	}
+	if !blocked("abuse.example.") {
+		t.Fatal("abuse.example is not blocked: the good list beside the special files is not in force")
+	}
+
+	// More special files while it runs, then a new version of the good list:
+	// the watcher must not be stuck on any of them.
+	mkfifo(filepath.Join(dir, "late.list"))
+	mkfifo(filepath.Join(dir, "late.list.minisig"))
+	next := strings.Replace(list, "serial: 3", "serial: 4", 1) + "added.example ORDER-2026-0015 csam\n"
+	staged := t.TempDir() // signed elsewhere, renamed into place
+	key.WriteList(t, staged, "e2e.list", next)
+	for _, f := range []string{"e2e.list.minisig", "e2e.list"} {
+		if err := os.Rename(filepath.Join(staged, f), filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, "added.example is blocked after a new version was renamed into place", func() bool {
+		return blocked("added.example.")
+	})
+
+	metrics := metricValues(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))
+	for _, special := range []struct{ file, kind string }{
+		{"fifo.list", "a FIFO"},
+		{"fifosig.list.minisig", "a FIFO"},
+		{"zero.list", "a character device"},
+		{"zerosig.list.minisig", "a character device"},
+		{"dir.list", "a directory"},
+		{"dirlink.list", "a directory"},
+		{"sock.list", "a socket"},
+		{"late.list.minisig", "a FIFO"},
+	} {
+		line := filepath.Join(dir, special.file) + ": not a regular file (" + special.kind + ")"
+		if n := strings.Count(logs.String(), line); n != 1 {
+			t.Errorf("the log says %q %d times, want once", line, n)
+		}
+	}
+	for _, line := range []string{
+		filepath.Join(state, "e2e.json") + ": not a regular file (a FIFO)",
+		filepath.Join(state, "zero.json") + ": not a regular file (a character device)",
+	} {
+		if !strings.Contains(logs.String(), line) {
+			t.Errorf("the log does not say %q", line)
+		}
+	}
+	var refused float64
+	for series, v := range metrics {
+		if strings.HasPrefix(series, "coredns_regblock_reloads_total{") && strings.Contains(series, `result="io_error"`) {
+			refused += v
+		}
+	}
+	if refused != 8 {
+		t.Errorf("reloads_total counts %v io_error results, want 8, one for each special list or signature", refused)
+	}
+	if got := metrics[`coredns_regblock_list_serial{list="e2e"}`]; got != 4 {
+		t.Errorf("serial in force %v, want 4", got)
+	}
+}
