@@ -5,10 +5,8 @@ package regblock
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/coredns/coredns/plugin"
@@ -18,8 +16,6 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
-	"github.com/regblock/regblock/plugin/pkg/ledger"
-	"github.com/regblock/regblock/plugin/pkg/listset"
 )
 
 // Regblock is the plugin handler.
@@ -27,57 +23,30 @@ type Regblock struct {
 	Next plugin.Handler
 
 	cfg     config
-	index   atomic.Pointer[blockindex.Index] // the lists in force
 	answers answers
-
-	audit   *auditLog // nil without the audit option
 	queries serverCounters
 
-	set      *listset.Set // used by setup, then only by its watcher goroutine
+	// The lists in force (index, set, audit), shared with every server
+	// block of the same lists configuration.
+	*lists
 	shutOnce sync.Once
 }
 
-// newRegblock puts in force the saved copies of the state directory, then
-// every valid list on disk. A list that is rejected is logged and counted;
-// the resolver starts without it rather than not at all.
+// newRegblock returns the handler of one server block, with the lists of
+// its configuration.
 func newRegblock(cfg config) (*Regblock, error) {
-	rb := &Regblock{cfg: cfg, answers: newAnswers(cfg.notice, cfg.ttl)}
-	empty, _ := blockindex.Build(nil)
-	rb.index.Store(empty)
-	if cfg.audit != "" {
-		a, err := openAudit(cfg.audit)
-		if err != nil {
-			return nil, fmt.Errorf("audit: %w", err)
-		}
-		rb.audit = a
+	l, err := acquireLists(cfg)
+	if err != nil {
+		return nil, err
 	}
-	rb.set = listset.New(listset.Config{Lists: cfg.lists, Keys: cfg.keys, MaxSize: cfg.maxSize, State: cfg.state},
-		rb.index.Store, events{ledger: rb.ledger, now: time.Now})
-	rb.set.Restore()
-	rb.set.Scan()
-	if rb.set.Len() == 0 {
-		log.Warningf("No valid list in %v: nothing is blocked yet", cfg.lists)
-	}
-	return rb, nil
+	return &Regblock{cfg: cfg, answers: newAnswers(cfg.notice, cfg.ttl), lists: l}, nil
 }
 
-// ledger writes a ledger event to the audit log, if there is one.
-func (rb *Regblock) ledger(e ledger.Event) {
-	if rb.audit != nil {
-		rb.audit.ledger(e)
-	}
-}
-
-// shutdown stops watching the lists and releases the audit log, once.
-// Queries still in flight may go on using the audit log: once it is closed
-// their events are dropped and counted.
+// shutdown releases the lists, once. Queries still in flight may go on
+// using them and the audit log: once it is closed their events are
+// dropped and counted.
 func (rb *Regblock) shutdown() error {
-	rb.shutOnce.Do(func() {
-		rb.set.Stop()
-		if rb.audit != nil {
-			rb.audit.close()
-		}
-	})
+	rb.shutOnce.Do(rb.lists.release)
 	return nil
 }
 

@@ -269,11 +269,20 @@ func TestStateAcrossRestart(t *testing.T) {
 	f := newFixture(t)
 	state := filepath.Join(t.TempDir(), "state")
 	list := filepath.Join(f.dir, "test-csam.list")
-	start := func() *Regblock { return f.plugin(t, "state "+state) }
+	// A restart: the running instance stops, a new one starts. (Lists are
+	// shared while any instance holds them: without the stop, the new
+	// instance would get the running one's lists.)
+	var rb *Regblock
+	start := func() *Regblock {
+		if rb != nil {
+			rb.shutdown()
+		}
+		return f.plugin(t, "state "+state)
+	}
 	isBlocked := func(rb *Regblock, name string) bool { _, ok := rb.index.Load().Lookup(name); return ok }
 
 	f.key.WriteList(t, f.dir, "test-csam.list", version(2, "two.example\n"))
-	rb := start()
+	rb = start()
 	if !isBlocked(rb, "two.example.") {
 		t.Fatal("version 2 not in force")
 	}

@@ -52,7 +52,7 @@ func setup(c *caddy.Controller) error {
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
-	c.OnStartup(rb.set.Start)
+	c.OnStartup(rb.lists.watch)
 	c.OnShutdown(rb.shutdown)
 	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
 		rb.Next = next

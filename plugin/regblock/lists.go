@@ -1,0 +1,119 @@
+package regblock
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/regblock/regblock/plugin/pkg/blockindex"
+	"github.com/regblock/regblock/plugin/pkg/ledger"
+	"github.com/regblock/regblock/plugin/pkg/listset"
+)
+
+// lists are the lists in force for one configuration of lists, keys, size
+// limit, state and audit log. Every server block that names the same
+// configuration shares them, and so does the next generation of the
+// Corefile: a resolver serving Do53, DoT and DoH loads each list once,
+// holds one index, watches once, and counts and records each version once.
+type lists struct {
+	index atomic.Pointer[blockindex.Index] // what queries read
+	set   *listset.Set                     // used by acquire, then only by its watcher goroutine
+	audit *auditLog                        // nil without the audit option
+
+	key      string
+	refs     int  // guarded by shared
+	watching bool // guarded by shared
+}
+
+// shared holds the lists of each configuration in use. On a Corefile
+// reload the new instance acquires before the old one releases, so lists
+// whose configuration did not change are kept, not read again.
+var shared = struct {
+	sync.Mutex
+	m map[string]*lists
+}{m: map[string]*lists{}}
+
+// listsKey identifies what the lists in force depend on.
+func listsKey(cfg config) string {
+	keys := make([]string, len(cfg.keys))
+	for i, k := range cfg.keys {
+		text, _ := k.MarshalText()
+		keys[i] = string(text)
+	}
+	return fmt.Sprintf("%q %q %d %q %q", cfg.lists, keys, cfg.maxSize, cfg.state, cfg.audit)
+}
+
+// acquireLists returns the lists of cfg, loading them if no server block
+// holds them yet: the saved copies of the state directory, then every valid
+// list on disk. A rejected list is logged and counted; the resolver starts
+// without it rather than not at all. Each call must be paired with a
+// release.
+func acquireLists(cfg config) (*lists, error) {
+	key := listsKey(cfg)
+	shared.Lock()
+	defer shared.Unlock()
+	if l := shared.m[key]; l != nil {
+		l.refs++
+		return l, nil
+	}
+	l := &lists{key: key, refs: 1}
+	empty, _ := blockindex.Build(nil)
+	l.index.Store(empty)
+	if cfg.audit != "" {
+		a, err := openAudit(cfg.audit)
+		if err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+		l.audit = a
+	}
+	l.set = listset.New(listset.Config{Lists: cfg.lists, Keys: cfg.keys, MaxSize: cfg.maxSize, State: cfg.state},
+		l.index.Store, events{ledger: l.ledger, now: time.Now})
+	l.set.Restore()
+	l.set.Scan()
+	if l.set.Len() == 0 {
+		log.Warningf("No valid list in %v: nothing is blocked yet", cfg.lists)
+	}
+	shared.m[key] = l
+	return l, nil
+}
+
+// watch starts watching the lists, once for all who share them.
+func (l *lists) watch() error {
+	shared.Lock()
+	defer shared.Unlock()
+	if l.watching || l.refs == 0 {
+		return nil
+	}
+	if err := l.set.Start(); err != nil {
+		return err
+	}
+	l.watching = true
+	return nil
+}
+
+// release gives the lists up; the last holder stops the watcher and
+// releases the audit log.
+func (l *lists) release() {
+	shared.Lock()
+	l.refs--
+	last := l.refs == 0
+	if last {
+		delete(shared.m, l.key)
+	}
+	shared.Unlock()
+	if !last {
+		return
+	}
+	l.set.Stop()
+	if l.audit != nil {
+		l.audit.close()
+	}
+}
+
+// ledger writes a ledger event to the audit log, if there is one.
+func (l *lists) ledger(e ledger.Event) {
+	if l.audit != nil {
+		l.audit.ledger(e)
+	}
+}
