@@ -336,6 +336,9 @@ func (e noticeEvents) Rejected(r listset.Rejection) {
 func (e noticeEvents) Removed(c *listset.Current, why string) {
 	e.log.Printf("list %q serial %d unloaded: %s", c.List.Name, c.List.Serial, why)
 }
+func (e noticeEvents) Moved(c *listset.Current, from string) {
+	e.log.Printf("list %q serial %d is now read from %s (was %s)", c.List.Name, c.List.Serial, c.Path, from)
+}
 func (e noticeEvents) Expired(c *listset.Current) {
 	e.log.Printf("list %q serial %d expired; still shown", c.List.Name, c.List.Serial)
 }

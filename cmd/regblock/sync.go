@@ -24,6 +24,7 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/listset"
 )
 
 const syncUsage = `Usage: regblock sync -url BASE -name NAME -dir DIR -p PUB [-once | -every DURATION] [flags]
@@ -222,22 +223,17 @@ func (s *syncer) syncOnce(ctx context.Context) error {
 	}
 	l, err := blocklist.Open(s.base.String()+s.file, data, sig, s.keys)
 	if err != nil {
-		reason := string(blocklist.ReasonIOError)
-		var le *blocklist.LoadError
-		if errors.As(err, &le) {
-			reason = string(le.Reason)
-		}
-		return &syncError{reason, err}
+		return &syncError{listset.Result(err), err}
 	}
 	s.serial.WithLabelValues(s.name).Set(float64(l.Serial))
 
 	if old, err := blocklist.Load(s.listPath(), s.keys, s.maxSize); err == nil && old.Name == l.Name {
-		switch {
-		case old.SHA256 == l.SHA256:
+		switch unchanged, err := listset.Decide(old, l); {
+		case unchanged:
 			s.log.Printf("%s: serial %d already in %s", s.name, l.Serial, s.dir)
 			return s.saveValidators(newV)
-		case l.Serial <= old.Serial:
-			return &syncError{"rollback", fmt.Errorf("%s: the server offers serial %d, not newer than serial %d in %s: refusing a rollback",
+		case err != nil:
+			return &syncError{listset.ResultRollback, fmt.Errorf("%s: the server offers serial %d, not newer than serial %d in %s: refusing a rollback",
 				s.name, l.Serial, old.Serial, s.listPath())}
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/regblock/regblock/internal/testenv"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
+	"github.com/regblock/regblock/plugin/pkg/ledger"
 )
 
 // TestSpecialFilesInListsDir fills a lists directory and a state directory
@@ -148,4 +150,94 @@ func TestSpecialFilesInListsDir(t *testing.T) {
 	if got := metrics[`coredns_regblock_list_serial{list="e2e"}`]; got != 4 {
 		t.Errorf("serial in force %v, want 4", got)
 	}
+}
+
+// TestRenameKeepsListInForce renames a list's files while regblockd runs,
+// with queries going on, and again while it is stopped: the same bytes
+// under another name are the same list, so no query passes and the ledger
+// never records the list as removed.
+func TestRenameKeepsListInForce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	dir, state := t.TempDir(), t.TempDir()
+	audit := filepath.Join(t.TempDir(), "audit.jsonl")
+	key := blocklisttest.NewKey(t)
+	key.WriteList(t, dir, "e2e.list", list)
+	pub := key.WritePublic(t, t.TempDir())
+	port := testenv.FreePort(t)
+	addr := "127.0.0.1:" + port
+	conf := filepath.Join(t.TempDir(), "Corefile")
+	os.WriteFile(conf, []byte(`.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+dir+`
+        pubkey `+pub+`
+        notice 192.0.2.80
+        state `+state+`
+        audit `+audit+`
+    }
+}
+`), 0o644)
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "-conf", conf)
+		testenv.Process(t, "regblockd", cmd)
+		testenv.Eventually(t, 20*time.Second, "regblockd answers", func() bool {
+			_, err := query(addr, "abuse.example.", dns.TypeA)
+			return err == nil
+		})
+		return cmd
+	}
+	blocked := func() bool {
+		r, err := query(addr, "abuse.example.", dns.TypeA)
+		return err == nil && len(r.Answer) == 1 && r.Answer[0].(*dns.A).A.String() == "192.0.2.80"
+	}
+	rename := func(from, to string) {
+		t.Helper()
+		for _, suffix := range []string{".minisig", ""} {
+			if err := os.Rename(filepath.Join(dir, from+suffix), filepath.Join(dir, to+suffix)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	noRemoval := func() {
+		t.Helper()
+		data, err := os.ReadFile(audit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), ledger.ListRemoved) {
+			t.Errorf("the ledger records a removal:\n%s", data)
+		}
+	}
+
+	cmd := start()
+	// Queries go on through the rename and for a second after it, past
+	// the watcher's settling time.
+	passed := make(chan int)
+	go func() {
+		n := 0
+		for deadline := time.Now().Add(1500 * time.Millisecond); time.Now().Before(deadline); {
+			if !blocked() {
+				n++
+			}
+		}
+		passed <- n
+	}()
+	time.Sleep(200 * time.Millisecond)
+	rename("e2e.list", "renamed.list")
+	if n := <-passed; n != 0 {
+		t.Errorf("%d queries were not blocked around the rename", n)
+	}
+	noRemoval()
+
+	// Renamed while stopped.
+	cmd.Process.Kill()
+	cmd.Wait()
+	rename("renamed.list", "again.list")
+	start()
+	if !blocked() {
+		t.Error("a list renamed while regblockd was stopped is not enforced after the restart")
+	}
+	noRemoval()
 }

@@ -55,6 +55,10 @@ func (ev events) Removed(c *listset.Current, why string) {
 	log.Warningf("List %q serial %d unloaded: %s", c.List.Name, c.List.Serial, why)
 }
 
+func (ev events) Moved(c *listset.Current, from string) {
+	log.Infof("List %q serial %d is now read from %s (was %s); it stays in force", c.List.Name, c.List.Serial, c.Path, from)
+}
+
 func (ev events) Expired(c *listset.Current) {
 	ev.ledger(ev.event(ledger.ListExpired, c.List))
 	log.Warningf("List %q serial %d expired at %s; it stays enforced until a newer serial arrives",

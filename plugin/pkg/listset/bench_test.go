@@ -22,6 +22,7 @@ func (quiet) Applied(*Current, time.Duration) {}
 func (quiet) Unchanged(string)                {}
 func (quiet) Rejected(r Rejection)            { panic(r.Err) }
 func (quiet) Removed(*Current, string)        {}
+func (quiet) Moved(*Current, string)          {}
 func (quiet) Expired(*Current)                {}
 func (quiet) Waiting(string)                  {}
 func (quiet) Error(err error)                 { panic(err) }

@@ -41,13 +41,6 @@ type Current struct {
 	expired  bool          // its expiry has been reported
 }
 
-// Results of reading a list version, besides the blocklist.Reason values.
-const (
-	ResultApplied   = "applied"
-	ResultUnchanged = "unchanged"
-	ResultRollback  = "rollback"
-)
-
 // Rejection is a list version that was refused.
 type Rejection struct {
 	Path    string
@@ -67,6 +60,10 @@ type Events interface {
 	Unchanged(list string)
 	Rejected(r Rejection)
 	Removed(c *Current, why string)
+	// Moved is called when the version in force of a list is now read
+	// from another file (from is the old one): the same list, still in
+	// force.
+	Moved(c *Current, from string)
 	Expired(c *Current)
 	// Waiting is called once for a list file whose signature has not come.
 	Waiting(path string)
@@ -82,7 +79,9 @@ type Set struct {
 	cfg     Config
 	inForce map[string]*Current // by list name
 	stamps  map[string]stamp    // by list file: the version last read
+	read    map[string]version  // by list file: the verified list it held when last read
 	waiting map[string]bool     // list files without a signature, reported once
+	scanned bool                // the first Scan is done
 	publish func(*blockindex.Index)
 	events  Events
 
@@ -99,6 +98,7 @@ func New(cfg Config, publish func(*blockindex.Index), events Events) *Set {
 		cfg:     cfg,
 		inForce: map[string]*Current{},
 		stamps:  map[string]stamp{},
+		read:    map[string]version{},
 		waiting: map[string]bool{},
 		publish: publish,
 		events:  events,
@@ -113,9 +113,9 @@ func (s *Set) InForce(name string) *Current { return s.inForce[name] }
 func (s *Set) Len() int { return len(s.inForce) }
 
 // Restore puts the copies kept in the state directory in force, so that a
-// restart enforces the last good lists whatever the files now hold. A list
-// whose file was deleted while the program was stopped is removed. Call it
-// once, before the first Scan.
+// restart enforces the last good lists whatever the files now hold. The
+// first Scan, which must follow at once, removes those whose file was
+// deleted while the program was stopped (and not renamed). Call it once.
 func (s *Set) Restore() {
 	if s.cfg.State == "" {
 		return
@@ -133,13 +133,6 @@ func (s *Set) Restore() {
 			continue
 		}
 		c := &Current{List: sv.list, Index: li, Path: sv.source, Applied: sv.applied, Restored: true}
-		if _, err := os.Stat(sv.source); errors.Is(err, os.ErrNotExist) {
-			if err := state.remove(sv.list.Name); err != nil {
-				s.events.Error(err)
-			}
-			s.events.Removed(c, fmt.Sprintf("its file %s was removed while stopped", sv.source))
-			continue
-		}
 		s.inForce[sv.list.Name] = c
 		restored = append(restored, c)
 	}
@@ -168,16 +161,30 @@ func (s *Set) Scan() {
 	for path := range s.stamps {
 		if !present[path] {
 			delete(s.stamps, path)
+			delete(s.read, path)
 			delete(s.waiting, path)
 		}
 	}
 	removed := false
 	for name, c := range s.inForce {
-		if !present[c.Path] {
-			s.remove(name, fmt.Sprintf("its file %s was removed", c.Path))
-			removed = true
+		if present[c.Path] {
+			continue
 		}
+		// The same version under another file name is the same list: a
+		// file renamed (mv, a ConfigMap key renamed, sync -name changed)
+		// keeps it in force without a gap.
+		if path := s.copyOf(c.List); path != "" {
+			s.moved(c, path)
+			continue
+		}
+		why := fmt.Sprintf("its file %s was removed", c.Path)
+		if !s.scanned {
+			why += " while stopped"
+		}
+		s.remove(name, why)
+		removed = true
 	}
+	s.scanned = true
 	if len(applied) > 0 || removed {
 		s.build(applied)
 	}
@@ -215,6 +222,7 @@ func (s *Set) build(applied []*Current) {
 // and newer than the version in force. It returns the list applied, if any.
 func (s *Set) consider(path string) *Current {
 	start := time.Now()
+	delete(s.read, path)
 	sig, err := blocklist.ReadSignature(path)
 	if errors.Is(err, blocklist.ErrNoSignature) && s.fromPath(path) == nil {
 		// Not yet published whole: the signature may come next.
@@ -243,14 +251,18 @@ func (s *Set) consider(path string) *Current {
 		s.reject(path, "", err, nil)
 		return nil
 	}
+	s.read[path] = version{l.Name, l.SHA256}
 	cur := s.inForce[l.Name]
-	switch {
-	case cur != nil && cur.List.SHA256 == l.SHA256:
+	var inForce *blocklist.List
+	if cur != nil {
+		inForce = cur.List
+	}
+	switch unchanged, err := Decide(inForce, l); {
+	case unchanged:
 		s.events.Unchanged(l.Name)
 		return nil
-	case cur != nil && l.Serial <= cur.List.Serial:
-		s.reject(path, l.Name, fmt.Errorf("%s: %w: list %q serial %d is not newer than serial %d in force (a published serial never changes)",
-			path, errRollback, l.Name, l.Serial, cur.List.Serial), &l.Serial)
+	case err != nil:
+		s.reject(path, l.Name, err, &l.Serial)
 		return nil
 	case cur == nil && len(s.inForce) >= blockindex.MaxLists:
 		s.reject(path, l.Name, &blocklist.LoadError{Reason: blocklist.ReasonParseError,
@@ -280,8 +292,6 @@ func (s *Set) consider(path string) *Current {
 	return c
 }
 
-var errRollback = errors.New("rollback")
-
 // compile builds the lookup index of a list read whole (a saved copy) and
 // frees its entries: the index is all a list in force needs, and a
 // fraction of their memory.
@@ -304,15 +314,7 @@ func (s *Set) reject(path, name string, err error, serial *uint64) {
 			name = blocklist.TrimSuffix(filepath.Base(path))
 		}
 	}
-	result := string(blocklist.ReasonIOError)
-	var le *blocklist.LoadError
-	switch {
-	case errors.Is(err, errRollback):
-		result = ResultRollback
-	case errors.As(err, &le):
-		result = string(le.Reason)
-	}
-	s.events.Rejected(Rejection{Path: path, List: name, Result: result, Err: err, Serial: serial, InForce: s.inForce[name]})
+	s.events.Rejected(Rejection{Path: path, List: name, Result: Result(err), Err: err, Serial: serial, InForce: s.inForce[name]})
 }
 
 // remove takes list name out of force.
@@ -338,6 +340,35 @@ func (s *Set) CheckExpiry() {
 			s.events.Expired(c)
 		}
 	}
+}
+
+// version identifies a verified version of a list.
+type version struct {
+	name   string
+	sha256 [32]byte
+}
+
+// copyOf returns a list file, other than the one l was applied from, that
+// held the same version of l when last read, or "".
+func (s *Set) copyOf(l *blocklist.List) string {
+	for path, v := range s.read {
+		if v == (version{l.Name, l.SHA256}) && path != s.inForce[l.Name].Path {
+			return path
+		}
+	}
+	return ""
+}
+
+// moved records that list c is now provided by the file at path.
+func (s *Set) moved(c *Current, path string) {
+	old := c.Path
+	c.Path = path
+	if s.cfg.State != "" {
+		if err := stateDir(s.cfg.State).setSource(c); err != nil {
+			s.events.Error(err)
+		}
+	}
+	s.events.Moved(c, old)
 }
 
 // fromPath returns the list in force that was applied from path, if any.

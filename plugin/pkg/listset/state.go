@@ -50,14 +50,7 @@ type record struct {
 func (d stateDir) save(c *Current, sig []byte) error {
 	l := c.List
 	base := filepath.Join(string(d), l.Name)
-	file := l.Name + blocklist.ListSuffix
-	if blocklist.IsRPZ(c.Path) {
-		file = l.Name + blocklist.RPZSuffix
-	}
-	rec, err := json.Marshal(record{l.Name, l.Serial, hex.EncodeToString(l.SHA256[:]), c.Path, c.Applied.UTC(), file})
-	if err != nil {
-		return err
-	}
+	file, rec := recordOf(c)
 	src, _, err := blocklist.OpenFile(c.Path)
 	if err != nil {
 		return fmt.Errorf("state: %w", err)
@@ -95,6 +88,31 @@ func (d stateDir) save(c *Current, sig []byte) error {
 
 // maxRecordSize bounds a NAME.json record, which takes a few hundred bytes.
 const maxRecordSize = 64 << 10
+
+// recordOf returns the name of the copy of c in the directory, and its
+// record.
+func recordOf(c *Current) (file string, rec []byte) {
+	l := c.List
+	file = l.Name + blocklist.ListSuffix
+	if blocklist.IsRPZ(c.Path) {
+		file = l.Name + blocklist.RPZSuffix
+	}
+	rec, err := json.Marshal(record{l.Name, l.Serial, hex.EncodeToString(l.SHA256[:]), c.Path, c.Applied.UTC(), file})
+	if err != nil {
+		panic(err) // a record of strings, a number and a time always marshals
+	}
+	return file, rec
+}
+
+// setSource records that the copy of c now comes from c.Path, as after a
+// rename of its file: the copy itself is the same.
+func (d stateDir) setSource(c *Current) error {
+	_, rec := recordOf(c)
+	if err := atomicfile.Write(filepath.Join(string(d), c.List.Name+".json"), rec, 0o640); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	return nil
+}
 
 // remove deletes the copy of list name.
 func (d stateDir) remove(name string) error {

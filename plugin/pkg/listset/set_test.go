@@ -1,0 +1,246 @@
+package listset
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"aead.dev/minisign"
+
+	"github.com/regblock/regblock/plugin/pkg/blockindex"
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
+)
+
+// recorder is an event sink that keeps what a Set reports, one line an
+// event: "applied NAME SERIAL", "rejected NAME RESULT", and so on.
+type recorder struct{ events []string }
+
+func (r *recorder) add(format string, args ...any) {
+	r.events = append(r.events, fmt.Sprintf(format, args...))
+}
+
+func (r *recorder) Applied(c *Current, _ time.Duration) {
+	r.add("applied %s %d", c.List.Name, c.List.Serial)
+}
+func (r *recorder) Unchanged(list string)          { r.add("unchanged %s", list) }
+func (r *recorder) Rejected(x Rejection)           { r.add("rejected %s %s", x.List, x.Result) }
+func (r *recorder) Removed(c *Current, why string) { r.add("removed %s: %s", c.List.Name, why) }
+func (r *recorder) Moved(c *Current, from string) {
+	r.add("moved %s from %s to %s", c.List.Name, filepath.Base(from), filepath.Base(c.Path))
+}
+func (r *recorder) Expired(c *Current)   { r.add("expired %s %d", c.List.Name, c.List.Serial) }
+func (r *recorder) Waiting(path string)  { r.add("waiting %s", filepath.Base(path)) }
+func (r *recorder) Error(err error)      { r.add("error %v", err) }
+func (r *recorder) take() (got []string) { got, r.events = r.events, nil; return got }
+
+// fixture is a lists directory, a state directory, a key and a Set over
+// them with a recorder and a fake clock.
+type fixture struct {
+	t          *testing.T
+	dir, state string
+	key        *blocklisttest.Key
+	rec        *recorder
+	set        *Set
+	index      *blockindex.Index
+	now        time.Time
+}
+
+func newFixture(t *testing.T) *fixture {
+	f := &fixture{t: t, dir: t.TempDir(), state: t.TempDir(), key: blocklisttest.NewKey(t),
+		now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	f.start()
+	return f
+}
+
+// start makes a new Set, as a restart does, restores and scans.
+func (f *fixture) start() {
+	f.rec = &recorder{}
+	cfg := Config{Lists: []string{f.dir}, Keys: []minisign.PublicKey{f.key.Public}, MaxSize: 1 << 20, State: f.state}
+	f.set = New(cfg, func(ix *blockindex.Index) { f.index = ix }, f.rec)
+	f.set.Now = func() time.Time { return f.now }
+	f.set.Restore()
+	f.set.Scan()
+}
+
+func listText(name string, serial int, extra string) string {
+	return fmt.Sprintf("#! regblock-list 1\n#! name: %s\n#! serial: %d\n#! issued: 2026-11-28T06:00:00Z\n#! expires: 2026-12-05T06:00:00Z\nabuse.example\n%s", name, serial, extra)
+}
+
+func (f *fixture) write(file, text string) { f.key.WriteList(f.t, f.dir, file, text) }
+
+func (f *fixture) rename(from, to string) {
+	f.t.Helper()
+	for _, suffix := range []string{blocklist.SignatureSuffix, ""} {
+		if err := os.Rename(filepath.Join(f.dir, from+suffix), filepath.Join(f.dir, to+suffix)); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+}
+
+func (f *fixture) remove(file string) {
+	os.Remove(filepath.Join(f.dir, file))
+	os.Remove(filepath.Join(f.dir, file+blocklist.SignatureSuffix))
+}
+
+// expect checks the events since the last check.
+func (f *fixture) expect(want ...string) {
+	f.t.Helper()
+	if got := f.rec.take(); !slices.Equal(got, want) {
+		f.t.Errorf("events:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+func (f *fixture) blocks(name string) bool {
+	if f.index == nil {
+		return false
+	}
+	_, ok := f.index.Lookup(name)
+	return ok
+}
+
+func TestDecide(t *testing.T) {
+	list := func(serial uint64, b byte) *blocklist.List {
+		return &blocklist.List{Header: blocklist.Header{Name: "x", Serial: serial}, File: "x.list", SHA256: [32]byte{b}}
+	}
+	for _, tc := range []struct {
+		name          string
+		inForce, next *blocklist.List
+		unchanged     bool
+		rollback      bool
+	}{
+		{"first version", nil, list(1, 1), false, false},
+		{"same bytes", list(5, 1), list(5, 1), true, false},
+		{"newer", list(5, 1), list(6, 2), false, false},
+		{"older", list(5, 1), list(4, 2), false, true},
+		{"same serial, other bytes", list(5, 1), list(5, 2), false, true},
+	} {
+		unchanged, err := Decide(tc.inForce, tc.next)
+		if unchanged != tc.unchanged || errors.Is(err, ErrRollback) != tc.rollback {
+			t.Errorf("%s: unchanged %v, error %v; want %v, rollback %v", tc.name, unchanged, err, tc.unchanged, tc.rollback)
+		}
+		if tc.rollback && Result(err) != ResultRollback {
+			t.Errorf("%s: result %q, want rollback", tc.name, Result(err))
+		}
+	}
+	if got := Result(&blocklist.LoadError{Reason: blocklist.ReasonTooLarge, Err: errors.New("x")}); got != "too_large" {
+		t.Errorf("Result of a too_large LoadError: %q", got)
+	}
+	if got := Result(errors.New("x")); got != "io_error" {
+		t.Errorf("Result of another error: %q", got)
+	}
+}
+
+func TestSetVersions(t *testing.T) {
+	f := newFixture(t)
+	f.write("a.list", listText("a", 2, ""))
+	f.set.Scan()
+	f.expect("applied a 2")
+
+	f.write("a.list", listText("a", 2, "")) // the same bytes again
+	f.set.Scan()
+	f.expect("unchanged a")
+
+	f.write("a.list", listText("a", 1, "older.example\n"))
+	f.set.Scan()
+	f.expect("rejected a rollback")
+
+	f.write("a.list", listText("a", 2, "other.example\n"))
+	f.set.Scan()
+	f.expect("rejected a rollback")
+
+	os.WriteFile(filepath.Join(f.dir, "a.list"), []byte(listText("a", 3, "forged.example\n")), 0o644)
+	f.set.Scan()
+	f.expect("rejected a bad_signature")
+	if !f.blocks("abuse.example.") || f.blocks("forged.example.") || f.blocks("older.example.") {
+		t.Error("a rejected version changed what is blocked")
+	}
+
+	f.write("a.list", listText("a", 3, "three.example\n"))
+	f.set.Scan()
+	f.expect("applied a 3")
+	if !f.blocks("three.example.") {
+		t.Error("version 3 is not in force")
+	}
+
+	// Expiry, on the fake clock: reported once, and the list stays.
+	f.set.CheckExpiry()
+	f.expect()
+	f.now = time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	f.set.CheckExpiry()
+	f.set.Scan()
+	f.expect("expired a 3")
+	if !f.blocks("three.example.") {
+		t.Error("an expired list is no longer enforced")
+	}
+
+	f.remove("a.list")
+	f.set.Scan()
+	f.expect("removed a: its file " + filepath.Join(f.dir, "a.list") + " was removed")
+	if f.blocks("abuse.example.") {
+		t.Error("a removed list is still enforced")
+	}
+}
+
+// TestSetRename moves and copies a list's files: the same bytes under
+// another name are the same list and stay in force without being unloaded,
+// also across a restart.
+func TestSetRename(t *testing.T) {
+	f := newFixture(t)
+	f.write("a.list", listText("a", 2, ""))
+	f.set.Scan()
+	f.expect("applied a 2")
+
+	f.rename("a.list", "b.list")
+	f.set.Scan()
+	f.expect("unchanged a", "moved a from a.list to b.list")
+	if !f.blocks("abuse.example.") {
+		t.Fatal("a renamed list is no longer enforced")
+	}
+
+	// A copy, then the original removed.
+	data, _ := os.ReadFile(filepath.Join(f.dir, "b.list"))
+	f.write("c.list", string(data))
+	f.set.Scan()
+	f.expect("unchanged a")
+	f.remove("b.list")
+	f.set.Scan()
+	f.expect("moved a from b.list to c.list")
+
+	// Renamed while stopped: the restart restores it and keeps it.
+	f.rename("c.list", "d.list")
+	f.start()
+	f.expect("applied a 2", "unchanged a", "moved a from c.list to d.list")
+	if !f.blocks("abuse.example.") {
+		t.Fatal("a list renamed while stopped is not enforced after the restart")
+	}
+
+	// Removed while stopped: unloaded at the restart, saying so.
+	f.remove("d.list")
+	f.start()
+	f.expect("applied a 2", "removed a: its file "+filepath.Join(f.dir, "d.list")+" was removed while stopped")
+	if _, err := os.Stat(filepath.Join(f.state, "a.json")); !os.IsNotExist(err) {
+		t.Errorf("the saved copy of a removed list is still there: %v", err)
+	}
+}
+
+// TestSetSpecialFiles checks that a FIFO named like a list is refused once,
+// not at every scan, and does not stop other lists from applying.
+func TestSetSpecialFiles(t *testing.T) {
+	f := newFixture(t)
+	if err := syscall.Mkfifo(filepath.Join(f.dir, "fifo.list"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(f.dir, "fifo.list.minisig"), f.key.Sign([]byte("x")), 0o644)
+	f.set.Scan()
+	f.expect("rejected fifo io_error")
+	f.write("a.list", listText("a", 1, ""))
+	f.set.Scan()
+	f.expect("applied a 1")
+}
