@@ -140,11 +140,11 @@ func audit(args []string, stdout, stderr io.Writer) int {
 			cfg.nxdomain = true
 			continue
 		}
-		addr, err := netip.ParseAddr(n)
+		addr, err := blocklist.ParseNoticeAddr(n)
 		if err != nil {
-			return fail(stderr, 2, fmt.Errorf("-notice %q is not an address or nxdomain", n), "")
+			return fail(stderr, 2, fmt.Errorf("-notice %v, nor nxdomain", err), "")
 		}
-		cfg.notice = append(cfg.notice, addr.Unmap())
+		cfg.notice = append(cfg.notice, addr)
 	}
 
 	keys, err := readKeys(pubs)

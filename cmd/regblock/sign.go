@@ -6,8 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"time"
 
 	"aead.dev/minisign"
@@ -67,7 +65,7 @@ func signList(path string, key minisign.PrivateKey, bump bool, stdout, stderr io
 		return fmt.Errorf("%s: -bump rewrites regblock's list header; raise an RPZ zone's SOA serial in the zone itself", path)
 	}
 	if bump {
-		if data, err = bumpHeader(data, l.Serial+1, time.Now().UTC()); err != nil {
+		if data, err = blocklist.Bump(data, l.Serial+1, time.Now()); err != nil {
 			return fmt.Errorf("%s: %v", path, err)
 		}
 		if l, err = blocklist.Parse(path, data); err != nil {
@@ -92,21 +90,6 @@ func signList(path string, key minisign.PrivateKey, bump bool, stdout, stderr io
 	}
 	fmt.Fprintf(stdout, "%s: list %q serial %d signed (%d blocking entries) -> %s\n", path, l.Name, l.Serial, l.Blocking(), path+blocklist.SignatureSuffix)
 	return nil
-}
-
-var (
-	serialLine = regexp.MustCompile(`(?m)^#!\s*serial:.*$`)
-	issuedLine = regexp.MustCompile(`(?m)^#!\s*issued:.*$`)
-)
-
-// bumpHeader rewrites the serial and issued header lines, leaving every
-// other byte as it was.
-func bumpHeader(data []byte, serial uint64, issued time.Time) ([]byte, error) {
-	if !serialLine.Match(data) || !issuedLine.Match(data) {
-		return nil, fmt.Errorf("no serial or issued header to bump")
-	}
-	data = serialLine.ReplaceAllLiteral(data, []byte("#! serial: "+strconv.FormatUint(serial, 10)))
-	return issuedLine.ReplaceAllLiteral(data, []byte("#! issued: "+issued.Format(time.RFC3339))), nil
 }
 
 // printErrors prints each error of a list on its own line.

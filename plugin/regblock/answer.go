@@ -94,8 +94,8 @@ func (a answers) header(name string, rrtype uint16) dns.RR_Header {
 func (a answers) soa(zone string, serial uint32) *dns.SOA {
 	return &dns.SOA{
 		Hdr:     a.header(zone, dns.TypeSOA),
-		Ns:      "blocked.regblock.invalid.",
-		Mbox:    "hostmaster.regblock.invalid.",
+		Ns:      blocklist.SOAMname,
+		Mbox:    blocklist.SOARname,
 		Serial:  serial,
 		Refresh: 3600,
 		Retry:   600,

@@ -105,11 +105,11 @@ func parse(c *caddy.Controller) (config, error) {
 				}
 			case "notice":
 				for _, arg := range args {
-					addr, err := netip.ParseAddr(arg)
-					if err != nil || addr.Zone() != "" {
-						return cfg, c.Errf("notice %q is not an IPv4 or IPv6 address", arg)
+					addr, err := blocklist.ParseNoticeAddr(arg)
+					if err != nil {
+						return cfg, c.Errf("notice %v", err)
 					}
-					cfg.notice = append(cfg.notice, addr.Unmap())
+					cfg.notice = append(cfg.notice, addr)
 				}
 			case "ttl":
 				if len(args) != 1 {

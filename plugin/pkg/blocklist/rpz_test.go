@@ -197,3 +197,19 @@ func TestParseRPZWildcardStops(t *testing.T) {
 		t.Errorf("entries\n got %s\nwant %s", strings.Join(got, " "), want)
 	}
 }
+
+func TestRPZIPOwner(t *testing.T) {
+	for prefix, want := range map[string]string{
+		"203.0.113.0/24":           "24.0.113.0.203.rpz-ip",
+		"192.0.2.1/32":             "32.1.2.0.192.rpz-ip",
+		"2001:db8::/32":            "32.zz.db8.2001.rpz-ip",
+		"2001:db8::1/128":          "128.1.zz.db8.2001.rpz-ip",
+		"2001:db8:0:1::/64":        "64.zz.1.0.db8.2001.rpz-ip",
+		"::1/128":                  "128.1.zz.rpz-ip",
+		"2001:db8:1:2:3:4:5:6/128": "128.6.5.4.3.2.1.db8.2001.rpz-ip",
+	} {
+		if got := rpzIPOwner(netip.MustParsePrefix(prefix)); got != want {
+			t.Errorf("%s: %s, want %s", prefix, got, want)
+		}
+	}
+}
