@@ -395,7 +395,7 @@ func (p *parser) entry(fields []string) {
 		}
 	}
 	if addr, ok := strings.CutPrefix(pattern, IPPrefix); ok && (e.Kind == Subtree || e.Kind == Exception) {
-		prefix, err := ParsePrefix(addr)
+		prefix, err := parsePrefix(addr)
 		if err != nil {
 			p.errorf("entry %s: %v", quote(fields[0]), err)
 			return
@@ -443,9 +443,9 @@ func (p *parser) add(e Entry) {
 	p.emit(e)
 }
 
-// ParsePrefix parses the address prefix of an "ip:" entry: an IPv4 or IPv6
+// parsePrefix parses the address prefix of an "ip:" entry: an IPv4 or IPv6
 // prefix in CIDR notation with no host bits set, or a single address.
-func ParsePrefix(s string) (netip.Prefix, error) {
+func parsePrefix(s string) (netip.Prefix, error) {
 	var prefix netip.Prefix
 	if strings.Contains(s, "/") {
 		var err error

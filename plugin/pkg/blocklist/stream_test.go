@@ -44,7 +44,7 @@ func TestOpenStream(t *testing.T) {
 		}
 		sig := tc.sign([]byte(tc.text))
 		var whole, streamed []Entry
-		wl, werr := OpenFunc(path, []byte(tc.text), sig, keys, func(e Entry) { whole = append(whole, e) })
+		wl, werr := openFunc(path, []byte(tc.text), sig, keys, func(e Entry) { whole = append(whole, e) })
 		limit := int64(1 << 20)
 		if tc.reason == ReasonTooLarge {
 			limit = 1500

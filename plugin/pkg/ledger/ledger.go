@@ -58,8 +58,8 @@ type Event struct {
 	Prev string `json:"prev,omitempty"`
 }
 
-// IsLedger reports whether events of kind are chained.
-func IsLedger(kind string) bool {
+// isLedger reports whether events of kind are chained.
+func isLedger(kind string) bool {
 	switch kind {
 	case ListApplied, ListRejected, ListExpired, ListRemoved:
 		return true
@@ -106,7 +106,7 @@ func Check(r io.Reader, name, head string) ([]Event, string, error) {
 		if err := json.Unmarshal(line, &e); err != nil {
 			return events, head, fmt.Errorf("%s:%d: not an audit event: %v", name, n, err)
 		}
-		if !IsLedger(e.Event) {
+		if !isLedger(e.Event) {
 			continue
 		}
 		if !first && e.Prev != head {
