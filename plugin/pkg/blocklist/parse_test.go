@@ -34,7 +34,7 @@ Abuse.Example.         ORDER-2026-0012  CSAM   # trailing comment
 bücher.example
 a#b.example
 `
-	l, err := Parse("mcmc.list", []byte(text))
+	_, err := Parse("mcmc.list", []byte(text))
 	if err == nil {
 		t.Fatalf("Parse accepted %q, a name with '#' inside", "a#b.example")
 	}
@@ -43,7 +43,7 @@ a#b.example
 		t.Fatalf("want one error at line 18, got %v", err)
 	}
 
-	l, err = Parse("mcmc.list", []byte(strings.TrimSuffix(text, "a#b.example\n")))
+	l, err := Parse("mcmc.list", []byte(strings.TrimSuffix(text, "a#b.example\n")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"syscall"
 	"time"
 
 	"aead.dev/minisign"
@@ -431,9 +430,7 @@ func idOf(path string) fileID {
 		return fileID{}
 	}
 	id := fileID{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		id.dev, id.ino = uint64(st.Dev), uint64(st.Ino)
-	}
+	id.dev, id.ino = inode(fi)
 	return id
 }
 
