@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/regblock/regblock/internal/audit"
 	"github.com/regblock/regblock/internal/testenv"
 	"github.com/regblock/regblock/internal/upstreamtest"
 )
@@ -126,11 +127,11 @@ func TestAudit(t *testing.T) {
 	t.Run("without the plugin", func(t *testing.T) {
 		plain := resolver(t, "")
 		code, stdout, _ := regblock(t, append(base, "-server", plain, "-json", f.v2)...)
-		var r auditReport
+		var r audit.Report
 		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
 			t.Fatalf("exit %d, -json output: %v\n%s", code, err, stdout)
 		}
-		if code != 1 || r.Compliant || r.Counts[classBlocked] != 0 {
+		if code != 1 || r.Compliant || r.Counts[audit.ClassBlocked] != 0 {
 			t.Errorf("exit %d, counts %v", code, r.Counts)
 		}
 		missing := map[string]bool{}

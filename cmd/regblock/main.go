@@ -26,9 +26,9 @@ var commands = []command{
 	{"inspect", "print a list's header, entry counts and time to expiry", inspect},
 	{"diff", "entries added, removed and changed between two versions of a list", diff},
 	{"export", "write a list as an RPZ zone for BIND, Unbound, PowerDNS and Knot", export},
-	{"audit", "query a resolver for listed and control names and report compliance", audit},
+	{"audit", "query a resolver for listed and control names and report compliance", auditCmd},
 	{"sync", "fetch a signed list from a web server into the lists directory", syncCmd},
-	{"notice", "serve the legal notice page (HTTP 451) for blocked hosts", notice},
+	{"notice", "serve the legal notice page (HTTP 451) for blocked hosts", noticeCmd},
 	{"probe", "exit 0 when a URL answers 200 (a container health check)", probe},
 	{"verify-ledger", "check the audit log's hash chain and print which serial was in force when", verifyLedger},
 }

@@ -2,30 +2,18 @@ package main
 
 import (
 	"context"
-	"embed"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"html/template"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"slices"
-	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/text/language"
 
-	"github.com/regblock/regblock/plugin/pkg/blockindex"
-	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/internal/notice"
 	"github.com/regblock/regblock/plugin/pkg/listset"
 )
 
@@ -49,43 +37,7 @@ Example:
 
 `
 
-//go:embed notice/page.html notice/*.json
-var noticeFiles embed.FS
-
-// noticeServer answers notice page requests from the lists in force.
-type noticeServer struct {
-	index   atomic.Pointer[blockindex.Index]
-	page    *template.Template
-	catalog map[string]map[string]string // language code → messages
-	langs   []pageLanguage
-	matcher language.Matcher
-	tags    []string // catalog codes in matcher order
-	views   *prometheus.CounterVec
-	reg     *prometheus.Registry // its own, not the default: tests run several servers
-}
-
-type pageLanguage struct{ Code, Name string }
-
-// pageData is what the template gets.
-type pageData struct {
-	Lang      string
-	T         map[string]string
-	Host      string
-	Blocked   bool
-	List      pageList
-	Order     string
-	Issued    string
-	Languages []pageLanguage
-}
-
-type pageList struct {
-	Name, Issuer, Authority string
-	Serial                  uint64
-	Appeal                  template.URL
-	Contact                 []template.URL
-}
-
-func notice(args []string, stdout, stderr io.Writer) int {
+func noticeCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("notice", noticeUsage, stderr)
 	listen := fs.String("listen", ":8080", "`address` to serve the notice page on")
 	metricsAddr := fs.String("metrics", "", "`address` to serve Prometheus metrics on (none if empty)")
@@ -109,11 +61,11 @@ func notice(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}
-	srv, err := newNoticeServer(*templateFile, *langDir, prometheus.NewRegistry())
+	srv, err := notice.New(*templateFile, *langDir, prometheus.NewRegistry())
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}
-	set := listset.New(listset.Config{Lists: fs.Args(), Keys: keys, MaxSize: *maxSize}, srv.index.Store, noticeEvents{logger})
+	set := listset.New(listset.Config{Lists: fs.Args(), Keys: keys, MaxSize: *maxSize}, srv.Publish, notice.Events{Log: logger})
 	set.Scan()
 	if err := set.Start(); err != nil {
 		return fail(stderr, 2, err, "")
@@ -129,7 +81,7 @@ func notice(args []string, stdout, stderr io.Writer) int {
 	var metricsSrv *http.Server
 	if *metricsAddr != "" {
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttpHandler(srv))
+		mux.Handle("/metrics", srv.Metrics())
 		metricsSrv = &http.Server{Addr: *metricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		mln, err := net.Listen("tcp", *metricsAddr)
 		if err != nil {
@@ -164,183 +116,3 @@ func notice(args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
-
-func newNoticeServer(templateFile, langDir string, reg *prometheus.Registry) (*noticeServer, error) {
-	s := &noticeServer{catalog: map[string]map[string]string{}}
-	pageText, err := noticeFiles.ReadFile("notice/page.html")
-	if err != nil {
-		return nil, err
-	}
-	if templateFile != "" {
-		if pageText, err = os.ReadFile(templateFile); err != nil {
-			return nil, err
-		}
-	}
-	if s.page, err = template.New("page").Parse(string(pageText)); err != nil {
-		return nil, fmt.Errorf("template: %w", err)
-	}
-
-	load := func(code string, data []byte, from string) error {
-		var msgs map[string]string
-		if err := json.Unmarshal(data, &msgs); err != nil {
-			return fmt.Errorf("%s: %v", from, err)
-		}
-		if _, err := language.Parse(code); err != nil {
-			return fmt.Errorf("%s: %q is not a language code", from, code)
-		}
-		s.catalog[code] = msgs
-		return nil
-	}
-	for _, code := range []string{"en", "ms"} {
-		data, _ := noticeFiles.ReadFile("notice/" + code + ".json")
-		if err := load(code, data, code+".json"); err != nil {
-			return nil, err
-		}
-	}
-	if langDir != "" {
-		files, err := filepath.Glob(filepath.Join(langDir, "*.json"))
-		if err != nil {
-			return nil, err
-		}
-		for _, f := range files {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				return nil, err
-			}
-			if err := load(strings.TrimSuffix(filepath.Base(f), ".json"), data, f); err != nil {
-				return nil, err
-			}
-		}
-	}
-	// English first: the fallback for a browser that asks for none we have.
-	s.tags = []string{"en"}
-	for code := range s.catalog {
-		if code != "en" {
-			s.tags = append(s.tags, code)
-		}
-	}
-	slices.Sort(s.tags[1:])
-	var tags []language.Tag
-	for _, code := range s.tags {
-		tags = append(tags, language.MustParse(code))
-		name := s.catalog[code]["lang_name"]
-		if name == "" {
-			name = code
-		}
-		s.langs = append(s.langs, pageLanguage{code, name})
-	}
-	s.matcher = language.NewMatcher(tags)
-	// A language file may leave messages out; English fills the gaps.
-	for code, msgs := range s.catalog {
-		for k, v := range s.catalog["en"] {
-			if _, ok := msgs[k]; !ok && code != "en" {
-				msgs[k] = v
-			}
-		}
-	}
-
-	s.views = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "regblock_notice_page_views_total",
-		Help: "Notice pages served, by the list that blocks the host (none: the host is not blocked).",
-	}, []string{"list"})
-	s.reg = reg
-	reg.MustRegister(s.views)
-	empty, _ := blockindex.Build(nil)
-	s.index.Store(empty)
-	return s, nil
-}
-
-// language picks the page language: ?lang= if we have it, else the best
-// match for Accept-Language, else English.
-func (s *noticeServer) language(r *http.Request) string {
-	if code := r.URL.Query().Get("lang"); s.catalog[code] != nil {
-		return code
-	}
-	tags, _, _ := language.ParseAcceptLanguage(r.Header.Get("Accept-Language"))
-	_, i, conf := s.matcher.Match(tags...)
-	if conf == language.No {
-		return "en"
-	}
-	return s.tags[i]
-}
-
-func (s *noticeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	lang := s.language(r)
-	data := pageData{Lang: lang, T: s.catalog[lang], Host: host, Languages: s.langs}
-	if len(host) > 253 { // no DNS name is longer: do not echo a hostile header whole
-		data.Host = host[:253] + "…"
-	}
-
-	status := http.StatusNotFound
-	listLabel := "none"
-	if m, ok := s.index.Load().Lookup(host); ok && host != "" {
-		l := m.List
-		status, listLabel = http.StatusUnavailableForLegalReasons, l.Name
-		data.Blocked, data.Order, data.Issued = true, m.Order, l.Issued.UTC().Format(time.RFC3339)
-		// Addresses come from a signed header whose schemes the parser
-		// checked (http, https, mailto, tel): safe to use as links.
-		data.List = pageList{Name: l.Name, Issuer: l.Issuer, Authority: l.Authority, Serial: l.Serial, Appeal: template.URL(l.Appeal)}
-		for _, c := range l.Contact {
-			data.List.Contact = append(data.List.Contact, template.URL(c))
-		}
-		if by := blockedBy(l); by != "" {
-			w.Header().Set("Link", "<"+by+`>; rel="blocked-by"`)
-		}
-	}
-	s.views.WithLabelValues(listLabel).Inc()
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Language", lang)
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-	w.Header().Set("Vary", "Accept-Language")
-	w.WriteHeader(status)
-	if err := s.page.Execute(w, data); err != nil && !errors.Is(err, http.ErrHandlerTimeout) {
-		// The status is out already; the template failing is the operator's
-		// to see in the log, not the visitor's.
-		fmt.Fprintln(os.Stderr, "regblock notice: template:", err)
-	}
-}
-
-// promhttpHandler serves the server's metrics.
-func promhttpHandler(s *noticeServer) http.Handler {
-	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
-}
-
-// blockedBy is the Link target naming who ordered the block (RFC 7725): the
-// list's appeal address, else its first contact.
-func blockedBy(l *blocklist.List) string {
-	if l.Appeal != "" {
-		return l.Appeal
-	}
-	if len(l.Contact) > 0 {
-		return l.Contact[0]
-	}
-	return ""
-}
-
-// noticeEvents logs what the list set decides.
-type noticeEvents struct{ log *log.Logger }
-
-func (e noticeEvents) Applied(c *listset.Current, _ time.Duration) {
-	e.log.Printf("list %q serial %d applied from %s: %d blocking entries", c.List.Name, c.List.Serial, c.Path, c.List.Blocking())
-}
-func (e noticeEvents) Unchanged(string) {}
-func (e noticeEvents) Rejected(r listset.Rejection) {
-	e.log.Printf("list %q rejected (%s): %v", r.List, r.Result, r.Err)
-}
-func (e noticeEvents) Removed(c *listset.Current, why string) {
-	e.log.Printf("list %q serial %d unloaded: %s", c.List.Name, c.List.Serial, why)
-}
-func (e noticeEvents) Moved(c *listset.Current, from string) {
-	e.log.Printf("list %q serial %d is now read from %s (was %s)", c.List.Name, c.List.Serial, c.Path, from)
-}
-func (e noticeEvents) Expired(c *listset.Current) {
-	e.log.Printf("list %q serial %d expired; still shown", c.List.Name, c.List.Serial)
-}
-func (e noticeEvents) Waiting(path string) { e.log.Printf("list file %s has no signature yet", path) }
-func (e noticeEvents) Error(err error)     { e.log.Print(err) }

@@ -1,4 +1,4 @@
-package main
+package notice
 
 import (
 	"bytes"
@@ -35,19 +35,19 @@ abuse.example          ORDER-2026-0012  csam
 
 // startNotice serves the notice page for the signed lists in a directory,
 // with the given -template and -lang-dir, and returns its URL.
-func startNotice(t *testing.T, lists map[string]string, templateFile, langDir string) (*httptest.Server, *noticeServer) {
+func startNotice(t *testing.T, lists map[string]string, templateFile, langDir string) (*httptest.Server, *Server) {
 	t.Helper()
 	dir := t.TempDir()
 	key := blocklisttest.NewKey(t)
 	for name, text := range lists {
 		key.WriteList(t, dir, name, text)
 	}
-	srv, err := newNoticeServer(templateFile, langDir, prometheus.NewRegistry())
+	srv, err := New(templateFile, langDir, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
 	set := listset.New(listset.Config{Lists: []string{dir}, Keys: []minisign.PublicKey{key.Public}, MaxSize: 1 << 20},
-		srv.index.Store, noticeEvents{log.New(io.Discard, "", 0)})
+		srv.Publish, Events{log.New(io.Discard, "", 0)})
 	set.Scan()
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
@@ -176,7 +176,7 @@ func TestNoticeTemplateAndMetrics(t *testing.T) {
 	get(t, ts.URL, "abuse.example", "")
 	get(t, ts.URL, "other.test", "")
 	rec := httptest.NewRecorder()
-	promhttpHandler(srv).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	srv.Metrics().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	for _, want := range []string{`regblock_notice_page_views_total{list="example-csam"} 2`, `regblock_notice_page_views_total{list="none"} 1`} {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("metrics lack %s:\n%s", want, rec.Body.String())

@@ -1,4 +1,4 @@
-package main
+package audit
 
 import (
 	"bytes"
@@ -53,7 +53,8 @@ code { font-size: .95em; word-break: break-all; }
 </html>
 `))
 
-func writeHTMLReport(path string, r *auditReport) error {
+// WriteHTML writes the report as a self-contained HTML page to path.
+func (r *Report) WriteHTML(path string) error {
 	var b bytes.Buffer
 	if err := reportPage.Execute(&b, r); err != nil {
 		return err
