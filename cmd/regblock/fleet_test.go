@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -73,20 +74,14 @@ func TestFleet(t *testing.T) {
 
 	// The gauges follow the index swap at once; poll a little all the same.
 	for i, m := range fleet {
-		var body []byte
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		testenv.Eventually(t, 5*time.Second, fmt.Sprintf("resolver %d reports serial 2026112802", i), func() bool {
 			resp, err := http.Get("http://" + m.metrics + "/metrics")
 			if err != nil {
 				t.Fatal(err)
 			}
-			body, _ = io.ReadAll(resp.Body)
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if strings.Contains(string(body), `coredns_regblock_list_serial{list="example-csam"} 2.026112802e+09`) {
-				break
-			}
-		}
-		if !strings.Contains(string(body), `coredns_regblock_list_serial{list="example-csam"} 2.026112802e+09`) {
-			t.Errorf("resolver %d does not report serial 2026112802", i)
-		}
+			return strings.Contains(string(body), `coredns_regblock_list_serial{list="example-csam"} 2.026112802e+09`)
+		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/regblock/regblock/internal/testenv"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 )
 
@@ -199,11 +200,7 @@ func TestSyncIntoResolver(t *testing.T) {
 	if code, _, stderr := regblock(t, args...); code != 0 {
 		t.Fatalf("sync: %s", stderr)
 	}
-	for deadline := time.Now().Add(10 * time.Second); !blocked("added.example.") && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-	}
-	if !blocked("added.example.") {
-		t.Fatal("the synced version is not enforced 10 s later")
-	}
+	testenv.Eventually(t, 10*time.Second, "the synced version is enforced", func() bool { return blocked("added.example.") })
 	t.Logf("synced name blocked %v after sync started", time.Since(start).Round(time.Millisecond))
 }
 

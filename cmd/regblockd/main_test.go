@@ -237,11 +237,10 @@ func TestHotReloadWithMinisign(t *testing.T) {
 	before := metricValues(scrape(t, metrics))[rejected]
 	os.WriteFile(listPath, []byte(next+"forged.example\n"), 0o644)
 	var after map[string]float64
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if after = metricValues(scrape(t, metrics)); after[rejected] > before {
-			break
-		}
-	}
+	testenv.Eventually(t, 10*time.Second, "the forged version is counted as bad_signature", func() bool {
+		after = metricValues(scrape(t, metrics))
+		return after[rejected] > before
+	})
 	if after[rejected] != before+1 {
 		t.Fatalf("%s went from %v to %v, want one more", rejected, before, after[rejected])
 	}
@@ -324,14 +323,13 @@ func TestMetricsAndAudit(t *testing.T) {
 	// A startup probe that timed out on the client may still be counted
 	// late: wait until the counters settle before taking the baseline.
 	before := metricValues(scrape(t, metricsURL))
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+	testenv.Eventually(t, 5*time.Second, "the counters settle", func() bool {
 		time.Sleep(300 * time.Millisecond)
 		again := metricValues(scrape(t, metricsURL))
-		if again[queries] == before[queries] && again[blockedA] == before[blockedA] {
-			break
-		}
+		settled := again[queries] == before[queries] && again[blockedA] == before[blockedA]
 		before = again
-	}
+		return settled
+	})
 	const n, m = 7, 5
 	for i := range n {
 		qtype := dns.TypeA
@@ -381,22 +379,18 @@ func TestMetricsAndAudit(t *testing.T) {
 
 	// The audit log: the ledger, then one block event per blocked query.
 	var events []ledger.Event
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	testenv.Eventually(t, 5*time.Second, fmt.Sprintf("the audit log holds %d block events", n), func() bool {
 		f, err := os.Open(audit)
 		if err != nil {
 			t.Fatal(err)
 		}
-		all, _, err := ledger.Check(f, audit, "")
-		f.Close()
-		if err != nil {
+		defer f.Close()
+		if events, _, err = ledger.Check(f, audit, ""); err != nil {
 			t.Fatal(err)
 		}
 		data, _ := os.ReadFile(audit)
-		if strings.Count(string(data), `.abuse.example.","qtype"`) == n { // the startup probe asks abuse.example itself
-			events = all
-			break
-		}
-	}
+		return strings.Count(string(data), `.abuse.example.","qtype"`) == n // the startup probe asks abuse.example itself
+	})
 	if len(events) != 1 || events[0].Event != ledger.ListApplied || events[0].List != "e2e" {
 		t.Errorf("ledger: %+v, want one list_applied of e2e (and %d block events)", events, n)
 	}

@@ -268,14 +268,11 @@ func startServer(t *testing.T, what string, cmd *exec.Cmd, addr string) string {
 	t.Helper()
 	testenv.Process(t, what, cmd)
 	c := &dns.Client{Timeout: 500 * time.Millisecond}
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	testenv.Eventually(t, 20*time.Second, what+" enforces its policy on "+addr, func() bool {
 		r, _, err := c.Exchange(new(dns.Msg).SetQuestion("abuse.example.", dns.TypeA), addr)
-		if err == nil && !strings.Contains(fmt.Sprint(r.Answer), upstreamtest.Answer) {
-			return addr
-		}
-	}
-	t.Fatalf("%s does not answer on %s", what, addr)
-	return ""
+		return err == nil && !strings.Contains(fmt.Sprint(r.Answer), upstreamtest.Answer)
+	})
+	return addr
 }
 
 // startBIND runs BIND's named on a loopback port with zone as its response

@@ -136,14 +136,11 @@ func Regblockd(t testing.TB, bin, corefile, wd, addr, probe string) *Output {
 	cmd.Dir = wd
 	logs := Process(t, "regblockd", cmd)
 	c := &dns.Client{Timeout: 500 * time.Millisecond}
-	var err error
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if _, _, err = c.Exchange(new(dns.Msg).SetQuestion(probe, dns.TypeA), addr); err == nil {
-			return logs
-		}
-	}
-	t.Fatalf("regblockd does not answer on %s: %v", addr, err)
-	return nil
+	Eventually(t, 20*time.Second, "regblockd answers on "+addr, func() bool {
+		_, _, err := c.Exchange(new(dns.Msg).SetQuestion(probe, dns.TypeA), addr)
+		return err == nil
+	})
+	return logs
 }
 
 // Eventually polls cond every 10 ms until it holds, for at most timeout,

@@ -16,6 +16,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/regblock/regblock/internal/testenv"
 	"github.com/regblock/regblock/internal/upstreamtest"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 	"github.com/regblock/regblock/plugin/pkg/listset"
@@ -64,15 +65,10 @@ func blocked(t *testing.T, addr, name string) bool {
 	return len(r.Answer) == 1 && r.Answer[0].(*dns.A).A.String() == "192.0.2.80"
 }
 
-// eventually polls cond every 10 ms for at most 5 s.
+// eventually polls cond for at most 5 s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("after 5 s: %s", what)
+	testenv.Eventually(t, 5*time.Second, what, cond)
 }
 
 func write(t *testing.T, path string, data []byte) {
