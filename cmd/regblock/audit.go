@@ -58,9 +58,12 @@ func auditCmd(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	if fs.NArg() == 0 || *server == "" || len(pubs) == 0 {
-		fs.Usage()
-		return 2
+	if code := require(fs,
+		need{*server != "", "-server is required: the resolver to audit, host:port"},
+		need{len(pubs) > 0, "-p is required: the public key the lists are signed with"},
+		need{fs.NArg() > 0, "no LIST to audit"},
+	); code >= 0 {
+		return code
 	}
 	cfg := audit.Config{Server: *server, Transport: *transport, Timeout: *timeout, Concurrency: *concurrency, Rate: *rate,
 		Sample: *sample, Seed: *seed, Canary: *canary, Progress: audit.ProgressTo(stderr)}

@@ -48,9 +48,8 @@ func diff(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	if fs.NArg() != 2 {
-		fs.Usage()
-		return 2
+	if code := require(fs, need{fs.NArg() == 2, "want two lists, OLD and NEW; got " + gotArgs(fs)}); code >= 0 {
+		return code
 	}
 	oldList, err := parseFile(fs.Arg(0), stderr)
 	if err != nil {

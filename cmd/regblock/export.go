@@ -40,9 +40,11 @@ func export(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	if fs.NArg() != 1 || *format == "" {
-		fs.Usage()
-		return 2
+	if code := require(fs,
+		need{*format != "", "-format is required (rpz)"},
+		need{fs.NArg() == 1, "want one LIST; got " + gotArgs(fs)},
+	); code >= 0 {
+		return code
 	}
 	if *format != "rpz" {
 		return fail(stderr, 2, fmt.Errorf("unknown -format %q", *format), "the only format is rpz")

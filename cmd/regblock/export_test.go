@@ -58,7 +58,7 @@ func TestExportCommand(t *testing.T) {
 		want string
 	}{
 		{[]string{"-format", "bind", list}, 2, `unknown -format "bind"`},
-		{[]string{list}, 2, "Usage: regblock export"},
+		{[]string{list}, 2, "regblock: error: -format is required"},
 		{[]string{"-format", "rpz", "-notice", "notice.example", list}, 2, `-notice "notice.example" is not an IPv4 or IPv6 address`},
 		{[]string{"-format", "rpz", "-p", pub, writeFile(t, dir, "forged.list", exampleList)}, 1, "forged.list was not exported"},
 	} {

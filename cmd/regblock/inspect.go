@@ -61,9 +61,8 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
+	if code := require(fs, need{fs.NArg() == 1, "want one LIST; got " + gotArgs(fs)}); code >= 0 {
+		return code
 	}
 	l, err := parseFile(fs.Arg(0), stderr)
 	if err != nil {

@@ -31,9 +31,8 @@ func keygen(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	if fs.NArg() != 0 {
-		fs.Usage()
-		return 2
+	if code := require(fs, need{fs.NArg() == 0, "keygen takes no arguments; got " + gotArgs(fs)}); code >= 0 {
+		return code
 	}
 	for _, path := range []string{*pubPath, *secPath} {
 		if _, err := os.Stat(path); err == nil {

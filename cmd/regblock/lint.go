@@ -27,9 +27,8 @@ func lint(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
+	if code := require(fs, need{fs.NArg() > 0, "no LIST to lint"}); code >= 0 {
+		return code
 	}
 	code := 0
 	for _, path := range fs.Args() {

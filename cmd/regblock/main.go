@@ -1,5 +1,18 @@
 // Command regblock is regblock's toolkit for regulators, operators and
-// auditors. Each subcommand lives in its own file with its own flag set.
+// auditors. Each subcommand lives in its own file with its own flag set;
+// the work itself is done in plugin/pkg and internal packages.
+//
+// Output rules, for every command:
+//   - Results go to standard output; nothing else does.
+//   - An error is one line on standard error, "regblock: error: " and a
+//     message in lower case without a final period, naming the file (and
+//     line) or the flag at fault; a hint, when there is one, follows as
+//     "regblock: hint: ". A list's own errors are printed one a line as
+//     "FILE:LINE: error: MESSAGE" before that line.
+//   - Exit status: 0 done, 1 failed (or, for audit and verify-hashed, the
+//     check did not pass), 2 misuse or could not run.
+//   - Misuse names the problem ("-dir is required", "-tls-cert needs
+//     -tls-key") rather than printing the usage; -h prints the usage.
 package main
 
 import (
@@ -8,6 +21,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 )
 
 // command is one subcommand: run gets the arguments after its name and
@@ -82,16 +97,64 @@ func newFlagSet(name, text string, stderr io.Writer) *flag.FlagSet {
 }
 
 // parseFlags parses args and returns the exit code to stop with, or -1 to
-// go on.
+// go on. A flag given after the arguments (Go's flags stop at the first
+// argument) is misuse, and the hint rebuilds the command meant.
 func parseFlags(fs *flag.FlagSet, args []string) int {
+	// The flag package prints its own errors and the whole usage on any
+	// mistake; keep it quiet and say it as every other error is said.
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
 	switch {
 	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
 		return 0
 	case err != nil:
-		return 2
+		return fail(out, 2, err, fmt.Sprintf("run '%s -h' for usage", fs.Name()))
+	}
+	rest := fs.Args()
+	for i, arg := range rest {
+		name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+		if strings.HasPrefix(arg, "-") && fs.Lookup(name) != nil {
+			meant := append(slices.Clone(rest[i:]), rest[:i]...)
+			return fail(fs.Output(), 2, fmt.Errorf("flag %s comes after the arguments, where it is taken as an argument", arg),
+				fmt.Sprintf("flags go first: did you mean '%s %s'?", fs.Name(), strings.Join(meant, " ")))
+		}
 	}
 	return -1
+}
+
+// need is a condition a command line must meet, and the problem to name
+// when it does not.
+type need struct {
+	ok      bool
+	problem string
+}
+
+// require checks needs in order and reports the first one not met as
+// misuse (exit 2), with a pointer to the usage; it returns -1 when all are
+// met.
+func require(fs *flag.FlagSet, needs ...need) int {
+	for _, n := range needs {
+		if !n.ok {
+			return fail(fs.Output(), 2, errors.New(n.problem), fmt.Sprintf("run '%s -h' for usage", fs.Name()))
+		}
+	}
+	return -1
+}
+
+// gotArgs names a command's count of arguments for a misuse message.
+func gotArgs(fs *flag.FlagSet) string {
+	switch fs.NArg() {
+	case 0:
+		return "none"
+	case 1:
+		return fmt.Sprintf("1 (%q)", fs.Arg(0))
+	}
+	return fmt.Sprintf("%d (%s)", fs.NArg(), strings.Join(fs.Args(), " "))
 }
 
 // fail prints an error, and a hint when there is one, and returns code.

@@ -48,6 +48,38 @@ func TestUsage(t *testing.T) {
 	}
 }
 
+// TestMisuse checks that each kind of misuse exits 2 with one error line
+// naming the problem (not the usage), and a hint.
+func TestMisuse(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string // the error line, after "regblock: error: "
+		hint string
+	}{
+		{[]string{"sync", "-url", "https://lists.regulator.example/", "-name", "x", "-p", "k.pub"}, "-dir is required: the lists directory to write into", "run 'regblock sync -h' for usage"},
+		{[]string{"sync", "-url", "u", "-name", "x", "-dir", ".", "-p", "k", "-once", "-every", "1m"}, "-once and -every exclude each other", ""},
+		{[]string{"notice", "-p", "k.pub", "-tls-cert", "c.pem", "lists"}, "-tls-cert needs -tls-key", ""},
+		{[]string{"notice", "-p", "k.pub", "-tls-key", "k.pem", "lists"}, "-tls-key needs -tls-cert", ""},
+		{[]string{"notice", "lists"}, "-p is required: the public keys the lists are signed with, as the resolver's", ""},
+		{[]string{"inspect", "a.list", "b.list"}, "want one LIST; got 2 (a.list b.list)", ""},
+		{[]string{"diff", "a.list"}, `want two lists, OLD and NEW; got 1 ("a.list")`, ""},
+		{[]string{"audit", "-p", "k.pub", "a.list"}, "-server is required: the resolver to audit, host:port", ""},
+		{[]string{"verify", "a.list", "-p", "k.pub"}, "flag -p comes after the arguments, where it is taken as an argument",
+			"flags go first: did you mean 'regblock verify -p k.pub a.list'?"},
+		{[]string{"sign", "-bogus"}, "flag provided but not defined: -bogus", "run 'regblock sign -h' for usage"},
+	} {
+		code, stdout, stderr := regblock(t, tc.args...)
+		lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+		if code != 2 || stdout != "" || len(lines) != 2 || lines[0] != "regblock: error: "+tc.want || !strings.HasPrefix(lines[1], "regblock: hint: ") {
+			t.Errorf("%v: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and the error %q with a hint", tc.args, code, stdout, stderr, tc.want)
+			continue
+		}
+		if tc.hint != "" && lines[1] != "regblock: hint: "+tc.hint {
+			t.Errorf("%v: %s, want the hint %q", tc.args, lines[1], tc.hint)
+		}
+	}
+}
+
 // writeLedger writes an audit log as the resolver does: ledger events
 // chained with ledger.Seal, block events between them, and FILE.head.
 func writeLedger(t *testing.T, path, head string, events []ledger.Event) string {

@@ -51,9 +51,13 @@ func noticeCmd(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	if fs.NArg() == 0 || len(pubs) == 0 || (*certFile == "") != (*keyFile == "") {
-		fs.Usage()
-		return 2
+	if code := require(fs,
+		need{len(pubs) > 0, "-p is required: the public keys the lists are signed with, as the resolver's"},
+		need{*certFile == "" || *keyFile != "", "-tls-cert needs -tls-key"},
+		need{*keyFile == "" || *certFile != "", "-tls-key needs -tls-cert"},
+		need{fs.NArg() > 0, "no LIST_OR_DIR: name the lists or their directory, as the resolver's"},
+	); code >= 0 {
+		return code
 	}
 	logger := log.New(stderr, "regblock notice: ", log.LstdFlags)
 

@@ -23,9 +23,8 @@ func probe(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
+	if code := require(fs, need{fs.NArg() == 1, "want one URL; got " + gotArgs(fs)}); code >= 0 {
+		return code
 	}
 	client := &http.Client{Timeout: 3 * time.Second}
 	resp, err := client.Get(fs.Arg(0))

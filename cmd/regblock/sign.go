@@ -34,9 +34,8 @@ func sign(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
+	if code := require(fs, need{fs.NArg() > 0, "no LIST to sign"}); code >= 0 {
+		return code
 	}
 	key, err := readSecretKey(*secPath, *passwordFile)
 	if err != nil {

@@ -96,9 +96,16 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	if *base == "" || *name == "" || *dir == "" || len(pubs) == 0 || fs.NArg() != 0 || (*once && *every > 0) || *every < 0 {
-		fs.Usage()
-		return 2
+	if code := require(fs,
+		need{*base != "", "-url is required: the base URL the lists are published under"},
+		need{*name != "", "-name is required: the list to fetch (NAME.list, or NAME.rpz)"},
+		need{*dir != "", "-dir is required: the lists directory to write into"},
+		need{len(pubs) > 0, "-p is required: the public keys the list must be signed with"},
+		need{fs.NArg() == 0, "sync takes no arguments; got " + gotArgs(fs)},
+		need{!*once || *every == 0, "-once and -every exclude each other"},
+		need{*every >= 0, "-every must be positive"},
+	); code >= 0 {
+		return code
 	}
 	u, err := url.Parse(*base)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {

@@ -27,9 +27,11 @@ func verify(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	if fs.NArg() == 0 || len(pubs) == 0 {
-		fs.Usage()
-		return 2
+	if code := require(fs,
+		need{len(pubs) > 0, "-p is required: the public keys to verify against"},
+		need{fs.NArg() > 0, "no LIST to verify"},
+	); code >= 0 {
+		return code
 	}
 	keys, err := readKeys(pubs)
 	if err != nil {

@@ -33,9 +33,8 @@ func verifyLedger(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
+	if code := require(fs, need{fs.NArg() > 0, "no FILE: name the audit log (and its rotated files)"}); code >= 0 {
+		return code
 	}
 
 	var events []ledger.Event

@@ -99,7 +99,7 @@ func parse(c *caddy.Controller) (config, error) {
 				for _, path := range args {
 					key, err := blocklist.ReadPublicKey(resolve(root, path))
 					if err != nil {
-						return cfg, c.Errf("pubkey: %v", strings.TrimPrefix(err.Error(), "blocklist: public key: "))
+						return cfg, c.Errf("pubkey: %v", strings.TrimPrefix(err.Error(), "public key: "))
 					}
 					cfg.keys = append(cfg.keys, key)
 				}

@@ -253,7 +253,7 @@ func New(lists []*ListIndex) (*Index, error) {
 	ix := &Index{lists: sorted}
 	for i, li := range sorted {
 		if i > 0 && li.list.Name == sorted[i-1].list.Name {
-			return nil, fmt.Errorf("blockindex: %s and %s both define list %q", sorted[i-1].list.File, li.list.File, li.list.Name)
+			return nil, fmt.Errorf("%s and %s both define list %q", sorted[i-1].list.File, li.list.File, li.list.Name)
 		}
 		ix.names = append(ix.names, li.list)
 		ix.ips = ix.ips || li.ips != nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"aead.dev/minisign"
 )
@@ -24,10 +25,10 @@ func ReadPublicKey(path string) (minisign.PublicKey, error) {
 	var key minisign.PublicKey
 	data, err := ReadFile(path, maxKeySize)
 	if err != nil {
-		return key, fmt.Errorf("blocklist: public key: %w", err)
+		return key, fmt.Errorf("public key: %w", err)
 	}
 	if err := key.UnmarshalText(data); err != nil {
-		return key, fmt.Errorf("blocklist: public key %s: not a minisign public key: %v", path, err)
+		return key, fmt.Errorf("public key %s: not a minisign public key (%s)", path, strings.TrimPrefix(err.Error(), "minisign: "))
 	}
 	return key, nil
 }
