@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
-	"time"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
@@ -52,23 +50,8 @@ func verify(args []string, stdout, stderr io.Writer) int {
 
 // printHeader prints a list's header, one field a line.
 func printHeader(w io.Writer, l *blocklist.List) {
-	row := func(k, v string) {
-		if v != "" {
-			fmt.Fprintf(w, "  %-10s %s\n", k+":", v)
-		}
+	for _, f := range l.Fields() {
+		fmt.Fprintf(w, "  %-10s %s\n", f.Key+":", f.Value)
 	}
-	row("name", l.Name)
-	row("issuer", l.Issuer)
-	row("serial", fmt.Sprint(l.Serial))
-	if !l.Issued.IsZero() { // an RPZ zone may not say
-		row("issued", l.Issued.Format(time.RFC3339))
-	}
-	if !l.Expires.IsZero() {
-		row("expires", l.Expires.Format(time.RFC3339))
-	}
-	row("authority", l.Authority)
-	row("appeal", l.Appeal)
-	row("contact", strings.Join(l.Contact, " "))
-	row("canary", l.Canary)
-	row("entries", fmt.Sprintf("%d blocking, %d exceptions", l.Blocking(), len(l.Entries)-l.Blocking()))
+	fmt.Fprintf(w, "  %-10s %d blocking, %d exceptions\n", "entries:", l.Blocking(), len(l.Entries)-l.Blocking())
 }

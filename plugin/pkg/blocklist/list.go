@@ -9,6 +9,8 @@ package blocklist
 import (
 	"crypto/sha256"
 	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -194,4 +196,34 @@ func (l *List) DropEntries() {
 // Expired reports whether the list has an expiry time before now.
 func (l *List) Expired(now time.Time) bool {
 	return !l.Expires.IsZero() && now.After(l.Expires)
+}
+
+// Field is one header field as written: its key and its value.
+type Field struct{ Key, Value string }
+
+// Fields returns the header's fields that are set, in the order a list
+// writes them, with values as written (times in RFC 3339, contacts
+// separated by blanks): what a header line, an RPZ zone's ";$" lines and
+// the toolkit's listings print.
+func (h Header) Fields() []Field {
+	var fields []Field
+	add := func(key, value string) {
+		if value != "" {
+			fields = append(fields, Field{key, value})
+		}
+	}
+	add("name", h.Name)
+	add("issuer", h.Issuer)
+	add("serial", strconv.FormatUint(h.Serial, 10))
+	if !h.Issued.IsZero() {
+		add("issued", h.Issued.Format(time.RFC3339))
+	}
+	if !h.Expires.IsZero() {
+		add("expires", h.Expires.Format(time.RFC3339))
+	}
+	add("authority", h.Authority)
+	add("appeal", h.Appeal)
+	add("contact", strings.Join(h.Contact, " "))
+	add("canary", h.Canary)
+	return fields
 }

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"time"
 )
 
 // The names of the synthetic SOA records regblock writes: in the negative
@@ -40,23 +39,11 @@ func WriteRPZ(w io.Writer, l *List, notice []netip.Addr, ttl uint32) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "; Response Policy Zone exported by regblock from %s: list %s, serial %d.\n", l.File, l.Name, l.Serial)
 	fmt.Fprintf(bw, "; regblock reads the %q lines as the list's header; other resolvers ignore them.\n", ";$")
-	header := func(key, value string) {
-		if value != "" {
-			fmt.Fprintf(bw, ";$ %s: %s\n", key, value)
+	for _, f := range l.Fields() {
+		if f.Key != "serial" { // the SOA's
+			fmt.Fprintf(bw, ";$ %s: %s\n", f.Key, f.Value)
 		}
 	}
-	header("name", l.Name)
-	header("issuer", l.Issuer)
-	if !l.Issued.IsZero() {
-		header("issued", l.Issued.Format(time.RFC3339))
-	}
-	if !l.Expires.IsZero() {
-		header("expires", l.Expires.Format(time.RFC3339))
-	}
-	header("authority", l.Authority)
-	header("appeal", l.Appeal)
-	header("contact", strings.Join(l.Contact, " "))
-	header("canary", l.Canary)
 	fmt.Fprintf(bw, "$TTL %d\n@ SOA %s %s %d 3600 600 86400 %d\n@ NS localhost.\n", ttl, SOAMname, SOARname, l.Serial, ttl)
 
 	for _, r := range rpzRecords(l) {
