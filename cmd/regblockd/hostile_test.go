@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -242,4 +243,58 @@ func TestRenameKeepsListInForce(t *testing.T) {
 		t.Error("a list renamed while regblockd was stopped is not enforced after the restart")
 	}
 	noRemoval()
+}
+
+// TestHostileListNames puts signed lists whose names are not safe as file
+// names in a lists directory: each is refused with the file and line of
+// its name, and nothing is written outside the state directory.
+func TestHostileListNames(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	root := t.TempDir()
+	dir, state := filepath.Join(root, "lists"), filepath.Join(root, "state")
+	os.Mkdir(dir, 0o755)
+	key := blocklisttest.NewKey(t)
+	key.WriteList(t, dir, "e2e.list", list)
+	hostile := []string{".", "..", ".hidden", "..x", "-x", strings.Repeat("a", 65)}
+	for i, name := range hostile {
+		key.WriteList(t, dir, fmt.Sprintf("hostile%d.list", i), strings.Replace(list, "name: e2e", "name: "+name, 1))
+	}
+	pub := key.WritePublic(t, t.TempDir())
+	port := testenv.FreePort(t)
+	logs := testenv.Regblockd(t, bin, `.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+dir+`
+        pubkey `+pub+`
+        notice 192.0.2.80
+        state `+state+`
+    }
+}
+`, ".", "127.0.0.1:"+port, "abuse.example.")
+	testenv.Eventually(t, 5*time.Second, "every hostile list is refused", func() bool {
+		return strings.Count(logs.String(), "rejected (parse_error)") == len(hostile)
+	})
+	for i := range hostile {
+		if at := filepath.Join(dir, fmt.Sprintf("hostile%d.list", i)) + ":2: list name"; !strings.Contains(logs.String(), at) {
+			t.Errorf("the log does not say %q", at)
+		}
+	}
+	var outside []string
+	filepath.Walk(root, func(path string, fi os.FileInfo, err error) error {
+		if rel, _ := filepath.Rel(root, path); rel != "." && rel != "lists" && rel != "state" && !strings.HasPrefix(rel, "lists/") && !strings.HasPrefix(rel, "state/") {
+			outside = append(outside, rel)
+		}
+		return nil
+	})
+	if len(outside) > 0 {
+		t.Errorf("files written outside the state directory: %v", outside)
+	}
+	saved, _ := filepath.Glob(filepath.Join(state, "*"))
+	for _, f := range saved {
+		if base := filepath.Base(f); !strings.HasPrefix(base, "e2e.") {
+			t.Errorf("the state directory holds %s", base)
+		}
+	}
 }

@@ -296,7 +296,7 @@ func (p *parser) header(text string) {
 	switch key {
 	case "name":
 		if !validListName(value) {
-			err = fmt.Errorf("list name %q: use 1 to 64 letters, digits, '.', '_' or '-'", value)
+			err = fmt.Errorf("list name %q: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", value)
 		}
 		h.Name = value
 	case "issuer":
@@ -330,17 +330,25 @@ func (p *parser) header(text string) {
 	}
 }
 
+// validListName reports whether s may name a list. A list's name becomes
+// the name of its files in the state directory, a metric label and a
+// ledger field: 1 to 64 letters, digits, '.', '_' or '-', starting with a
+// letter or digit, so that no name is ".", "..", hidden, a path, or holds
+// a control character.
 func validListName(s string) bool {
-	if len(s) > 64 {
+	if len(s) == 0 || len(s) > 64 || !isAlnum(s[0]) {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+		if c := s[i]; !isAlnum(c) && c != '.' && c != '_' && c != '-' {
 			return false
 		}
 	}
 	return true
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 func parseTime(key, value string) (time.Time, error) {
