@@ -298,3 +298,38 @@ func TestHostileListNames(t *testing.T) {
 		}
 	}
 }
+
+// TestGenerateRefused signs an RPZ zone of a few kilobytes whose $GENERATE
+// lines would expand to millions of records: regblockd refuses it, naming
+// the line, and keeps answering with the other lists.
+func TestGenerateRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	dir := t.TempDir()
+	key := blocklisttest.NewKey(t)
+	key.WriteList(t, dir, "e2e.list", list)
+	var zone strings.Builder
+	zone.WriteString("$TTL 300\n@ SOA localhost. hostmaster.regulator.example. 1 3600 600 86400 300\n  NS localhost.\n")
+	for i := range 100 {
+		fmt.Fprintf(&zone, "$GENERATE 0-65535 g%d-$.gen.example CNAME .\n", i)
+	}
+	key.WriteList(t, dir, "generated.rpz", zone.String())
+	pub := key.WritePublic(t, t.TempDir())
+	port := testenv.FreePort(t)
+	logs := testenv.Regblockd(t, bin, `.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+dir+`
+        pubkey `+pub+`
+        notice 192.0.2.80
+    }
+}
+`, ".", "127.0.0.1:"+port, "abuse.example.")
+	want := filepath.Join(dir, "generated.rpz") + ":4: $GENERATE directive not allowed"
+	testenv.Eventually(t, 10*time.Second, "the log says "+want, func() bool { return strings.Contains(logs.String(), want) })
+	r, err := query("127.0.0.1:"+port, "g0-7.gen.example.", dns.TypeA)
+	if err != nil || r.Rcode == dns.RcodeNameError {
+		t.Errorf("a name the $GENERATE lines would block: %v %v", r, err)
+	}
+}

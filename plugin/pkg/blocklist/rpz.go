@@ -151,6 +151,10 @@ func (p *parser) rpzLines(text string) bool {
 			i := strings.IndexFunc(line, isControl)
 			r, _ := utf8.DecodeRuneInString(line[i:])
 			p.errorf("control character %U in column %d", r, i+1)
+		case len(line) >= len("$GENERATE") && strings.EqualFold(line[:len("$GENERATE")], "$GENERATE"):
+			// One line expands to 65 536 records: a small file could
+			// make the parser build billions, past any size limit.
+			p.errorf("$GENERATE directive not allowed: write the records out (a list is bounded by its size, and one $GENERATE line makes up to 65 536 records)")
 		case strings.HasPrefix(line, rpzHeader):
 			if key, _, _ := strings.Cut(line[len(rpzHeader):], ":"); strings.TrimSpace(key) == "serial" {
 				p.errorf("the serial of an RPZ zone is its SOA serial, not a %q line", rpzHeader+" serial")

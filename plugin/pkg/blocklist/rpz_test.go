@@ -139,6 +139,8 @@ func TestParseRPZErrors(t *testing.T) {
 		{"; nothing\n", "t.rpz: no SOA record"},
 		{rpzHead + "a.example CNAME\n", "t.rpz:4: a.example.rpz.invalid.: CNAME record without data"},
 		{rpzHead + "$INCLUDE /etc/hosts\n", "t.rpz:4: $INCLUDE directive not allowed"},
+		{rpzHead + "$GENERATE 0-65535 x$.abuse.example CNAME .\n", "t.rpz:4: $GENERATE directive not allowed"},
+		{rpzHead + "$generate 1-2 x$ CNAME .\n", "t.rpz:4: $GENERATE directive not allowed"},
 		{";$ serial: 5\n" + rpzHead, `t.rpz:1: the serial of an RPZ zone is its SOA serial`},
 		{";$ colour: red\n" + rpzHead, `t.rpz:1: unknown header key "colour"`},
 		{rpzHead + "a.example CNAME . \x01\n", "t.rpz:4: control character U+0001"},
