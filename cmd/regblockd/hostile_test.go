@@ -16,6 +16,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/regblock/regblock/internal/testenv"
+	"github.com/regblock/regblock/internal/upstreamtest"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 	"github.com/regblock/regblock/plugin/pkg/ledger"
 )
@@ -331,5 +332,56 @@ func TestGenerateRefused(t *testing.T) {
 	r, err := query("127.0.0.1:"+port, "g0-7.gen.example.", dns.TypeA)
 	if err != nil || r.Rcode == dns.RcodeNameError {
 		t.Errorf("a name the $GENERATE lines would block: %v %v", r, err)
+	}
+}
+
+// TestOtherOpcodes sends a listed name to regblockd, in front of an
+// upstream that answers anything, under every opcode but QUERY and as the
+// second of two questions: none of the answers carries the upstream's
+// address.
+func TestOtherOpcodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	dir := t.TempDir()
+	key := blocklisttest.NewKey(t)
+	key.WriteList(t, dir, "e2e.list", list)
+	pub := key.WritePublic(t, t.TempDir())
+	up := upstreamtest.Start(t)
+	port := testenv.FreePort(t)
+	addr := "127.0.0.1:" + port
+	testenv.Regblockd(t, bin, `.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+dir+`
+        pubkey `+pub+`
+        notice 192.0.2.80
+    }
+    forward . `+up.Addr+`
+}
+`, ".", addr, "abuse.example.")
+	exchange := func(m *dns.Msg) *dns.Msg {
+		t.Helper()
+		r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, addr)
+		if err != nil {
+			t.Fatalf("opcode %d, %d questions: %v", m.Opcode, len(m.Question), err)
+		}
+		return r
+	}
+	for opcode := 1; opcode < 16; opcode++ {
+		m := new(dns.Msg).SetQuestion("abuse.example.", dns.TypeA)
+		m.Opcode = opcode
+		if r := exchange(m); strings.Contains(fmt.Sprint(r.Answer), upstreamtest.Answer) || r.Rcode != dns.RcodeNotImplemented {
+			t.Errorf("opcode %d for a listed name: rcode %s, answer %v; want NOTIMP and no upstream answer", opcode, dns.RcodeToString[r.Rcode], r.Answer)
+		}
+	}
+	m := new(dns.Msg).SetQuestion("unlisted.test.", dns.TypeA)
+	m.Question = append(m.Question, dns.Question{Name: "abuse.example.", Qtype: dns.TypeA, Qclass: dns.ClassINET})
+	if r := exchange(m); strings.Contains(fmt.Sprint(r.Answer), upstreamtest.Answer) || r.Rcode != dns.RcodeFormatError {
+		t.Errorf("a listed name as the second question: rcode %s, answer %v; want FORMERR", dns.RcodeToString[r.Rcode], r.Answer)
+	}
+	// A standard query still passes and still blocks.
+	if r := exchange(new(dns.Msg).SetQuestion("unlisted.test.", dns.TypeA)); len(r.Answer) != 1 || !strings.Contains(r.Answer[0].String(), upstreamtest.Answer) {
+		t.Errorf("unlisted.test: %v, want the upstream's answer", r.Answer)
 	}
 }

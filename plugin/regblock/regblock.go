@@ -52,7 +52,18 @@ func (rb *Regblock) shutdown() error {
 
 // ServeDNS implements the plugin.Handler interface.
 func (rb *Regblock) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	if r.Opcode != dns.OpcodeQuery || len(r.Question) != 1 {
+	switch {
+	case r.Opcode != dns.OpcodeQuery:
+		// NOTIFY, UPDATE, IQUERY, STATUS and the rest would go on to the
+		// next plugins unchecked, and the forward plugin sends them on with
+		// their question: a listed name's real answer could come back. A
+		// resolver has no use for them; the server answers NOTIMP.
+		return dns.RcodeNotImplemented, nil
+	case len(r.Question) > 1:
+		// Only the first question would be checked (RFC 9619: FORMERR).
+		return dns.RcodeFormatError, nil
+	case len(r.Question) == 0:
+		// A DNS cookie exchange: nothing to look up, nothing answered.
 		return plugin.NextOrFailure(rb.Name(), rb.Next, ctx, w, r)
 	}
 	server := metrics.WithServer(ctx)

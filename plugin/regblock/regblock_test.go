@@ -196,16 +196,27 @@ func TestReady(t *testing.T) {
 	}
 }
 
-func TestServeDNSPassesOtherOpcodes(t *testing.T) {
+// TestServeDNSOtherOpcodes: no opcode but QUERY, and no second question,
+// reaches the next plugin, where its question would go unchecked.
+func TestServeDNSOtherOpcodes(t *testing.T) {
 	rb := newFixture(t).plugin(t, "")
-	rb.Next = test.NextHandler(dns.RcodeRefused, nil)
-	req := new(dns.Msg).SetQuestion("abuse.example.", dns.TypeA)
-	req.Opcode = dns.OpcodeNotify
-	if code, _ := rb.ServeDNS(context.Background(), dnstest.NewRecorder(&test.ResponseWriter{}), req); code != dns.RcodeRefused {
-		t.Errorf("NOTIFY for a listed name was not passed on (rcode %d)", code)
+	rb.Next = test.NextHandler(dns.RcodeRefused, nil) // "passed on"
+	for opcode := 1; opcode < 16; opcode++ {
+		for _, name := range []string{"abuse.example.", "unlisted.test."} {
+			req := new(dns.Msg).SetQuestion(name, dns.TypeA)
+			req.Opcode = opcode
+			if code, _ := rb.ServeDNS(context.Background(), dnstest.NewRecorder(&test.ResponseWriter{}), req); code != dns.RcodeNotImplemented {
+				t.Errorf("opcode %d for %s: rcode %d, want NOTIMP", opcode, name, code)
+			}
+		}
+	}
+	two := new(dns.Msg).SetQuestion("unlisted.test.", dns.TypeA)
+	two.Question = append(two.Question, dns.Question{Name: "abuse.example.", Qtype: dns.TypeA, Qclass: dns.ClassINET})
+	if code, _ := rb.ServeDNS(context.Background(), dnstest.NewRecorder(&test.ResponseWriter{}), two); code != dns.RcodeFormatError {
+		t.Errorf("two questions: rcode %d, want FORMERR", code)
 	}
 	if code, _ := rb.ServeDNS(context.Background(), dnstest.NewRecorder(&test.ResponseWriter{}), new(dns.Msg)); code != dns.RcodeRefused {
-		t.Errorf("a query without a question was not passed on (rcode %d)", code)
+		t.Errorf("a query without a question (a cookie exchange) was not passed on (rcode %d)", code)
 	}
 }
 
