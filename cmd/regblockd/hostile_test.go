@@ -385,3 +385,80 @@ func TestOtherOpcodes(t *testing.T) {
 		t.Errorf("unlisted.test: %v, want the upstream's answer", r.Answer)
 	}
 }
+
+// TestAnswersCarryNoListedRecords has an upstream answer unlisted names
+// with records that hand a client a listed name or address in other ways
+// than a CNAME or an A record of the answer: additional records, HTTPS
+// hints and targets, a DNAME without the CNAME it stands for. regblockd
+// blocks or strips each, and leaves alone what only looks alike.
+func TestAnswersCarryNoListedRecords(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	dir := t.TempDir()
+	key := blocklisttest.NewKey(t)
+	key.WriteList(t, dir, "answers.list", `#! regblock-list 1
+#! name: answers
+#! serial: 1
+#! issued: 2026-11-28T06:00:00Z
+abuse.example ORDER-1 csam
+=exact.example ORDER-2
+ip:198.51.100.0/24 ORDER-3
+ip:2001:db8:9::/48 ORDER-4
+`)
+	pub := key.WritePublic(t, t.TempDir())
+	up := upstreamtest.Start(t)
+	up.SetReply("mx.test.", []string{"mx.test. 60 IN MX 10 mail.abuse.example."},
+		[]string{"mail.abuse.example. 60 IN A 192.0.2.1", "mail.abuse.example. 60 IN AAAA 2001:db8::1", "other.test. 60 IN A 192.0.2.2"})
+	up.SetReply("ns.test.", []string{"ns.test. 60 IN NS ns1.glue.test."}, []string{"ns1.glue.test. 60 IN A 198.51.100.7"})
+	up.SetReply("hint.test.", []string{"hint.test. 60 IN HTTPS 1 . alpn=h2 ipv4hint=198.51.100.9"}, nil)
+	up.SetReply("hint6.test.", []string{"hint6.test. 60 IN SVCB 1 . ipv6hint=2001:db8:9::9"}, nil)
+	up.SetReply("target.test.", []string{"target.test. 60 IN HTTPS 1 cdn.abuse.example. alpn=h2"}, nil)
+	up.SetReply("www.dname.test.", []string{"dname.test. 60 IN DNAME abuse.example.", "www.dname.test. 60 IN A 192.0.2.1"}, nil)
+	up.SetReply("www.exact.test.", []string{"exact.test. 60 IN DNAME exact.example.", "www.exact.test. 60 IN CNAME www.exact.example.", "www.exact.example. 60 IN A 192.0.2.1"}, nil)
+	port := testenv.FreePort(t)
+	addr := "127.0.0.1:" + port
+	testenv.Regblockd(t, bin, `.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+dir+`
+        pubkey `+pub+`
+        notice 192.0.2.80
+    }
+    forward . `+up.Addr+`
+}
+`, ".", addr, "abuse.example.")
+	ask := func(name string, qtype uint16) *dns.Msg {
+		t.Helper()
+		r, err := query(addr, name, qtype)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return r
+	}
+	text := func(rrs []dns.RR) string { return fmt.Sprint(rrs) }
+
+	r := ask("mx.test.", dns.TypeMX)
+	if len(r.Answer) != 1 || strings.Contains(text(r.Extra), "mail.abuse.example") || !strings.Contains(text(r.Extra), "other.test") {
+		t.Errorf("MX with a listed exchanger: answer %v, additional %v; want the MX, and only other.test's address", r.Answer, r.Extra)
+	}
+	if r := ask("ns.test.", dns.TypeNS); len(r.Answer) != 1 || strings.Contains(text(r.Extra), "198.51.100.7") {
+		t.Errorf("glue in a listed prefix: answer %v, additional %v; want the NS without the glue", r.Answer, r.Extra)
+	}
+	for _, name := range []string{"hint.test.", "hint6.test.", "target.test."} {
+		qtype := dns.TypeHTTPS
+		if name == "hint6.test." {
+			qtype = dns.TypeSVCB
+		}
+		r := ask(name, qtype)
+		if len(r.Answer) != 0 || ede(r) == nil || ede(r).InfoCode != dns.ExtendedErrorCodeCensored {
+			t.Errorf("%s: %v, want the block answer (NODATA with EDE Censored)", name, r)
+		}
+	}
+	if r := ask("www.dname.test.", dns.TypeA); len(r.Answer) != 1 || !strings.Contains(text(r.Answer), "192.0.2.80") {
+		t.Errorf("a DNAME into a listed zone without its CNAME: %v, want the notice address", r.Answer)
+	}
+	if r := ask("www.exact.test.", dns.TypeA); !strings.Contains(text(r.Answer), "192.0.2.1") || ede(r) != nil {
+		t.Errorf("a DNAME to a name listed exactly, which www.exact.example is not: %v, want the upstream's answer", r.Answer)
+	}
+}

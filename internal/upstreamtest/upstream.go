@@ -20,9 +20,37 @@ const Answer = "192.0.2.1"
 type Upstream struct {
 	Addr string // host:port on 127.0.0.1
 
-	mu    sync.Mutex
-	names []string
-	addrs map[string][]net.IP
+	mu      sync.Mutex
+	names   []string
+	addrs   map[string][]net.IP
+	replies map[string]reply
+}
+
+// reply is what SetReply gives a name.
+type reply struct{ answer, extra []dns.RR }
+
+// SetReply makes the upstream answer every query for name (fully
+// qualified, lower case) with the records answer and extra, in zone file
+// syntax, in the answer and additional sections. It panics on a record
+// that does not parse.
+func (u *Upstream) SetReply(name string, answer, extra []string) {
+	rrs := func(texts []string) []dns.RR {
+		var out []dns.RR
+		for _, text := range texts {
+			rr, err := dns.NewRR(text)
+			if err != nil {
+				panic(err)
+			}
+			out = append(out, rr)
+		}
+		return out
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.replies == nil {
+		u.replies = map[string]reply{}
+	}
+	u.replies[name] = reply{rrs(answer), rrs(extra)}
 }
 
 // SetAddrs makes the upstream answer A and AAAA queries for name (fully
@@ -77,7 +105,13 @@ func (u *Upstream) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		u.mu.Lock()
 		u.names = append(u.names, q.Name)
 		addrs, set := u.addrs[strings.ToLower(q.Name)]
+		canned, replied := u.replies[strings.ToLower(q.Name)]
 		u.mu.Unlock()
+		if replied {
+			m.Answer, m.Extra = canned.answer, canned.extra
+			w.WriteMsg(m)
+			return
+		}
 		if !set {
 			addrs = []net.IP{net.ParseIP(Answer)}
 		}

@@ -52,3 +52,44 @@ func BenchmarkQueriesCounter(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkCloakCheck measures what checking a passed answer costs: an
+// answer of a CNAME and two A records, with an OPT record in the additional
+// section, through the cloaking writer, with lists without and with
+// address entries.
+func BenchmarkCloakCheck(b *testing.B) {
+	var answer []dns.RR
+	for _, text := range []string{"www.unlisted.test. 60 IN CNAME cdn.unlisted.test.", "cdn.unlisted.test. 60 IN A 192.0.2.1", "cdn.unlisted.test. 60 IN A 192.0.2.2"} {
+		rr, err := dns.NewRR(text)
+		if err != nil {
+			b.Fatal(err)
+		}
+		answer = append(answer, rr)
+	}
+	upstream := plugintest.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		m := new(dns.Msg).SetReply(r)
+		m.Answer, m.Extra = answer, r.Extra // read only: the writer copies what it changes
+		w.WriteMsg(m)
+		return dns.RcodeSuccess, nil
+	})
+	for _, extra := range []string{"", "ip:198.51.100.0/24\n"} {
+		f := newFixture(b)
+		f.key.WriteList(b, f.dir, "test-csam.list", testList+extra)
+		rb := f.plugin(b, "notice 192.0.2.80")
+		rb.Next = upstream
+		w := &nopWriter{}
+		ctx := context.WithValue(context.Background(), dnsserver.Key{}, &dnsserver.Server{Addr: "dns://:53"})
+		req := new(dns.Msg).SetQuestion("www.unlisted.test.", dns.TypeA)
+		req.SetEdns0(1232, false)
+		name := "names"
+		if extra != "" {
+			name = "names+addresses"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				rb.ServeDNS(ctx, w, req)
+			}
+		})
+	}
+}

@@ -5,7 +5,10 @@ package regblock
 
 import (
 	"context"
+	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -105,10 +108,13 @@ func (rb *Regblock) block(w dns.ResponseWriter, r *dns.Msg, m blockindex.Match, 
 }
 
 // cloakWriter sees the answers of the plugins after regblock. An answer
-// whose CNAME or DNAME chain reaches a listed name, at any depth, is
-// replaced by the block answer for that name, as RPZ resolvers do: a name
-// that is not listed must not become a way to reach one that is. So is an
-// answer with an address in a listed prefix (an RPZ response-IP trigger).
+// that leads to a listed name, through CNAME and DNAME records at any depth
+// or an HTTPS or SVCB record's target (cloaking), is replaced by the block
+// answer for that name, as RPZ resolvers do: a name that is not listed must
+// not become a way to reach one that is. So is an answer with an address
+// in a listed prefix (an RPZ response-IP trigger), HTTPS and SVCB address
+// hints included. Records of the additional section that are owned by a
+// listed name or hold a listed address are left out.
 type cloakWriter struct {
 	dns.ResponseWriter
 	rb     *Regblock
@@ -119,38 +125,141 @@ type cloakWriter struct {
 // WriteMsg implements dns.ResponseWriter.
 func (w *cloakWriter) WriteMsg(res *dns.Msg) error {
 	ix := w.rb.index.Load()
-	for _, rr := range res.Answer {
-		var target string
-		switch rr := rr.(type) {
-		case *dns.CNAME:
-			target = rr.Target
-		case *dns.DNAME:
-			target = rr.Target
-		default:
-			continue
-		}
-		if m, ok := ix.Lookup(target); ok {
-			return w.rb.block(w.ResponseWriter, w.req, m, target, w.server)
-		}
+	qname := w.req.Question[0].Name
+	var m blockindex.Match
+	var target string
+	if anyRedirect(qname, res.Answer, func(name string) (ok bool) { m, ok = ix.Lookup(name); target = name; return ok }) {
+		return w.rb.block(w.ResponseWriter, w.req, m, target, w.server)
 	}
 	if ix.HasAddrs() {
-		qname := w.req.Question[0].Name
+		listed := func(addr netip.Addr) (ok bool) { m, ok = ix.LookupAddr(qname, addr); return ok }
 		for _, rr := range res.Answer {
-			var addr netip.Addr
-			switch rr := rr.(type) {
-			case *dns.A:
-				addr, _ = netip.AddrFromSlice(rr.A)
-			case *dns.AAAA:
-				addr, _ = netip.AddrFromSlice(rr.AAAA)
-			default:
-				continue
-			}
-			if m, ok := ix.LookupAddr(qname, addr); ok {
+			if anyAddr(rr, listed) {
 				return w.rb.block(w.ResponseWriter, w.req, m, qname, w.server)
 			}
 		}
 	}
-	return w.ResponseWriter.WriteMsg(res)
+	return w.ResponseWriter.WriteMsg(withoutListedExtra(ix, res))
+}
+
+// anyRedirect reports whether fn holds for a name an answer to qname
+// sends a client on to: a CNAME target, a name a DNAME record makes of
+// qname or of such a target (whether or not the answer holds the CNAME it
+// synthesises), or an HTTPS or SVCB target name.
+func anyRedirect(qname string, answer []dns.RR, fn func(name string) bool) bool {
+	for _, rr := range answer {
+		if target := redirect(rr); target != "" && fn(target) {
+			return true
+		}
+	}
+	for _, rr := range answer {
+		d, ok := rr.(*dns.DNAME)
+		if !ok {
+			continue
+		}
+		if synth, ok := dnameTarget(d, qname); ok && fn(synth) {
+			return true
+		}
+		for _, rr := range answer {
+			if target := redirect(rr); target != "" {
+				if synth, ok := dnameTarget(d, target); ok && fn(synth) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// redirect returns the target of a CNAME, HTTPS or SVCB record, or "".
+func redirect(rr dns.RR) string {
+	switch rr := rr.(type) {
+	case *dns.CNAME:
+		return rr.Target
+	case *dns.SVCB:
+		if rr.Target != "." {
+			return rr.Target
+		}
+	case *dns.HTTPS:
+		if rr.Target != "." {
+			return rr.Target
+		}
+	}
+	return ""
+}
+
+// dnameTarget returns the name d makes of name, if name is below d's owner.
+func dnameTarget(d *dns.DNAME, name string) (string, bool) {
+	owner := d.Hdr.Name
+	if len(name) <= len(owner) || !strings.EqualFold(name[len(name)-len(owner):], owner) || name[len(name)-len(owner)-1] != '.' {
+		return "", false
+	}
+	return name[:len(name)-len(owner)] + d.Target, true
+}
+
+// anyAddr reports whether fn holds for an address rr hands a client: an A
+// or AAAA record's, or one of an HTTPS or SVCB record's hints.
+func anyAddr(rr dns.RR, fn func(netip.Addr) bool) bool {
+	switch rr := rr.(type) {
+	case *dns.A:
+		return anyIP(fn, rr.A)
+	case *dns.AAAA:
+		return anyIP(fn, rr.AAAA)
+	case *dns.SVCB:
+		return anyHint(rr.Value, fn)
+	case *dns.HTTPS:
+		return anyHint(rr.Value, fn)
+	}
+	return false
+}
+
+func anyHint(kvs []dns.SVCBKeyValue, fn func(netip.Addr) bool) bool {
+	for _, kv := range kvs {
+		switch kv := kv.(type) {
+		case *dns.SVCBIPv4Hint:
+			if anyIP(fn, kv.Hint...) {
+				return true
+			}
+		case *dns.SVCBIPv6Hint:
+			if anyIP(fn, kv.Hint...) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func anyIP(fn func(netip.Addr) bool, ips ...net.IP) bool {
+	for _, ip := range ips {
+		if addr, ok := netip.AddrFromSlice(ip); ok && fn(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// withoutListedExtra returns res, or a copy of it without the additional
+// records owned by a listed name or holding a listed address: glue for a
+// listed name server, or the address of a listed mail exchanger.
+func withoutListedExtra(ix *blockindex.Index, res *dns.Msg) *dns.Msg {
+	listed := func(rr dns.RR) bool {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			return false
+		}
+		if _, ok := ix.Lookup(rr.Header().Name); ok {
+			return true
+		}
+		return ix.HasAddrs() && anyAddr(rr, func(addr netip.Addr) bool {
+			_, ok := ix.LookupAddr(rr.Header().Name, addr)
+			return ok
+		})
+	}
+	if !slices.ContainsFunc(res.Extra, listed) {
+		return res
+	}
+	res = res.Copy()
+	res.Extra = slices.DeleteFunc(res.Extra, listed)
+	return res
 }
 
 // Name implements the plugin.Handler interface.
