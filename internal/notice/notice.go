@@ -10,11 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"log"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -252,3 +254,22 @@ func (e Events) Expired(c *listset.Current) {
 }
 func (e Events) Waiting(path string) { e.Log.Printf("list file %s has no signature yet", path) }
 func (e Events) Error(err error)     { e.Log.Print(err) }
+
+// visitorAddr matches an IPv4 or IPv6 address with a port, as net/http
+// writes a client's address in its error log ("TLS handshake error from
+// 192.0.2.7:51234", "panic serving [2001:db8::7]:443").
+var visitorAddr = regexp.MustCompile(`\[[0-9A-Fa-f:.%\w]+\]:\d+|\b\d{1,3}(?:\.\d{1,3}){3}:\d+`)
+
+// Redact returns a writer for the HTTP server's error log that writes each
+// line to w with every address and port replaced by "a visitor": the page
+// never logs who came to see it, not even in a TLS handshake error.
+func Redact(w io.Writer) io.Writer { return redactor{w} }
+
+type redactor struct{ w io.Writer }
+
+func (r redactor) Write(p []byte) (int, error) {
+	if _, err := r.w.Write(visitorAddr.ReplaceAll(p, []byte("a visitor"))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

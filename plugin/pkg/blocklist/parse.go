@@ -359,10 +359,16 @@ func parseTime(key, value string) (time.Time, error) {
 	return t, nil
 }
 
+// The appeal address and the contacts go into HTTP headers (the notice
+// page's Link), HTML links and the EDE's JSON: they are absolute URIs of
+// the schemes allowed, with none of the characters that could end or break
+// out of a header value, an attribute or a string.
+const uriForbidden = " \t\"'<>\\`{}|^"
+
 func checkWebAddress(value string) error {
 	u, err := url.Parse(value)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("appeal %q is not a web address (https://...)", value)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || strings.ContainsAny(value, uriForbidden) {
+		return fmt.Errorf("appeal %q is not an https:// web address (without spaces, quotes or angle brackets)", value)
 	}
 	return nil
 }
@@ -372,8 +378,8 @@ func parseContact(value string) ([]string, error) {
 	for _, u := range uris {
 		scheme, rest, _ := strings.Cut(u, ":")
 		scheme = strings.ToLower(scheme)
-		if (scheme != "mailto" && scheme != "tel") || rest == "" {
-			return nil, fmt.Errorf("contact %q is not a mailto: or tel: URI", u)
+		if (scheme != "mailto" && scheme != "tel") || rest == "" || strings.ContainsAny(u, uriForbidden) {
+			return nil, fmt.Errorf("contact %q is not a mailto: or tel: URI (without quotes or angle brackets)", u)
 		}
 	}
 	return uris, nil
