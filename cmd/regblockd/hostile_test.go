@@ -462,3 +462,45 @@ ip:2001:db8:9::/48 ORDER-4
 		t.Errorf("a DNAME to a name listed exactly, which www.exact.example is not: %v, want the upstream's answer", r.Answer)
 	}
 }
+
+// TestMetricCardinality fills a lists directory with files that never
+// become a list in force, under made-up names: they are counted under one
+// bounded label and add no series of their own.
+func TestMetricCardinality(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	dir := t.TempDir()
+	key := blocklisttest.NewKey(t)
+	key.WriteList(t, dir, "e2e.list", list)
+	other := blocklisttest.NewKey(t)
+	const files = 40
+	for i := range files {
+		name := fmt.Sprintf("made-up-%d", i)
+		if i%2 == 0 { // signed by a key nobody trusts
+			other.WriteList(t, dir, name+".list", strings.Replace(list, "name: e2e", "name: "+name, 1))
+		} else { // garbage
+			os.WriteFile(filepath.Join(dir, name+".list"), []byte("garbage\n"), 0o644)
+			os.WriteFile(filepath.Join(dir, name+".list.minisig"), []byte("garbage\n"), 0o644)
+		}
+	}
+	pub := key.WritePublic(t, t.TempDir())
+	port, metricsPort := testenv.FreePort(t), testenv.FreePort(t)
+	testenv.Regblockd(t, bin, `.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+dir+`
+        pubkey `+pub+`
+        notice 192.0.2.80
+    }
+    prometheus 127.0.0.1:`+metricsPort+`
+}
+`, ".", "127.0.0.1:"+port, "abuse.example.")
+	body := string(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))
+	if strings.Contains(body, "made-up") {
+		t.Errorf("a file that never became a list added series:\n%s", body)
+	}
+	if got := metricValues([]byte(body))[`coredns_regblock_reloads_total{list="unknown",result="bad_signature"}`]; got != files {
+		t.Errorf("reloads_total{list=\"unknown\",result=\"bad_signature\"} = %v, want %d", got, files)
+	}
+}

@@ -44,6 +44,7 @@ type Current struct {
 type Rejection struct {
 	Path    string
 	List    string  // the list's name, or the file's name without .list when unknown
+	Unknown bool    // List is the file's name: nothing verified says which list it is
 	Result  string  // a blocklist.Reason or ResultRollback
 	Err     error   // what is wrong, naming the file and line
 	Serial  *uint64 // of the refused version, when it was read
@@ -306,14 +307,15 @@ func compile(l *blocklist.List) (*blockindex.ListIndex, error) {
 // reject reports a list version that was refused; the version in force, if
 // any, stays.
 func (s *Set) reject(path, name string, err error, serial *uint64) {
+	unknown := false
 	if name == "" {
 		if c := s.fromPath(path); c != nil {
 			name = c.List.Name
 		} else {
-			name = blocklist.TrimSuffix(filepath.Base(path))
+			name, unknown = blocklist.TrimSuffix(filepath.Base(path)), true
 		}
 	}
-	s.events.Rejected(Rejection{Path: path, List: name, Result: Result(err), Err: err, Serial: serial, InForce: s.inForce[name]})
+	s.events.Rejected(Rejection{Path: path, List: name, Unknown: unknown, Result: Result(err), Err: err, Serial: serial, InForce: s.inForce[name]})
 }
 
 // remove takes list name out of force.
