@@ -18,16 +18,25 @@ const passwordEnv = "REGBLOCK_PASSWORD"
 
 // readPassword returns the password of a secret key: from passwordFile if
 // given, else from $REGBLOCK_PASSWORD, else asked on the terminal (twice
-// when confirm is set, for a new key).
+// when confirm is set, for a new key). A new key's password is never
+// empty, wherever it comes from: an empty file or variable is a mistake,
+// and -W is how to ask for no password.
 func readPassword(passwordFile string, confirm bool) (string, error) {
 	if passwordFile != "" {
-		data, err := os.ReadFile(passwordFile)
+		data, err := blocklist.ReadFile(passwordFile, 4<<10)
 		if err != nil {
 			return "", err
 		}
-		return strings.TrimRight(string(data), "\r\n"), nil
+		pw := strings.TrimRight(string(data), "\r\n")
+		if confirm && pw == "" {
+			return "", fmt.Errorf("empty password in %s", passwordFile)
+		}
+		return pw, nil
 	}
 	if pw, ok := os.LookupEnv(passwordEnv); ok {
+		if confirm && pw == "" {
+			return "", fmt.Errorf("empty password in $%s", passwordEnv)
+		}
 		return pw, nil
 	}
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)

@@ -234,15 +234,19 @@ func (s *syncer) syncOnce(ctx context.Context) error {
 	}
 	s.serial.WithLabelValues(s.name).Set(float64(l.Serial))
 
-	if old, err := blocklist.Load(s.listPath(), s.keys, s.maxSize); err == nil && old.Name == l.Name {
-		switch unchanged, err := listset.Decide(old, l); {
-		case unchanged:
-			s.log.Printf("%s: serial %d already in %s", s.name, l.Serial, s.dir)
-			return s.saveValidators(newV)
-		case err != nil:
-			return &syncError{listset.ResultRollback, fmt.Errorf("%s: the server offers serial %d, not newer than serial %d in %s: refusing a rollback",
-				s.name, l.Serial, old.Serial, s.listPath())}
-		}
+	var old *blocklist.List
+	if o, err := blocklist.Load(s.listPath(), s.keys, s.maxSize); err == nil && o.Name == l.Name {
+		old = o
+	}
+	switch unchanged, err := listset.Decide(old, l, time.Now()); {
+	case unchanged:
+		s.log.Printf("%s: serial %d already in %s", s.name, l.Serial, s.dir)
+		return s.saveValidators(newV)
+	case errors.Is(err, listset.ErrRollback):
+		return &syncError{listset.ResultRollback, fmt.Errorf("%s: the server offers serial %d, not newer than serial %d in %s: refusing a rollback",
+			s.name, l.Serial, old.Serial, s.listPath())}
+	case err != nil:
+		return &syncError{listset.Result(err), err}
 	}
 	// Both files are complete beside their final names before either is
 	// renamed, and the two renames follow each other at once.

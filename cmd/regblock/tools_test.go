@@ -128,6 +128,22 @@ func TestKeygenPassword(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "no password") {
 		t.Errorf("keygen without a password source: %v %s", err, out)
 	}
+	// An empty password, from a file or the environment, is refused as it
+	// is on a terminal: the key would be encrypted with nothing.
+	empty := writeFile(t, dir, "empty", "\n")
+	if code, _, stderr := regblock(t, "keygen", "-p", filepath.Join(dir, "e.pub"), "-s", filepath.Join(dir, "e.key"), "-password-file", empty); code != 1 || !strings.Contains(stderr, "empty password in "+empty) {
+		t.Errorf("keygen with an empty password file: exit %d, %s", code, stderr)
+	}
+	cmd = exec.Command(bin, "keygen", "-p", filepath.Join(dir, "v.pub"), "-s", filepath.Join(dir, "v.key"))
+	cmd.Env = append(os.Environ(), "REGBLOCK_PASSWORD=")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "empty password in $REGBLOCK_PASSWORD") {
+		t.Errorf("keygen with an empty $REGBLOCK_PASSWORD: %v %s", err, out)
+	}
+	for _, f := range []string{"e.pub", "e.key", "v.pub", "v.key"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			t.Errorf("%s was written", f)
+		}
+	}
 }
 
 // TestStockMinisignInterop: keys and signatures made by either tool are

@@ -504,3 +504,53 @@ func TestMetricCardinality(t *testing.T) {
 		t.Errorf("reloads_total{list=\"unknown\",result=\"bad_signature\"} = %v, want %d", got, files)
 	}
 }
+
+// TestIssuedInTheFuture publishes a version that says it was issued a day
+// from now: regblockd refuses it, keeps the version in force, and the
+// enforcement delay stays what it was (a negative one would hide a late
+// list from its alert).
+func TestIssuedInTheFuture(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	dir := t.TempDir()
+	key := blocklisttest.NewKey(t)
+	key.WriteList(t, dir, "e2e.list", list)
+	pub := key.WritePublic(t, t.TempDir())
+	port, metricsPort := testenv.FreePort(t), testenv.FreePort(t)
+	logs := testenv.Regblockd(t, bin, `.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+dir+`
+        pubkey `+pub+`
+        notice 192.0.2.80
+    }
+    prometheus 127.0.0.1:`+metricsPort+`
+}
+`, ".", "127.0.0.1:"+port, "abuse.example.")
+	metrics := "http://127.0.0.1:" + metricsPort + "/metrics"
+	delay := `coredns_regblock_list_enforcement_delay_seconds{list="e2e"}`
+	before := metricValues(scrape(t, metrics))[delay]
+	tomorrow := time.Now().UTC().Add(24 * time.Hour).Format(time.RFC3339)
+	future := strings.NewReplacer("serial: 3", "serial: 4", "issued: 2026-11-28T06:00:00Z", "issued: "+tomorrow).Replace(list) + "future.example\n"
+	staged := t.TempDir()
+	key.WriteList(t, staged, "e2e.list", future)
+	for _, f := range []string{"e2e.list.minisig", "e2e.list"} {
+		if err := os.Rename(filepath.Join(staged, f), filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, "the version from the future is refused", func() bool {
+		return strings.Contains(logs.String(), "issued in the future")
+	})
+	after := metricValues(scrape(t, metrics))
+	if after[`coredns_regblock_list_serial{list="e2e"}`] != 3 || after[delay] != before || before <= 0 {
+		t.Errorf("serial %v, delay %v (before %v); want serial 3 and the delay unchanged", after[`coredns_regblock_list_serial{list="e2e"}`], after[delay], before)
+	}
+	if after[`coredns_regblock_reloads_total{list="e2e",result="parse_error"}`] != 1 {
+		t.Errorf("the refusal is not counted as parse_error")
+	}
+	if r, err := query("127.0.0.1:"+port, "future.example.", dns.TypeA); err == nil && len(r.Answer) == 1 {
+		t.Error("a name of the refused version is blocked")
+	}
+}

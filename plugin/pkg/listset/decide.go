@@ -3,6 +3,7 @@ package listset
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
@@ -18,18 +19,31 @@ const (
 // one in force, or of the same serial with other bytes.
 var ErrRollback = errors.New("rollback")
 
+// ErrFromTheFuture is wrapped by Decide's error for a version issued more
+// than MaxClockSkew after now: applied, it would make the enforcement
+// delay negative, which hides the alert on a late list.
+var ErrFromTheFuture = errors.New("issued in the future")
+
+// MaxClockSkew is how far ahead of this machine's clock a list's issue
+// time may be.
+const MaxClockSkew = 5 * time.Minute
+
 // Decide says whether next, a verified version of the list inForce (nil
-// when none is in force), may replace it: unchanged when it has the same
-// bytes, an error wrapping ErrRollback when its serial is not higher (a
-// published serial never changes), and nil when it is to be applied. The
-// resolver, the notice server and sync all ask it, so that all three
-// accept the same versions.
-func Decide(inForce, next *blocklist.List) (unchanged bool, err error) {
+// when none is in force), may replace it at time now: unchanged when it has
+// the same bytes, an error wrapping ErrRollback when its serial is not
+// higher (a published serial never changes), one wrapping ErrFromTheFuture
+// when it was issued more than MaxClockSkew after now, and nil when it is
+// to be applied. The resolver, the notice server and sync all ask it, so
+// that all three accept the same versions.
+func Decide(inForce, next *blocklist.List, now time.Time) (unchanged bool, err error) {
 	switch {
+	case inForce != nil && inForce.SHA256 == next.SHA256:
+		return true, nil
+	case next.Issued.After(now.Add(MaxClockSkew)):
+		return false, fmt.Errorf("%s: %w: list %q serial %d says it was issued at %s, %v after this machine's clock (at most %v is allowed)",
+			next.File, ErrFromTheFuture, next.Name, next.Serial, next.Issued.Format(time.RFC3339), next.Issued.Sub(now).Round(time.Second), MaxClockSkew)
 	case inForce == nil:
 		return false, nil
-	case inForce.SHA256 == next.SHA256:
-		return true, nil
 	case next.Serial <= inForce.Serial:
 		return false, fmt.Errorf("%s: %w: list %q serial %d is not newer than serial %d in force (a published serial never changes)",
 			next.File, ErrRollback, next.Name, next.Serial, inForce.Serial)
@@ -45,6 +59,8 @@ func Result(err error) string {
 	switch {
 	case errors.Is(err, ErrRollback):
 		return ResultRollback
+	case errors.Is(err, ErrFromTheFuture):
+		return string(blocklist.ReasonParseError) // the header is wrong
 	case errors.As(err, &le):
 		return string(le.Reason)
 	}

@@ -257,7 +257,7 @@ func (s *Set) consider(path string) *Current {
 	if cur != nil {
 		inForce = cur.List
 	}
-	switch unchanged, err := Decide(inForce, l); {
+	switch unchanged, err := Decide(inForce, l, s.Now()); {
 	case unchanged:
 		s.events.Unchanged(l.Name)
 		return nil

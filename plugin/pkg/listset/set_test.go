@@ -106,7 +106,12 @@ func (f *fixture) blocks(name string) bool {
 
 func TestDecide(t *testing.T) {
 	list := func(serial uint64, b byte) *blocklist.List {
-		return &blocklist.List{Header: blocklist.Header{Name: "x", Serial: serial}, File: "x.list", SHA256: [32]byte{b}}
+		return &blocklist.List{Header: blocklist.Header{Name: "x", Serial: serial, Issued: time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)}, File: "x.list", SHA256: [32]byte{b}}
+	}
+	future := func(ahead time.Duration) *blocklist.List {
+		l := list(9, 9)
+		l.Issued = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).Add(ahead)
+		return l
 	}
 	for _, tc := range []struct {
 		name          string
@@ -119,13 +124,19 @@ func TestDecide(t *testing.T) {
 		{"newer", list(5, 1), list(6, 2), false, false},
 		{"older", list(5, 1), list(4, 2), false, true},
 		{"same serial, other bytes", list(5, 1), list(5, 2), false, true},
+		{"issued within the skew", list(5, 1), future(MaxClockSkew), false, false},
 	} {
-		unchanged, err := Decide(tc.inForce, tc.next)
+		unchanged, err := Decide(tc.inForce, tc.next, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
 		if unchanged != tc.unchanged || errors.Is(err, ErrRollback) != tc.rollback {
 			t.Errorf("%s: unchanged %v, error %v; want %v, rollback %v", tc.name, unchanged, err, tc.unchanged, tc.rollback)
 		}
 		if tc.rollback && Result(err) != ResultRollback {
 			t.Errorf("%s: result %q, want rollback", tc.name, Result(err))
+		}
+	}
+	for _, inForce := range []*blocklist.List{nil, list(5, 1)} {
+		if _, err := Decide(inForce, future(MaxClockSkew+time.Second), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)); !errors.Is(err, ErrFromTheFuture) || Result(err) != "parse_error" {
+			t.Errorf("a version issued past the skew (in force: %v): %v, result %q", inForce != nil, err, Result(err))
 		}
 	}
 	if got := Result(&blocklist.LoadError{Reason: blocklist.ReasonTooLarge, Err: errors.New("x")}); got != "too_large" {
