@@ -33,7 +33,7 @@ func TestFleet(t *testing.T) {
 	fleet := make([]member, size)
 	syncInto := func(m member) {
 		t.Helper()
-		if code, _, stderr := regblock(t, "sync", "-once", "-url", web.URL+"/lists/", "-insecure-http", "-name", "example", "-dir", m.dir, "-p", pub); code != 0 {
+		if code, _, stderr := regblock(t, "sync", "-once", "-url", web.URL+"/lists/", "-insecure-http", "-name", "example-csam", "-dir", m.dir, "-p", pub); code != 0 {
 			t.Errorf("sync into %s: %s", m.dir, stderr)
 		}
 	}

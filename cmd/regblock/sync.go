@@ -30,12 +30,15 @@ import (
 const syncUsage = `Usage: regblock sync -url BASE -name NAME -dir DIR -p PUB [-once | -every DURATION] [flags]
 
 Fetches BASE/NAME.list and BASE/NAME.list.minisig, verifies the signature and
-parses the list before anything touches DIR, refuses a rollback (a serial
-lower than the list in DIR, or the same serial with other bytes), and writes
-both files atomically, so that a resolver watching DIR sees one consistent
-pair. Conditional GET (ETag, Last-Modified) makes an unchanged list cost one
-small request. Failed fetches are retried with exponential back-off and
-jitter. HTTPS only, unless -insecure-http.
+parses the list before anything touches DIR, refuses a list whose name is
+not NAME and a rollback (a serial lower than the list in DIR, or the same
+serial with other bytes), and renames both files into place, so that a
+resolver watching DIR sees one consistent pair. The list streams to a
+temporary file in DIR, never past -max-size. Conditional GET (ETag,
+Last-Modified) makes an unchanged list cost one small request, while the
+list in DIR still verifies. Failed fetches are retried with exponential
+back-off and jitter. HTTPS only, unless -insecure-http; redirects only to
+https on the same host, unless -allow-redirect-host.
 
 Exit status with -once: 0 the list in DIR is the newest valid one (written
 or unchanged), 1 it could not be updated, 2 misuse. With -every it runs
@@ -54,9 +57,11 @@ type syncer struct {
 	keys      []minisign.PublicKey
 	maxSize   int64
 	client    *http.Client
-	retries   int
-	retryWait time.Duration
-	log       *log.Logger
+	// insecure allows http redirects, otherHosts redirects off the host.
+	insecure, otherHosts bool
+	retries              int
+	retryWait            time.Duration
+	log                  *log.Logger
 
 	lastSuccess *prometheus.GaugeVec
 	failures    *prometheus.CounterVec
@@ -87,7 +92,8 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&pubs, "p", "trusted public key `file` (repeat, or separate with commas)")
 	once := fs.Bool("once", false, "fetch once and exit (the default)")
 	every := fs.Duration("every", 0, "fetch every `duration`, until stopped")
-	insecure := fs.Bool("insecure-http", false, "allow a plain http:// URL")
+	insecure := fs.Bool("insecure-http", false, "allow a plain http:// URL, and redirects to one")
+	otherHosts := fs.Bool("allow-redirect-host", false, "follow redirects to another host than the -url's")
 	metricsAddr := fs.String("metrics", "", "`address` to serve Prometheus metrics on")
 	timeout := fs.Duration("timeout", 30*time.Second, "timeout of one request")
 	retries := fs.Int("retries", 4, "retries of a failed fetch")
@@ -124,8 +130,9 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 	if blocklist.IsRPZ(*name) {
 		file, *name = *name, blocklist.TrimSuffix(*name)
 	}
-	s := &syncer{base: u, name: *name, file: file, dir: *dir, maxSize: *maxSize, client: &http.Client{Timeout: *timeout},
+	s := &syncer{base: u, name: *name, file: file, dir: *dir, maxSize: *maxSize, insecure: *insecure, otherHosts: *otherHosts,
 		retries: *retries, retryWait: *retryWait, log: log.New(stderr, "regblock sync: ", log.LstdFlags)}
+	s.client = &http.Client{Timeout: *timeout, CheckRedirect: s.checkRedirect}
 	if s.keys, err = readKeys(pubs); err != nil {
 		return fail(stderr, 2, err, "")
 	}
@@ -165,7 +172,7 @@ func (s *syncer) newMetrics() *prometheus.Registry {
 	s.lastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_sync_last_success_timestamp_seconds",
 		Help: "Time of the last sync that left the newest valid list in the directory."}, []string{"list"})
 	s.failures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regblock_sync_failures_total",
-		Help: "Syncs that failed, by reason (fetch, http_status, bad_signature, parse_error, too_large, rollback, write)."}, []string{"list", "reason"})
+		Help: "Syncs that failed, by reason (fetch, http_status, redirect, bad_signature, parse_error, too_large, wrong_name, rollback, write)."}, []string{"list", "reason"})
 	s.serial = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_sync_serial",
 		Help: "Serial of the list last fetched and verified."}, []string{"list"})
 	reg.MustRegister(s.lastSuccess, s.failures, s.serial)
@@ -208,35 +215,50 @@ func (s *syncer) listPath() string       { return filepath.Join(s.dir, s.file) }
 func (s *syncer) validatorsPath() string { return filepath.Join(s.dir, "."+s.file+".sync.json") }
 
 // syncOnce fetches the list, and its signature when the list changed,
-// verifies them, and writes them into the directory.
+// into temporary files in the directory, verifies them there, and renames
+// them into place. The list is streamed to disk under the size limit and
+// through the signature check, never held in memory.
 func (s *syncer) syncOnce(ctx context.Context) error {
+	// The version in the directory, if it still verifies and is the list
+	// named: only then is a conditional request sent, so that "not
+	// modified" never vouches for a file that was altered meanwhile.
+	var old *blocklist.List
 	var v validators
-	if _, err := os.Stat(s.listPath()); err == nil {
-		if data, err := os.ReadFile(s.validatorsPath()); err == nil {
+	if o, err := blocklist.Load(s.listPath(), s.keys, s.maxSize); err == nil && o.Name == s.name {
+		old = o
+		if data, err := blocklist.ReadFile(s.validatorsPath(), 4<<10); err == nil {
 			json.Unmarshal(data, &v)
 		}
 	}
-	data, newV, err := s.fetch(ctx, s.file, v)
+	listURL := s.base.ResolveReference(&url.URL{Path: s.file}).String()
+	listTmp, newV, err := s.fetch(ctx, s.file, v, s.maxSize)
 	if err != nil {
 		return err
 	}
-	if data == nil {
+	if listTmp == "" {
 		s.log.Printf("%s: not modified", s.name)
 		return nil
 	}
-	sig, _, err := s.fetch(ctx, s.file+blocklist.SignatureSuffix, validators{})
+	defer removeTemp(listTmp) // once renamed into place, only its directory
+	sigTmp, _, err := s.fetch(ctx, s.file+blocklist.SignatureSuffix, validators{}, blocklist.MaxSignatureSize)
 	if err != nil {
 		return err
 	}
-	l, err := blocklist.Open(s.base.String()+s.file, data, sig, s.keys)
+	defer removeTemp(sigTmp)
+	sig, err := blocklist.ReadFile(sigTmp, blocklist.MaxSignatureSize)
 	if err != nil {
-		return &syncError{listset.Result(err), err}
+		return &syncError{"write", err}
 	}
+	// Verified and parsed as it streams from the file; the entries are
+	// not kept.
+	l, err := blocklist.OpenStream(listTmp, s.maxSize, sig, s.keys, func(blocklist.Entry) {})
+	if err != nil {
+		return &syncError{listset.Result(err), errors.New(strings.ReplaceAll(err.Error(), listTmp, listURL))}
+	}
+	l.File = listURL
 	s.serial.WithLabelValues(s.name).Set(float64(l.Serial))
-
-	var old *blocklist.List
-	if o, err := blocklist.Load(s.listPath(), s.keys, s.maxSize); err == nil && o.Name == l.Name {
-		old = o
+	if l.Name != s.name {
+		return &syncError{"wrong_name", fmt.Errorf("%s holds list %q, not %q: refusing it (a publisher must not replace one list with another)", listURL, l.Name, s.name)}
 	}
 	switch unchanged, err := listset.Decide(old, l, time.Now()); {
 	case unchanged:
@@ -250,22 +272,10 @@ func (s *syncer) syncOnce(ctx context.Context) error {
 	}
 	// Both files are complete beside their final names before either is
 	// renamed, and the two renames follow each other at once.
-	sigTmp, err := atomicfile.Temp(s.dir, sig, 0o644)
-	if err != nil {
-		return &syncError{"write", err}
-	}
-	listTmp, err := atomicfile.Temp(s.dir, data, 0o644)
-	if err != nil {
-		os.Remove(sigTmp)
-		return &syncError{"write", err}
-	}
 	if err := os.Rename(sigTmp, s.listPath()+blocklist.SignatureSuffix); err != nil {
-		os.Remove(sigTmp)
-		os.Remove(listTmp)
 		return &syncError{"write", err}
 	}
 	if err := os.Rename(listTmp, s.listPath()); err != nil {
-		os.Remove(listTmp)
 		return &syncError{"write", err}
 	}
 	s.log.Printf("%s: serial %d (%d blocking entries) written to %s", s.name, l.Serial, l.Blocking(), s.listPath())
@@ -280,15 +290,18 @@ func (s *syncer) saveValidators(v validators) error {
 	return nil
 }
 
-// fetch GETs name under the base URL, conditionally when v is set. It
-// returns nil data for 304 Not Modified.
-func (s *syncer) fetch(ctx context.Context, name string, v validators) ([]byte, validators, error) {
+// fetch GETs name under the base URL, conditionally when v is set, into
+// a temporary file in the directory, of at most limit bytes, and returns
+// its path, to be removed with its directory (removeTemp) unless renamed
+// into place; "" for 304 Not Modified to a conditional request.
+func (s *syncer) fetch(ctx context.Context, name string, v validators, limit int64) (string, validators, error) {
 	u := s.base.ResolveReference(&url.URL{Path: name})
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, v, err
+		return "", v, err
 	}
 	req.Header.Set("User-Agent", "regblock-sync")
+	conditional := v.ETag != "" || v.LastModified != ""
 	if v.ETag != "" {
 		req.Header.Set("If-None-Match", v.ETag)
 	}
@@ -296,24 +309,77 @@ func (s *syncer) fetch(ctx context.Context, name string, v validators) ([]byte, 
 		req.Header.Set("If-Modified-Since", v.LastModified)
 	}
 	resp, err := s.client.Do(req)
-	if err != nil {
-		return nil, v, err // reason "fetch": retried
+	var refused *redirectError
+	switch {
+	case errors.As(err, &refused):
+		return "", v, &syncError{"redirect", fmt.Errorf("GET %s: %v", u, refused)}
+	case err != nil:
+		return "", v, err // reason "fetch": retried
 	}
 	defer resp.Body.Close()
 	switch {
-	case resp.StatusCode == http.StatusNotModified:
-		return nil, v, nil
+	case resp.StatusCode == http.StatusNotModified && conditional:
+		return "", v, nil
 	case resp.StatusCode >= 500:
-		return nil, v, fmt.Errorf("GET %s: %s", u, resp.Status) // retried
+		return "", v, fmt.Errorf("GET %s: %s", u, resp.Status) // retried
 	case resp.StatusCode != http.StatusOK:
-		return nil, v, &syncError{"http_status", fmt.Errorf("GET %s: %s", u, resp.Status)}
+		return "", v, &syncError{"http_status", fmt.Errorf("GET %s: %s", u, resp.Status)}
+	case resp.ContentLength > limit:
+		return "", v, &syncError{"too_large", fmt.Errorf("GET %s: %d bytes, larger than %d", u, resp.ContentLength, limit)}
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, s.maxSize+1))
+	// The file has its final name, which says its format (and an RPZ
+	// zone's default list name), in a directory of its own in DIR whose
+	// name starts with a dot, so that the resolver passes it by.
+	tmp, err := os.MkdirTemp(s.dir, ".regblock-sync-*")
 	if err != nil {
-		return nil, v, fmt.Errorf("GET %s: %w", u, err)
+		return "", v, &syncError{"write", err}
 	}
-	if int64(len(data)) > s.maxSize {
-		return nil, v, &syncError{"too_large", fmt.Errorf("GET %s: larger than %d bytes", u, s.maxSize)}
+	f, err := os.Create(filepath.Join(tmp, name))
+	if err != nil {
+		os.RemoveAll(tmp)
+		return "", v, &syncError{"write", err}
 	}
-	return data, validators{resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")}, nil
+	n, err := io.Copy(f, io.LimitReader(resp.Body, limit+1))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	switch {
+	case err != nil:
+		os.RemoveAll(tmp)
+		return "", v, fmt.Errorf("GET %s: %w", u, err) // retried
+	case n > limit:
+		os.RemoveAll(tmp)
+		return "", v, &syncError{"too_large", fmt.Errorf("GET %s: larger than %d bytes", u, limit)}
+	}
+	return f.Name(), validators{resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")}, nil
+}
+
+// removeTemp removes a file fetch made, and its directory.
+func removeTemp(path string) {
+	if dir := filepath.Dir(path); path != "" && strings.HasPrefix(filepath.Base(dir), ".regblock-sync-") {
+		os.RemoveAll(dir)
+	}
+}
+
+// redirectError is a redirect sync does not follow.
+type redirectError struct{ to, why string }
+
+func (e *redirectError) Error() string { return fmt.Sprintf("redirected to %s, %s", e.to, e.why) }
+
+// checkRedirect follows a redirect only to https (or to http with
+// -insecure-http), only on the base URL's host unless -allow-redirect-host,
+// and at most 5 times.
+func (s *syncer) checkRedirect(req *http.Request, via []*http.Request) error {
+	switch {
+	case len(via) >= 5:
+		return &redirectError{req.URL.String(), "after 5 redirects"}
+	case req.URL.Scheme != "https" && !(req.URL.Scheme == "http" && s.insecure):
+		return &redirectError{req.URL.String(), "which is not https"}
+	case !strings.EqualFold(req.URL.Host, s.base.Host) && !s.otherHosts:
+		return &redirectError{req.URL.String(), "another host than " + s.base.Host + " (-allow-redirect-host follows it)"}
+	}
+	return nil
 }

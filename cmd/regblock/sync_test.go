@@ -2,10 +2,12 @@ package main
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -57,8 +59,8 @@ func (p *publisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *publisher) publish(key *blocklisttest.Key, text string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.files["example.list"] = []byte(text)
-	p.files["example.list.minisig"] = key.Sign([]byte(text))
+	p.files["example-csam.list"] = []byte(text)
+	p.files["example-csam.list.minisig"] = key.Sign([]byte(text))
 }
 
 // set serves data as a file, and fails the next n requests.
@@ -86,8 +88,8 @@ func TestSync(t *testing.T) {
 	ts := httptest.NewServer(p)
 	defer ts.Close()
 	dir := t.TempDir()
-	list := filepath.Join(dir, "example.list")
-	args := []string{"sync", "-url", ts.URL + "/lists", "-insecure-http", "-name", "example", "-dir", dir, "-p", pub, "-once", "-retries", "2", "-retry-wait", "10ms"}
+	list := filepath.Join(dir, "example-csam.list")
+	args := []string{"sync", "-url", ts.URL + "/lists", "-insecure-http", "-name", "example-csam", "-dir", dir, "-p", pub, "-once", "-retries", "2", "-retry-wait", "10ms"}
 	v1 := exampleList
 	v2 := strings.Replace(exampleList, "2026112801", "2026112802", 1) + "added.example\n"
 
@@ -105,7 +107,7 @@ func TestSync(t *testing.T) {
 	if code, _, stderr := regblock(t, args...); code != 0 || !strings.Contains(stderr, "not modified") {
 		t.Errorf("unchanged: exit %d, %s", code, stderr)
 	}
-	if got := p.log(); len(got) != 1 || got[0] != "/lists/example.list (conditional)" {
+	if got := p.log(); len(got) != 1 || got[0] != "/lists/example-csam.list (conditional)" {
 		t.Errorf("unchanged: requests %v, want one conditional GET of the list", got)
 	}
 
@@ -122,7 +124,7 @@ func TestSync(t *testing.T) {
 		}
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
-			if strings.HasSuffix(e.Name(), ".tmp") {
+			if strings.HasSuffix(e.Name(), ".tmp") || strings.HasPrefix(e.Name(), ".regblock-sync-") {
 				t.Errorf("%s left %s behind", what, e.Name())
 			}
 		}
@@ -130,7 +132,7 @@ func TestSync(t *testing.T) {
 
 	// A bad signature: the list changed after signing.
 	p.publish(key, v2)
-	p.set("example.list", []byte(strings.Replace(v2, "serial: 2026112802", "serial: 2026112809", 1)), 0)
+	p.set("example-csam.list", []byte(strings.Replace(v2, "serial: 2026112802", "serial: 2026112809", 1)), 0)
 	if code, _, stderr := regblock(t, args...); code != 1 || !strings.Contains(stderr, "does not match") {
 		t.Errorf("bad signature: exit %d, %s", code, stderr)
 	}
@@ -168,7 +170,7 @@ func TestSync(t *testing.T) {
 	}
 
 	// Plain HTTP needs saying so.
-	if code, _, stderr := regblock(t, "sync", "-url", ts.URL, "-name", "example", "-dir", dir, "-p", pub); code != 2 || !strings.Contains(stderr, "plain HTTP") {
+	if code, _, stderr := regblock(t, "sync", "-url", ts.URL, "-name", "example-csam", "-dir", dir, "-p", pub); code != 2 || !strings.Contains(stderr, "plain HTTP") {
 		t.Errorf("http without -insecure-http: exit %d, %s", code, stderr)
 	}
 }
@@ -182,7 +184,7 @@ func TestSyncIntoResolver(t *testing.T) {
 	p := &publisher{files: map[string][]byte{}}
 	ts := httptest.NewServer(p)
 	defer ts.Close()
-	args := []string{"sync", "-url", ts.URL + "/lists/", "-insecure-http", "-name", "example", "-dir", lists, "-p", keyPub, "-once"}
+	args := []string{"sync", "-url", ts.URL + "/lists/", "-insecure-http", "-name", "example-csam", "-dir", lists, "-p", keyPub, "-once"}
 	p.publish(key, exampleList)
 	if code, _, stderr := regblock(t, args...); code != 0 {
 		t.Fatalf("sync: %s", stderr)
@@ -232,5 +234,152 @@ func TestSyncRPZ(t *testing.T) {
 	}
 	if got := mustRead(t, filepath.Join(dir, "feed.rpz")); got != string(zone(7)) {
 		t.Errorf("after a rollback attempt, feed.rpz holds %q", got)
+	}
+}
+
+// TestSyncHostilePublisher runs sync against a publisher that redirects
+// where it should not, sends too much, answers "not modified" to a
+// request that was not conditional, or serves another list under the name
+// asked: each is refused with a reason, and nothing is left in the
+// directory but what was there.
+func TestSyncHostilePublisher(t *testing.T) {
+	key := blocklisttest.NewKey(t)
+	pub := key.WritePublic(t, t.TempDir())
+	signed := exampleList
+	var mu sync.Mutex
+	handle := map[string]http.HandlerFunc{}
+	serve := func(path string, h http.HandlerFunc) { mu.Lock(); handle[path] = h; mu.Unlock() }
+	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		h := handle[r.URL.Path]
+		mu.Unlock()
+		if h == nil {
+			http.NotFound(w, r)
+			return
+		}
+		h(w, r)
+	})
+	bytesOf := func(data []byte) http.HandlerFunc { return func(w http.ResponseWriter, r *http.Request) { w.Write(data) } }
+	publish := func(prefix, text string) {
+		serve(prefix+"example-csam.list", bytesOf([]byte(text)))
+		serve(prefix+"example-csam.list.minisig", bytesOf(key.Sign([]byte(text))))
+	}
+
+	// An HTTPS publisher with a certificate the sync process trusts, and a
+	// plain HTTP one.
+	cert, certKey, _ := testenv.SelfSigned(t)
+	tlsSrv := httptest.NewUnstartedServer(mux)
+	pair, err := tls.LoadX509KeyPair(cert, certKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsSrv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
+	tlsSrv.StartTLS()
+	defer tlsSrv.Close()
+	plain := httptest.NewServer(mux)
+	defer plain.Close()
+
+	dir := t.TempDir()
+	sync := func(base string, extra ...string) (int, string) {
+		t.Helper()
+		args := append([]string{"sync", "-url", base, "-name", "example-csam", "-dir", dir, "-p", pub, "-once", "-retries", "0"}, extra...)
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+cert)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, stderr.String()
+	}
+	clean := func(what string) {
+		t.Helper()
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), ".regblock-sync-") {
+				t.Errorf("%s left %s behind", what, e.Name())
+			}
+		}
+	}
+	plainHost := strings.TrimPrefix(plain.URL, "http://")
+	_, port, _ := strings.Cut(plainHost, ":")
+
+	for _, tc := range []struct {
+		name  string
+		setup func()
+		base  string
+		extra []string
+		want  string // in the error; "" for success
+	}{
+		{"redirect from https to http", func() {
+			serve("/a/example-csam.list", func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, plain.URL+"/b/example-csam.list", http.StatusFound)
+			})
+			publish("/b/", signed)
+		}, tlsSrv.URL + "/a/", nil, "which is not https"},
+		{"redirect to another host", func() {
+			for _, f := range []string{"example-csam.list", "example-csam.list.minisig"} {
+				serve("/c/"+f, func(w http.ResponseWriter, r *http.Request) {
+					http.Redirect(w, r, "http://localhost:"+port+"/b/"+f, http.StatusFound)
+				})
+			}
+		}, plain.URL + "/c/", []string{"-insecure-http"}, "another host than " + plainHost},
+		{"redirect to another host, allowed", nil, plain.URL + "/c/", []string{"-insecure-http", "-allow-redirect-host"}, ""},
+		{"a list over the limit", func() {
+			serve("/d/example-csam.list", bytesOf([]byte(signed+strings.Repeat("# padding\n", 2000))))
+			serve("/d/example-csam.list.minisig", bytesOf(key.Sign([]byte(signed))))
+		}, plain.URL + "/d/", []string{"-insecure-http", "-max-size", "4096"}, "larger than 4096"},
+		{"a signature over 64 KiB", func() {
+			serve("/e/example-csam.list", bytesOf([]byte(strings.Replace(signed, "2026112801", "2026112802", 1))))
+			serve("/e/example-csam.list.minisig", bytesOf(make([]byte, 65<<10)))
+		}, plain.URL + "/e/", []string{"-insecure-http"}, "larger than 65536"},
+		{"not modified, unasked", func() {
+			serve("/f/example-csam.list", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNotModified) })
+		}, plain.URL + "/f/", []string{"-insecure-http"}, "304 Not Modified"},
+		{"another list under the name", func() {
+			publish("/g/", strings.Replace(signed, "name: example-csam", "name: other-list", 1))
+		}, plain.URL + "/g/", []string{"-insecure-http"}, `holds list "other-list", not "example-csam"`},
+	} {
+		os.Remove(filepath.Join(dir, "example-csam.list"))
+		os.Remove(filepath.Join(dir, "example-csam.list.minisig"))
+		os.Remove(filepath.Join(dir, ".example-csam.list.sync.json"))
+		if tc.setup != nil {
+			tc.setup()
+		}
+		code, stderr := sync(tc.base, tc.extra...)
+		switch {
+		case tc.want == "" && code != 0:
+			t.Errorf("%s: exit %d, %s", tc.name, code, stderr)
+		case tc.want != "" && (code != 1 || !strings.Contains(stderr, tc.want)):
+			t.Errorf("%s: exit %d, %s; want exit 1 and %q", tc.name, code, stderr, tc.want)
+		case tc.want != "":
+			if _, err := os.Stat(filepath.Join(dir, "example-csam.list")); err == nil {
+				t.Errorf("%s: a list was written", tc.name)
+			}
+		}
+		clean(tc.name)
+	}
+
+	// "Not modified" to a conditional request vouches only for a file that
+	// still verifies: one altered on disk is fetched again whole.
+	publish("/h/", signed)
+	if code, stderr := sync(plain.URL+"/h/", "-insecure-http"); code != 0 {
+		t.Fatalf("first fetch: %s", stderr)
+	}
+	serve("/h/example-csam.list", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Modified-Since") != "" {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Write([]byte(signed))
+	})
+	os.WriteFile(filepath.Join(dir, ".example-csam.list.sync.json"), []byte(`{"etag":"\"x\""}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "example-csam.list"), []byte(signed+"tampered.example\n"), 0o644)
+	if code, stderr := sync(plain.URL+"/h/", "-insecure-http"); code != 0 || strings.Contains(stderr, "not modified") || mustRead(t, filepath.Join(dir, "example-csam.list")) != signed {
+		t.Errorf("a tampered file under a 304: exit %d, %s; want it fetched again", code, stderr)
 	}
 }

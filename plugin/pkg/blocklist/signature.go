@@ -15,9 +15,9 @@ const SignatureSuffix = ".minisig"
 // maxKeySize bounds a public key file: its two lines take about 100 bytes.
 const maxKeySize = 4 << 10
 
-// maxSignatureSize bounds the signature file we read; a minisign signature
+// MaxSignatureSize bounds a signature file; a minisign signature
 // with generous comments is well under 1 KiB.
-const maxSignatureSize = 64 << 10
+const MaxSignatureSize = 64 << 10
 
 // ReadPublicKey reads a minisign public key file, as written by
 // "minisign -G" or "regblock keygen".
@@ -64,7 +64,7 @@ func signer(sig []byte, keys []minisign.PublicKey) (minisign.Signature, minisign
 // A missing signature is an error that wraps ErrNoSignature.
 func ReadSignature(path string) ([]byte, error) {
 	sigPath := path + SignatureSuffix
-	sig, err := ReadFile(sigPath, maxSignatureSize)
+	sig, err := ReadFile(sigPath, MaxSignatureSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: %w: %s is missing", path, ErrNoSignature, sigPath)}
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"time"
 
 	"aead.dev/minisign"
@@ -400,9 +401,11 @@ func (s *Set) listFiles() []string {
 		}
 		// Whatever is named like a list is considered, so that a directory
 		// or a special file named so is refused once, logged and counted
-		// (blocklist.OpenFile never opens one) rather than ignored.
+		// (blocklist.OpenFile never opens one) rather than ignored. Hidden
+		// files are not lists: sync's and editors' temporary files, and
+		// the ..data directories of Kubernetes volumes.
 		for _, e := range entries {
-			if blocklist.IsList(e.Name()) {
+			if blocklist.IsList(e.Name()) && !strings.HasPrefix(e.Name(), ".") {
 				paths = append(paths, filepath.Join(path, e.Name()))
 			}
 		}
