@@ -259,7 +259,9 @@ func TestSyncHostilePublisher(t *testing.T) {
 		}
 		h(w, r)
 	})
-	bytesOf := func(data []byte) http.HandlerFunc { return func(w http.ResponseWriter, r *http.Request) { w.Write(data) } }
+	bytesOf := func(data []byte) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) { w.Write(data) }
+	}
 	publish := func(prefix, text string) {
 		serve(prefix+"example-csam.list", bytesOf([]byte(text)))
 		serve(prefix+"example-csam.list.minisig", bytesOf(key.Sign([]byte(text))))
