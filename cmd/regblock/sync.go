@@ -339,14 +339,18 @@ func (s *syncer) fetch(ctx context.Context, name string, v validators, limit int
 		os.RemoveAll(tmp)
 		return "", v, &syncError{"write", err}
 	}
-	n, err := io.Copy(f, io.LimitReader(resp.Body, limit+1))
+	n, err := io.Copy(diskWriter{f}, io.LimitReader(resp.Body, limit+1))
 	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	var disk *diskError
 	switch {
+	case errors.As(err, &disk):
+		os.RemoveAll(tmp)
+		return "", v, &syncError{"write", disk.error} // a full disk: not retried
 	case err != nil:
 		os.RemoveAll(tmp)
 		return "", v, fmt.Errorf("GET %s: %w", u, err) // retried
@@ -355,6 +359,20 @@ func (s *syncer) fetch(ctx context.Context, name string, v validators, limit int
 		return "", v, &syncError{"too_large", fmt.Errorf("GET %s: larger than %d bytes", u, limit)}
 	}
 	return f.Name(), validators{resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")}, nil
+}
+
+// diskWriter tells a failed write (a full disk, a quota) from a failed
+// read of the response.
+type diskWriter struct{ f *os.File }
+
+type diskError struct{ error }
+
+func (w diskWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if err != nil {
+		err = &diskError{err}
+	}
+	return n, err
 }
 
 // removeTemp removes a file fetch made, and its directory.

@@ -385,3 +385,53 @@ func TestSyncHostilePublisher(t *testing.T) {
 		t.Errorf("a tampered file under a 304: exit %d, %s; want it fetched again", code, stderr)
 	}
 }
+
+// TestSyncDiskFull syncs a list into a directory where writes fail past a
+// few kilobytes (a file size limit stands for a full disk): sync fails
+// with the write error, leaves no temporary file, and the list already in
+// the directory is untouched.
+func TestSyncDiskFull(t *testing.T) {
+	bash := testenv.Need(t, "bash", "bash")
+	key := blocklisttest.NewKey(t)
+	pub := key.WritePublic(t, t.TempDir())
+	p := &publisher{files: map[string][]byte{}}
+	ts := httptest.NewServer(p)
+	defer ts.Close()
+	dir := t.TempDir()
+	sync := func(limitKB int) (int, string) {
+		cmd := exec.Command(bash, "-c", fmt.Sprintf(`ulimit -f %d; exec "$0" "$@"`, limitKB), bin,
+			"sync", "-url", ts.URL+"/lists/", "-insecure-http", "-name", "example-csam", "-dir", dir, "-p", pub, "-once")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), stderr.String()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return 0, stderr.String()
+	}
+	p.publish(key, exampleList)
+	if code, stderr := sync(1024); code != 0 {
+		t.Fatalf("first sync: %s", stderr)
+	}
+	good := mustRead(t, filepath.Join(dir, "example-csam.list"))
+	big := strings.Replace(exampleList, "2026112801", "2026112802", 1)
+	for i := range 20000 {
+		big += fmt.Sprintf("n%d.big.example\n", i)
+	}
+	p.publish(key, big)
+	code, stderr := sync(64) // 64 KiB, where the list is 400
+	if code != 1 || !strings.Contains(stderr, "file too large") || strings.Contains(stderr, "retrying") {
+		t.Errorf("sync onto a full disk: exit %d, %s; want exit 1 with the write error, not retried", code, stderr)
+	}
+	if mustRead(t, filepath.Join(dir, "example-csam.list")) != good {
+		t.Error("the list in the directory changed")
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".regblock-sync-") {
+			t.Errorf("%s left behind", e.Name())
+		}
+	}
+}
