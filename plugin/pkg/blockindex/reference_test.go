@@ -11,7 +11,7 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
 
-// reference is the matching rule of DESIGN.md written as plainly as possible:
+// reference is the matching rule of docs/list-format.md written as plainly as possible:
 // for each list, the entry on the longest matching name decides (at one name,
 // != and !*. before = and *., those before !, ! before a plain name); the deepest blocking decision
 // across lists wins, ties to the first list by name.

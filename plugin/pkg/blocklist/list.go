@@ -1,7 +1,7 @@
 // Package blocklist reads regblock's signed list format: a header of "#!"
 // lines followed by one entry a line, with a detached minisign signature.
 //
-// The format is specified in DESIGN.md ("The list file"). A list is accepted
+// The format is described in docs/list-format.md. A list is accepted
 // whole or not at all: Parse reports every error it finds, each naming the file
 // and line, and returns no list when there is one.
 package blocklist
