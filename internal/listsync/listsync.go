@@ -1,0 +1,319 @@
+// Package listsync is the client of regblock sync: it fetches a signed
+// list from a publisher into a lists directory, verifying it and refusing
+// what the resolver would refuse before anything touches the directory.
+package listsync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"aead.dev/minisign"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/regblock/regblock/plugin/pkg/atomicfile"
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/listset"
+)
+
+// Config says what to fetch from where, into which directory, and how.
+type Config struct {
+	Base       *url.URL // the lists are published under it; ends in /
+	Name       string   // the list's name: NAME.list, or NAME.rpz for an RPZ zone
+	Dir        string   // the lists directory to write into
+	Keys       []minisign.PublicKey
+	MaxSize    int64 // bytes
+	Timeout    time.Duration
+	Retries    int
+	RetryWait  time.Duration // the first; doubles each time, with jitter
+	Insecure   bool          // http:// allowed, for the base and redirects
+	OtherHosts bool          // redirects to another host followed
+	Log        *log.Logger
+}
+
+// Syncer fetches one list into a directory. Make one with New.
+type Syncer struct {
+	Config
+	name   string // the list's name
+	file   string // NAME.list, or NAME.rpz for an RPZ zone
+	client *http.Client
+
+	reg         *prometheus.Registry
+	lastSuccess *prometheus.GaugeVec
+	failures    *prometheus.CounterVec
+	serial      *prometheus.GaugeVec
+}
+
+// New returns a syncer for cfg.
+func New(cfg Config) *Syncer {
+	s := &Syncer{Config: cfg, name: cfg.Name, file: cfg.Name + blocklist.ListSuffix}
+	if blocklist.IsRPZ(cfg.Name) {
+		s.name, s.file = blocklist.TrimSuffix(cfg.Name), cfg.Name
+	}
+	s.client = &http.Client{Timeout: cfg.Timeout, CheckRedirect: s.checkRedirect}
+	s.reg = s.newMetrics()
+	return s
+}
+
+// validators are what a conditional GET sends back; kept beside the list
+// so that a run from cron remembers them.
+type validators struct {
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"last_modified,omitempty"`
+}
+
+// syncError is a failed sync: the reason is the failures metric's label.
+type syncError struct {
+	reason string
+	err    error
+}
+
+func (e *syncError) Error() string { return e.err.Error() }
+
+// Metrics returns the registry of the syncer's metrics.
+func (s *Syncer) Metrics() *prometheus.Registry { return s.reg }
+
+func (s *Syncer) newMetrics() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	s.lastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_sync_last_success_timestamp_seconds",
+		Help: "Time of the last sync that left the newest valid list in the directory."}, []string{"list"})
+	s.failures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regblock_sync_failures_total",
+		Help: "Syncs that failed, by reason (fetch, http_status, redirect, bad_signature, parse_error, too_large, wrong_name, rollback, write)."}, []string{"list", "reason"})
+	s.serial = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_sync_serial",
+		Help: "Serial of the list last fetched and verified."}, []string{"list"})
+	reg.MustRegister(s.lastSuccess, s.failures, s.serial)
+	return reg
+}
+
+// Run syncs once, retrying fetch failures with back-off.
+func (s *Syncer) Run(ctx context.Context) error {
+	wait := s.RetryWait
+	for attempt := 0; ; attempt++ {
+		err := s.syncOnce(ctx)
+		if err == nil {
+			s.lastSuccess.WithLabelValues(s.name).SetToCurrentTime()
+			return nil
+		}
+		var se *syncError
+		reason := "fetch"
+		if errors.As(err, &se) {
+			reason = se.reason
+		}
+		s.failures.WithLabelValues(s.name, reason).Inc()
+		if reason != "fetch" || attempt >= s.Retries {
+			if attempt > 0 {
+				return fmt.Errorf("%w (after %d attempts)", err, attempt+1)
+			}
+			return err
+		}
+		d := time.Duration(float64(wait) * (0.5 + rand.Float64())) // jitter: 50% to 150%
+		s.Log.Printf("%v; retrying in %v", err, d.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(d):
+		}
+		wait = min(2*wait, time.Minute)
+	}
+}
+
+func (s *Syncer) listPath() string       { return filepath.Join(s.Dir, s.file) }
+func (s *Syncer) validatorsPath() string { return filepath.Join(s.Dir, "."+s.file+".sync.json") }
+
+// syncOnce fetches the list, and its signature when the list changed,
+// into temporary files in the directory, verifies them there, and renames
+// them into place. The list is streamed to disk under the size limit and
+// through the signature check, never held in memory.
+func (s *Syncer) syncOnce(ctx context.Context) error {
+	// The version in the directory, if it still verifies and is the list
+	// named: only then is a conditional request sent, so that "not
+	// modified" never vouches for a file that was altered meanwhile.
+	var old *blocklist.List
+	var v validators
+	if o, err := blocklist.Load(s.listPath(), s.Keys, s.MaxSize); err == nil && o.Name == s.name {
+		old = o
+		if data, err := blocklist.ReadFile(s.validatorsPath(), 4<<10); err == nil {
+			json.Unmarshal(data, &v)
+		}
+	}
+	listURL := s.Base.ResolveReference(&url.URL{Path: s.file}).String()
+	listTmp, newV, err := s.fetch(ctx, s.file, v, s.MaxSize)
+	if err != nil {
+		return err
+	}
+	if listTmp == "" {
+		s.Log.Printf("%s: not modified", s.name)
+		return nil
+	}
+	defer removeTemp(listTmp) // once renamed into place, only its directory
+	sigTmp, _, err := s.fetch(ctx, s.file+blocklist.SignatureSuffix, validators{}, blocklist.MaxSignatureSize)
+	if err != nil {
+		return err
+	}
+	defer removeTemp(sigTmp)
+	sig, err := blocklist.ReadFile(sigTmp, blocklist.MaxSignatureSize)
+	if err != nil {
+		return &syncError{"write", err}
+	}
+	// Verified and parsed as it streams from the file; the entries are
+	// not kept.
+	l, err := blocklist.OpenStream(listTmp, s.MaxSize, sig, s.Keys, func(blocklist.Entry) {})
+	if err != nil {
+		return &syncError{listset.Result(err), errors.New(strings.ReplaceAll(err.Error(), listTmp, listURL))}
+	}
+	l.File = listURL
+	s.serial.WithLabelValues(s.name).Set(float64(l.Serial))
+	if l.Name != s.name {
+		return &syncError{"wrong_name", fmt.Errorf("%s holds list %q, not %q: refusing it (a publisher must not replace one list with another)", listURL, l.Name, s.name)}
+	}
+	switch unchanged, err := listset.Decide(old, l, time.Now()); {
+	case unchanged:
+		s.Log.Printf("%s: serial %d already in %s", s.name, l.Serial, s.Dir)
+		return s.saveValidators(newV)
+	case errors.Is(err, listset.ErrRollback):
+		return &syncError{listset.ResultRollback, fmt.Errorf("%s: the server offers serial %d, not newer than serial %d in %s: refusing a rollback",
+			s.name, l.Serial, old.Serial, s.listPath())}
+	case err != nil:
+		return &syncError{listset.Result(err), err}
+	}
+	// Both files are complete beside their final names before either is
+	// renamed, and the two renames follow each other at once.
+	if err := os.Rename(sigTmp, s.listPath()+blocklist.SignatureSuffix); err != nil {
+		return &syncError{"write", err}
+	}
+	if err := os.Rename(listTmp, s.listPath()); err != nil {
+		return &syncError{"write", err}
+	}
+	s.Log.Printf("%s: serial %d (%d blocking entries) written to %s", s.name, l.Serial, l.Blocking(), s.listPath())
+	return s.saveValidators(newV)
+}
+
+func (s *Syncer) saveValidators(v validators) error {
+	data, _ := json.Marshal(v)
+	if err := atomicfile.Write(s.validatorsPath(), data, 0o644); err != nil {
+		return &syncError{"write", err}
+	}
+	return nil
+}
+
+// fetch GETs name under the base URL, conditionally when v is set, into
+// a temporary file in the directory, of at most limit bytes, and returns
+// its path, to be removed with its directory (removeTemp) unless renamed
+// into place; "" for 304 Not Modified to a conditional request.
+func (s *Syncer) fetch(ctx context.Context, name string, v validators, limit int64) (string, validators, error) {
+	u := s.Base.ResolveReference(&url.URL{Path: name})
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return "", v, err
+	}
+	req.Header.Set("User-Agent", "regblock-sync")
+	conditional := v.ETag != "" || v.LastModified != ""
+	if v.ETag != "" {
+		req.Header.Set("If-None-Match", v.ETag)
+	}
+	if v.LastModified != "" {
+		req.Header.Set("If-Modified-Since", v.LastModified)
+	}
+	resp, err := s.client.Do(req)
+	var refused *redirectError
+	switch {
+	case errors.As(err, &refused):
+		return "", v, &syncError{"redirect", fmt.Errorf("GET %s: %v", u, refused)}
+	case err != nil:
+		return "", v, err // reason "fetch": retried
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotModified && conditional:
+		return "", v, nil
+	case resp.StatusCode >= 500:
+		return "", v, fmt.Errorf("GET %s: %s", u, resp.Status) // retried
+	case resp.StatusCode != http.StatusOK:
+		return "", v, &syncError{"http_status", fmt.Errorf("GET %s: %s", u, resp.Status)}
+	case resp.ContentLength > limit:
+		return "", v, &syncError{"too_large", fmt.Errorf("GET %s: %d bytes, larger than %d", u, resp.ContentLength, limit)}
+	}
+	// The file has its final name, which says its format (and an RPZ
+	// zone's default list name), in a directory of its own in DIR whose
+	// name starts with a dot, so that the resolver passes it by.
+	tmp, err := os.MkdirTemp(s.Dir, ".regblock-sync-*")
+	if err != nil {
+		return "", v, &syncError{"write", err}
+	}
+	f, err := os.Create(filepath.Join(tmp, name))
+	if err != nil {
+		os.RemoveAll(tmp)
+		return "", v, &syncError{"write", err}
+	}
+	n, err := io.Copy(diskWriter{f}, io.LimitReader(resp.Body, limit+1))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	var disk *diskError
+	switch {
+	case errors.As(err, &disk):
+		os.RemoveAll(tmp)
+		return "", v, &syncError{"write", disk.error} // a full disk: not retried
+	case err != nil:
+		os.RemoveAll(tmp)
+		return "", v, fmt.Errorf("GET %s: %w", u, err) // retried
+	case n > limit:
+		os.RemoveAll(tmp)
+		return "", v, &syncError{"too_large", fmt.Errorf("GET %s: larger than %d bytes", u, limit)}
+	}
+	return f.Name(), validators{resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")}, nil
+}
+
+// diskWriter tells a failed write (a full disk, a quota) from a failed
+// read of the response.
+type diskWriter struct{ f *os.File }
+
+type diskError struct{ error }
+
+func (w diskWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if err != nil {
+		err = &diskError{err}
+	}
+	return n, err
+}
+
+// removeTemp removes a file fetch made, and its directory.
+func removeTemp(path string) {
+	if dir := filepath.Dir(path); path != "" && strings.HasPrefix(filepath.Base(dir), ".regblock-sync-") {
+		os.RemoveAll(dir)
+	}
+}
+
+// redirectError is a redirect sync does not follow.
+type redirectError struct{ to, why string }
+
+func (e *redirectError) Error() string { return fmt.Sprintf("redirected to %s, %s", e.to, e.why) }
+
+// checkRedirect follows a redirect only to https (or to http with
+// -insecure-http), only on the base URL's host unless -allow-redirect-host,
+// and at most 5 times.
+func (s *Syncer) checkRedirect(req *http.Request, via []*http.Request) error {
+	switch {
+	case len(via) >= 5:
+		return &redirectError{req.URL.String(), "after 5 redirects"}
+	case req.URL.Scheme != "https" && !(req.URL.Scheme == "http" && s.Insecure):
+		return &redirectError{req.URL.String(), "which is not https"}
+	case !strings.EqualFold(req.URL.Host, s.Base.Host) && !s.OtherHosts:
+		return &redirectError{req.URL.String(), "another host than " + s.Base.Host + " (-allow-redirect-host follows it)"}
+	}
+	return nil
+}
