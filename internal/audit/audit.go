@@ -18,9 +18,10 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/term"
+
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
-	"golang.org/x/term"
 )
 
 // Classes of answers.

@@ -24,10 +24,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/text/language"
+
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/listset"
-	"golang.org/x/text/language"
 )
 
 //go:embed page.html *.json
