@@ -554,3 +554,65 @@ func TestIssuedInTheFuture(t *testing.T) {
 		t.Error("a name of the refused version is blocked")
 	}
 }
+
+// TestHighWaterMarks deletes a list in force, then offers an older signed
+// version under another file name, before and after a restart: with
+// state, the highest serial ever accepted for a list's name is kept for
+// good, so the older version is a rollback whatever file it comes in.
+func TestHighWaterMarks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	dir, state := t.TempDir(), t.TempDir()
+	key := blocklisttest.NewKey(t)
+	key.WriteList(t, dir, "e2e.list", list) // serial 3
+	pub := key.WritePublic(t, t.TempDir())
+	port := testenv.FreePort(t)
+	addr := "127.0.0.1:" + port
+	conf := filepath.Join(t.TempDir(), "Corefile")
+	os.WriteFile(conf, []byte(`.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+dir+`
+        pubkey `+pub+`
+        notice 192.0.2.80
+        state `+state+`
+    }
+}
+`), 0o644)
+	start := func() (*exec.Cmd, *testenv.Output) {
+		cmd := exec.Command(bin, "-conf", conf)
+		logs := testenv.Process(t, "regblockd", cmd)
+		testenv.Eventually(t, 20*time.Second, "regblockd answers", func() bool {
+			_, err := query(addr, "abuse.example.", dns.TypeA)
+			return err == nil
+		})
+		return cmd, logs
+	}
+	blocked := func(name string) bool {
+		r, err := query(addr, name, dns.TypeA)
+		return err == nil && len(r.Answer) == 1
+	}
+	older := strings.Replace(list, "serial: 3", "serial: 2", 1) + "older.example\n"
+
+	cmd, logs := start()
+	os.Remove(filepath.Join(dir, "e2e.list"))
+	os.Remove(filepath.Join(dir, "e2e.list.minisig"))
+	testenv.Eventually(t, 10*time.Second, "the deleted list is unloaded", func() bool { return !blocked("abuse.example.") })
+	key.WriteList(t, dir, "renamed.list", older)
+	testenv.Eventually(t, 10*time.Second, "the older version is refused as a rollback", func() bool {
+		return strings.Contains(logs.String(), "rejected (rollback)")
+	})
+	if blocked("older.example.") {
+		t.Error("an older version is enforced after its list was deleted")
+	}
+
+	cmd.Process.Kill()
+	cmd.Wait()
+	_, logs = start()
+	if blocked("older.example.") || !strings.Contains(logs.String(), "rejected (rollback)") {
+		t.Errorf("after a restart the older version is enforced, or not refused:\n%s", logs)
+	}
+	key.WriteList(t, dir, "renamed.list", strings.Replace(list, "serial: 3", "serial: 4", 1)+"newer.example\n")
+	testenv.Eventually(t, 10*time.Second, "a newer version is applied", func() bool { return blocked("newer.example.") })
+}

@@ -139,9 +139,10 @@ func (s *Syncer) syncOnce(ctx context.Context) error {
 	// named: only then is a conditional request sent, so that "not
 	// modified" never vouches for a file that was altered meanwhile.
 	var old *blocklist.List
+	var mark *listset.Mark
 	var v validators
 	if o, err := blocklist.Load(s.listPath(), s.Keys, s.MaxSize); err == nil && o.Name == s.name {
-		old = o
+		old, mark = o, listset.MarkOf(o)
 		if data, err := blocklist.ReadFile(s.validatorsPath(), 4<<10); err == nil {
 			json.Unmarshal(data, &v)
 		}
@@ -176,7 +177,7 @@ func (s *Syncer) syncOnce(ctx context.Context) error {
 	if l.Name != s.name {
 		return &syncError{"wrong_name", fmt.Errorf("%s holds list %q, not %q: refusing it (a publisher must not replace one list with another)", listURL, l.Name, s.name)}
 	}
-	switch unchanged, err := listset.Decide(old, l, time.Now()); {
+	switch unchanged, err := listset.Decide(old, mark, l, time.Now()); {
 	case unchanged:
 		s.Log.Printf("%s: serial %d already in %s", s.name, l.Serial, s.Dir)
 		return s.saveValidators(newV)

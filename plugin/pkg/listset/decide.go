@@ -28,25 +28,39 @@ var ErrFromTheFuture = errors.New("issued in the future")
 // time may be.
 const MaxClockSkew = 5 * time.Minute
 
-// Decide says whether next, a verified version of the list inForce (nil
-// when none is in force), may replace it at time now: unchanged when it has
-// the same bytes, an error wrapping ErrRollback when its serial is not
-// higher (a published serial never changes), one wrapping ErrFromTheFuture
-// when it was issued more than MaxClockSkew after now, and nil when it is
-// to be applied. The resolver, the notice server and sync all ask it, so
-// that all three accept the same versions.
-func Decide(inForce, next *blocklist.List, now time.Time) (unchanged bool, err error) {
+// Mark is the high-water mark of a list name: the highest serial ever
+// accepted under it, and the digest of that version's bytes.
+type Mark struct {
+	Serial uint64
+	SHA256 [32]byte
+}
+
+// MarkOf returns the mark l sets.
+func MarkOf(l *blocklist.List) *Mark { return &Mark{l.Serial, l.SHA256} }
+
+// Decide says whether next, a verified version of a list, may be applied
+// at time now, given the version in force under its name (nil when none
+// is) and the list name's high-water mark (nil when no version was ever
+// accepted): unchanged when it has the bytes of the version in force; an
+// error wrapping ErrRollback when its serial is below the mark, or at the
+// mark with other bytes (a published serial never changes), whatever file
+// it comes from and whether or not a version is in force; one wrapping
+// ErrFromTheFuture when it was issued more than MaxClockSkew after now; and
+// nil when it is to be applied. The resolver, the notice server and sync
+// all ask it, so that all three accept the same versions.
+func Decide(inForce *blocklist.List, mark *Mark, next *blocklist.List, now time.Time) (unchanged bool, err error) {
 	switch {
 	case inForce != nil && inForce.SHA256 == next.SHA256:
 		return true, nil
 	case next.Issued.After(now.Add(MaxClockSkew)):
 		return false, fmt.Errorf("%s: %w: list %q serial %d says it was issued at %s, %v after this machine's clock (at most %v is allowed)",
 			next.File, ErrFromTheFuture, next.Name, next.Serial, next.Issued.Format(time.RFC3339), next.Issued.Sub(now).Round(time.Second), MaxClockSkew)
-	case inForce == nil:
-		return false, nil
-	case next.Serial <= inForce.Serial:
+	case inForce != nil && next.Serial <= inForce.Serial:
 		return false, fmt.Errorf("%s: %w: list %q serial %d is not newer than serial %d in force (a published serial never changes)",
 			next.File, ErrRollback, next.Name, next.Serial, inForce.Serial)
+	case mark != nil && (next.Serial < mark.Serial || next.Serial == mark.Serial && next.SHA256 != mark.SHA256):
+		return false, fmt.Errorf("%s: %w: list %q serial %d is below serial %d, the highest ever accepted for the list (or that serial with other bytes)",
+			next.File, ErrRollback, next.Name, next.Serial, mark.Serial)
 	}
 	return false, nil
 }

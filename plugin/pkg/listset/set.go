@@ -81,6 +81,7 @@ type Set struct {
 	inForce map[string]*Current // by list name
 	stamps  map[string]stamp    // by list file: the version last read
 	read    map[string]version  // by list file: the verified list it held when last read
+	marks   map[string]*Mark    // by list name: the highest version ever accepted, kept for good
 	waiting map[string]bool     // list files without a signature, reported once
 	scanned bool                // the first Scan is done
 	publish func(*blockindex.Index)
@@ -100,6 +101,7 @@ func New(cfg Config, publish func(*blockindex.Index), events Events) *Set {
 		inForce: map[string]*Current{},
 		stamps:  map[string]stamp{},
 		read:    map[string]version{},
+		marks:   map[string]*Mark{},
 		waiting: map[string]bool{},
 		publish: publish,
 		events:  events,
@@ -122,6 +124,11 @@ func (s *Set) Restore() {
 		return
 	}
 	state := stateDir(s.cfg.State)
+	marks, err := state.loadMarks()
+	if err != nil {
+		s.events.Error(fmt.Errorf("high-water marks not restored: %w", err))
+	}
+	s.marks = marks
 	lists, errs := state.load(s.cfg.Keys, s.cfg.MaxSize)
 	for _, err := range errs {
 		s.events.Error(fmt.Errorf("not restoring a saved list: %w", err))
@@ -135,6 +142,11 @@ func (s *Set) Restore() {
 		}
 		c := &Current{List: sv.list, Index: li, Path: sv.source, Applied: sv.applied, Restored: true}
 		s.inForce[sv.list.Name] = c
+		if s.raiseMark(sv.list) { // a state directory from before marks were kept
+			if err := state.saveMarks(s.marks); err != nil {
+				s.events.Error(err)
+			}
+		}
 		restored = append(restored, c)
 	}
 	if len(restored) > 0 {
@@ -258,7 +270,7 @@ func (s *Set) consider(path string) *Current {
 	if cur != nil {
 		inForce = cur.List
 	}
-	switch unchanged, err := Decide(inForce, l, s.Now()); {
+	switch unchanged, err := Decide(inForce, s.marks[l.Name], l, s.Now()); {
 	case unchanged:
 		s.events.Unchanged(l.Name)
 		return nil
@@ -285,6 +297,11 @@ func (s *Set) consider(path string) *Current {
 	}
 	c := &Current{List: l, Index: li, Path: path, Applied: s.Now(), Took: time.Since(start)}
 	s.inForce[l.Name] = c
+	if s.raiseMark(l) && s.cfg.State != "" {
+		if err := stateDir(s.cfg.State).saveMarks(s.marks); err != nil {
+			s.events.Error(fmt.Errorf("list %q serial %d is in force but its high-water mark was not saved: %w", l.Name, l.Serial, err))
+		}
+	}
 	if s.cfg.State != "" {
 		if err := stateDir(s.cfg.State).save(c, sig); err != nil {
 			s.events.Error(fmt.Errorf("list %q serial %d is in force but was not saved: %w", l.Name, l.Serial, err))
@@ -342,6 +359,16 @@ func (s *Set) CheckExpiry() {
 			s.events.Expired(c)
 		}
 	}
+}
+
+// raiseMark raises the high-water mark of l's name to l, and reports
+// whether it moved.
+func (s *Set) raiseMark(l *blocklist.List) bool {
+	if m := s.marks[l.Name]; m != nil && m.Serial >= l.Serial {
+		return false
+	}
+	s.marks[l.Name] = MarkOf(l)
+	return true
 }
 
 // version identifies a verified version of a list.

@@ -126,7 +126,11 @@ func TestDecide(t *testing.T) {
 		{"same serial, other bytes", list(5, 1), list(5, 2), false, true},
 		{"issued within the skew", list(5, 1), future(MaxClockSkew), false, false},
 	} {
-		unchanged, err := Decide(tc.inForce, tc.next, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+		var mark *Mark
+		if tc.inForce != nil {
+			mark = MarkOf(tc.inForce)
+		}
+		unchanged, err := Decide(tc.inForce, mark, tc.next, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
 		if unchanged != tc.unchanged || errors.Is(err, ErrRollback) != tc.rollback {
 			t.Errorf("%s: unchanged %v, error %v; want %v, rollback %v", tc.name, unchanged, err, tc.unchanged, tc.rollback)
 		}
@@ -135,8 +139,24 @@ func TestDecide(t *testing.T) {
 		}
 	}
 	for _, inForce := range []*blocklist.List{nil, list(5, 1)} {
-		if _, err := Decide(inForce, future(MaxClockSkew+time.Second), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)); !errors.Is(err, ErrFromTheFuture) || Result(err) != "parse_error" {
+		if _, err := Decide(inForce, nil, future(MaxClockSkew+time.Second), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)); !errors.Is(err, ErrFromTheFuture) || Result(err) != "parse_error" {
 			t.Errorf("a version issued past the skew (in force: %v): %v, result %q", inForce != nil, err, Result(err))
+		}
+	}
+	// A mark without a version in force: the list was removed.
+	for _, tc := range []struct {
+		name     string
+		next     *blocklist.List
+		rollback bool
+	}{
+		{"below the mark", list(4, 2), true},
+		{"the marked version again", list(5, 1), false},
+		{"the marked serial, other bytes", list(5, 2), true},
+		{"above the mark", list(6, 2), false},
+	} {
+		unchanged, err := Decide(nil, MarkOf(list(5, 1)), tc.next, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+		if unchanged || errors.Is(err, ErrRollback) != tc.rollback {
+			t.Errorf("no version in force, %s: unchanged %v, %v; want rollback %v", tc.name, unchanged, err, tc.rollback)
 		}
 	}
 	if got := Result(&blocklist.LoadError{Reason: blocklist.ReasonTooLarge, Err: errors.New("x")}); got != "too_large" {
@@ -237,5 +257,43 @@ func TestSetRename(t *testing.T) {
 	f.expect("applied a 2", "removed a: its file "+filepath.Join(f.dir, "d.list")+" was removed while stopped")
 	if _, err := os.Stat(filepath.Join(f.state, "a.json")); !os.IsNotExist(err) {
 		t.Errorf("the saved copy of a removed list is still there: %v", err)
+	}
+}
+
+// TestSetHighWaterMarks deletes, renames and replaces a list's file and
+// restarts: a serial below the highest ever accepted for the list's name is
+// a rollback whatever file it arrives in.
+func TestSetHighWaterMarks(t *testing.T) {
+	f := newFixture(t)
+	f.write("a.list", listText("a", 5, ""))
+	f.set.Scan()
+	f.expect("applied a 5")
+
+	// Deleted, then an older version under the same file name.
+	f.remove("a.list")
+	f.set.Scan()
+	f.expect("removed a: its file " + filepath.Join(f.dir, "a.list") + " was removed")
+	f.write("a.list", listText("a", 4, "older.example\n"))
+	f.set.Scan()
+	f.expect("rejected a rollback")
+
+	// Under another file name, and after a restart.
+	f.remove("a.list")
+	f.write("other-name.list", listText("a", 3, "older.example\n"))
+	f.start()
+	f.expect("rejected a rollback")
+	if f.blocks("older.example.") {
+		t.Error("an older version is enforced")
+	}
+
+	// The marked version itself may come back, and newer ones apply.
+	f.write("other-name.list", listText("a", 5, ""))
+	f.set.Scan()
+	f.expect("applied a 5")
+	f.write("other-name.list", listText("a", 6, "six.example\n"))
+	f.set.Scan()
+	f.expect("applied a 6")
+	if !f.blocks("six.example.") {
+		t.Error("version 6 is not enforced")
 	}
 }

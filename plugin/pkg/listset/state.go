@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -160,4 +161,54 @@ func (d stateDir) load(keys []minisign.PublicKey, maxSize int64) (lists []saved,
 		lists = append(lists, saved{list: l, source: rec.Source, applied: rec.Applied})
 	}
 	return lists, errs
+}
+
+// marksFile holds the high-water mark of every list name ever accepted, as
+// JSON. Its name cannot be a list's (they start with a letter or digit) and
+// does not end in .json, where the records are.
+const marksFile = ".high-water-marks"
+
+// markRecord is a mark as marksFile keeps it.
+type markRecord struct {
+	Serial uint64 `json:"serial"`
+	SHA256 string `json:"sha256"`
+}
+
+// loadMarks reads the high-water marks; none when the file is missing.
+func (d stateDir) loadMarks() (map[string]*Mark, error) {
+	marks := map[string]*Mark{}
+	data, err := blocklist.ReadFile(filepath.Join(string(d), marksFile), 64<<20)
+	if errors.Is(err, os.ErrNotExist) {
+		return marks, nil
+	} else if err != nil {
+		return marks, fmt.Errorf("state: %w", err)
+	}
+	var records map[string]markRecord
+	if err := json.Unmarshal(data, &records); err != nil {
+		return marks, fmt.Errorf("state: %s: %v", filepath.Join(string(d), marksFile), err)
+	}
+	for name, r := range records {
+		m := &Mark{Serial: r.Serial}
+		if b, err := hex.DecodeString(r.SHA256); err == nil && len(b) == len(m.SHA256) {
+			copy(m.SHA256[:], b)
+		}
+		marks[name] = m
+	}
+	return marks, nil
+}
+
+// saveMarks replaces the high-water marks.
+func (d stateDir) saveMarks(marks map[string]*Mark) error {
+	records := make(map[string]markRecord, len(marks))
+	for name, m := range marks {
+		records[name] = markRecord{m.Serial, hex.EncodeToString(m.SHA256[:])}
+	}
+	data, err := json.MarshalIndent(records, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(filepath.Join(string(d), marksFile), append(data, '\n'), 0o640); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	return nil
 }
