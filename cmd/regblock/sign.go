@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"aead.dev/minisign"
@@ -14,15 +16,19 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
 
-const signUsage = `Usage: regblock sign -s SEC [-bump] [-password-file FILE] LIST...
+const signUsage = `Usage: regblock sign -s SEC [-bump | -append] [-password-file FILE] LIST...
 
 Lints each list, refuses one with errors, and writes its signature
 LIST.minisig (prehashed, as minisign -S makes it). With -bump, first raises
-the list's serial by one and sets issued to now. Files are replaced
-atomically, so a resolver watching the directory never reads half a file.
+the list's serial by one and sets issued to now. With -append, adds the
+signature to those already in LIST.minisig, for a list that needs several
+signers (as 'cat a.minisig b.minisig' joins stock minisign's). Files are
+replaced atomically, so a resolver watching the directory never reads half
+a file.
 
-Example:
+Examples:
   regblock sign -s regulator.key -bump blocklists/example.list
+  regblock sign -s judge.key -append blocklists/court-order.list
 
 `
 
@@ -30,11 +36,15 @@ func sign(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("sign", signUsage, stderr)
 	secPath := fs.String("s", "regblock.key", "secret key `file`")
 	bump := fs.Bool("bump", false, "raise serial by one and set issued to now before signing")
+	appendSig := fs.Bool("append", false, "add the signature to those in LIST.minisig instead of replacing them")
 	passwordFile := fs.String("password-file", "", "read the secret key's password from `file`")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	if code := require(fs, need{fs.NArg() > 0, "no LIST to sign"}); code >= 0 {
+	if code := require(fs,
+		need{!*bump || !*appendSig, "-bump and -append exclude each other: -bump changes the list, which the signatures already made no longer match"},
+		need{fs.NArg() > 0, "no LIST to sign"},
+	); code >= 0 {
 		return code
 	}
 	key, err := readSecretKey(*secPath, *passwordFile)
@@ -43,14 +53,14 @@ func sign(args []string, stdout, stderr io.Writer) int {
 	}
 	code := 0
 	for _, path := range fs.Args() {
-		if err := signList(path, key, *bump, stdout, stderr); err != nil {
+		if err := signList(path, key, *bump, *appendSig, stdout, stderr); err != nil {
 			code = fail(stderr, 1, err, "")
 		}
 	}
 	return code
 }
 
-func signList(path string, key minisign.PrivateKey, bump bool, stdout, stderr io.Writer) error {
+func signList(path string, key minisign.PrivateKey, bump, appendSig bool, stdout, stderr io.Writer) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -84,10 +94,27 @@ func signList(path string, key minisign.PrivateKey, bump bool, stdout, stderr io
 			return err
 		}
 	}
-	if err := atomicfile.Write(path+blocklist.SignatureSuffix, append(sig, '\n'), 0o644); err != nil {
+	sigPath := path + blocklist.SignatureSuffix
+	sig = append(sig, '\n')
+	if appendSig {
+		before, err := blocklist.ReadFile(sigPath, blocklist.MaxSignatureSize)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return err
+		case slices.Contains(blocklist.SignatureKeys(before), key.ID()):
+			return fmt.Errorf("%s already holds a signature by key %X: a key counts once, nothing appended", sigPath, key.ID())
+		default:
+			if len(before) > 0 && before[len(before)-1] != '\n' {
+				before = append(before, '\n')
+			}
+			sig = append(before, sig...)
+		}
+	}
+	if err := atomicfile.Write(sigPath, sig, 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: list %q serial %d signed (%d blocking entries) -> %s\n", path, l.Name, l.Serial, l.Blocking(), path+blocklist.SignatureSuffix)
+	fmt.Fprintf(stdout, "%s: list %q serial %d signed by key %X (%d blocking entries) -> %s\n", path, l.Name, l.Serial, key.ID(), l.Blocking(), sigPath)
 	return nil
 }
 

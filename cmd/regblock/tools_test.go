@@ -177,6 +177,57 @@ func TestStockMinisignInterop(t *testing.T) {
 	if code, _, stderr := regblock(t, "verify", "-p", filepath.Join(dir, "stock.pub"), b); code != 0 {
 		t.Errorf("legacy signature: exit %d %s", code, stderr)
 	}
+
+	// Two signers: stock minisign signs with each key, cat joins the two
+	// files (with some garbage between), and either key verifies; both
+	// trusted, verify names both.
+	c := writeFile(t, dir, "c.list", exampleList)
+	run(ms, "-G", "-W", "-p", filepath.Join(dir, "second.pub"), "-s", filepath.Join(dir, "second.key"))
+	var joined []byte
+	for _, k := range []string{"stock", "second"} {
+		run(ms, "-S", "-s", filepath.Join(dir, k+".key"), "-m", c, "-x", c+"."+k)
+		joined = append(append(joined, mustRead(t, c+"."+k)...), "not a signature\n"...)
+	}
+	os.WriteFile(c+".minisig", joined, 0o644)
+	for _, k := range []string{"stock", "second"} {
+		if code, _, stderr := regblock(t, "verify", "-p", filepath.Join(dir, k+".pub"), c); code != 0 {
+			t.Errorf("joined signatures, trusting %s: exit %d %s", k, code, stderr)
+		}
+	}
+	code, stdout, _ := regblock(t, "verify", "-p", filepath.Join(dir, "stock.pub"), "-p", filepath.Join(dir, "second.pub"), c)
+	if code != 0 || !strings.Contains(stdout, "signature valid, by key ") || !strings.Contains(stdout, ", ") {
+		t.Errorf("joined signatures, both trusted: exit %d %s; want both keys named", code, stdout)
+	}
+}
+
+// TestSignAppend: sign -append adds a second signer's signature to a list's
+// .minisig, refuses the same key twice and -bump with it.
+func TestSignAppend(t *testing.T) {
+	dir := t.TempDir()
+	for _, k := range []string{"regulator", "judge"} {
+		regblock(t, "keygen", "-W", "-p", filepath.Join(dir, k+".pub"), "-s", filepath.Join(dir, k+".key"))
+	}
+	list := writeFile(t, dir, "court.list", exampleList)
+	if code, _, stderr := regblock(t, "sign", "-s", filepath.Join(dir, "regulator.key"), list); code != 0 {
+		t.Fatal(stderr)
+	}
+	if code, _, stderr := regblock(t, "sign", "-s", filepath.Join(dir, "judge.key"), "-append", list); code != 0 {
+		t.Fatal(stderr)
+	}
+	for _, k := range []string{"regulator", "judge"} {
+		if code, _, stderr := regblock(t, "verify", "-p", filepath.Join(dir, k+".pub"), list); code != 0 {
+			t.Errorf("after -append, the %s's key alone: exit %d %s", k, code, stderr)
+		}
+	}
+	if n := strings.Count(mustRead(t, list+".minisig"), "untrusted comment:"); n != 2 {
+		t.Errorf("%d signatures in the file, want 2", n)
+	}
+	if code, _, stderr := regblock(t, "sign", "-s", filepath.Join(dir, "judge.key"), "-append", list); code != 1 || !strings.Contains(stderr, "already holds a signature by key") {
+		t.Errorf("the same key appended again: exit %d %s", code, stderr)
+	}
+	if code, _, stderr := regblock(t, "sign", "-s", filepath.Join(dir, "judge.key"), "-append", "-bump", list); code != 2 || !strings.Contains(stderr, "-bump and -append exclude each other") {
+		t.Errorf("-bump with -append: exit %d %s", code, stderr)
+	}
 }
 
 func TestVerifyCommand(t *testing.T) {

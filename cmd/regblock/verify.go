@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
@@ -42,7 +43,11 @@ func verify(args []string, stdout, stderr io.Writer) int {
 			code = fail(stderr, 1, err, "")
 			continue
 		}
-		fmt.Fprintf(stdout, "%s: signature valid\n", path)
+		ids := make([]string, len(l.Signers))
+		for i, id := range l.Signers {
+			ids[i] = fmt.Sprintf("%X", id)
+		}
+		fmt.Fprintf(stdout, "%s: signature valid, by key %s\n", path, strings.Join(ids, ", "))
 		printHeader(stdout, l)
 	}
 	return code

@@ -395,3 +395,44 @@ func TestMetricsAndAudit(t *testing.T) {
 		t.Errorf("ledger: %+v, want one list_applied of e2e (and %d block events)", events, n)
 	}
 }
+
+// TestJoinedSignatures signs a list with two keys of the stock minisign
+// CLI and joins the two .minisig files with cat (and some garbage): a
+// resolver that trusts only the second key enforces the list.
+func TestJoinedSignatures(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	ms := testenv.Need(t, "minisign", "minisign")
+	dir, keys := t.TempDir(), t.TempDir()
+	path := filepath.Join(dir, "e2e.list")
+	os.WriteFile(path, []byte(list), 0o644)
+	var joined []byte
+	for _, k := range []string{"first", "second"} {
+		for _, args := range [][]string{
+			{"-G", "-W", "-p", filepath.Join(keys, k+".pub"), "-s", filepath.Join(keys, k+".key")},
+			{"-S", "-s", filepath.Join(keys, k+".key"), "-m", path, "-x", filepath.Join(keys, k+".minisig")},
+		} {
+			if out, err := exec.Command(ms, args...).CombinedOutput(); err != nil {
+				t.Fatalf("minisign %v: %v\n%s", args, err, out)
+			}
+		}
+		sig, _ := os.ReadFile(filepath.Join(keys, k+".minisig"))
+		joined = append(append(joined, sig...), "garbage between signatures\n"...)
+	}
+	os.WriteFile(path+".minisig", joined, 0o644)
+	port := testenv.FreePort(t)
+	addr := "127.0.0.1:" + port
+	startRegblockd(t, `.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+dir+`
+        pubkey `+filepath.Join(keys, "second.pub")+`
+        notice 192.0.2.80
+    }
+}
+`, ".", addr)
+	if r, err := query(addr, "abuse.example.", dns.TypeA); err != nil || len(r.Answer) != 1 {
+		t.Errorf("a list whose joined .minisig holds the trusted key's signature second: %v %v, want it enforced", r, err)
+	}
+}

@@ -168,6 +168,10 @@ type List struct {
 	File string
 	// SHA256 is the digest of the list file's exact bytes.
 	SHA256 [sha256.Size]byte
+	// Signers are the IDs of the trusted keys whose signatures of the file
+	// verified, in the order of the .minisig file; nil for a list parsed
+	// without its signature.
+	Signers []uint64
 
 	blocking int // Blocking's count once DropEntries has run
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"aead.dev/minisign"
 )
@@ -41,11 +42,11 @@ func (e *LoadError) Unwrap() error { return e.Err }
 // zone, need the whole file, which is then read first. Errors are
 // *LoadError; a bad signature is reported before any parse error.
 func OpenStream(path string, maxSize int64, sig []byte, keys []minisign.PublicKey, fn func(Entry)) (*List, error) {
-	s, key, err := signer(sig, keys)
+	signed, err := trustedSignatures(sig, keys)
 	if err != nil {
 		return nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: %v", path+SignatureSuffix, err)}
 	}
-	if s.Algorithm != minisign.HashEdDSA || IsRPZ(path) {
+	if slices.ContainsFunc(signed, func(s signature) bool { return !s.hashed }) || IsRPZ(path) {
 		data, err := ReadFile(path, maxSize)
 		if err != nil {
 			return nil, err
@@ -76,14 +77,18 @@ func OpenStream(path string, maxSize int64, sig []byte, keys []minisign.PublicKe
 		return nil, &LoadError{ReasonIOError, fmt.Errorf("%s: %w", path, src.err)}
 	case limited.N <= 0:
 		return nil, tooLarge(path, maxSize)
-	case !hashed.signed.Verify(key, sig):
-		return nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: signature by key %X does not match the list's contents", path+SignatureSuffix, s.KeyID)}
+	}
+	// The file was hashed once; each signature is checked against that.
+	signers, err := verified(signed, func(s signature) bool { return hashed.signed.Verify(s.key, s.text) })
+	if err != nil {
+		return nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: %v", path+SignatureSuffix, err)}
 	}
 	hashed.sha.Sum(p.list.SHA256[:0])
 	l, err := p.result()
 	if err != nil {
 		return nil, &LoadError{ReasonParseError, err}
 	}
+	l.Signers = signers
 	return l, nil
 }
 
@@ -124,12 +129,14 @@ func Open(path string, data, sig []byte, keys []minisign.PublicKey) (*List, erro
 
 // openFunc is Open with ParseFunc's fn: a nil fn keeps the entries.
 func openFunc(path string, data, sig []byte, keys []minisign.PublicKey, fn func(Entry)) (*List, error) {
-	if err := Verify(data, sig, keys); err != nil {
+	signers, err := Verify(data, sig, keys)
+	if err != nil {
 		return nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: %v", path+SignatureSuffix, err)}
 	}
 	l, err := parse(path, data, fn)
 	if err != nil {
 		return nil, &LoadError{ReasonParseError, err}
 	}
+	l.Signers = signers
 	return l, nil
 }

@@ -1,6 +1,7 @@
 package blocklist_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -24,8 +25,12 @@ const list = `#! regblock-list 1
 abuse.example ORDER-1 csam
 `
 
+// join concatenates signature files, as cat does.
+func join(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
 func TestVerify(t *testing.T) {
 	key, other := blocklisttest.NewKey(t), blocklisttest.NewKey(t)
+	third, fourth := blocklisttest.NewKey(t), blocklisttest.NewKey(t)
 	data := []byte(list)
 	trusted := []minisign.PublicKey{other.Public, key.Public}
 
@@ -43,12 +48,16 @@ func TestVerify(t *testing.T) {
 		{"untrusted key", data, key.Sign(data), []minisign.PublicKey{other.Public}, "not a trusted public key"},
 		{"no trusted keys", data, key.Sign(data), nil, "not a trusted public key"},
 		{"garbage", data, []byte("untrusted comment: x\nnot base64\n"), trusted, "not a minisign signature"},
+		{"two signatures, the trusted one second", data, join(third.Sign(data), key.Sign(data)), trusted, ""},
+		{"garbage around and between", data, join([]byte("junk\n"), third.Sign(data), []byte("untrusted comment: half a block\n"), key.SignLegacy(data), []byte("more junk")), trusted, ""},
+		{"two untrusted keys", data, join(third.Sign(data), fourth.Sign(data)), trusted, "none of them a trusted public key"},
+		{"a trusted key's signature of other data", data, join(third.Sign(data), key.Sign([]byte("other"))), trusted, "does not match"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := blocklist.Verify(tc.data, tc.sig, tc.keys)
-			if tc.err == "" && err != nil {
-				t.Fatalf("Verify: %v", err)
+			signers, err := blocklist.Verify(tc.data, tc.sig, tc.keys)
+			if tc.err == "" && (err != nil || len(signers) != 1 || signers[0] != key.Public.ID()) {
+				t.Fatalf("Verify: %X, %v; want signed by %X alone", signers, err, key.Public.ID())
 			}
 			if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 				t.Fatalf("Verify = %v, want an error with %q", err, tc.err)
@@ -209,5 +218,26 @@ func TestOpenStreamIntoIndex(t *testing.T) {
 		if want := fmt.Sprintf("ORDER-%05d", i%7000); !ok || m.Order != want || m.Category != fmt.Sprintf("cat%d", i%3) {
 			t.Fatalf("site%05d.example: %v %q %q, want %s cat%d", i, ok, m.Order, m.Category, want, i%3)
 		}
+	}
+}
+
+// TestVerifySigners: every trusted key whose signature verifies is named,
+// each once however often it signed, in the order of the file.
+func TestVerifySigners(t *testing.T) {
+	a, b, c := blocklisttest.NewKey(t), blocklisttest.NewKey(t), blocklisttest.NewKey(t)
+	data := []byte(list)
+	trusted := []minisign.PublicKey{a.Public, b.Public}
+	signers, err := blocklist.Verify(data, join(b.Sign(data), c.Sign(data), a.SignLegacy(data), b.Sign(data), a.Sign(data)), trusted)
+	if err != nil || len(signers) != 2 || signers[0] != b.Public.ID() || signers[1] != a.Public.ID() {
+		t.Errorf("signers %X, %v; want %X then %X", signers, err, b.Public.ID(), a.Public.ID())
+	}
+	// The same through OpenStream, which hashes the file once for both.
+	dir := t.TempDir()
+	path := a.WriteList(t, dir, "x.list", list)
+	os.WriteFile(path+".minisig", join(a.Sign(data), b.Sign(data)), 0o644)
+	sig, _ := blocklist.ReadSignature(path)
+	l, err := blocklist.OpenStream(path, 1<<20, sig, trusted, func(blocklist.Entry) {})
+	if err != nil || len(l.Signers) != 2 {
+		t.Errorf("OpenStream: signers %v, %v; want both keys", l, err)
 	}
 }

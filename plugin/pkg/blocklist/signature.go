@@ -3,7 +3,9 @@ package blocklist
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"os"
+	"slices"
 	"strings"
 
 	"aead.dev/minisign"
@@ -33,31 +35,99 @@ func ReadPublicKey(path string) (minisign.PublicKey, error) {
 	return key, nil
 }
 
-// Verify checks that sig is a minisign signature of data by one of keys.
-// Both prehashed (the minisign default) and legacy signatures verify.
-func Verify(data, sig []byte, keys []minisign.PublicKey) error {
-	s, key, err := signer(sig, keys)
+// Verify checks that sig, the text of a .minisig file, holds a valid
+// minisign signature of data by one of keys, and returns the IDs of the
+// keys whose signatures verify. Both prehashed (the minisign default) and
+// legacy signatures verify.
+func Verify(data, sig []byte, keys []minisign.PublicKey) ([]uint64, error) {
+	signed, err := trustedSignatures(sig, keys)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if !minisign.Verify(key, data, sig) {
-		return fmt.Errorf("signature by key %X does not match the list's contents", s.KeyID)
-	}
-	return nil
+	return verified(signed, func(s signature) bool { return minisign.Verify(s.key, data, s.text) })
 }
 
-// signer decodes sig and returns the trusted key that made it.
-func signer(sig []byte, keys []minisign.PublicKey) (minisign.Signature, minisign.PublicKey, error) {
-	var s minisign.Signature
-	if err := s.UnmarshalText(sig); err != nil {
-		return s, minisign.PublicKey{}, fmt.Errorf("not a minisign signature: %v", err)
-	}
-	for _, key := range keys {
-		if key.ID() == s.KeyID {
-			return s, key, nil
+// signature is one signature of a .minisig file by a trusted key.
+type signature struct {
+	key    minisign.PublicKey
+	text   []byte // the four lines minisign writes
+	hashed bool   // prehashed (minisign's default), not legacy
+}
+
+// trustedSignatures returns the signatures of sig by keys, the first of
+// each key only: a .minisig file may hold several signatures one after
+// another (each the four lines stock minisign writes; cat joins them).
+// Anything else in the file (garbage between blocks, a block that does not
+// decode, a signature by another key) counts as nothing. It is an error
+// when no signature is by a trusted key.
+func trustedSignatures(sig []byte, keys []minisign.PublicKey) ([]signature, error) {
+	var signed []signature
+	var others []string
+	for text, s := range signatureBlocks(sig) {
+		k := slices.IndexFunc(keys, func(k minisign.PublicKey) bool { return k.ID() == s.KeyID })
+		switch {
+		case k < 0:
+			others = append(others, fmt.Sprintf("%X", s.KeyID))
+		case !slices.ContainsFunc(signed, func(t signature) bool { return t.key.ID() == s.KeyID }):
+			signed = append(signed, signature{keys[k], text, s.Algorithm == minisign.HashEdDSA})
 		}
 	}
-	return s, minisign.PublicKey{}, fmt.Errorf("signed by key %X, which is not a trusted public key", s.KeyID)
+	switch {
+	case len(signed) > 0:
+		return signed, nil
+	case len(others) == 1:
+		return nil, fmt.Errorf("signed by key %s, which is not a trusted public key", others[0])
+	case len(others) > 1:
+		return nil, fmt.Errorf("signed by keys %s, none of them a trusted public key", strings.Join(others, ", "))
+	}
+	return nil, errors.New("not a minisign signature: no signature block in it")
+}
+
+// signatureBlocks yields the text and content of each signature block of a
+// .minisig file's text, passing over lines that start none.
+func signatureBlocks(sig []byte) iter.Seq2[[]byte, minisign.Signature] {
+	return func(yield func([]byte, minisign.Signature) bool) {
+		lines := strings.Split(string(sig), "\n")
+		for i := 0; i < len(lines); i++ {
+			if !strings.HasPrefix(lines[i], "untrusted comment: ") || i+3 >= len(lines) {
+				continue
+			}
+			text := []byte(strings.Join(lines[i:i+4], "\n"))
+			var s minisign.Signature
+			if s.UnmarshalText(text) != nil {
+				continue
+			}
+			if !yield(text, s) {
+				return
+			}
+			i += 3
+		}
+	}
+}
+
+// SignatureKeys returns the key IDs of the signatures in a .minisig file's
+// text, verified or not, in order.
+func SignatureKeys(sig []byte) []uint64 {
+	var ids []uint64
+	for _, s := range signatureBlocks(sig) {
+		ids = append(ids, s.KeyID)
+	}
+	return ids
+}
+
+// verified returns the IDs of the keys whose signatures ok accepts, or an
+// error when there is none.
+func verified(signed []signature, ok func(signature) bool) ([]uint64, error) {
+	var ids []uint64
+	for _, s := range signed {
+		if ok(s) {
+			ids = append(ids, s.key.ID())
+		}
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("signature by key %X does not match the list's contents", signed[0].key.ID())
+	}
+	return ids, nil
 }
 
 // ReadSignature reads the signature of the list at path, path+".minisig".

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -157,6 +158,48 @@ func BenchmarkReload(b *testing.B) {
 			b.ReportMetric(float64(peak)/float64(steady), "peak/steady")
 			b.ReportMetric(float64(steady)/float64(n), "steady-B/entry")
 			b.ReportMetric(float64(peak)/float64(n), "peak-B/entry")
+		})
+	}
+}
+
+// BenchmarkLoadSignatures loads a signed list of 1 M entries whose .minisig
+// holds one signature, and one that holds three by three trusted keys: the
+// file is hashed once whatever the number of signatures, so the two
+// should take the same time.
+func BenchmarkLoadSignatures(b *testing.B) {
+	dir := b.TempDir()
+	key, cfg := writeSynthetic(b, dir, 1_000_000)
+	path := filepath.Join(dir, "synthetic.list")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	one := key.Sign(data)
+	three := slices.Clone(one)
+	keys := slices.Clone(cfg.Keys)
+	for range 2 {
+		k := blocklisttest.NewKey(b)
+		three = append(three, k.Sign(data)...)
+		keys = append(keys, k.Public)
+	}
+	for _, tc := range []struct {
+		name string
+		sig  []byte
+	}{{"1-signature", one}, {"3-signatures", three}} {
+		b.Run(tc.name, func(b *testing.B) {
+			if err := os.WriteFile(path+".minisig", tc.sig, 0o644); err != nil {
+				b.Fatal(err)
+			}
+			cfg := cfg
+			cfg.Keys = keys
+			for b.Loop() {
+				var ix *blockindex.Index
+				s := New(cfg, func(i *blockindex.Index) { ix = i }, quiet{})
+				s.Scan()
+				if len(ix.Lists()[0].Signers) != strings.Count(string(tc.sig), "untrusted comment:") {
+					b.Fatalf("signers %X", ix.Lists()[0].Signers)
+				}
+			}
 		})
 	}
 }
