@@ -295,7 +295,7 @@ func (p *parser) header(text string) {
 	var err error
 	switch key {
 	case "name":
-		if !validListName(value) {
+		if !ValidListName(value) {
 			err = fmt.Errorf("list name %q: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", value)
 		}
 		h.Name = value
@@ -330,12 +330,12 @@ func (p *parser) header(text string) {
 	}
 }
 
-// validListName reports whether s may name a list. A list's name becomes
+// ValidListName reports whether s may name a list. A list's name becomes
 // the name of its files in the state directory, a metric label and a
 // ledger field: 1 to 64 letters, digits, '.', '_' or '-', starting with a
 // letter or digit, so that no name is ".", "..", hidden, a path, or holds
 // a control character.
-func validListName(s string) bool {
+func ValidListName(s string) bool {
 	if len(s) == 0 || len(s) > 64 || !isAlnum(s[0]) {
 		return false
 	}

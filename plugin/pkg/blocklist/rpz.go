@@ -88,7 +88,7 @@ func (p *parser) parseRPZ(text string) {
 	}
 	if !p.seen["name"] {
 		name := strings.TrimSuffix(filepath.Base(p.list.File), RPZSuffix)
-		if !validListName(name) {
+		if !ValidListName(name) {
 			p.line = 0
 			p.errorf("list name %q (from the file name): use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit, or give one with %q", name, rpzHeader+" name: NAME")
 			return

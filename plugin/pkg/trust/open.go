@@ -1,0 +1,112 @@
+package trust
+
+import (
+	"fmt"
+	"slices"
+
+	"aead.dev/minisign"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+)
+
+// Open parses the policy data, read from path, and checks that it may
+// replace inForce (nil when no policy was ever accepted) given its
+// signatures sig (a .minisig file's text, one signature or several):
+//
+//   - the same bytes as inForce: unchanged;
+//   - a serial not above inForce's: an error wrapping ErrRollback;
+//   - the threshold of inForce's root line, and of its own root line, in
+//     valid signatures by distinct keys (root rotation one step at a time,
+//     as in TUF); without inForce, the threshold of its own root line from
+//     the pinned keys (the resolver's pubkey), which must be its own root
+//     keys too: else an error wrapping ErrThreshold.
+//
+// A parse error is a *blocklist.LoadError with reason parse_error, a file
+// without any valid signature by those keys one with bad_signature.
+func Open(path string, data, sig []byte, inForce *Policy, pinned []minisign.PublicKey) (p *Policy, unchanged bool, err error) {
+	if p, err = parse(path, data); err != nil {
+		return nil, false, err
+	}
+	if inForce != nil {
+		if inForce.SHA256 == p.SHA256 {
+			return inForce, true, nil
+		}
+		if p.Serial <= inForce.Serial {
+			return nil, false, fmt.Errorf("%s: %w: trust policy serial %d is not newer than serial %d in force", path, ErrRollback, p.Serial, inForce.Serial)
+		}
+	}
+	signers := inForce.rootKeys(pinned)
+	for _, k := range p.Root.Keys {
+		if !slices.ContainsFunc(signers, func(x minisign.PublicKey) bool { return x.ID() == k.ID() }) {
+			signers = append(signers, k)
+		}
+	}
+	ids, err := blocklist.Verify(data, sig, signers)
+	if err != nil {
+		return nil, false, &blocklist.LoadError{Reason: blocklist.ReasonBadSignature, Err: fmt.Errorf("%s: %v", path+blocklist.SignatureSuffix, err)}
+	}
+	p.Signers = ids
+	if inForce == nil {
+		pinnedRule := Rule{Threshold: p.Root.Threshold, Keys: pinned}
+		if n := pinnedRule.Count(ids); n < p.Root.Threshold {
+			return nil, false, fmt.Errorf("%s: %w: the first trust policy needs %d valid signatures by the pinned root keys (pubkey), it has %d", path, ErrThreshold, p.Root.Threshold, n)
+		}
+	} else if n := inForce.Root.Count(ids); n < inForce.Root.Threshold {
+		return nil, false, fmt.Errorf("%s: %w: trust policy serial %d needs %d valid signatures by the root keys of serial %d in force, it has %d", path, ErrThreshold, p.Serial, inForce.Root.Threshold, inForce.Serial, n)
+	}
+	if n := p.Root.Count(ids); n < p.Root.Threshold {
+		return nil, false, fmt.Errorf("%s: %w: trust policy serial %d needs %d valid signatures by its own root keys (line %d), it has %d", path, ErrThreshold, p.Serial, p.Root.Threshold, p.Root.Line, n)
+	}
+	return p, false, nil
+}
+
+// OpenSaved parses a policy kept by the resolver itself (its state
+// directory) and checks only that its own root line's threshold signed it:
+// it was accepted under the rules of its time, which may have rotated away
+// from the pinned keys since.
+func OpenSaved(path string, data, sig []byte) (*Policy, error) {
+	p, err := parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := blocklist.Verify(data, sig, p.Root.Keys)
+	if err != nil {
+		return nil, &blocklist.LoadError{Reason: blocklist.ReasonBadSignature, Err: fmt.Errorf("%s: %v", path+blocklist.SignatureSuffix, err)}
+	}
+	if n := p.Root.Count(ids); n < p.Root.Threshold {
+		return nil, fmt.Errorf("%s: %w: %d valid signatures by its root keys, it needs %d", path, ErrThreshold, n, p.Root.Threshold)
+	}
+	p.Signers = ids
+	return p, nil
+}
+
+func parse(path string, data []byte) (*Policy, error) {
+	p, err := Parse(path, data)
+	if err != nil {
+		return nil, &blocklist.LoadError{Reason: blocklist.ReasonParseError, Err: err}
+	}
+	return p, nil
+}
+
+// rootKeys returns the keys that sign the next policy: the root keys of p,
+// or the pinned ones when p is nil.
+func (p *Policy) rootKeys(pinned []minisign.PublicKey) []minisign.PublicKey {
+	if p == nil {
+		return slices.Clone(pinned)
+	}
+	return slices.Clone(p.Root.Keys)
+}
+
+// Load reads the policy at path and its signature, and opens it as Open
+// does.
+func Load(path string, inForce *Policy, pinned []minisign.PublicKey) (*Policy, bool, error) {
+	data, err := blocklist.ReadFile(path, MaxSize)
+	if err != nil {
+		return nil, false, err
+	}
+	sig, err := blocklist.ReadSignature(path)
+	if err != nil {
+		return nil, false, err
+	}
+	return Open(path, data, sig, inForce, pinned)
+}

@@ -1,0 +1,297 @@
+// Package trust reads regblock's trust policy: a signed file that says
+// which keys may sign which lists, how many signatures each list needs,
+// and who may sign the next version of the policy, after TUF's root and
+// delegations. The format is described in docs/trust.md.
+package trust
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"aead.dev/minisign"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+)
+
+// MaxSize bounds a policy file: a few lines a key.
+const MaxSize = 1 << 20
+
+const versionLine = "#! regblock-trust 1"
+
+// IsPolicy reports whether data starts as a trust policy does.
+func IsPolicy(data []byte) bool {
+	return strings.HasPrefix(strings.TrimPrefix(string(data), "\uFEFF"), "#! regblock-trust")
+}
+
+// Rule is a threshold of signatures by distinct keys of a set.
+type Rule struct {
+	Threshold int
+	Keys      []minisign.PublicKey
+	Line      int // in the policy file
+}
+
+// ListRule is a "list" line: the rule for the lists whose name matches
+// Pattern, an exact name or a prefix ending in '*'.
+type ListRule struct {
+	Pattern string
+	Rule
+}
+
+// Policy is a parsed trust policy.
+type Policy struct {
+	Serial  uint64
+	Issued  time.Time
+	Expires time.Time // zero when it does not expire
+	Root    Rule
+	Lists   []ListRule
+	File    string
+	SHA256  [sha256.Size]byte
+	Signers []uint64 // the keys whose signatures of the file verified
+}
+
+// Errors a list or policy is refused with, besides blocklist's.
+var (
+	// ErrUntrusted: no line of the policy names the list.
+	ErrUntrusted = errors.New("untrusted")
+	// ErrThreshold: fewer valid signatures by the line's keys than its
+	// threshold.
+	ErrThreshold = errors.New("threshold")
+	// ErrRollback: a policy whose serial is not above the one in force.
+	ErrRollback = errors.New("rollback")
+)
+
+// Parse reads a trust policy from data, read from path. Every error names
+// the file and line; the errors are a blocklist.ErrorList.
+func Parse(path string, data []byte) (*Policy, error) {
+	p := &Policy{File: path, SHA256: sha256.Sum256(data)}
+	var errs blocklist.ErrorList
+	errorf := func(line int, format string, args ...any) {
+		errs = append(errs, &blocklist.Error{File: path, Line: line, Msg: fmt.Sprintf(format, args...)})
+	}
+	seen := map[string]int{}
+	rootLines := 0
+	lines := strings.Split(strings.TrimPrefix(string(data), "\uFEFF"), "\n")
+	for i, line := range lines {
+		n := i + 1
+		line = strings.TrimRight(line, "\r")
+		switch {
+		case len(errs) >= 100:
+			errorf(n, "too many errors, stopped")
+			return nil, errs
+		case len(line) > blocklist.MaxLine:
+			errorf(n, "line is %d bytes long; at most %d are allowed", len(line), blocklist.MaxLine)
+			continue
+		case strings.ContainsFunc(line, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }):
+			errorf(n, "control character in the line")
+			continue
+		case n == 1:
+			if strings.TrimSpace(line) != versionLine {
+				errorf(n, "not a regblock trust policy: the first line must be %q", versionLine)
+				return nil, errs
+			}
+			continue
+		case strings.HasPrefix(line, "#!"):
+			key, value, ok := strings.Cut(line[2:], ":")
+			key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+			if !ok || value == "" {
+				errorf(n, "header line %q is not \"#! key: value\"", line)
+				continue
+			}
+			if seen["#"+key] > 0 {
+				errorf(n, "header %q given twice", key)
+				continue
+			}
+			seen["#"+key] = n
+			var err error
+			switch key {
+			case "serial":
+				if p.Serial, err = strconv.ParseUint(value, 10, 64); err != nil {
+					errorf(n, "serial %q is not an unsigned integer", value)
+				}
+			case "issued", "expires":
+				t, err := time.Parse(time.RFC3339, value)
+				if err != nil {
+					errorf(n, "%s %q is not an RFC 3339 time such as 2026-12-01T00:00:00Z", key, value)
+				}
+				if key == "issued" {
+					p.Issued = t
+				} else {
+					p.Expires = t
+				}
+			default:
+				errorf(n, "unknown header key %q (known: serial, issued, expires)", key)
+			}
+			continue
+		}
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		switch fields[0] {
+		case "root":
+			rootLines++
+			if rootLines > 1 {
+				errorf(n, "a second root line: the policy has one")
+				continue
+			}
+			rule, err := parseRule(fields[1:], n)
+			if err != nil {
+				errorf(n, "root: %v", err)
+				continue
+			}
+			p.Root = rule
+		case "list":
+			if len(fields) < 2 {
+				errorf(n, "list: want list PATTERN THRESHOLD KEY...")
+				continue
+			}
+			pattern := fields[1]
+			if err := checkPattern(pattern); err != nil {
+				errorf(n, "list %q: %v", pattern, err)
+				continue
+			}
+			if prev := seen[pattern]; prev > 0 {
+				errorf(n, "list %q: already given on line %d", pattern, prev)
+				continue
+			}
+			seen[pattern] = n
+			rule, err := parseRule(fields[2:], n)
+			if err != nil {
+				errorf(n, "list %q: %v", pattern, err)
+				continue
+			}
+			p.Lists = append(p.Lists, ListRule{pattern, rule})
+		default:
+			errorf(n, "unknown line %q: want root or list", fields[0])
+		}
+	}
+	if seen["#serial"] == 0 {
+		errorf(1, "missing required header %q", "serial")
+	}
+	if seen["#issued"] == 0 {
+		errorf(1, "missing required header %q", "issued")
+	}
+	if rootLines == 0 {
+		errorf(0, "no root line: a policy names the keys that sign its next version (root THRESHOLD KEY...)")
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return p, nil
+}
+
+// parseRule reads "THRESHOLD KEY...". A threshold that the keys cannot
+// meet is an error: a policy may not lock out its own root, nor a list.
+func parseRule(fields []string, line int) (Rule, error) {
+	if len(fields) < 2 {
+		return Rule{}, errors.New("want THRESHOLD KEY...")
+	}
+	t, err := strconv.Atoi(fields[0])
+	if err != nil || t < 1 {
+		return Rule{}, fmt.Errorf("threshold %q is not a whole number from 1", fields[0])
+	}
+	r := Rule{Threshold: t, Line: line}
+	for _, text := range fields[1:] {
+		var key minisign.PublicKey
+		if err := key.UnmarshalText([]byte(text)); err != nil {
+			return Rule{}, fmt.Errorf("%q is not a minisign public key (the second line of a .pub file)", short(text))
+		}
+		if slices.ContainsFunc(r.Keys, func(k minisign.PublicKey) bool { return k.ID() == key.ID() }) {
+			return Rule{}, fmt.Errorf("key %X given twice", key.ID())
+		}
+		r.Keys = append(r.Keys, key)
+	}
+	if t > len(r.Keys) {
+		return Rule{}, fmt.Errorf("threshold %d, but only %d keys: it could never be met", t, len(r.Keys))
+	}
+	return r, nil
+}
+
+func short(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
+// checkPattern accepts a list name, or a prefix of one ending in '*' ("*"
+// alone: every list).
+func checkPattern(pattern string) error {
+	name, prefix := strings.CutSuffix(pattern, "*")
+	switch {
+	case strings.Contains(name, "*"):
+		return errors.New("'*' may only end a pattern")
+	case name == "" && prefix, blocklist.ValidListName(name):
+		return nil
+	}
+	return errors.New("not a list name (1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit), or a prefix of one followed by '*'")
+}
+
+// RuleFor returns the rule for the list named name: the exact line, else
+// the longest prefix; nil when no line names it.
+func (p *Policy) RuleFor(name string) *ListRule {
+	var best *ListRule
+	for i := range p.Lists {
+		r := &p.Lists[i]
+		prefix, wild := strings.CutSuffix(r.Pattern, "*")
+		switch {
+		case !wild && r.Pattern == name:
+			return r
+		case wild && strings.HasPrefix(name, prefix) && (best == nil || len(prefix) > len(strings.TrimSuffix(best.Pattern, "*"))):
+			best = r
+		}
+	}
+	return best
+}
+
+// Count returns how many of signers are keys of r, each key once.
+func (r Rule) Count(signers []uint64) int {
+	n := 0
+	for _, k := range r.Keys {
+		if slices.Contains(signers, k.ID()) {
+			n++
+		}
+	}
+	return n
+}
+
+// Judge checks that signers, the keys whose signatures of a list named name
+// verified, meet the policy's rule for that name: an error wrapping
+// ErrUntrusted when no line names it, ErrThreshold when too few of the
+// line's keys signed.
+func (p *Policy) Judge(name string, signers []uint64) error {
+	r := p.RuleFor(name)
+	if r == nil {
+		return fmt.Errorf("%w: no line of trust policy serial %d names list %q", ErrUntrusted, p.Serial, name)
+	}
+	if n := r.Count(signers); n < r.Threshold {
+		return fmt.Errorf("%w: list %q has %d valid signatures by the keys of line %d (list %s) of trust policy serial %d, which needs %d",
+			ErrThreshold, name, n, r.Line, r.Pattern, p.Serial, r.Threshold)
+	}
+	return nil
+}
+
+// ListKeys returns every key of the policy's list lines, each once: the
+// keys a list's signatures are verified against.
+func (p *Policy) ListKeys() []minisign.PublicKey {
+	var keys []minisign.PublicKey
+	for _, r := range p.Lists {
+		for _, k := range r.Keys {
+			if !slices.ContainsFunc(keys, func(x minisign.PublicKey) bool { return x.ID() == k.ID() }) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	return keys
+}
+
+// Expired reports whether the policy has an expiry time before now.
+func (p *Policy) Expired(now time.Time) bool { return !p.Expires.IsZero() && now.After(p.Expires) }

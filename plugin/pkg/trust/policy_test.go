@@ -1,0 +1,157 @@
+package trust
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"aead.dev/minisign"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
+)
+
+// line returns a key as a policy writes it.
+func line(k *blocklisttest.Key) string {
+	text, _ := k.Public.MarshalText()
+	lines := strings.Split(strings.TrimSpace(string(text)), "\n")
+	return lines[len(lines)-1]
+}
+
+func policy(serial int, body string) string {
+	return fmt.Sprintf("#! regblock-trust 1\n#! serial: %d\n#! issued: 2026-12-01T00:00:00Z\n%s", serial, body)
+}
+
+func sign(data string, keys ...*blocklisttest.Key) []byte {
+	var sig []byte
+	for _, k := range keys {
+		sig = append(sig, k.Sign([]byte(data))...)
+	}
+	return sig
+}
+
+func TestParseErrors(t *testing.T) {
+	a, b := blocklisttest.NewKey(t), blocklisttest.NewKey(t)
+	root := "root 1 " + line(a) + "\n"
+	for _, tc := range []struct {
+		name, text string
+		line       int
+		msg        string
+	}{
+		{"not a policy", "#! regblock-list 1\n", 1, "not a regblock trust policy"},
+		{"unknown header", policy(1, "#! name: x\n"+root), 4, `unknown header key "name"`},
+		{"no serial", "#! regblock-trust 1\n#! issued: 2026-12-01T00:00:00Z\n" + root, 1, `missing required header "serial"`},
+		{"no root", policy(1, "list a 1 "+line(a)+"\n"), 0, "no root line"},
+		{"two roots", policy(1, root+root), 5, "a second root line"},
+		{"root locked out", policy(1, "root 3 "+line(a)+" "+line(b)+"\n"), 4, "threshold 3, but only 2 keys"},
+		{"threshold zero", policy(1, "root 0 "+line(a)+"\n"), 4, "not a whole number from 1"},
+		{"key twice", policy(1, "root 1 "+line(a)+" "+line(a)+"\n"), 4, "given twice"},
+		{"not a key", policy(1, "root 1 RWQnotakey\n"), 4, "not a minisign public key"},
+		{"bad pattern", policy(1, root+"list a*b 1 "+line(a)+"\n"), 5, "'*' may only end a pattern"},
+		{"hostile pattern", policy(1, root+"list .. 1 "+line(a)+"\n"), 5, "not a list name"},
+		{"pattern twice", policy(1, root+"list a 1 "+line(a)+"\nlist a 1 "+line(b)+"\n"), 6, "already given on line 5"},
+		{"list locked out", policy(1, root+"list a 2 "+line(a)+"\n"), 5, "could never be met"},
+		{"unknown line", policy(1, root+"delegate a 1 "+line(a)+"\n"), 5, `unknown line "delegate"`},
+	} {
+		_, err := Parse("p.trust", []byte(tc.text))
+		var errs blocklist.ErrorList
+		if !errors.As(err, &errs) || errs[0].Line != tc.line || !strings.Contains(errs[0].Msg, tc.msg) {
+			t.Errorf("%s: %v; want line %d: %q", tc.name, err, tc.line, tc.msg)
+		}
+	}
+}
+
+func TestRuleFor(t *testing.T) {
+	a, b, c, d := blocklisttest.NewKey(t), blocklisttest.NewKey(t), blocklisttest.NewKey(t), blocklisttest.NewKey(t)
+	p, err := Parse("p.trust", []byte(policy(1, "root 1 "+line(a)+`
+list mcmc-csam 1 `+line(a)+" "+line(b)+`
+list court-* 2 `+line(b)+" "+line(c)+" "+line(d)+`
+list court-high-* 1 `+line(d)+`
+list * 1 `+line(c)+"\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, pattern string
+	}{{"mcmc-csam", "mcmc-csam"}, {"court-7", "court-*"}, {"court-high-1", "court-high-*"}, {"other", "*"}, {"mcmc-csam2", "*"}} {
+		if r := p.RuleFor(tc.name); r == nil || r.Pattern != tc.pattern {
+			t.Errorf("RuleFor(%q) = %v, want %s", tc.name, r, tc.pattern)
+		}
+	}
+	id := func(k *blocklisttest.Key) uint64 { return k.Public.ID() }
+	for _, tc := range []struct {
+		name    string
+		signers []uint64
+		err     error
+	}{
+		{"mcmc-csam", []uint64{id(b)}, nil},
+		{"mcmc-csam", []uint64{id(c), id(d)}, ErrThreshold},
+		{"court-1", []uint64{id(b), id(d)}, nil},
+		{"court-1", []uint64{id(b), id(a)}, ErrThreshold},
+		{"court-1", []uint64{id(b), id(b)}, ErrThreshold}, // one key counts once
+	} {
+		if err := p.Judge(tc.name, tc.signers); !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
+			t.Errorf("Judge(%s, %X) = %v, want %v", tc.name, tc.signers, err, tc.err)
+		}
+	}
+	p.Lists = p.Lists[:3] // without the catch-all
+	if err := p.Judge("other", []uint64{id(a)}); !errors.Is(err, ErrUntrusted) {
+		t.Errorf("a list no line names: %v, want untrusted", err)
+	}
+}
+
+// TestRootRotation rotates the root keys of a policy in three steps, each
+// signed by the threshold of the root in force and of its own: a policy
+// signed by the old root alone, or by the new alone, is refused.
+func TestRootRotation(t *testing.T) {
+	r1, r2, r3, r4 := blocklisttest.NewKey(t), blocklisttest.NewKey(t), blocklisttest.NewKey(t), blocklisttest.NewKey(t)
+	pinned := []minisign.PublicKey{r1.Public, r2.Public}
+
+	v1 := policy(1, "root 2 "+line(r1)+" "+line(r2)+"\n")
+	if _, _, err := Open("p.trust", []byte(v1), sign(v1, r1), nil, pinned); !errors.Is(err, ErrThreshold) {
+		t.Errorf("first policy with one of two pinned signatures: %v, want threshold", err)
+	}
+	p1, _, err := Open("p.trust", []byte(v1), sign(v1, r1, r2), nil, pinned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Step 1: add r3 (2 of 3).
+	v2 := policy(2, "root 2 "+line(r1)+" "+line(r2)+" "+line(r3)+"\n")
+	p2, _, err := Open("p.trust", []byte(v2), sign(v2, r1, r3), p1, pinned)
+	if !errors.Is(err, ErrThreshold) {
+		t.Errorf("v2 signed by r1 and r3 only (one key of the root in force): %v, want threshold", err)
+	}
+	if p2, _, err = Open("p.trust", []byte(v2), sign(v2, r1, r2), p1, pinned); err != nil {
+		t.Fatal(err)
+	}
+	// Step 2: drop r1, add r4.
+	v3 := policy(3, "root 2 "+line(r2)+" "+line(r3)+" "+line(r4)+"\n")
+	p3, _, err := Open("p.trust", []byte(v3), sign(v3, r2, r3), p2, pinned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Step 3: r1 (and r2) can no longer sign.
+	v4 := policy(4, "root 1 "+line(r3)+"\n")
+	if _, _, err := Open("p.trust", []byte(v4), sign(v4, r1, r2), p3, pinned); err == nil {
+		t.Error("v4 signed by retired root keys was accepted")
+	}
+	if _, _, err := Open("p.trust", []byte(v4), sign(v4, r3, r4), p3, pinned); err != nil {
+		t.Errorf("v4 signed by r3 and r4: %v", err)
+	}
+	// Rollback and unchanged.
+	if _, _, err := Open("p.trust", []byte(v2), sign(v2, r1, r2), p3, pinned); !errors.Is(err, ErrRollback) {
+		t.Errorf("v2 after v3: %v, want rollback", err)
+	}
+	if _, unchanged, err := Open("p.trust", []byte(v3), sign(v3, r2, r3), p3, pinned); !unchanged || err != nil {
+		t.Errorf("v3 again: unchanged %v, %v", unchanged, err)
+	}
+	// A saved copy opens on its own root.
+	if _, err := OpenSaved("p.trust", []byte(v3), sign(v3, r3, r4)); err != nil {
+		t.Errorf("saved v3: %v", err)
+	}
+	if _, err := OpenSaved("p.trust", []byte(v3), bytes.Join([][]byte{sign(v3, r3), []byte("junk\n")}, nil)); !errors.Is(err, ErrThreshold) {
+		t.Errorf("saved v3 with one root signature: %v, want threshold", err)
+	}
+}
