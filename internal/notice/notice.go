@@ -29,6 +29,7 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/listset"
+	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
 //go:embed page.html *.json
@@ -249,6 +250,15 @@ func (e Events) Removed(c *listset.Current, why string) {
 }
 func (e Events) Moved(c *listset.Current, from string) {
 	e.Log.Printf("list %q serial %d is now read from %s (was %s)", c.List.Name, c.List.Serial, c.Path, from)
+}
+func (e Events) PolicyApplied(p *trust.Policy) {
+	e.Log.Printf("trust policy serial %d applied from %s", p.Serial, p.File)
+}
+func (e Events) PolicyRejected(path, result string, err error, _ *trust.Policy) {
+	e.Log.Printf("trust policy rejected (%s): %v", result, err)
+}
+func (e Events) PolicyExpired(p *trust.Policy) {
+	e.Log.Printf("trust policy serial %d expired; still in force", p.Serial)
 }
 func (e Events) Expired(c *listset.Current) {
 	e.Log.Printf("list %q serial %d expired; still shown", c.List.Name, c.List.Serial)

@@ -7,6 +7,7 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/ledger"
 	"github.com/regblock/regblock/plugin/pkg/listset"
+	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
 // events turns what the list set decides into log lines an operator can act
@@ -69,6 +70,39 @@ func (ev events) Expired(c *listset.Current) {
 	ev.ledger(ev.event(ledger.ListExpired, c.List))
 	log.Warningf("List %q serial %d expired at %s; it stays enforced until a newer serial arrives",
 		c.List.Name, c.List.Serial, c.List.Expires.Format(time.RFC3339))
+}
+
+func (ev events) PolicyApplied(p *trust.Policy) {
+	setTrustMetrics(p)
+	countTrustReload(listset.ResultApplied)
+	serial, issued := p.Serial, p.Issued
+	e := ledger.Event{Time: ev.now().UTC(), Event: ledger.TrustApplied, Serial: &serial, SHA256: hex.EncodeToString(p.SHA256[:]), File: p.File, Issued: &issued}
+	if !p.Expires.IsZero() {
+		expires := p.Expires
+		e.Expires = &expires
+	}
+	ev.ledger(e)
+	log.Infof("Trust policy serial %d applied from %s: %d list lines, root of %d keys with threshold %d",
+		p.Serial, p.File, len(p.Lists), len(p.Root.Keys), p.Root.Threshold)
+}
+
+func (ev events) PolicyRejected(path, result string, err error, inForce *trust.Policy) {
+	countTrustReload(result)
+	e := ledger.Event{Time: ev.now().UTC(), Event: ledger.TrustRejected, File: path, Reason: result, Error: err.Error()}
+	if inForce != nil {
+		e.InForce = &inForce.Serial
+		ev.ledger(e)
+		log.Errorf("Trust policy rejected (%s): %v; serial %d stays in force", result, err, inForce.Serial)
+		return
+	}
+	ev.ledger(e)
+	log.Errorf("Trust policy rejected (%s): %v; no policy is in force, so no list is", result, err)
+}
+
+func (ev events) PolicyExpired(p *trust.Policy) {
+	serial := p.Serial
+	ev.ledger(ledger.Event{Time: ev.now().UTC(), Event: ledger.TrustExpired, Serial: &serial, SHA256: hex.EncodeToString(p.SHA256[:])})
+	log.Warningf("Trust policy serial %d expired at %s; it stays in force until a newer serial arrives", p.Serial, p.Expires.Format(time.RFC3339))
 }
 
 func (ev events) Waiting(path string) {

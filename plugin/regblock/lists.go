@@ -41,7 +41,7 @@ func listsKey(cfg config) string {
 		text, _ := k.MarshalText()
 		keys[i] = string(text)
 	}
-	return fmt.Sprintf("%q %q %d %q %q", cfg.lists, keys, cfg.maxSize, cfg.state, cfg.audit)
+	return fmt.Sprintf("%q %q %d %q %q %q", cfg.lists, keys, cfg.maxSize, cfg.state, cfg.audit, cfg.trust)
 }
 
 // acquireLists returns the lists of cfg, loading them if no server block
@@ -67,7 +67,7 @@ func acquireLists(cfg config) (*lists, error) {
 		}
 		l.audit = a
 	}
-	l.set = listset.New(listset.Config{Lists: cfg.lists, Keys: cfg.keys, MaxSize: cfg.maxSize, State: cfg.state},
+	l.set = listset.New(listset.Config{Lists: cfg.lists, Keys: cfg.keys, MaxSize: cfg.maxSize, State: cfg.state, Trust: cfg.trust},
 		l.index.Store, events{ledger: l.ledger, now: time.Now})
 	l.set.Restore()
 	l.set.Scan()

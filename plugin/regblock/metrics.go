@@ -11,6 +11,7 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/listset"
+	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
 var (
@@ -41,6 +42,26 @@ var (
 		Name:      "reloads_total",
 		Help:      "Counter of list versions read, by list and result (applied, unchanged, or why it was rejected).",
 	}, []string{"list", "result"})
+
+	trustReloads = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "trust_reloads_total",
+		Help:      "Counter of trust policy versions read, by result (applied, or why it was rejected).",
+	}, []string{"result"})
+
+	trustSerial = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "trust_serial",
+		Help:      "Serial of the trust policy in force; 0 without one.",
+	})
+	trustExpiry = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "trust_expiry_timestamp_seconds",
+		Help:      "Expiry time of the trust policy in force, from its signed header, in seconds since the epoch; 0 when it does not expire.",
+	})
 
 	listEntries = newListGauge("list_entries", "Number of blocking entries (exceptions excluded) of the list in force.")
 	listSerial  = newListGauge("list_serial", "Serial of the list in force.")
@@ -82,6 +103,18 @@ func deleteListMetrics(name string) {
 }
 
 func countReload(list string, result string) { reloadsTotal.WithLabelValues(list, result).Inc() }
+
+func countTrustReload(result string) { trustReloads.WithLabelValues(result).Inc() }
+
+// setTrustMetrics sets the gauges of the trust policy just put in force.
+func setTrustMetrics(p *trust.Policy) {
+	trustSerial.Set(float64(p.Serial))
+	if p.Expires.IsZero() {
+		trustExpiry.Set(0)
+	} else {
+		trustExpiry.Set(float64(p.Expires.Unix()))
+	}
+}
 
 // unknownList is the list label of a rejected file that no verified list
 // names (a bad signature, a file that cannot be read), so that files made

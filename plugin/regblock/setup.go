@@ -32,6 +32,7 @@ type config struct {
 	ttl     uint32
 	maxSize int64  // bytes
 	state   string // "" when not kept
+	trust   string // the trust policy file, "" for none: keys then are its pinned root keys
 
 	audit       string // audit log file, "" for none
 	auditClient clientMode
@@ -138,6 +139,15 @@ func parse(c *caddy.Controller) (config, error) {
 					return cfg, c.Errf("state: %v", err)
 				}
 				cfg.state = dir
+			case "trust":
+				if len(args) != 1 {
+					return cfg, c.ArgErr()
+				}
+				path := resolve(root, args[0])
+				if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+					return cfg, c.Errf("trust %q: its directory does not exist", args[0])
+				}
+				cfg.trust = path
 			case "audit":
 				if len(args) != 1 {
 					return cfg, c.ArgErr()

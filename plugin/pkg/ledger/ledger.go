@@ -23,6 +23,10 @@ const (
 	ListRejected = "list_rejected"
 	ListExpired  = "list_expired"
 	ListRemoved  = "list_removed"
+	// The trust policy's versions (the list field is empty).
+	TrustApplied  = "trust_applied"
+	TrustRejected = "trust_rejected"
+	TrustExpired  = "trust_expired"
 )
 
 // Event is one line of the audit log. Fields that do not apply to a kind are
@@ -61,7 +65,7 @@ type Event struct {
 // isLedger reports whether events of kind are chained.
 func isLedger(kind string) bool {
 	switch kind {
-	case ListApplied, ListRejected, ListExpired, ListRemoved:
+	case ListApplied, ListRejected, ListExpired, ListRemoved, TrustApplied, TrustRejected, TrustExpired:
 		return true
 	}
 	return false

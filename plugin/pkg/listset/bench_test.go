@@ -15,6 +15,7 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
+	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
 type quiet struct{}
@@ -24,9 +25,14 @@ func (quiet) Unchanged(string)                {}
 func (quiet) Rejected(r Rejection)            { panic(r.Err) }
 func (quiet) Removed(*Current, string)        {}
 func (quiet) Moved(*Current, string)          {}
-func (quiet) Expired(*Current)                {}
-func (quiet) Waiting(string)                  {}
-func (quiet) Error(err error)                 { panic(err) }
+func (quiet) PolicyApplied(*trust.Policy)     {}
+func (quiet) PolicyRejected(_, _ string, err error, _ *trust.Policy) {
+	panic(err)
+}
+func (quiet) PolicyExpired(*trust.Policy) {}
+func (quiet) Expired(*Current)            {}
+func (quiet) Waiting(string)              {}
+func (quiet) Error(err error)             { panic(err) }
 
 // writeSynthetic writes a signed list of n names of about 25 bytes, half
 // with an order reference, as national lists hold, and returns its key and

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
 // Results of reading a list version, besides the blocklist.Reason values.
@@ -13,6 +14,8 @@ const (
 	ResultApplied   = "applied"
 	ResultUnchanged = "unchanged"
 	ResultRollback  = "rollback"
+	ResultUntrusted = "untrusted" // no line of the trust policy names the list
+	ResultThreshold = "threshold" // too few valid signatures by its line's keys
 )
 
 // ErrRollback is wrapped by Decide's error for a version older than the
@@ -71,8 +74,12 @@ func Decide(inForce *blocklist.List, mark *Mark, next *blocklist.List, now time.
 func Result(err error) string {
 	var le *blocklist.LoadError
 	switch {
-	case errors.Is(err, ErrRollback):
+	case errors.Is(err, ErrRollback), errors.Is(err, trust.ErrRollback):
 		return ResultRollback
+	case errors.Is(err, trust.ErrUntrusted):
+		return ResultUntrusted
+	case errors.Is(err, trust.ErrThreshold):
+		return ResultThreshold
 	case errors.Is(err, ErrFromTheFuture):
 		return string(blocklist.ReasonParseError) // the header is wrong
 	case errors.As(err, &le):

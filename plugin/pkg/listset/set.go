@@ -20,6 +20,7 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
 // Config says where the lists are and how to accept them.
@@ -28,6 +29,10 @@ type Config struct {
 	Keys    []minisign.PublicKey
 	MaxSize int64  // bytes
 	State   string // directory for the last accepted copies, "" for none
+	// Trust is the trust policy file, "" for none. With a policy, Keys
+	// are the pinned root keys that sign the first policy, and the policy
+	// says which keys sign which lists.
+	Trust string
 }
 
 // Current is a list in force.
@@ -66,6 +71,13 @@ type Events interface {
 	// force.
 	Moved(c *Current, from string)
 	Expired(c *Current)
+	// PolicyApplied is called when a trust policy is put in force.
+	PolicyApplied(p *trust.Policy)
+	// PolicyRejected is called when a version of the trust policy is
+	// refused; inForce, if any, stays.
+	PolicyRejected(path, result string, err error, inForce *trust.Policy)
+	// PolicyExpired is called once for a policy in force that expired.
+	PolicyExpired(p *trust.Policy)
 	// Waiting is called once for a list file whose signature has not come.
 	Waiting(path string)
 	// Error reports a problem that refuses nothing, such as a state
@@ -84,8 +96,12 @@ type Set struct {
 	marks   map[string]*Mark    // by list name: the highest version ever accepted, kept for good
 	waiting map[string]bool     // list files without a signature, reported once
 	scanned bool                // the first Scan is done
-	publish func(*blockindex.Index)
-	events  Events
+
+	policy        *trust.Policy // in force, with cfg.Trust
+	policyStamp   stamp
+	policyExpired bool // its expiry has been reported
+	publish       func(*blockindex.Index)
+	events        Events
 
 	// Now is the clock; tests set it.
 	Now func() time.Time
@@ -129,12 +145,25 @@ func (s *Set) Restore() {
 		s.events.Error(fmt.Errorf("high-water marks not restored: %w", err))
 	}
 	s.marks = marks
-	lists, errs := state.load(s.cfg.Keys, s.cfg.MaxSize)
+	if s.cfg.Trust != "" {
+		p, err := state.loadPolicy()
+		if err != nil {
+			s.events.Error(fmt.Errorf("not restoring the saved trust policy: %w", err))
+		} else if p != nil {
+			s.policy = p
+			s.events.PolicyApplied(p)
+		}
+	}
+	lists, errs := state.load(s.listKeys(), s.cfg.MaxSize)
 	for _, err := range errs {
 		s.events.Error(fmt.Errorf("not restoring a saved list: %w", err))
 	}
 	var restored []*Current
 	for _, sv := range lists {
+		if err := s.judge(sv.list); err != nil {
+			s.events.Error(fmt.Errorf("not restoring a saved list: %w", err))
+			continue
+		}
 		li, err := compile(sv.list)
 		if err != nil {
 			s.events.Error(fmt.Errorf("not restoring a saved list: %w", err))
@@ -158,6 +187,7 @@ func (s *Set) Restore() {
 // valid new versions, removes the lists whose files are gone, publishes a
 // new index when anything in force changed, and reports expired lists.
 func (s *Set) Scan() {
+	removed := s.scanPolicy()
 	present := map[string]bool{}
 	var applied []*Current
 	for _, path := range s.listFiles() {
@@ -178,7 +208,6 @@ func (s *Set) Scan() {
 			delete(s.waiting, path)
 		}
 	}
-	removed := false
 	for name, c := range s.inForce {
 		if present[c.Path] {
 			continue
@@ -246,6 +275,9 @@ func (s *Set) consider(path string) *Current {
 		return nil
 	}
 	delete(s.waiting, path)
+	if err == nil && s.cfg.Trust != "" && s.policy == nil {
+		err = fmt.Errorf("%s: %w", path, errNoPolicy)
+	}
 	if err != nil {
 		s.reject(path, "", err, nil)
 		return nil
@@ -259,9 +291,13 @@ func (s *Set) consider(path string) *Current {
 	// its entries straight into the index: a list being loaded is never
 	// held whole, neither as text nor as entries.
 	compiler := blockindex.NewCompilerFor(min(fi.Size(), s.cfg.MaxSize))
-	l, err := blocklist.OpenStream(path, s.cfg.MaxSize, sig, s.cfg.Keys, compiler.Add)
+	l, err := blocklist.OpenStream(path, s.cfg.MaxSize, sig, s.listKeys(), compiler.Add)
 	if err != nil {
 		s.reject(path, "", err, nil)
+		return nil
+	}
+	if err := s.judge(l); err != nil {
+		s.reject(path, l.Name, err, &l.Serial)
 		return nil
 	}
 	s.read[path] = version{l.Name, l.SHA256}
@@ -353,6 +389,10 @@ func (s *Set) remove(name, why string) {
 // re-signed list is late.
 func (s *Set) CheckExpiry() {
 	now := s.Now()
+	if s.policy != nil && !s.policyExpired && s.policy.Expired(now) {
+		s.policyExpired = true
+		s.events.PolicyExpired(s.policy)
+	}
 	for _, c := range s.inForce {
 		if !c.expired && c.List.Expired(now) {
 			c.expired = true

@@ -15,6 +15,7 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
+	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
 // recorder is an event sink that keeps what a Set reports, one line an
@@ -34,10 +35,15 @@ func (r *recorder) Removed(c *Current, why string) { r.add("removed %s: %s", c.L
 func (r *recorder) Moved(c *Current, from string) {
 	r.add("moved %s from %s to %s", c.List.Name, filepath.Base(from), filepath.Base(c.Path))
 }
-func (r *recorder) Expired(c *Current)   { r.add("expired %s %d", c.List.Name, c.List.Serial) }
-func (r *recorder) Waiting(path string)  { r.add("waiting %s", filepath.Base(path)) }
-func (r *recorder) Error(err error)      { r.add("error %v", err) }
-func (r *recorder) take() (got []string) { got, r.events = r.events, nil; return got }
+func (r *recorder) PolicyApplied(p *trust.Policy) { r.add("policy applied %d", p.Serial) }
+func (r *recorder) PolicyRejected(_, result string, _ error, _ *trust.Policy) {
+	r.add("policy rejected %s", result)
+}
+func (r *recorder) PolicyExpired(p *trust.Policy) { r.add("policy expired %d", p.Serial) }
+func (r *recorder) Expired(c *Current)            { r.add("expired %s %d", c.List.Name, c.List.Serial) }
+func (r *recorder) Waiting(path string)           { r.add("waiting %s", filepath.Base(path)) }
+func (r *recorder) Error(err error)               { r.add("error %v", err) }
+func (r *recorder) take() (got []string)          { got, r.events = r.events, nil; return got }
 
 // fixture is a lists directory, a state directory, a key and a Set over
 // them with a recorder and a fake clock.
@@ -295,5 +301,105 @@ func TestSetHighWaterMarks(t *testing.T) {
 	f.expect("applied a 6")
 	if !f.blocks("six.example.") {
 		t.Error("version 6 is not enforced")
+	}
+}
+
+// keyLine returns a key as a trust policy writes it.
+func keyLine(k *blocklisttest.Key) string {
+	text, _ := k.Public.MarshalText()
+	lines := strings.Split(strings.TrimSpace(string(text)), "\n")
+	return lines[len(lines)-1]
+}
+
+// TestSetTrustPolicy runs a set under a trust policy: lists are refused
+// until a policy is in force, then judged by the line for their name; a
+// policy that takes a stolen key away unloads what the key signed and lets
+// the real issuer's next serial in, whatever serial the thief used; a
+// restart restores policy and lists.
+func TestSetTrustPolicy(t *testing.T) {
+	root, mcmc, mcmc2, police := blocklisttest.NewKey(t), blocklisttest.NewKey(t), blocklisttest.NewKey(t), blocklisttest.NewKey(t)
+	f := &fixture{t: t, dir: t.TempDir(), state: t.TempDir(), key: mcmc, now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	policyPath := filepath.Join(t.TempDir(), "regblock.trust")
+	start := func() {
+		f.rec = &recorder{}
+		cfg := Config{Lists: []string{f.dir}, Keys: []minisign.PublicKey{root.Public}, MaxSize: 1 << 20, State: f.state, Trust: policyPath}
+		f.set = New(cfg, func(ix *blockindex.Index) { f.index = ix }, f.rec)
+		f.set.Now = func() time.Time { return f.now }
+		f.set.Restore()
+		f.set.Scan()
+	}
+	publishPolicy := func(serial int, lines string, signers ...*blocklisttest.Key) {
+		text := fmt.Sprintf("#! regblock-trust 1\n#! serial: %d\n#! issued: 2026-11-30T00:00:00Z\nroot 1 %s\n%s", serial, keyLine(root), lines)
+		var sig []byte
+		for _, k := range signers {
+			sig = append(sig, k.Sign([]byte(text))...)
+		}
+		os.WriteFile(policyPath+".minisig", sig, 0o644)
+		os.WriteFile(policyPath, []byte(text), 0o644)
+	}
+	writeBy := func(k *blocklisttest.Key, file, text string) { k.WriteList(t, f.dir, file, text) }
+
+	start()
+	writeBy(mcmc, "mcmc.list", listText("mcmc-csam", 1, ""))
+	f.set.Scan()
+	f.expect("rejected mcmc untrusted") // no policy yet: the file's name stands for the list
+
+	v1 := "list mcmc-csam 1 " + keyLine(mcmc) + "\nlist pdrm-* 1 " + keyLine(police) + "\n"
+	publishPolicy(1, v1, mcmc) // not a root key
+	f.set.Scan()
+	f.expect("policy rejected bad_signature")
+	publishPolicy(1, "root 1 "+keyLine(mcmc)+"\n"+v1, root, mcmc) // a second root line
+	f.set.Scan()
+	f.expect("policy rejected parse_error")
+	publishPolicy(1, v1, root)
+	f.set.Scan()
+	f.expect("policy applied 1", "applied mcmc-csam 1")
+
+	// Another authority's key, and a name no line names.
+	writeBy(police, "forged.list", listText("mcmc-csam", 99, "forged.example\n"))
+	writeBy(police, "pdrm-1.list", listText("pdrm-1", 1, "police.example\n"))
+	writeBy(mcmc, "other.list", listText("other", 1, "other.example\n"))
+	f.set.Scan()
+	f.expect("rejected mcmc-csam threshold", "rejected other untrusted", "applied pdrm-1 1")
+	if f.blocks("forged.example.") || f.blocks("other.example.") || !f.blocks("police.example.") {
+		t.Error("what is enforced does not follow the policy")
+	}
+	os.Remove(filepath.Join(f.dir, "forged.list"))
+	os.Remove(filepath.Join(f.dir, "other.list"))
+
+	// The mcmc key is stolen: the thief pushes serial 999.
+	writeBy(mcmc, "mcmc.list", listText("mcmc-csam", 999, "thief.example\n"))
+	f.set.Scan()
+	f.expect("applied mcmc-csam 999")
+	// Recovery: a policy without the stolen key.
+	publishPolicy(2, "list mcmc-csam 1 "+keyLine(mcmc2)+"\nlist pdrm-* 1 "+keyLine(police)+"\n", root)
+	f.set.Scan()
+	got := strings.Join(f.rec.take(), "; ")
+	// The thief's file is read again: signed by a key the policy no longer
+	// has, it verifies with none.
+	if !strings.HasPrefix(got, "policy applied 2; removed mcmc-csam: no longer trusted under trust policy serial 2") || !strings.Contains(got, "rejected mcmc bad_signature") {
+		t.Errorf("after the recovery policy: %s", got)
+	}
+	if f.blocks("thief.example.") {
+		t.Error("the thief's list is still enforced")
+	}
+	writeBy(mcmc2, "mcmc.list", listText("mcmc-csam", 2, "real.example\n"))
+	f.set.Scan()
+	f.expect("applied mcmc-csam 2")
+	if !f.blocks("real.example.") {
+		t.Error("the real issuer's serial 2 is not enforced after the recovery")
+	}
+
+	// The old policy again: a rollback.
+	publishPolicy(1, v1, root)
+	f.set.Scan()
+	f.expect("policy rejected rollback")
+
+	// A restart restores the policy in force (serial 2) and its lists.
+	publishPolicy(2, "list mcmc-csam 1 "+keyLine(mcmc2)+"\nlist pdrm-* 1 "+keyLine(police)+"\n", root)
+	start()
+	got = strings.Join(f.rec.take(), "; ")
+	if !strings.HasPrefix(got, "policy applied 2; applied ") || !f.blocks("real.example.") || !f.blocks("police.example.") {
+		t.Errorf("after a restart: %s", got)
 	}
 }

@@ -3,6 +3,7 @@ package listset
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -58,7 +59,11 @@ func (s *Set) Stop() {
 func (s *Set) watchDirs() []string {
 	seen := map[string]bool{}
 	var dirs []string
-	for _, path := range s.cfg.Lists {
+	paths := s.cfg.Lists
+	if s.cfg.Trust != "" {
+		paths = append(slices.Clip(paths), s.cfg.Trust)
+	}
+	for _, path := range paths {
 		dir := path
 		if !isDir(path) {
 			dir = filepath.Dir(path)

@@ -1,0 +1,176 @@
+package listset
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"aead.dev/minisign"
+
+	"github.com/regblock/regblock/plugin/pkg/atomicfile"
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/trust"
+)
+
+// errNoPolicy refuses every list while a set configured with a trust
+// policy has none in force yet.
+var errNoPolicy = fmt.Errorf("%w: no trust policy is in force yet", trust.ErrUntrusted)
+
+// Policy returns the trust policy in force, or nil.
+func (s *Set) Policy() *trust.Policy { return s.policy }
+
+// listKeys returns the keys a list's signatures are verified against: the
+// configured keys, or with a trust policy every key of its list lines.
+func (s *Set) listKeys() []minisign.PublicKey {
+	switch {
+	case s.cfg.Trust == "":
+		return s.cfg.Keys
+	case s.policy == nil:
+		return nil
+	}
+	return s.policy.ListKeys()
+}
+
+// judge checks a verified list against the trust policy, if one is
+// configured: the line for its name and that line's threshold.
+func (s *Set) judge(l *blocklist.List) error {
+	switch {
+	case s.cfg.Trust == "":
+		return nil
+	case s.policy == nil:
+		return fmt.Errorf("%s: %w", l.File, errNoPolicy)
+	}
+	if err := s.policy.Judge(l.Name, l.Signers); err != nil {
+		return fmt.Errorf("%s: %w", l.File, err)
+	}
+	return nil
+}
+
+// scanPolicy reads the trust policy again if its file or signature changed,
+// and puts a valid new version in force: the lists in force are judged
+// again (one that no longer meets its line is removed), the high-water
+// mark of each list whose line lost keys starts again (a thief's serials
+// stop counting), and every list file is read again under the new policy.
+// It reports whether a list was removed.
+func (s *Set) scanPolicy() (removed bool) {
+	if s.cfg.Trust == "" {
+		return false
+	}
+	st := stampOf(s.cfg.Trust)
+	if st == s.policyStamp {
+		return false
+	}
+	s.policyStamp = st
+	if _, err := os.Stat(s.cfg.Trust); errors.Is(err, os.ErrNotExist) {
+		return false // the policy in force stays: a policy is replaced, not removed
+	}
+	p, unchanged, err := trust.Load(s.cfg.Trust, s.policy, s.cfg.Keys)
+	switch {
+	case unchanged:
+		return false
+	case err != nil:
+		s.events.PolicyRejected(s.cfg.Trust, Result(err), err, s.policy)
+		return false
+	}
+	old := s.policy
+	s.policy = p
+	if s.cfg.State != "" {
+		if err := stateDir(s.cfg.State).savePolicy(s.cfg.Trust, p); err != nil {
+			s.events.Error(fmt.Errorf("trust policy serial %d is in force but was not saved: %w", p.Serial, err))
+		}
+	}
+	s.events.PolicyApplied(p)
+
+	for name, c := range s.inForce {
+		if err := p.Judge(name, c.List.Signers); err != nil {
+			s.remove(name, fmt.Sprintf("no longer trusted under trust policy serial %d: %v", p.Serial, err))
+			removed = true
+		}
+	}
+	marksChanged := false
+	for name := range s.marks {
+		if lostKeys(old, p, name) {
+			delete(s.marks, name)
+			marksChanged = true
+		}
+	}
+	if marksChanged && s.cfg.State != "" {
+		if err := stateDir(s.cfg.State).saveMarks(s.marks); err != nil {
+			s.events.Error(err)
+		}
+	}
+	clear(s.stamps) // every list is judged again under the new policy
+	return removed
+}
+
+// lostKeys reports whether the line for list name in next lacks a key of
+// its line in prev.
+func lostKeys(prev, next *trust.Policy, name string) bool {
+	if prev == nil {
+		return false
+	}
+	before := prev.RuleFor(name)
+	if before == nil {
+		return false
+	}
+	after := next.RuleFor(name)
+	for _, k := range before.Keys {
+		if after == nil || !slices.ContainsFunc(after.Keys, func(x minisign.PublicKey) bool { return x.ID() == k.ID() }) {
+			return true
+		}
+	}
+	return false
+}
+
+// The state directory keeps the trust policy in force under names no list
+// can have (a list's name starts with a letter or digit).
+const (
+	policyFile = ".trust"
+	policySig  = policyFile + blocklist.SignatureSuffix
+)
+
+// savePolicy keeps a copy of the policy in force, read again from path and
+// checked against p's digest.
+func (d stateDir) savePolicy(path string, p *trust.Policy) error {
+	data, err := blocklist.ReadFile(path, trust.MaxSize)
+	if err != nil {
+		return err
+	}
+	sig, err := blocklist.ReadSignature(path)
+	if err != nil {
+		return err
+	}
+	if _, err := trust.OpenSaved(path, data, sig); err != nil || !sameDigest(data, p) {
+		return fmt.Errorf("state: %s changed while it was copied; the next version will be saved", path)
+	}
+	if err := atomicfile.Write(filepath.Join(string(d), policySig), sig, 0o640); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	if err := atomicfile.Write(filepath.Join(string(d), policyFile), data, 0o640); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	return nil
+}
+
+func sameDigest(data []byte, p *trust.Policy) bool {
+	q, err := trust.Parse("", data)
+	return err == nil && q.SHA256 == p.SHA256
+}
+
+// loadPolicy reads the saved policy back; nil when there is none.
+func (d stateDir) loadPolicy() (*trust.Policy, error) {
+	path := filepath.Join(string(d), policyFile)
+	data, err := blocklist.ReadFile(path, trust.MaxSize)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	sig, err := blocklist.ReadSignature(path)
+	if err != nil {
+		return nil, err
+	}
+	return trust.OpenSaved(path, data, sig)
+}
