@@ -13,7 +13,7 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
 
-const auditUsage = `Usage: regblock audit -server HOST:PORT -p PUB [flags] LIST...
+const auditUsage = `Usage: regblock audit -server HOST:PORT -p PUB [-trust POLICY] [flags] LIST...
 
 Checks that a resolver enforces signed lists: queries it, in A and AAAA, for
 listed names, names below each entry, and control names that must not be
@@ -43,6 +43,7 @@ func auditCmd(args []string, stdout, stderr io.Writer) int {
 	server := fs.String("server", "", "resolver to audit, `host:port`")
 	var pubs, notices multiFlag
 	fs.Var(&pubs, "p", "trusted public key `file` (repeat, or separate with commas)")
+	trustPath := fs.String("trust", "", "judge lists by the trust policy `file` (-p then names its pinned root keys), as the resolver's")
 	fs.Var(&notices, "notice", "expected notice `addresses` (comma list), or nxdomain")
 	sample := fs.Int("sample", 0, "audit a random sample of `N` entries per list (0: all)")
 	seed := fs.Uint64("seed", 1, "seed of the sample and of generated names, to reproduce a report")
@@ -93,9 +94,13 @@ func auditCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}
+	j, err := newJudge(*trustPath, keys)
+	if err != nil {
+		return fail(stderr, 2, err, "")
+	}
 	var lists []*blocklist.List
 	for _, path := range fs.Args() {
-		l, err := blocklist.Load(path, keys, 1<<40)
+		l, err := j.load(path, 1<<40)
 		if err != nil {
 			return fail(stderr, 2, err, "only a list whose signature verifies can be audited")
 		}

@@ -37,10 +37,14 @@ func lint(args []string, stdout, stderr io.Writer) int {
 			code = fail(stderr, 1, err, "")
 			continue
 		}
-		l, err := blocklist.Parse(path, data)
+		l, _, what, err := describe(path, data)
 		if err != nil {
 			printErrors(stdout, err)
 			code = 1
+			continue
+		}
+		if l == nil {
+			fmt.Fprintf(stdout, "%s: %s, no errors\n", path, what)
 			continue
 		}
 		warnings := blocklist.Lint(l, time.Now())

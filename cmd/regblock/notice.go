@@ -17,7 +17,7 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/listset"
 )
 
-const noticeUsage = `Usage: regblock notice -p PUB [-listen ADDR] [-metrics ADDR] [-template FILE] [-lang-dir DIR] [-tls-cert FILE -tls-key FILE] LIST_OR_DIR...
+const noticeUsage = `Usage: regblock notice -p PUB [-trust POLICY] [-listen ADDR] [-metrics ADDR] [-template FILE] [-lang-dir DIR] [-tls-cert FILE -tls-key FILE] LIST_OR_DIR...
 
 Serves the legal notice page at the address blocked names resolve to. It
 loads the same signed lists as the resolver, with the same verification and
@@ -43,6 +43,7 @@ func noticeCmd(args []string, stdout, stderr io.Writer) int {
 	metricsAddr := fs.String("metrics", "", "`address` to serve Prometheus metrics on (none if empty)")
 	var pubs multiFlag
 	fs.Var(&pubs, "p", "trusted public key `file` (repeat, or separate with commas)")
+	trustPath := fs.String("trust", "", "judge lists by the trust policy `file` (-p then names its pinned root keys), as the resolver's")
 	templateFile := fs.String("template", "", "page template `file` replacing the default")
 	langDir := fs.String("lang-dir", "", "`directory` of extra CODE.json message files")
 	certFile := fs.String("tls-cert", "", "TLS certificate `file` (serve HTTPS)")
@@ -69,7 +70,7 @@ func noticeCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}
-	set := listset.New(listset.Config{Lists: fs.Args(), Keys: keys, MaxSize: *maxSize}, srv.Publish, notice.Events{Log: logger})
+	set := listset.New(listset.Config{Lists: fs.Args(), Keys: keys, MaxSize: *maxSize, Trust: *trustPath}, srv.Publish, notice.Events{Log: logger})
 	set.Scan()
 	if err := set.Start(); err != nil {
 		return fail(stderr, 2, err, "")

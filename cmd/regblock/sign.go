@@ -65,7 +65,7 @@ func signList(path string, key minisign.PrivateKey, bump, appendSig bool, stdout
 	if err != nil {
 		return err
 	}
-	l, err := blocklist.Parse(path, data)
+	l, serial, what, err := describe(path, data)
 	if err != nil {
 		printErrors(stderr, err)
 		return fmt.Errorf("%s: not signed: fix the errors above", path)
@@ -74,15 +74,17 @@ func signList(path string, key minisign.PrivateKey, bump, appendSig bool, stdout
 		return fmt.Errorf("%s: -bump rewrites regblock's list header; raise an RPZ zone's SOA serial in the zone itself", path)
 	}
 	if bump {
-		if data, err = blocklist.Bump(data, l.Serial+1, time.Now()); err != nil {
+		if data, err = blocklist.Bump(data, serial+1, time.Now()); err != nil {
 			return fmt.Errorf("%s: %v", path, err)
 		}
-		if l, err = blocklist.Parse(path, data); err != nil {
+		if l, _, what, err = describe(path, data); err != nil {
 			return err
 		}
 	}
-	for _, w := range blocklist.Lint(l, time.Now()) {
-		fmt.Fprintf(stderr, "%s:%d: warning: %s\n", path, w.Line, w.Msg)
+	if l != nil {
+		for _, w := range blocklist.Lint(l, time.Now()) {
+			fmt.Fprintf(stderr, "%s:%d: warning: %s\n", path, w.Line, w.Msg)
+		}
 	}
 
 	r := minisign.NewReader(bytes.NewReader(data))
@@ -114,7 +116,7 @@ func signList(path string, key minisign.PrivateKey, bump, appendSig bool, stdout
 	if err := atomicfile.Write(sigPath, sig, 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: list %q serial %d signed by key %X (%d blocking entries) -> %s\n", path, l.Name, l.Serial, key.ID(), l.Blocking(), sigPath)
+	fmt.Fprintf(stdout, "%s: %s signed by key %X -> %s\n", path, what, key.ID(), sigPath)
 	return nil
 }
 

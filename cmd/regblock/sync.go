@@ -19,7 +19,7 @@ import (
 	"github.com/regblock/regblock/internal/listsync"
 )
 
-const syncUsage = `Usage: regblock sync -url BASE -name NAME -dir DIR -p PUB [-once | -every DURATION] [flags]
+const syncUsage = `Usage: regblock sync -url BASE -name NAME -dir DIR -p PUB [-trust POLICY] [-once | -every DURATION] [flags]
 
 Fetches BASE/NAME.list and BASE/NAME.list.minisig, verifies the signature and
 parses the list before anything touches DIR, refuses a list whose name is
@@ -48,6 +48,7 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("dir", "", "list `directory` to write into (the resolver's lists directory)")
 	var pubs multiFlag
 	fs.Var(&pubs, "p", "trusted public key `file` (repeat, or separate with commas)")
+	trustPath := fs.String("trust", "", "judge lists by the trust policy `file` (-p then names its pinned root keys), as the resolver's")
 	once := fs.Bool("once", false, "fetch once and exit (the default)")
 	every := fs.Duration("every", 0, "fetch every `duration`, until stopped")
 	insecure := fs.Bool("insecure-http", false, "allow a plain http:// URL, and redirects to one")
@@ -88,9 +89,13 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}
+	j, err := newJudge(*trustPath, keys)
+	if err != nil {
+		return fail(stderr, 2, err, "")
+	}
 	logger := log.New(stderr, "regblock sync: ", log.LstdFlags)
 	s := listsync.New(listsync.Config{Base: u, Name: *name, Dir: *dir, Keys: keys, MaxSize: *maxSize, Timeout: *timeout,
-		Retries: *retries, RetryWait: *retryWait, Insecure: *insecure, OtherHosts: *otherHosts, Log: logger})
+		Retries: *retries, RetryWait: *retryWait, Insecure: *insecure, OtherHosts: *otherHosts, Log: logger, Policy: j.policy})
 	reg := s.Metrics()
 	if *metricsAddr != "" {
 		ln, err := net.Listen("tcp", *metricsAddr)

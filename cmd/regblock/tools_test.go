@@ -74,7 +74,7 @@ func TestKeygenAndSign(t *testing.T) {
 	if l.Serial != 2026112802 || time.Since(l.Issued) > time.Minute {
 		t.Errorf("after -bump: serial %d, issued %v", l.Serial, l.Issued)
 	}
-	if !strings.Contains(stdout, `list "example-csam" serial 2026112802 signed`) {
+	if !strings.Contains(stdout, `list "example-csam" serial 2026112802 (3 blocking entries) signed by key `) {
 		t.Errorf("sign output: %q", stdout)
 	}
 	data, _ := os.ReadFile(list)

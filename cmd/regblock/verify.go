@@ -3,26 +3,32 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
-const verifyUsage = `Usage: regblock verify -p PUB [-p PUB2] LIST...
+const verifyUsage = `Usage: regblock verify -p PUB [-p PUB2] [-trust POLICY] LIST_OR_POLICY...
 
-Verifies each list's signature (LIST.minisig) against the public keys, as a
-resolver does, then parses the list and prints its header. Exits 0 only when
-every list is valid.
+Verifies each list's signatures (LIST.minisig) against the public keys, as a
+resolver does, then parses the list and prints its header and the keys that
+signed it. With -trust, the keys are the pinned root keys of the trust
+policy POLICY, and each list is judged by the policy's line for its name:
+verify says which line and which keys satisfied it. A trust policy given as
+an argument is verified as a resolver pinning the keys accepts its first
+policy. Exits 0 only when every file is valid.
 
-Example:
+Examples:
   regblock verify -p blocklists/example.pub blocklists/example.list
+  regblock verify -p root-a.pub,root-b.pub -trust regblock.trust mcmc-csam.list
 
 `
 
 func verify(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("verify", verifyUsage, stderr)
 	var pubs multiFlag
-	fs.Var(&pubs, "p", "trusted public key `file` (repeat, or separate with commas)")
+	fs.Var(&pubs, "p", "trusted public key `file` (repeat, or separate with commas); with -trust, the pinned root keys")
+	trustPath := fs.String("trust", "", "judge lists by the trust policy `file`")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -36,18 +42,29 @@ func verify(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, 1, err, "")
 	}
+	j, err := newJudge(*trustPath, keys)
+	if err != nil {
+		printErrors(stderr, err)
+		return fail(stderr, 1, fmt.Errorf("trust policy %s not accepted", *trustPath), "")
+	}
 	code := 0
 	for _, path := range fs.Args() {
-		l, err := blocklist.Load(path, keys, 1<<40)
+		if data, err := blocklist.ReadFile(path, trust.MaxSize); err == nil && trust.IsPolicy(data) {
+			if p, _, err := trust.Load(path, nil, keys); err != nil {
+				printErrors(stderr, err)
+				code = fail(stderr, 1, fmt.Errorf("%s: not accepted", path), "")
+			} else {
+				fmt.Fprintf(stdout, "%s: trust policy serial %d valid, signed by %d of its %d root keys (threshold %d)\n",
+					path, p.Serial, p.Root.Count(p.Signers), len(p.Root.Keys), p.Root.Threshold)
+			}
+			continue
+		}
+		l, err := j.load(path, 1<<40)
 		if err != nil {
 			code = fail(stderr, 1, err, "")
 			continue
 		}
-		ids := make([]string, len(l.Signers))
-		for i, id := range l.Signers {
-			ids[i] = fmt.Sprintf("%X", id)
-		}
-		fmt.Fprintf(stdout, "%s: signature valid, by key %s\n", path, strings.Join(ids, ", "))
+		fmt.Fprintf(stdout, "%s: signature valid, %s\n", path, j.satisfied(l))
 		printHeader(stdout, l)
 	}
 	return code

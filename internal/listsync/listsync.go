@@ -24,6 +24,7 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/listset"
+	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
 // Config says what to fetch from where, into which directory, and how.
@@ -39,6 +40,10 @@ type Config struct {
 	Insecure   bool          // http:// allowed, for the base and redirects
 	OtherHosts bool          // redirects to another host followed
 	Log        *log.Logger
+	// Policy, when set, judges the list as the resolver does under it:
+	// Keys are then unused, and the list must meet the policy's line for
+	// its name.
+	Policy *trust.Policy
 }
 
 // Syncer fetches one list into a directory. Make one with New.
@@ -141,7 +146,7 @@ func (s *Syncer) syncOnce(ctx context.Context) error {
 	var old *blocklist.List
 	var mark *listset.Mark
 	var v validators
-	if o, err := blocklist.Load(s.listPath(), s.Keys, s.MaxSize); err == nil && o.Name == s.name {
+	if o, err := blocklist.Load(s.listPath(), s.keys(), s.MaxSize); err == nil && o.Name == s.name && s.judge(o) == nil {
 		old, mark = o, listset.MarkOf(o)
 		if data, err := blocklist.ReadFile(s.validatorsPath(), 4<<10); err == nil {
 			json.Unmarshal(data, &v)
@@ -168,9 +173,12 @@ func (s *Syncer) syncOnce(ctx context.Context) error {
 	}
 	// Verified and parsed as it streams from the file; the entries are
 	// not kept.
-	l, err := blocklist.OpenStream(listTmp, s.MaxSize, sig, s.Keys, func(blocklist.Entry) {})
+	l, err := blocklist.OpenStream(listTmp, s.MaxSize, sig, s.keys(), func(blocklist.Entry) {})
+	if err == nil {
+		err = s.judge(l)
+	}
 	if err != nil {
-		return &syncError{listset.Result(err), errors.New(strings.ReplaceAll(err.Error(), listTmp, listURL))}
+		return &syncError{listset.Result(err), fmt.Errorf("%s", strings.ReplaceAll(err.Error(), listTmp, listURL))}
 	}
 	l.File = listURL
 	s.serial.WithLabelValues(s.name).Set(float64(l.Serial))
@@ -290,6 +298,22 @@ func (w diskWriter) Write(p []byte) (int, error) {
 		err = &diskError{err}
 	}
 	return n, err
+}
+
+// keys returns the keys a list is verified against.
+func (s *Syncer) keys() []minisign.PublicKey {
+	if s.Policy != nil {
+		return s.Policy.ListKeys()
+	}
+	return s.Keys
+}
+
+// judge checks a verified list against the policy, if there is one.
+func (s *Syncer) judge(l *blocklist.List) error {
+	if s.Policy == nil {
+		return nil
+	}
+	return s.Policy.Judge(l.Name, l.Signers)
 }
 
 // removeTemp removes a file fetch made, and its directory.
