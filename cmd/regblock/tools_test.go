@@ -317,3 +317,45 @@ func mustRead(t *testing.T, path string) string {
 	}
 	return string(data)
 }
+
+// TestTrustToolkit: a regulator writes a trust policy, lints it, signs it
+// with two root keys (-append), and verify checks it and judges lists by
+// it, naming the line and keys that satisfied each.
+func TestTrustToolkit(t *testing.T) {
+	dir := t.TempDir()
+	line := map[string]string{}
+	for _, k := range []string{"root-a", "root-b", "mcmc", "police"} {
+		regblock(t, "keygen", "-W", "-p", filepath.Join(dir, k+".pub"), "-s", filepath.Join(dir, k+".key"))
+		lines := strings.Split(strings.TrimSpace(mustRead(t, filepath.Join(dir, k+".pub"))), "\n")
+		line[k] = lines[len(lines)-1]
+	}
+	policy := writeFile(t, dir, "regblock.trust", "#! regblock-trust 1\n#! serial: 1\n#! issued: 2026-11-30T00:00:00Z\n"+
+		"root 2 "+line["root-a"]+" "+line["root-b"]+"\nlist mcmc-csam 1 "+line["mcmc"]+"\nlist pdrm-* 1 "+line["police"]+"\n")
+	if code, stdout, stderr := regblock(t, "lint", policy); code != 0 || !strings.Contains(stdout, "trust policy serial 1 (root 2 of 2 keys, 2 list lines), no errors") {
+		t.Errorf("lint: exit %d %s%s", code, stdout, stderr)
+	}
+	bad := writeFile(t, dir, "bad.trust", "#! regblock-trust 1\n#! serial: 1\n#! issued: 2026-11-30T00:00:00Z\nroot 3 "+line["root-a"]+"\n")
+	if code, stdout, _ := regblock(t, "lint", bad); code != 1 || !strings.Contains(stdout, "bad.trust:4: error: root: threshold 3, but only 1 keys") {
+		t.Errorf("lint of a policy that locks out its root: exit %d %s", code, stdout)
+	}
+	roots := filepath.Join(dir, "root-a.pub") + "," + filepath.Join(dir, "root-b.pub")
+	regblock(t, "sign", "-s", filepath.Join(dir, "root-a.key"), policy)
+	if code, _, stderr := regblock(t, "verify", "-p", roots, policy); code != 1 || !strings.Contains(stderr, "threshold") {
+		t.Errorf("a policy with one of two root signatures: exit %d %s", code, stderr)
+	}
+	regblock(t, "sign", "-s", filepath.Join(dir, "root-b.key"), "-append", policy)
+	if code, stdout, stderr := regblock(t, "verify", "-p", roots, policy); code != 0 || !strings.Contains(stdout, "trust policy serial 1 valid, signed by 2 of its 2 root keys") {
+		t.Errorf("verify of the policy: exit %d %s%s", code, stdout, stderr)
+	}
+
+	mcmcList := writeFile(t, dir, "mcmc-csam.list", strings.Replace(exampleList, "name: example-csam", "name: mcmc-csam", 1))
+	regblock(t, "sign", "-s", filepath.Join(dir, "mcmc.key"), mcmcList)
+	code, stdout, stderr := regblock(t, "verify", "-p", roots, "-trust", policy, mcmcList)
+	if code != 0 || !strings.Contains(stdout, "1 of 1 needed by line 5 (list mcmc-csam) of trust policy serial 1") {
+		t.Errorf("verify -trust: exit %d %s%s", code, stdout, stderr)
+	}
+	regblock(t, "sign", "-s", filepath.Join(dir, "police.key"), mcmcList)
+	if code, _, stderr := regblock(t, "verify", "-p", roots, "-trust", policy, mcmcList); code != 1 || !strings.Contains(stderr, "threshold") {
+		t.Errorf("verify -trust of the regulator's list signed by the police: exit %d %s", code, stderr)
+	}
+}

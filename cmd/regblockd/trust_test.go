@@ -1,0 +1,247 @@
+//go:build unix
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/regblock/regblock/internal/testenv"
+)
+
+// authority is a key made and used with the stock minisign CLI.
+type authority struct {
+	t        *testing.T
+	ms       string
+	pub, sec string
+	line     string // the public key as a trust policy writes it
+}
+
+func newAuthority(t *testing.T, ms, dir, name string) authority {
+	t.Helper()
+	a := authority{t: t, ms: ms, pub: filepath.Join(dir, name+".pub"), sec: filepath.Join(dir, name+".key")}
+	if out, err := exec.Command(ms, "-G", "-W", "-p", a.pub, "-s", a.sec).CombinedOutput(); err != nil {
+		t.Fatalf("minisign -G: %v\n%s", err, out)
+	}
+	data, _ := os.ReadFile(a.pub)
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	a.line = lines[len(lines)-1]
+	return a
+}
+
+// publish writes text to path, signed by each of signers with minisign -S,
+// the signatures joined as cat joins them; signature first, then the file,
+// each renamed into place.
+func publish(t *testing.T, path, text string, signers ...authority) {
+	t.Helper()
+	staged := filepath.Join(t.TempDir(), filepath.Base(path))
+	os.WriteFile(staged, []byte(text), 0o644)
+	var sig []byte
+	for i, a := range signers {
+		one := fmt.Sprintf("%s.%d.minisig", staged, i)
+		if out, err := exec.Command(a.ms, "-S", "-s", a.sec, "-m", staged, "-x", one).CombinedOutput(); err != nil {
+			t.Fatalf("minisign -S: %v\n%s", err, out)
+		}
+		data, _ := os.ReadFile(one)
+		sig = append(sig, data...)
+	}
+	os.WriteFile(staged+".minisig", sig, 0o644)
+	if err := os.Rename(staged+".minisig", path+".minisig"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(staged, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func trustPolicy(serial int, lines ...string) string {
+	return fmt.Sprintf("#! regblock-trust 1\n#! serial: %d\n#! issued: 2026-11-30T00:00:00Z\n#! expires: 2027-06-01T00:00:00Z\n%s\n", serial, strings.Join(lines, "\n"))
+}
+
+func namedList(name string, serial int, names ...string) string {
+	return fmt.Sprintf("#! regblock-list 1\n#! name: %s\n#! serial: %d\n#! issued: 2026-11-30T06:00:00Z\n%s\n", name, serial, strings.Join(names, "\n"))
+}
+
+// TestTrustPolicyScenarios walks what docs/trust.md tells a regulator to
+// do, with keys and signatures of the stock minisign CLI, against a
+// running regblockd: several authorities, each signing only its own lists;
+// a list that needs two signatures; a list key rotated with overlap; a
+// stolen list key and a stolen root key recovered from; a three-step root
+// rotation across restarts.
+func TestTrustPolicyScenarios(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	ms := testenv.Need(t, "minisign", "minisign")
+	keys := t.TempDir()
+	rootA, rootB, rootC := newAuthority(t, ms, keys, "root-a"), newAuthority(t, ms, keys, "root-b"), newAuthority(t, ms, keys, "root-c")
+	mcmc, mcmc2, police := newAuthority(t, ms, keys, "mcmc"), newAuthority(t, ms, keys, "mcmc-2"), newAuthority(t, ms, keys, "police")
+	judge1, judge2, judge3 := newAuthority(t, ms, keys, "judge-1"), newAuthority(t, ms, keys, "judge-2"), newAuthority(t, ms, keys, "judge-3")
+
+	lists, state, trustDir := t.TempDir(), t.TempDir(), t.TempDir()
+	policyPath := filepath.Join(trustDir, "regblock.trust")
+	port, metricsPort := testenv.FreePort(t), testenv.FreePort(t)
+	addr := "127.0.0.1:" + port
+	conf := filepath.Join(t.TempDir(), "Corefile")
+	os.WriteFile(conf, []byte(`.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+lists+`
+        pubkey `+rootA.pub+` `+rootB.pub+` `+rootC.pub+`
+        trust `+policyPath+`
+        state `+state+`
+        notice 192.0.2.80
+    }
+    prometheus 127.0.0.1:`+metricsPort+`
+}
+`), 0o644)
+	var cmd *exec.Cmd
+	var logs *testenv.Output
+	start := func() {
+		t.Helper()
+		if cmd != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		cmd = exec.Command(bin, "-conf", conf)
+		logs = testenv.Process(t, "regblockd", cmd)
+		testenv.Eventually(t, 20*time.Second, "regblockd answers", func() bool {
+			_, err := query(addr, "probe.test.", dns.TypeA)
+			return err == nil
+		})
+	}
+	blocked := func(name string) bool {
+		r, err := query(addr, name+".", dns.TypeA)
+		return err == nil && len(r.Answer) == 1 && r.Answer[0].(*dns.A).A.String() == "192.0.2.80"
+	}
+	becomes := func(name string, want bool) {
+		t.Helper()
+		testenv.Eventually(t, 10*time.Second, fmt.Sprintf("%s blocked: %v", name, want), func() bool { return blocked(name) == want })
+	}
+	counted := func(series string) float64 {
+		return metricValues(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))[series]
+	}
+	stays := func(name string, result string) {
+		t.Helper()
+		series := `coredns_regblock_reloads_total{list="` + name + `",result="` + result + `"}`
+		before := counted(series)
+		testenv.Eventually(t, 10*time.Second, series+" counts one more", func() bool { return counted(series) > before })
+	}
+	root := func(threshold int, keys ...authority) string {
+		line := fmt.Sprintf("root %d", threshold)
+		for _, k := range keys {
+			line += " " + k.line
+		}
+		return line
+	}
+
+	// Several authorities, each with its own lists.
+	rootLine := root(2, rootA, rootB, rootC)
+	publish(t, policyPath, trustPolicy(1, rootLine,
+		"list mcmc-csam 1 "+mcmc.line,
+		"list pdrm-* 1 "+police.line,
+		"list court-* 2 "+judge1.line+" "+judge2.line+" "+judge3.line), rootA, rootB)
+	publish(t, filepath.Join(lists, "mcmc-csam.list"), namedList("mcmc-csam", 1, "abuse.example"), mcmc)
+	start()
+	becomes("abuse.example", true)
+	if got := counted("coredns_regblock_trust_serial"); got != 1 {
+		t.Errorf("trust_serial %v, want 1", got)
+	}
+	publish(t, filepath.Join(lists, "pdrm-1.list"), namedList("pdrm-1", 1, "police.example"), police)
+	becomes("police.example", true)
+
+	// The police key cannot sign the regulator's list, nor a list no line
+	// names.
+	publish(t, filepath.Join(lists, "mcmc-forged.list"), namedList("mcmc-csam", 99, "forged.example"), police)
+	stays("mcmc-csam", "threshold")
+	publish(t, filepath.Join(lists, "other.list"), namedList("other", 1, "other.example"), police)
+	stays("other", "untrusted")
+	if blocked("forged.example") || blocked("other.example") {
+		t.Error("a list signed outside its line is enforced")
+	}
+	os.Remove(filepath.Join(lists, "mcmc-forged.list"))
+	os.Remove(filepath.Join(lists, "other.list"))
+
+	// Two signatures: one judge is not enough, two joined are.
+	court := namedList("court-7", 1, "court.example")
+	publish(t, filepath.Join(lists, "court-7.list"), court, judge1)
+	stays("court-7", "threshold")
+	publish(t, filepath.Join(lists, "court-7.list"), court, judge1, judge3)
+	becomes("court.example", true)
+
+	// A list key rotated with overlap: both keys, then only the new one.
+	publish(t, policyPath, trustPolicy(2, rootLine,
+		"list mcmc-csam 1 "+mcmc.line+" "+mcmc2.line,
+		"list pdrm-* 1 "+police.line,
+		"list court-* 2 "+judge1.line+" "+judge2.line+" "+judge3.line), rootB, rootC)
+	publish(t, filepath.Join(lists, "mcmc-csam.list"), namedList("mcmc-csam", 2, "abuse.example", "two.example"), mcmc2)
+	becomes("two.example", true)
+
+	// The old mcmc key is stolen: the thief pushes serial 999.
+	publish(t, filepath.Join(lists, "mcmc-csam.list"), namedList("mcmc-csam", 999, "abuse.example", "thief.example"), mcmc)
+	becomes("thief.example", true)
+	// Recovery: a policy without the stolen key unloads what it signed...
+	v3 := trustPolicy(3, rootLine,
+		"list mcmc-csam 1 "+mcmc2.line,
+		"list pdrm-* 1 "+police.line,
+		"list court-* 2 "+judge1.line+" "+judge2.line+" "+judge3.line)
+	publish(t, policyPath, v3, rootA, rootC)
+	becomes("thief.example", false)
+	// ... and the regulator's next serial counts, whatever the thief used.
+	publish(t, filepath.Join(lists, "mcmc-csam.list"), namedList("mcmc-csam", 3, "abuse.example", "three.example"), mcmc2)
+	becomes("three.example", true)
+
+	// A stolen root key: alone it cannot sign a policy.
+	before := counted(`coredns_regblock_trust_reloads_total{result="threshold"}`)
+	publish(t, policyPath, trustPolicy(4, root(1, rootA), "list * 1 "+police.line), rootA)
+	testenv.Eventually(t, 10*time.Second, "a policy signed by one root key is refused", func() bool {
+		return counted(`coredns_regblock_trust_reloads_total{result="threshold"}`) > before
+	})
+	if !blocked("three.example") || counted("coredns_regblock_trust_serial") != 3 {
+		t.Fatal("a refused policy changed what is enforced")
+	}
+	// Nor can an old policy come back.
+	publish(t, policyPath, trustPolicy(1, rootLine, "list * 1 "+police.line), rootB, rootC)
+	testenv.Eventually(t, 10*time.Second, "the old policy is refused as a rollback", func() bool {
+		return counted(`coredns_regblock_trust_reloads_total{result="rollback"}`) > 0
+	})
+
+	// Three-step root rotation across restarts, away from the stolen root
+	// key A: add D, drop A, then replace B and C by D and E.
+	rootD, rootE := newAuthority(t, ms, keys, "root-d"), newAuthority(t, ms, keys, "root-e")
+	lines := []string{"list mcmc-csam 1 " + mcmc2.line, "list pdrm-* 1 " + police.line, "list court-* 2 " + judge1.line + " " + judge2.line + " " + judge3.line}
+	steps := []struct {
+		root    string
+		signers []authority
+	}{
+		{root(2, rootA, rootB, rootC, rootD), []authority{rootB, rootC}}, // 2 of the root in force, 2 of its own
+		{root(2, rootB, rootC, rootD), []authority{rootB, rootD}},
+		{root(2, rootD, rootE), []authority{rootB, rootD, rootE}},
+	}
+	for i, step := range steps {
+		serial := 5 + i
+		publish(t, policyPath, trustPolicy(serial, append([]string{step.root}, lines...)...), step.signers...)
+		testenv.Eventually(t, 10*time.Second, fmt.Sprintf("policy serial %d is in force", serial), func() bool {
+			return counted("coredns_regblock_trust_serial") == float64(serial)
+		})
+		start() // the state directory carries the policy over
+		if got := counted("coredns_regblock_trust_serial"); got != float64(serial) || !blocked("three.example") || !blocked("court.example") {
+			t.Fatalf("after restart %d: trust serial %v, lists in force: %v %v\n%s", i+1, got, blocked("three.example"), blocked("court.example"), logs)
+		}
+	}
+	// The retired roots can no longer sign.
+	publish(t, policyPath, trustPolicy(9, append([]string{rootLine}, lines...)...), rootA, rootB, rootC)
+	testenv.Eventually(t, 10*time.Second, "a policy signed by retired roots is refused", func() bool {
+		return strings.Contains(logs.String(), "Trust policy rejected (threshold)")
+	})
+	if got := counted("coredns_regblock_trust_serial"); got != 7 {
+		t.Errorf("trust serial %v after a policy by retired roots, want 7", got)
+	}
+}
