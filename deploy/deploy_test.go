@@ -3,6 +3,7 @@
 package deploy
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/coredns/coredns/core/dnsserver"
@@ -45,6 +47,11 @@ func scrapeNames(t *testing.T) []string {
 	dir := t.TempDir()
 	key := blocklisttest.NewKey(t)
 	key.WriteList(t, dir, "a.list", "#! regblock-list 1\n#! name: a\n#! serial: 1\n#! issued: 2026-11-28T06:00:00Z\n#! expires: 2099-01-01T00:00:00Z\nabuse.example\n")
+	// A trust policy, so that its metrics are exported too.
+	pubText, _ := key.Public.MarshalText()
+	keyLine := strings.TrimSpace(string(pubText[bytes.LastIndexByte(bytes.TrimSpace(pubText), '\n')+1:]))
+	policy := key.WriteList(t, t.TempDir(), "regblock.trust",
+		"#! regblock-trust 1\n#! serial: 1\n#! issued: 2026-11-28T06:00:00Z\n#! expires: 2099-01-01T00:00:00Z\nroot 1 "+keyLine+"\nlist * 1 "+keyLine+"\n")
 	metrics := "127.0.0.1:" + testenv.FreePort(t)
 	i, udp, _, err := test.CoreDNSServerAndPorts(`.:0 {
 		bind 127.0.0.1
@@ -52,6 +59,7 @@ func scrapeNames(t *testing.T) []string {
 			lists ` + dir + `
 			pubkey ` + key.WritePublic(t, t.TempDir()) + `
 			audit ` + dir + `/audit.jsonl
+			trust ` + policy + `
 		}
 		prometheus ` + metrics + `
 		template ANY ANY test { rcode NXDOMAIN }
