@@ -6,9 +6,11 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
 const inspectUsage = `Usage: regblock inspect [-json] LIST
@@ -63,6 +65,9 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 	}
 	if code := require(fs, need{fs.NArg() == 1, "want one LIST; got " + gotArgs(fs)}); code >= 0 {
 		return code
+	}
+	if data, err := blocklist.ReadFile(fs.Arg(0), trust.MaxSize); err == nil && trust.IsPolicy(data) {
+		return inspectPolicy(fs.Arg(0), data, *asJSON, stdout, stderr)
 	}
 	l, err := parseFile(fs.Arg(0), stderr)
 	if err != nil {
@@ -131,4 +136,60 @@ func parseFile(path string, stderr io.Writer) (*blocklist.List, error) {
 		return nil, fmt.Errorf("%s is not a valid list", path)
 	}
 	return l, nil
+}
+
+// policyInspection is what inspect says of a trust policy.
+type policyInspection struct {
+	File    string        `json:"file"`
+	Serial  uint64        `json:"serial"`
+	Issued  time.Time     `json:"issued"`
+	Expires *time.Time    `json:"expires,omitempty"`
+	Expired bool          `json:"expired"`
+	Root    ruleSummary   `json:"root"`
+	Lists   []ruleSummary `json:"lists"`
+}
+
+type ruleSummary struct {
+	Pattern   string   `json:"pattern,omitempty"`
+	Threshold int      `json:"threshold"`
+	Keys      []string `json:"keys"` // key IDs
+	Line      int      `json:"line"`
+}
+
+func summarize(pattern string, r trust.Rule) ruleSummary {
+	s := ruleSummary{Pattern: pattern, Threshold: r.Threshold, Line: r.Line}
+	for _, k := range r.Keys {
+		s.Keys = append(s.Keys, fmt.Sprintf("%X", k.ID()))
+	}
+	return s
+}
+
+func inspectPolicy(path string, data []byte, asJSON bool, stdout, stderr io.Writer) int {
+	p, err := trust.Parse(path, data)
+	if err != nil {
+		printErrors(stderr, err)
+		return fail(stderr, 1, fmt.Errorf("%s: not a valid trust policy", path), "")
+	}
+	in := policyInspection{File: path, Serial: p.Serial, Issued: p.Issued, Expired: p.Expired(time.Now()), Root: summarize("", p.Root)}
+	if !p.Expires.IsZero() {
+		in.Expires = &p.Expires
+	}
+	for _, r := range p.Lists {
+		in.Lists = append(in.Lists, summarize(r.Pattern, r.Rule))
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(in)
+		return 0
+	}
+	fmt.Fprintf(stdout, "%s: trust policy serial %d, issued %s\n", path, p.Serial, p.Issued.Format(time.RFC3339))
+	if in.Expires != nil {
+		fmt.Fprintf(stdout, "  expires:   %s (expired: %v)\n", p.Expires.Format(time.RFC3339), in.Expired)
+	}
+	fmt.Fprintf(stdout, "  root:      %d of %s\n", p.Root.Threshold, strings.Join(in.Root.Keys, ", "))
+	for _, r := range in.Lists {
+		fmt.Fprintf(stdout, "  list %-12s %d of %s (line %d)\n", r.Pattern+":", r.Threshold, strings.Join(r.Keys, ", "), r.Line)
+	}
+	return 0
 }

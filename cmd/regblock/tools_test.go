@@ -13,6 +13,7 @@ import (
 
 	"github.com/regblock/regblock/internal/testenv"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/ledger"
 )
 
 const exampleList = `#! regblock-list 1
@@ -357,5 +358,19 @@ func TestTrustToolkit(t *testing.T) {
 	regblock(t, "sign", "-s", filepath.Join(dir, "police.key"), mcmcList)
 	if code, _, stderr := regblock(t, "verify", "-p", roots, "-trust", policy, mcmcList); code != 1 || !strings.Contains(stderr, "threshold") {
 		t.Errorf("verify -trust of the regulator's list signed by the police: exit %d %s", code, stderr)
+	}
+	if code, stdout, _ := regblock(t, "inspect", policy); code != 0 || !strings.Contains(stdout, "trust policy serial 1") || !strings.Contains(stdout, "list mcmc-csam:") {
+		t.Errorf("inspect of the policy: exit %d %s", code, stdout)
+	}
+
+	// verify-ledger shows the policy's versions beside the lists'.
+	serial, one := uint64(1), uint64(2026112801)
+	audit := filepath.Join(dir, "audit.jsonl")
+	writeLedger(t, audit, "", []ledger.Event{
+		{Time: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), Event: ledger.TrustApplied, Serial: &serial, File: policy},
+		{Time: time.Date(2026, 12, 1, 0, 0, 1, 0, time.UTC), Event: ledger.ListApplied, List: "mcmc-csam", Serial: &one, File: mcmcList},
+	})
+	if code, stdout, stderr := regblock(t, "verify-ledger", audit); code != 0 || !strings.Contains(stdout, "(trust policy)       applied   serial 1") || !strings.Contains(stdout, "(trust policy)       serial 1 since") {
+		t.Errorf("verify-ledger with a trust policy: exit %d %s%s", code, stdout, stderr)
 	}
 }

@@ -79,6 +79,7 @@ func printTimeline(w io.Writer, events []ledger.Event) {
 		since  time.Time
 	}
 	inForce := map[string]state{}
+	var policy *state // the trust policy in force, if any
 	for _, e := range events {
 		serial := ""
 		if e.Serial != nil {
@@ -106,8 +107,25 @@ func printTimeline(w io.Writer, events []ledger.Event) {
 		case ledger.ListRemoved:
 			detail = e.Reason
 			delete(inForce, e.List)
+		case ledger.TrustApplied:
+			detail = "trust policy from " + e.File
+			if e.Serial != nil {
+				policy = &state{*e.Serial, e.Time}
+			}
+		case ledger.TrustRejected:
+			detail = "trust policy " + e.Reason + ": " + e.Error
+			if e.InForce != nil {
+				detail += fmt.Sprintf(" (serial %d stays in force)", *e.InForce)
+			}
+		case ledger.TrustExpired:
+			detail = "trust policy expired, still in force"
 		}
-		fmt.Fprintf(w, "%s  %-20s %-9s %-18s %s\n", e.Time.Format(time.RFC3339), e.List, strings.TrimPrefix(e.Event, "list_"), serial, detail)
+		what := e.List
+		if strings.HasPrefix(e.Event, "trust_") {
+			what = "(trust policy)"
+		}
+		kind := strings.TrimPrefix(strings.TrimPrefix(e.Event, "list_"), "trust_")
+		fmt.Fprintf(w, "%s  %-20s %-9s %-18s %s\n", e.Time.Format(time.RFC3339), what, kind, serial, detail)
 	}
 	names := make([]string, 0, len(inForce))
 	for name := range inForce {
@@ -121,5 +139,8 @@ func printTimeline(w io.Writer, events []ledger.Event) {
 	for _, name := range names {
 		s := inForce[name]
 		fmt.Fprintf(w, "  %-20s serial %d since %s\n", name, s.serial, s.since.Format(time.RFC3339))
+	}
+	if policy != nil {
+		fmt.Fprintf(w, "  %-20s serial %d since %s\n", "(trust policy)", policy.serial, policy.since.Format(time.RFC3339))
 	}
 }
