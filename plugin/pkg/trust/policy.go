@@ -192,7 +192,7 @@ func Parse(path string, data []byte) (*Policy, error) {
 // meet is an error: a policy may not lock out its own root, nor a list.
 func parseRule(fields []string, line int) (Rule, error) {
 	if len(fields) < 2 {
-		return Rule{}, errors.New("want THRESHOLD KEY...")
+		return Rule{}, errors.New("want a threshold and its keys (THRESHOLD KEY ...)")
 	}
 	t, err := strconv.Atoi(fields[0])
 	if err != nil || t < 1 {
@@ -232,7 +232,7 @@ func checkPattern(pattern string) error {
 	case name == "" && prefix, blocklist.ValidListName(name):
 		return nil
 	}
-	return errors.New("not a list name (1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit), or a prefix of one followed by '*'")
+	return errors.New("not a list name (1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit), nor such a prefix followed by a star")
 }
 
 // RuleFor returns the rule for the list named name: the exact line, else

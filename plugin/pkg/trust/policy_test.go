@@ -119,11 +119,11 @@ func TestRootRotation(t *testing.T) {
 	}
 	// Step 1: add r3 (2 of 3).
 	v2 := policy(2, "root 2 "+line(r1)+" "+line(r2)+" "+line(r3)+"\n")
-	p2, _, err := Open("p.trust", []byte(v2), sign(v2, r1, r3), p1, pinned)
-	if !errors.Is(err, ErrThreshold) {
+	if _, _, err := Open("p.trust", []byte(v2), sign(v2, r1, r3), p1, pinned); !errors.Is(err, ErrThreshold) {
 		t.Errorf("v2 signed by r1 and r3 only (one key of the root in force): %v, want threshold", err)
 	}
-	if p2, _, err = Open("p.trust", []byte(v2), sign(v2, r1, r2), p1, pinned); err != nil {
+	p2, _, err := Open("p.trust", []byte(v2), sign(v2, r1, r2), p1, pinned)
+	if err != nil {
 		t.Fatal(err)
 	}
 	// Step 2: drop r1, add r4.
