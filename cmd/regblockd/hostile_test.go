@@ -21,6 +21,41 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/ledger"
 )
 
+// resolver is a regblockd a test runs: its DNS address, its metrics URL
+// and its output.
+type resolver struct {
+	addr, metrics string
+	logs          *testenv.Output
+}
+
+// runResolver runs regblockd on loopback ports until the test ends, with
+// the lists in dir signed by the key in pub, the notice address
+// 192.0.2.80, the further regblock options, and a Prometheus endpoint;
+// queries it does not answer go to upstream, unless that is "". It
+// returns once regblockd answers.
+func runResolver(t *testing.T, dir, pub, options, upstream string) resolver {
+	t.Helper()
+	port, metricsPort := testenv.FreePort(t), testenv.FreePort(t)
+	forward := ""
+	if upstream != "" {
+		forward = "forward . " + upstream
+	}
+	r := resolver{addr: "127.0.0.1:" + port, metrics: "http://127.0.0.1:" + metricsPort + "/metrics"}
+	r.logs = testenv.Regblockd(t, bin, `.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+dir+`
+        pubkey `+pub+`
+        notice 192.0.2.80
+        `+options+`
+    }
+    prometheus 127.0.0.1:`+metricsPort+`
+    `+forward+`
+}
+`, ".", r.addr, "abuse.example.")
+	return r
+}
+
 // TestSpecialFilesInListsDir fills a lists directory and a state directory
 // with files that are not regular files, named like lists, signatures and
 // saved records: FIFOs (which block a reader until a writer comes), a
@@ -81,19 +116,8 @@ func TestSpecialFilesInListsDir(t *testing.T) {
 	mkfifo(filepath.Join(state, "e2e.json"))
 	symlink("/dev/zero", filepath.Join(state, "zero.json"))
 
-	port, metricsPort := testenv.FreePort(t), testenv.FreePort(t)
-	addr := "127.0.0.1:" + port
-	logs := testenv.Regblockd(t, bin, `.:`+port+` {
-    bind 127.0.0.1
-    regblock {
-        lists `+dir+`
-        pubkey `+pub+`
-        notice 192.0.2.80
-        state `+state+`
-    }
-    prometheus 127.0.0.1:`+metricsPort+`
-}
-`, ".", addr, "abuse.example.")
+	r := runResolver(t, dir, pub, "state "+state, "")
+	addr, logs := r.addr, r.logs
 	blocked := func(name string) bool {
 		r, err := query(addr, name, dns.TypeA)
 		return err == nil && len(r.Answer) == 1 && r.Answer[0].(*dns.A).A.String() == "192.0.2.80"
@@ -118,7 +142,7 @@ func TestSpecialFilesInListsDir(t *testing.T) {
 		return blocked("added.example.")
 	})
 
-	metrics := metricValues(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))
+	metrics := metricValues(scrape(t, r.metrics))
 	for _, special := range []struct{ file, kind string }{
 		{"fifo.list", "a FIFO"},
 		{"fifosig.list.minisig", "a FIFO"},
@@ -263,17 +287,7 @@ func TestHostileListNames(t *testing.T) {
 		key.WriteList(t, dir, fmt.Sprintf("hostile%d.list", i), strings.Replace(list, "name: e2e", "name: "+name, 1))
 	}
 	pub := key.WritePublic(t, t.TempDir())
-	port := testenv.FreePort(t)
-	logs := testenv.Regblockd(t, bin, `.:`+port+` {
-    bind 127.0.0.1
-    regblock {
-        lists `+dir+`
-        pubkey `+pub+`
-        notice 192.0.2.80
-        state `+state+`
-    }
-}
-`, ".", "127.0.0.1:"+port, "abuse.example.")
+	logs := runResolver(t, dir, pub, "state "+state, "").logs
 	testenv.Eventually(t, 5*time.Second, "every hostile list is refused", func() bool {
 		return strings.Count(logs.String(), "rejected (parse_error)") == len(hostile)
 	})
@@ -317,19 +331,10 @@ func TestGenerateRefused(t *testing.T) {
 	}
 	key.WriteList(t, dir, "generated.rpz", zone.String())
 	pub := key.WritePublic(t, t.TempDir())
-	port := testenv.FreePort(t)
-	logs := testenv.Regblockd(t, bin, `.:`+port+` {
-    bind 127.0.0.1
-    regblock {
-        lists `+dir+`
-        pubkey `+pub+`
-        notice 192.0.2.80
-    }
-}
-`, ".", "127.0.0.1:"+port, "abuse.example.")
+	res := runResolver(t, dir, pub, "", "")
 	want := filepath.Join(dir, "generated.rpz") + ":4: $GENERATE directive not allowed"
-	testenv.Eventually(t, 10*time.Second, "the log says "+want, func() bool { return strings.Contains(logs.String(), want) })
-	r, err := query("127.0.0.1:"+port, "g0-7.gen.example.", dns.TypeA)
+	testenv.Eventually(t, 10*time.Second, "the log says "+want, func() bool { return strings.Contains(res.logs.String(), want) })
+	r, err := query(res.addr, "g0-7.gen.example.", dns.TypeA)
 	if err != nil || r.Rcode == dns.RcodeNameError {
 		t.Errorf("a name the $GENERATE lines would block: %v %v", r, err)
 	}
@@ -348,18 +353,7 @@ func TestOtherOpcodes(t *testing.T) {
 	key.WriteList(t, dir, "e2e.list", list)
 	pub := key.WritePublic(t, t.TempDir())
 	up := upstreamtest.Start(t)
-	port := testenv.FreePort(t)
-	addr := "127.0.0.1:" + port
-	testenv.Regblockd(t, bin, `.:`+port+` {
-    bind 127.0.0.1
-    regblock {
-        lists `+dir+`
-        pubkey `+pub+`
-        notice 192.0.2.80
-    }
-    forward . `+up.Addr+`
-}
-`, ".", addr, "abuse.example.")
+	addr := runResolver(t, dir, pub, "", up.Addr).addr
 	exchange := func(m *dns.Msg) *dns.Msg {
 		t.Helper()
 		r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, addr)
@@ -416,18 +410,7 @@ ip:2001:db8:9::/48 ORDER-4
 	up.SetReply("target.test.", []string{"target.test. 60 IN HTTPS 1 cdn.abuse.example. alpn=h2"}, nil)
 	up.SetReply("www.dname.test.", []string{"dname.test. 60 IN DNAME abuse.example.", "www.dname.test. 60 IN A 192.0.2.1"}, nil)
 	up.SetReply("www.exact.test.", []string{"exact.test. 60 IN DNAME exact.example.", "www.exact.test. 60 IN CNAME www.exact.example.", "www.exact.example. 60 IN A 192.0.2.1"}, nil)
-	port := testenv.FreePort(t)
-	addr := "127.0.0.1:" + port
-	testenv.Regblockd(t, bin, `.:`+port+` {
-    bind 127.0.0.1
-    regblock {
-        lists `+dir+`
-        pubkey `+pub+`
-        notice 192.0.2.80
-    }
-    forward . `+up.Addr+`
-}
-`, ".", addr, "abuse.example.")
+	addr := runResolver(t, dir, pub, "", up.Addr).addr
 	ask := func(name string, qtype uint16) *dns.Msg {
 		t.Helper()
 		r, err := query(addr, name, qtype)
@@ -485,18 +468,7 @@ func TestMetricCardinality(t *testing.T) {
 		}
 	}
 	pub := key.WritePublic(t, t.TempDir())
-	port, metricsPort := testenv.FreePort(t), testenv.FreePort(t)
-	testenv.Regblockd(t, bin, `.:`+port+` {
-    bind 127.0.0.1
-    regblock {
-        lists `+dir+`
-        pubkey `+pub+`
-        notice 192.0.2.80
-    }
-    prometheus 127.0.0.1:`+metricsPort+`
-}
-`, ".", "127.0.0.1:"+port, "abuse.example.")
-	body := string(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))
+	body := string(scrape(t, runResolver(t, dir, pub, "", "").metrics))
 	if strings.Contains(body, "made-up") {
 		t.Errorf("a file that never became a list added series:\n%s", body)
 	}
@@ -517,18 +489,8 @@ func TestIssuedInTheFuture(t *testing.T) {
 	key := blocklisttest.NewKey(t)
 	key.WriteList(t, dir, "e2e.list", list)
 	pub := key.WritePublic(t, t.TempDir())
-	port, metricsPort := testenv.FreePort(t), testenv.FreePort(t)
-	logs := testenv.Regblockd(t, bin, `.:`+port+` {
-    bind 127.0.0.1
-    regblock {
-        lists `+dir+`
-        pubkey `+pub+`
-        notice 192.0.2.80
-    }
-    prometheus 127.0.0.1:`+metricsPort+`
-}
-`, ".", "127.0.0.1:"+port, "abuse.example.")
-	metrics := "http://127.0.0.1:" + metricsPort + "/metrics"
+	res := runResolver(t, dir, pub, "", "")
+	logs, metrics := res.logs, res.metrics
 	delay := `coredns_regblock_list_enforcement_delay_seconds{list="e2e"}`
 	before := metricValues(scrape(t, metrics))[delay]
 	tomorrow := time.Now().UTC().Add(24 * time.Hour).Format(time.RFC3339)
@@ -550,7 +512,7 @@ func TestIssuedInTheFuture(t *testing.T) {
 	if after[`coredns_regblock_reloads_total{list="e2e",result="parse_error"}`] != 1 {
 		t.Errorf("the refusal is not counted as parse_error")
 	}
-	if r, err := query("127.0.0.1:"+port, "future.example.", dns.TypeA); err == nil && len(r.Answer) == 1 {
+	if r, err := query(res.addr, "future.example.", dns.TypeA); err == nil && len(r.Answer) == 1 {
 		t.Error("a name of the refused version is blocked")
 	}
 }
