@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +46,23 @@ func TestUsage(t *testing.T) {
 	}
 	if code, _, stderr := regblock(t, "frobnicate"); code != 2 || !strings.Contains(stderr, `regblock: error: unknown command "frobnicate"`) {
 		t.Errorf("unknown command: exit %d, %q", code, stderr)
+	}
+	if code, stdout, _ := regblock(t, "version"); code != 0 || !strings.HasPrefix(stdout, "regblock ") || !strings.Contains(stdout, runtime.Version()) {
+		t.Errorf("version: exit %d, %q", code, stdout)
+	}
+}
+
+// TestVersionStamp builds the toolkit as a release does, with a version
+// stamped at link time, and checks that version prints it.
+func TestVersionStamp(t *testing.T) {
+	stamped := filepath.Join(t.TempDir(), "regblock")
+	ldflags := "-X github.com/regblock/regblock/plugin/pkg/version.stamped=v9.8.7-test"
+	if out, err := exec.Command("go", "build", "-ldflags", ldflags, "-o", stamped, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(stamped, "version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "regblock v9.8.7-test (") {
+		t.Errorf("version of a stamped build: %v %q", err, out)
 	}
 }
 

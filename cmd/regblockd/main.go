@@ -4,10 +4,15 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"slices"
+
 	"github.com/coredns/coredns/core/dnsserver"
 	_ "github.com/coredns/coredns/core/plugin" // CoreDNS's standard plugins.
 	"github.com/coredns/coredns/coremain"
 
+	"github.com/regblock/regblock/plugin/pkg/version"
 	"github.com/regblock/regblock/plugin/regblock"
 )
 
@@ -16,5 +21,9 @@ func init() {
 }
 
 func main() {
+	// CoreDNS's -version names only CoreDNS: say which regblock first.
+	if slices.Contains(os.Args[1:], "-version") {
+		fmt.Printf("regblockd %s\n", version.String())
+	}
 	coremain.Run()
 }

@@ -1,6 +1,7 @@
 package regblock
 
 import (
+	"runtime"
 	"sync"
 
 	"github.com/coredns/coredns/plugin"
@@ -12,6 +13,7 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/listset"
 	"github.com/regblock/regblock/plugin/pkg/trust"
+	buildversion "github.com/regblock/regblock/plugin/pkg/version"
 )
 
 var (
@@ -63,6 +65,13 @@ var (
 		Help:      "Expiry time of the trust policy in force, from its signed header, in seconds since the epoch; 0 when it does not expire.",
 	})
 
+	buildInfo = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "build_info",
+		Help:      "A metric with a constant '1' value labelled by the version of regblock and the Go version it was built with.",
+	}, []string{"version", "goversion"})
+
 	listEntries = newListGauge("list_entries", "Number of blocking entries (exceptions excluded) of the list in force.")
 	listSerial  = newListGauge("list_serial", "Serial of the list in force.")
 	listIssued  = newListGauge("list_issued_timestamp_seconds", "Issue time of the list in force, from its signed header, in seconds since the epoch.")
@@ -79,6 +88,8 @@ func newListGauge(name, help string) *prometheus.GaugeVec {
 		Help:      help,
 	}, []string{"list"})
 }
+
+func init() { buildInfo.WithLabelValues(buildversion.String(), runtime.Version()).Set(1) }
 
 // setListMetrics sets the gauges of a list that was just put in force.
 func setListMetrics(c *listset.Current) {
