@@ -1,6 +1,6 @@
 // Command regblockd is CoreDNS with the regblock plugin compiled in, next to
-// all of CoreDNS's standard plugins. It takes CoreDNS's flags (-conf,
-// -version, -plugins, ...).
+// the CoreDNS plugins an ISP resolver uses (plugins.go lists them). It takes
+// CoreDNS's flags (-conf, -version, -plugins, ...).
 package main
 
 import (
@@ -9,7 +9,6 @@ import (
 	"slices"
 
 	"github.com/coredns/coredns/core/dnsserver"
-	_ "github.com/coredns/coredns/core/plugin" // CoreDNS's standard plugins.
 	"github.com/coredns/coredns/coremain"
 
 	"github.com/regblock/regblock/plugin/pkg/version"
@@ -17,7 +16,11 @@ import (
 )
 
 func init() {
-	dnsserver.Directives = regblock.InsertDirective(dnsserver.Directives)
+	// CoreDNS's plugin order, less the plugins not compiled in, with
+	// regblock right before cache.
+	dnsserver.Directives = regblock.InsertDirective(slices.DeleteFunc(slices.Clone(dnsserver.Directives), func(d string) bool {
+		return !slices.Contains(plugins, d)
+	}))
 }
 
 func main() {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/miekg/dns"
 
 	"github.com/regblock/regblock/internal/testenv"
@@ -434,5 +435,31 @@ func TestJoinedSignatures(t *testing.T) {
 `, ".", addr)
 	if r, err := query(addr, "abuse.example.", dns.TypeA); err != nil || len(r.Answer) != 1 {
 		t.Errorf("a list whose joined .minisig holds the trusted key's signature second: %v %v, want it enforced", r, err)
+	}
+}
+
+// TestPluginSet checks that the plugins regblockd names are the ones it
+// compiles in: each is registered (regblockd -plugins lists it) and has a
+// place in the plugin order, regblock right before cache.
+func TestPluginSet(t *testing.T) {
+	out, err := exec.Command(bin, "-plugins").CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	registered := map[string]bool{} // -plugins prints one a line
+	for _, name := range strings.Fields(string(out)) {
+		registered[name] = true
+	}
+	for _, p := range append(slices.Clone(plugins), "regblock") {
+		if !registered[p] || !slices.Contains(dnsserver.Directives, p) {
+			t.Errorf("%s: registered %v, in the plugin order %v", p, registered[p], slices.Contains(dnsserver.Directives, p))
+		}
+		delete(registered, p)
+	}
+	if len(registered) > 0 {
+		t.Errorf("compiled in but not listed in plugins: %v", registered)
+	}
+	if i := slices.Index(dnsserver.Directives, "regblock"); i < 0 || dnsserver.Directives[i+1] != "cache" {
+		t.Errorf("regblock is not right before cache: %v", dnsserver.Directives)
 	}
 }
