@@ -30,7 +30,9 @@ The page comes in English and Malay, chosen by the browser's
 Accept-Language (or ?lang=ms); add a language by dropping a CODE.json file
 (the keys of the English one) into -lang-dir. -template replaces the page
 (Go html/template; see the default in the source). Visitor addresses are
-never logged. Metrics (page views by list) are served on -metrics.
+never logged. Metrics (page views by list, the serial of each list shown,
+list versions read) are served on -metrics, with /ready answering 200 once a
+list is in force.
 
 Example:
   regblock notice -listen :8080 -metrics 127.0.0.1:9154 -p blocklists/example.pub blocklists
@@ -70,7 +72,7 @@ func noticeCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}
-	set := listset.New(listset.Config{Lists: fs.Args(), Keys: keys, MaxSize: *maxSize, Trust: *trustPath}, srv.Publish, notice.Events{Log: logger})
+	set := listset.New(listset.Config{Lists: fs.Args(), Keys: keys, MaxSize: *maxSize, Trust: *trustPath}, srv.Publish, notice.Events{Log: logger, Server: srv})
 	set.Scan()
 	if err := set.Start(); err != nil {
 		return fail(stderr, 2, err, "")
@@ -88,6 +90,7 @@ func noticeCmd(args []string, stdout, stderr io.Writer) int {
 	if *metricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", srv.Metrics())
+		mux.Handle("/ready", srv.Ready())
 		metricsSrv = &http.Server{Addr: *metricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		mln, err := net.Listen("tcp", *metricsAddr)
 		if err != nil {

@@ -44,7 +44,9 @@ type Server struct {
 	matcher language.Matcher
 	tags    []string // catalog codes in matcher order
 	views   *prometheus.CounterVec
-	reg     *prometheus.Registry // its own, not the default: tests run several servers
+	serial  *prometheus.GaugeVec   // of each list in force, to compare with the resolvers'
+	reloads *prometheus.CounterVec // list versions read, by list and result
+	reg     *prometheus.Registry   // its own, not the default: tests run several servers
 }
 
 type pageLanguage struct{ Code, Name string }
@@ -150,8 +152,16 @@ func New(templateFile, langDir string, reg *prometheus.Registry) (*Server, error
 		Name: "regblock_notice_page_views_total",
 		Help: "Notice pages served, by the list that blocks the host (none: the host is not blocked).",
 	}, []string{"list"})
+	s.serial = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "regblock_notice_list_serial",
+		Help: "Serial of each list the notice server shows, to compare with the resolvers' coredns_regblock_list_serial.",
+	}, []string{"list"})
+	s.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "regblock_notice_reloads_total",
+		Help: "List versions the notice server read, by list and result (applied, or why it was rejected; list unknown for a file no verified list names).",
+	}, []string{"list", "result"})
 	s.reg = reg
-	reg.MustRegister(s.views)
+	reg.MustRegister(s.views, s.serial, s.reloads)
 	empty, _ := blockindex.Build(nil)
 	s.index.Store(empty)
 	return s, nil
@@ -223,6 +233,18 @@ func (s *Server) Metrics() http.Handler {
 // Publish puts the lists of ix in force: the index a listset.Set publishes.
 func (s *Server) Publish(ix *blockindex.Index) { s.index.Store(ix) }
 
+// Ready answers 200 once a verified list is in force, else 503: a notice
+// server without lists would tell every visitor that no block applies.
+func (s *Server) Ready() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(s.index.Load().Lists()) == 0 {
+			http.Error(w, "no list in force", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "OK")
+	})
+}
+
 // blockedBy is the Link target naming who ordered the block (RFC 7725): the
 // list's appeal address, else its first contact.
 func blockedBy(l *blocklist.List) string {
@@ -235,18 +257,38 @@ func blockedBy(l *blocklist.List) string {
 	return ""
 }
 
-// Events logs what the list set of a notice server decides.
-type Events struct{ Log *log.Logger }
+// Events logs what the list set of a notice server decides, and keeps
+// Server's list metrics when it is set.
+type Events struct {
+	Log    *log.Logger
+	Server *Server
+}
 
 func (e Events) Applied(c *listset.Current, _ time.Duration) {
 	e.Log.Printf("list %q serial %d applied from %s: %d blocking entries", c.List.Name, c.List.Serial, c.Path, c.List.Blocking())
+	if e.Server != nil {
+		e.Server.serial.WithLabelValues(c.List.Name).Set(float64(c.List.Serial))
+		if !c.Restored {
+			e.Server.reloads.WithLabelValues(c.List.Name, listset.ResultApplied).Inc()
+		}
+	}
 }
 func (e Events) Unchanged(string) {}
 func (e Events) Rejected(r listset.Rejection) {
 	e.Log.Printf("list %q rejected (%s): %v", r.List, r.Result, r.Err)
+	if e.Server != nil {
+		label := r.List
+		if r.Unknown { // a made-up file name must not become a series
+			label = "unknown"
+		}
+		e.Server.reloads.WithLabelValues(label, r.Result).Inc()
+	}
 }
 func (e Events) Removed(c *listset.Current, why string) {
 	e.Log.Printf("list %q serial %d unloaded: %s", c.List.Name, c.List.Serial, why)
+	if e.Server != nil {
+		e.Server.serial.DeleteLabelValues(c.List.Name)
+	}
 }
 func (e Events) Moved(c *listset.Current, from string) {
 	e.Log.Printf("list %q serial %d is now read from %s (was %s)", c.List.Name, c.List.Serial, c.Path, from)

@@ -47,7 +47,7 @@ func startNotice(t *testing.T, lists map[string]string, templateFile, langDir st
 		t.Fatal(err)
 	}
 	set := listset.New(listset.Config{Lists: []string{dir}, Keys: []minisign.PublicKey{key.Public}, MaxSize: 1 << 20},
-		srv.Publish, Events{log.New(io.Discard, "", 0)})
+		srv.Publish, Events{Log: log.New(io.Discard, "", 0), Server: srv})
 	set.Scan()
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
@@ -238,5 +238,37 @@ func TestNoticeInBrowser(t *testing.T) {
 	}
 	if os.Getenv("REGBLOCK_KEEP_SCREENSHOT") != "" {
 		os.WriteFile(os.Getenv("REGBLOCK_KEEP_SCREENSHOT"), png, 0o644)
+	}
+}
+
+// TestNoticeReadyAndSerials: /ready is 503 until a list is in force, and the
+// metrics name the serial of each list shown, so that an alert can compare
+// them with the resolvers'.
+func TestNoticeReadyAndSerials(t *testing.T) {
+	empty, err := New("", "", prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	empty.Ready().ServeHTTP(rec, httptest.NewRequest("GET", "/ready", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("ready without lists: %d, want 503", rec.Code)
+	}
+	_, srv := startNotice(t, map[string]string{"example.list": noticeList, "bad.list": "garbage\n"}, "", "")
+	rec = httptest.NewRecorder()
+	srv.Ready().ServeHTTP(rec, httptest.NewRequest("GET", "/ready", nil))
+	if rec.Code != http.StatusOK {
+		t.Errorf("ready with a list: %d, want 200", rec.Code)
+	}
+	rec = httptest.NewRecorder()
+	srv.Metrics().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		`regblock_notice_list_serial{list="example-csam"} 2.026112801e+09`,
+		`regblock_notice_reloads_total{list="example-csam",result="applied"} 1`,
+		`regblock_notice_reloads_total{list="unknown",result="parse_error"} 1`,
+	} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics lack %s:\n%s", want, rec.Body.String())
+		}
 	}
 }
