@@ -277,11 +277,7 @@ func (e Events) Unchanged(string) {}
 func (e Events) Rejected(r listset.Rejection) {
 	e.Log.Printf("list %q rejected (%s): %v", r.List, r.Result, r.Err)
 	if e.Server != nil {
-		label := r.List
-		if r.Unknown { // a made-up file name must not become a series
-			label = "unknown"
-		}
-		e.Server.reloads.WithLabelValues(label, r.Result).Inc()
+		e.Server.reloads.WithLabelValues(r.Label(), r.Result).Inc()
 	}
 }
 func (e Events) Removed(c *listset.Current, why string) {

@@ -36,13 +36,7 @@ func (ev events) Applied(c *listset.Current, swap time.Duration) {
 func (ev events) Unchanged(list string) { countReload(list, listset.ResultUnchanged) }
 
 func (ev events) Rejected(r listset.Rejection) {
-	// Anyone who can write a file in the lists directory can make up a
-	// file name: only a verified list's name becomes a label value.
-	label := r.List
-	if r.Unknown {
-		label = unknownList
-	}
-	countReload(label, r.Result)
+	countReload(r.Label(), r.Result)
 	e := ledger.Event{Time: ev.now().UTC(), Event: ledger.ListRejected, List: r.List, File: r.Path, Reason: r.Result, Error: r.Err.Error(), Serial: r.Serial}
 	if r.InForce != nil {
 		e.InForce = &r.InForce.List.Serial

@@ -127,11 +127,6 @@ func setTrustMetrics(p *trust.Policy) {
 	}
 }
 
-// unknownList is the list label of a rejected file that no verified list
-// names (a bad signature, a file that cannot be read), so that files made
-// up by whoever can write the lists directory add no series of their own.
-const unknownList = "unknown"
-
 // serverCounters caches the queries_total counter of each server, so that
 // the per-query cost is a lock-free map read rather than hashing label values.
 type serverCounters struct{ m sync.Map }

@@ -355,7 +355,7 @@ func TestRejectedAtStartup(t *testing.T) {
 	f := newFixture(t)
 	f.key.WriteList(t, f.dir, "good.list", "#! regblock-list 1\n#! name: good\n#! serial: 1\n#! issued: 2026-11-28T06:00:00Z\ngood.example\n")
 	write(t, filepath.Join(f.dir, "test-csam.list"), []byte(strings.Replace(testList, "abuse.example", "abuse.examplf", 1)))
-	counter := reloadsTotal.WithLabelValues(unknownList, "bad_signature") // no verified list names the file
+	counter := reloadsTotal.WithLabelValues(listset.UnknownList, "bad_signature") // no verified list names the file
 	before := testutil.ToFloat64(counter)
 	rb := f.plugin(t, "")
 	if _, ok := rb.index.Load().Lookup("abuse.examplf."); ok {

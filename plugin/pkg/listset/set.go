@@ -57,6 +57,21 @@ type Rejection struct {
 	InForce *Current
 }
 
+// UnknownList is the metric label of a rejected file that no verified list
+// names (a bad signature, a file that cannot be read).
+const UnknownList = "unknown"
+
+// Label returns the list label to count r under: the list's name, or
+// UnknownList when only the file's name says which list it is, so that
+// file names made up by whoever can write the lists directory add no
+// series of their own.
+func (r Rejection) Label() string {
+	if r.Unknown {
+		return UnknownList
+	}
+	return r.List
+}
+
 // Events receives what a Set decides, for logs, metrics and the ledger.
 // Its methods are called on the goroutine running the Set.
 type Events interface {
