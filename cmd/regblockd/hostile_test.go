@@ -348,10 +348,7 @@ func TestOtherOpcodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the regblockd binary")
 	}
-	dir := t.TempDir()
-	key := blocklisttest.NewKey(t)
-	key.WriteList(t, dir, "e2e.list", list)
-	pub := key.WritePublic(t, t.TempDir())
+	dir, _, pub := signedList(t)
 	up := upstreamtest.Start(t)
 	addr := runResolver(t, dir, pub, "", up.Addr).addr
 	exchange := func(m *dns.Msg) *dns.Msg {
@@ -485,10 +482,7 @@ func TestIssuedInTheFuture(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the regblockd binary")
 	}
-	dir := t.TempDir()
-	key := blocklisttest.NewKey(t)
-	key.WriteList(t, dir, "e2e.list", list)
-	pub := key.WritePublic(t, t.TempDir())
+	dir, key, pub := signedList(t)
 	res := runResolver(t, dir, pub, "", "")
 	logs, metrics := res.logs, res.metrics
 	delay := `coredns_regblock_list_enforcement_delay_seconds{list="e2e"}`

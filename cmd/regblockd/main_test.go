@@ -46,6 +46,16 @@ func startRegblockd(t *testing.T, corefile, wd, addr string) {
 	testenv.Regblockd(t, bin, corefile, wd, addr, "abuse.example.")
 }
 
+// signedList writes the test list, signed, as e2e.list in a new directory,
+// and its key's public half in another, and returns the directory, the key
+// and the public key file.
+func signedList(t *testing.T) (dir string, key *blocklisttest.Key, pub string) {
+	t.Helper()
+	dir, key = t.TempDir(), blocklisttest.NewKey(t)
+	key.WriteList(t, dir, "e2e.list", list)
+	return dir, key, key.WritePublic(t, t.TempDir())
+}
+
 func query(addr, name string, qtype uint16) (*dns.Msg, error) {
 	m := new(dns.Msg).SetQuestion(name, qtype)
 	m.SetEdns0(1232, false)
@@ -70,10 +80,7 @@ func TestRegblockd(t *testing.T) {
 		t.Errorf("regblockd -version: %v\n%s", err, out)
 	}
 
-	dir := t.TempDir()
-	key := blocklisttest.NewKey(t)
-	key.WriteList(t, dir, "e2e.list", list)
-	pub := key.WritePublic(t, t.TempDir())
+	dir, _, pub := signedList(t)
 	up := upstreamtest.Start(t)
 	port := testenv.FreePort(t)
 	addr := "127.0.0.1:" + port

@@ -34,10 +34,7 @@ func TestServerBlocksShareLists(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the regblockd binary")
 	}
-	dir := t.TempDir()
-	key := blocklisttest.NewKey(t)
-	key.WriteList(t, dir, "e2e.list", list)
-	pub := key.WritePublic(t, t.TempDir())
+	dir, key, pub := signedList(t)
 	audit := filepath.Join(t.TempDir(), "audit.jsonl")
 	metricsPort := testenv.FreePort(t)
 	blocks := newServerBlocks(t, 3)
