@@ -142,7 +142,7 @@ func (d stateDir) savePolicy(path string, p *trust.Policy) error {
 	if err != nil {
 		return err
 	}
-	if _, err := trust.OpenSaved(path, data, sig); err != nil || !sameDigest(data, p) {
+	if q, err := trust.OpenSaved(path, data, sig); err != nil || q.SHA256 != p.SHA256 {
 		return fmt.Errorf("state: %s changed while it was copied; the next version will be saved", path)
 	}
 	if err := atomicfile.Write(filepath.Join(string(d), policySig), sig, 0o640); err != nil {
@@ -152,11 +152,6 @@ func (d stateDir) savePolicy(path string, p *trust.Policy) error {
 		return fmt.Errorf("state: %w", err)
 	}
 	return nil
-}
-
-func sameDigest(data []byte, p *trust.Policy) bool {
-	q, err := trust.Parse("", data)
-	return err == nil && q.SHA256 == p.SHA256
 }
 
 // loadPolicy reads the saved policy back; nil when there is none.
