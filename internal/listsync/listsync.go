@@ -146,7 +146,7 @@ func (s *Syncer) syncOnce(ctx context.Context) error {
 	var old *blocklist.List
 	var mark *listset.Mark
 	var v validators
-	if o, err := blocklist.Load(s.listPath(), s.keys(), s.MaxSize); err == nil && o.Name == s.name && s.judge(o) == nil {
+	if o, err := s.onDisk(); err == nil && o.Name == s.name && s.judge(o) == nil {
 		old, mark = o, listset.MarkOf(o)
 		if data, err := blocklist.ReadFile(s.validatorsPath(), 4<<10); err == nil {
 			json.Unmarshal(data, &v)
@@ -298,6 +298,16 @@ func (w diskWriter) Write(p []byte) (int, error) {
 		err = &diskError{err}
 	}
 	return n, err
+}
+
+// onDisk reads the list in the directory, verified as it streams through
+// the parser, its entries not kept: only its header and digest count here.
+func (s *Syncer) onDisk() (*blocklist.List, error) {
+	sig, err := blocklist.ReadSignature(s.listPath())
+	if err != nil {
+		return nil, err
+	}
+	return blocklist.OpenStream(s.listPath(), s.MaxSize, sig, s.keys(), func(blocklist.Entry) {})
 }
 
 // keys returns the keys a list is verified against.
