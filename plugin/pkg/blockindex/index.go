@@ -46,6 +46,9 @@ type ListIndex struct {
 	// so that they live as long as the index.
 	tableMem, recsMem *block
 	ips               *prefixes // the address entries; nil when there are none
+	// salt is a hashed list's salt: its records are keyed by the digests of
+	// names under it (digestHashes), not by hashName. nil for a plain list.
+	salt []byte
 }
 
 // record is one entry of a list.
@@ -89,9 +92,10 @@ func newMeta(e blocklist.Entry) (meta, metaKey) {
 // Index answers lookups over a set of compiled lists. It is immutable and
 // safe for concurrent use.
 type Index struct {
-	lists []*ListIndex      // sorted by list name
-	names []*blocklist.List // the same lists
-	ips   bool              // whether any list has address entries
+	lists  []*ListIndex      // sorted by list name
+	names  []*blocklist.List // the same lists
+	ips    bool              // whether any list has address entries
+	salted bool              // whether any list is hashed
 }
 
 // Match is the entry that blocks a name.
@@ -109,6 +113,9 @@ type Match struct {
 	// blocklist.LocalData, owned by ".": the caller must copy them.
 	Action blocklist.Action
 	Local  []dns.RR
+	// Digest is the digest of the matched name when List is hashed: what
+	// may be written down about the match instead of the name.
+	Digest blocklist.Digest
 }
 
 // Compile compiles list l, its entries and its canary name. The index
@@ -129,6 +136,8 @@ type Compiler struct {
 	metas   []meta
 	metaIDs map[metaKey]uint32
 	ips     prefixes
+	names   int // entries added by name
+	digests int // entries added by digest
 	err     error
 }
 
@@ -162,7 +171,18 @@ func (c *Compiler) Add(e blocklist.Entry) {
 		c.ips.add(e.Prefix, uint32(e.Kind)<<metaBits|id)
 		return
 	}
-	c.add(e.Kind, e.Name, id)
+	if e.Hashed {
+		c.digests++
+		c.addHashes(e.Kind, digestHashes(e.Digest), id)
+		return
+	}
+	c.names++
+	h, ok := hashName(e.Name)
+	if !ok {
+		c.err = fmt.Errorf("blockindex: invalid name %q", e.Name)
+		return
+	}
+	c.addHashes(e.Kind, h, id)
 }
 
 // meta interns m.
@@ -185,12 +205,7 @@ func (c *Compiler) meta(m meta, k metaKey) (uint32, bool) {
 	return id, true
 }
 
-func (c *Compiler) add(kind blocklist.Kind, name string, id uint32) {
-	h, ok := hashName(name)
-	if !ok {
-		c.err = fmt.Errorf("blockindex: invalid name %q", name)
-		return
-	}
+func (c *Compiler) addHashes(kind blocklist.Kind, h hashes, id uint32) {
 	if len(c.recs) == cap(c.recs) { // more entries than foreseen
 		recs, mem := offHeap[record](2*cap(c.recs) + 16)
 		c.recs, c.recsMem = recs[:copy(recs, c.recs)], mem
@@ -201,17 +216,22 @@ func (c *Compiler) add(kind blocklist.Kind, name string, id uint32) {
 // Finish adds the list's canary name and returns the compiled list; the
 // compiler is spent.
 func (c *Compiler) Finish(l *blocklist.List) (*ListIndex, error) {
-	if l.Canary != "" && c.err == nil {
-		if id, ok := c.meta(newMeta(blocklist.Entry{Category: blocklist.CategoryCanary})); ok {
-			c.add(blocklist.Exact, l.Canary, id)
+	if l.Hashed() && c.names > 0 || !l.Hashed() && c.digests > 0 {
+		c.err = fmt.Errorf("blockindex: a list is hashed or plain, not both")
+	}
+	if l.Canary != "" {
+		canary := blocklist.Entry{Kind: blocklist.Exact, Name: l.Canary, Category: blocklist.CategoryCanary}
+		if l.Hashed() { // plain in the header, keyed by its digest like every name of the list
+			canary = blocklist.Entry{Kind: blocklist.Exact, Hashed: true, Digest: blocklist.HashName(l.Salt, l.Canary), Category: blocklist.CategoryCanary}
 		}
+		c.Add(canary)
 	}
 	if c.err != nil {
 		return nil, fmt.Errorf("list %q: %w", l.Name, c.err)
 	}
 	recs := c.recs
 	sortRecords(recs)
-	li := &ListIndex{list: l, recs: recs, metas: c.metas, recsMem: c.recsMem}
+	li := &ListIndex{list: l, recs: recs, metas: c.metas, recsMem: c.recsMem, salt: l.Salt}
 	if c.ips.len() > 0 {
 		li.ips = &c.ips
 	}
@@ -257,6 +277,7 @@ func New(lists []*ListIndex) (*Index, error) {
 		}
 		ix.names = append(ix.names, li.list)
 		ix.ips = ix.ips || li.ips != nil
+		ix.salted = ix.salted || li.salt != nil
 	}
 	return ix, nil
 }
@@ -386,6 +407,9 @@ func (ix *Index) Lookup(qname string) (Match, bool) {
 	if len(ix.lists) == 0 {
 		return Match{}, false
 	}
+	if ix.salted {
+		return ix.lookupGeneral(qname) // which lays the name out for digests
+	}
 	// Most names are plain and short: split and hash them in place, in a
 	// small stack frame. (A frame of kilobytes would make the runtime grow
 	// the stack of the query's goroutine, which costs more than the lookup.)
@@ -405,7 +429,7 @@ func (ix *Index) Lookup(qname string) (Match, bool) {
 		suffix[i] = h
 		end = int(start[i]) - 1
 	}
-	return ix.decide(suffix[:n], start[:n])
+	return ix.decide(suffix[:n], start[:n], nil)
 }
 
 // shortLabels is the most labels Lookup's fast path handles.
@@ -448,22 +472,31 @@ func (ix *Index) lookupGeneral(qname string) (Match, bool) {
 		h = add(h, l.label(i))
 		suffix[i] = h
 	}
-	return ix.decide(suffix[:l.n], l.start[:l.n])
+	var salted saltedName
+	if ix.salted {
+		salted.fill(&l)
+	}
+	return ix.decide(suffix[:l.n], l.start[:l.n], &salted)
 }
 
 // decide walks the suffixes of a name, most specific first (suffix[i] is the
 // hash of the name from label i on, which starts at byte start[i] of the
-// query name), and returns the match that blocks it.
-func (ix *Index) decide(suffix []hashes, start []uint16) (Match, bool) {
+// query name), and returns the match that blocks it. salted is the name laid
+// out for the digests of hashed lists; nil when the index has none.
+func (ix *Index) decide(suffix []hashes, start []uint16, salted *saltedName) (Match, bool) {
 	var excepted [MaxLists / 64]uint64 // lists whose exception decided already
 	for i := range suffix {
-		key, check := suffix[i].key(), uint32(suffix[i].h2)
 	lists:
 		for n, li := range ix.lists {
 			word, bit := n/64, uint64(1)<<(n%64)
 			if excepted[word]&bit != 0 {
 				continue
 			}
+			h, digest, ok := li.keyAt(suffix[i], salted, i)
+			if !ok {
+				continue
+			}
+			key, check := h.key(), uint32(h.h2)
 			r, ok := li.find(key)
 			if !ok {
 				continue
@@ -478,7 +511,7 @@ func (ix *Index) decide(suffix []hashes, start []uint16) (Match, bool) {
 					continue lists
 				}
 				m := li.match(rec.kindMeta)
-				m.Start = int(start[i])
+				m.Start, m.Digest = int(start[i]), digest
 				return m, true
 			}
 		}

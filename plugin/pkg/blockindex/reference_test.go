@@ -62,14 +62,18 @@ func TestLookupAgreesWithReference(t *testing.T) {
 			}
 			lists = append(lists, parse(t, fmt.Sprintf("l%d", l), b.String()))
 		}
-		ix := build(t, lists...)
+		ix := build(t, hashSome(t, rng, lists)...)
 		for range 50 {
 			q := name(5) + "."
+			if rng.IntN(4) == 0 {
+				q = strings.ToUpper(q[:1]) + q[1:]
+			}
 			wantList, wantPattern := reference(lists, q)
 			m, ok := ix.Lookup(q)
 			gotList, gotPattern := "", ""
 			if ok {
-				gotList, gotPattern = m.List.Name, m.Kind.Prefix()+q[m.Start:len(q)-1]
+				gotList, gotPattern = m.List.Name, m.Kind.Prefix()+strings.ToLower(q[m.Start:len(q)-1])
+				checkDigest(t, m, strings.ToLower(q[m.Start:len(q)-1]))
 			}
 			if gotList != wantList || gotPattern != wantPattern {
 				for _, l := range lists {
@@ -155,7 +159,7 @@ func TestLookupAddrAgreesWithReference(t *testing.T) {
 			}
 			lists = append(lists, parse(t, fmt.Sprintf("l%d", l), b.String()))
 		}
-		ix := build(t, lists...)
+		ix := build(t, hashSome(t, rng, lists)...)
 		for range 50 {
 			q, a := []string{"a.example.", "b.a.example.", "c.example."}[rng.IntN(3)], addr()
 			if rng.IntN(4) == 0 && a.Is4() {
@@ -174,5 +178,40 @@ func TestLookupAddrAgreesWithReference(t *testing.T) {
 				t.Fatalf("round %d: LookupAddr(%q, %s) = %q %q, reference says %q %q", round, q, a, gotList, gotPattern, wantList, wantPattern)
 			}
 		}
+	}
+}
+
+// hashSome returns lists with about half of them replaced by their hashed
+// form, which must decide every lookup as the plain list does.
+func hashSome(t *testing.T, rng *rand.Rand, lists []*blocklist.List) []*blocklist.List {
+	t.Helper()
+	out := slices.Clone(lists)
+	for i, l := range lists {
+		if rng.IntN(2) == 0 {
+			continue
+		}
+		salt := make([]byte, blocklist.SaltSize)
+		for j := range salt {
+			salt[j] = byte(rng.IntN(256))
+		}
+		h, err := blocklist.Hash(l, salt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = h
+	}
+	return out
+}
+
+// checkDigest checks the digest a match of a hashed list reports: that of
+// the matched name (and none for a plain list).
+func checkDigest(t *testing.T, m Match, matched string) {
+	t.Helper()
+	var want blocklist.Digest
+	if m.List.Hashed() {
+		want = blocklist.HashName(m.List.Salt, matched)
+	}
+	if m.Digest != want {
+		t.Fatalf("match of %q in list %s: digest %s, want %s", matched, m.List.Name, m.Digest, want)
 	}
 }

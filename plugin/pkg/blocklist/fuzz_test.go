@@ -21,6 +21,7 @@ func FuzzParse(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte(header + "abuse.example ORDER-1 csam\n=x.example\n!y.abuse.example\n*.bulk.example - csam\n"))
+	f.Add([]byte(header + "#! hashed: sha256 " + vectorSalt + "\n#! canary: canary.test\nh:2fab027504c360eeda1416ada192b061 O-1 csam\n!*.h:2FAB027504C360EEDA1416ADA192B061\nip:192.0.2.1\n"))
 	f.Add([]byte(header + "#! canary: canary.test\nbücher.example\nxn--bcher-kva.example\n\\065.example\n"))
 	f.Add([]byte("#! regblock-list 1\r\n#! name: x\r\n#! serial: 1\r\n#! issued: 2026-11-28T06:00:00Z\r\na.example\x00\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -52,6 +53,12 @@ func FuzzParse(f *testing.F) {
 				if e.Name != "" || e.Prefix != e.Prefix.Masked() {
 					t.Fatalf("address entry %+v is not canonical", e)
 				}
+				continue
+			}
+			if e.Hashed != l.Hashed() || e.Hashed && e.Name != "" {
+				t.Fatalf("entry %+v in a list hashed=%v", e, l.Hashed())
+			}
+			if e.Hashed {
 				continue
 			}
 			if c, err := CanonicalName(e.Name); err != nil || c != e.Name {
@@ -114,6 +121,12 @@ func FuzzParseRPZ(f *testing.F) {
 				t.Fatalf("entry %+v: line %d of a %d-line file", e, e.Line, lines)
 			}
 			if e.Prefix.IsValid() {
+				continue
+			}
+			if e.Hashed != l.Hashed() || e.Hashed && e.Name != "" {
+				t.Fatalf("entry %+v in a list hashed=%v", e, l.Hashed())
+			}
+			if e.Hashed {
 				continue
 			}
 			if c, err := CanonicalName(e.Name); err != nil || c != e.Name {

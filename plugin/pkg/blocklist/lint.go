@@ -14,7 +14,8 @@ type Warning struct {
 
 // Lint returns warnings about a parsed list: duplicate entries, entries a
 // broader entry already blocks, exceptions that unblock nothing, and an
-// expiry in the past (at now) or before the issue time.
+// expiry in the past (at now) or before the issue time. Of a hashed list's
+// entries, it finds only duplicates.
 func Lint(l *List, now time.Time) []Warning {
 	var ws []Warning
 	if !l.Expires.IsZero() {
@@ -27,10 +28,7 @@ func Lint(l *List, now time.Time) []Warning {
 
 	byName := map[string][]Entry{} // entries at each name, first occurrence of each kind
 	for _, e := range l.Entries {
-		key := e.Name
-		if e.Prefix.IsValid() {
-			key = IPPrefix + e.Prefix.String()
-		}
+		key := strings.TrimPrefix(e.Pattern(), e.Kind.Prefix()) // the name, digest or prefix
 		for _, prev := range byName[key] {
 			if prev.Kind == e.Kind {
 				ws = append(ws, Warning{e.Line, fmt.Sprintf("duplicate entry %s (also on line %d)", e.Pattern(), prev.Line)})
@@ -69,7 +67,7 @@ func Lint(l *List, now time.Time) []Warning {
 	}
 
 	for _, e := range l.Entries {
-		if e.Prefix.IsValid() {
+		if e.Prefix.IsValid() || e.Hashed { // a digest does not say which names are above it
 			continue
 		}
 		switch e.Kind {

@@ -26,6 +26,8 @@ func TestLint(t *testing.T) {
 		{"exact beside an exception", "", "abuse.example\n!x.abuse.example\n=x.abuse.example\n", nil},
 		{"exception unblocking nothing", "", "abuse.example\n!other.example\n", []string{"6: exception !other.example unblocks nothing"}},
 		{"exception under a wildcard", "", "*.bulk.example\n!x.bulk.example\n", nil},
+		{"hashed: duplicates only", "#! hashed: sha256 " + vectorSalt + "\n", "h:2fab027504c360eeda1416ada192b061\n=h:31a299cd82742ffcb6635ee2021ee697\n!h:ecc32e4727f6af650849684e1757552b\nh:2fab027504c360eeda1416ada192b061\n", []string{
+			"8: duplicate entry h:2fab027504c360eeda1416ada192b061 (also on line 6)"}},
 		{"expired", "#! expires: 2026-11-28T07:00:00Z\n", "abuse.example\n", []string{"1: expires 2026-11-28T07:00:00Z is already past"}},
 		{"expires before issued", "#! expires: 2026-11-27T07:00:00Z\n", "abuse.example\n", []string{"1: expires 2026-11-27T07:00:00Z is before issued"}},
 	}

@@ -7,6 +7,7 @@
 package blocklist
 
 import (
+	"encoding/hex"
 	"crypto/sha256"
 	"net/netip"
 	"strconv"
@@ -116,8 +117,12 @@ const CategoryCanary = "canary"
 type Entry struct {
 	Kind Kind
 	// Name is canonical: lower case ASCII (punycode), no trailing dot.
-	// It is empty for an address entry.
+	// It is empty for an address entry and a hashed entry.
 	Name string
+	// Hashed marks an entry of a hashed list ("h:DIGEST"), which names its
+	// name only by Digest.
+	Hashed bool
+	Digest Digest
 	// Prefix is the address prefix of an address entry ("ip:203.0.113.0/24",
 	// an RPZ rpz-ip trigger), masked; its Kind is Subtree or Exception.
 	Prefix netip.Prefix
@@ -140,6 +145,9 @@ func (e Entry) Pattern() string {
 	if e.Prefix.IsValid() {
 		return e.Kind.Prefix() + IPPrefix + e.Prefix.String()
 	}
+	if e.Hashed {
+		return e.Kind.Prefix() + HashPrefix + e.Digest.String()
+	}
 	return e.Kind.Prefix() + e.Name
 }
 
@@ -158,6 +166,9 @@ type Header struct {
 	Appeal    string   // a web address, empty when absent
 	Contact   []string // mailto: and tel: URIs
 	Canary    string   // canonical name, empty when absent
+	// Salt is a hashed list's salt ("hashed: sha256 SALT"), SaltSize
+	// bytes; nil for a plain list.
+	Salt []byte
 }
 
 // List is a parsed list.
@@ -217,6 +228,9 @@ func (h Header) Fields() []Field {
 		}
 	}
 	add("name", h.Name)
+	if h.Hashed() {
+		add("hashed", hashAlgorithm+" "+hex.EncodeToString(h.Salt))
+	}
 	add("issuer", h.Issuer)
 	add("serial", strconv.FormatUint(h.Serial, 10))
 	if !h.Issued.IsZero() {

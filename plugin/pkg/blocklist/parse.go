@@ -322,8 +322,10 @@ func (p *parser) header(text string) {
 		if err != nil {
 			err = fmt.Errorf("canary: %v", err)
 		}
+	case "hashed":
+		h.Salt, err = parseSalt(value)
 	default:
-		err = fmt.Errorf("unknown header key %q (known: name, issuer, serial, issued, expires, authority, appeal, contact, canary)", key)
+		err = fmt.Errorf("unknown header key %q (known: name, issuer, serial, issued, expires, authority, appeal, contact, canary, hashed)", key)
 	}
 	if err != nil {
 		p.errorf("%v", err)
@@ -415,9 +417,26 @@ func (p *parser) entry(fields []string) {
 			return
 		}
 		e.Prefix = prefix
+	} else if hex, ok := strings.CutPrefix(pattern, HashPrefix); ok {
+		if !p.list.Hashed() {
+			p.errorf("hashed entry %s in a list without a \"hashed: sha256 SALT\" header", quote(fields[0]))
+			return
+		}
+		d, err := parseDigest(hex)
+		if err != nil {
+			p.errorf("entry %s: %v", quote(fields[0]), err)
+			return
+		}
+		e.Hashed, e.Digest = true, d
 	} else {
 		if pattern == "" || !startsName(pattern) {
-			p.errorf("unknown entry prefix in %s: use NAME, *.NAME, =NAME, !NAME, !=NAME, !*.NAME or ip:PREFIX", quote(fields[0]))
+			p.errorf("unknown entry prefix in %s: use NAME, *.NAME, =NAME, !NAME, !=NAME, !*.NAME, h:DIGEST or ip:PREFIX", quote(fields[0]))
+			return
+		}
+		if p.list.Hashed() {
+			// Not quoted: a name in a confidential list must not reach a
+			// resolver's log.
+			p.errorf("a plain name in a hashed list (not shown here): hash the list with regblock hash")
 			return
 		}
 		name, err := CanonicalName(pattern)

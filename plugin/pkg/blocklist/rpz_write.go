@@ -33,6 +33,9 @@ type rpzRecord struct {
 // under any zone name; its SOA serial is l's serial, which must fit in 32
 // bits, and l's header travels in ";$" comment lines.
 func WriteRPZ(w io.Writer, l *List, notice []netip.Addr, ttl uint32) error {
+	if l.Hashed() {
+		return fmt.Errorf("%s is a hashed list: an RPZ zone names its triggers in plain, so a confidential list cannot be exported (BIND, Unbound and PowerDNS cannot match digests)", l.File)
+	}
 	if l.Serial > 1<<32-1 {
 		return fmt.Errorf("%s: serial %d does not fit an SOA serial (32 bits)", l.File, l.Serial)
 	}
