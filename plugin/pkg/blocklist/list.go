@@ -7,8 +7,8 @@
 package blocklist
 
 import (
-	"encoding/hex"
 	"crypto/sha256"
+	"encoding/hex"
 	"net/netip"
 	"strconv"
 	"strings"
