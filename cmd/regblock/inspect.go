@@ -38,6 +38,7 @@ type inspection struct {
 	Appeal     string         `json:"appeal,omitempty"`
 	Contact    []string       `json:"contact,omitempty"`
 	Canary     string         `json:"canary,omitempty"`
+	Hashed     bool           `json:"hashed"`
 	Entries    int            `json:"entries"`
 	Blocking   int            `json:"blocking"`
 	ByKind     map[string]int `json:"by_kind"`
@@ -54,8 +55,14 @@ func kindName(e blocklist.Entry) string {
 	if e.Prefix.IsValid() {
 		return e.Kind.Prefix() + "ip:prefix"
 	}
+	if e.Hashed {
+		return hashedKind(kindNames[e.Kind])
+	}
 	return kindNames[e.Kind]
 }
+
+// hashedKind is the name of a kind of hashed entry: "=h:digest" for "=name".
+func hashedKind(kind string) string { return strings.Replace(kind, "name", "h:digest", 1) }
 
 func inspect(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("inspect", inspectUsage, stderr)
@@ -75,7 +82,7 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 	}
 	now := time.Now()
 	in := inspection{File: l.File, Name: l.Name, Issuer: l.Issuer, Serial: l.Serial, Issued: l.Issued, Authority: l.Authority,
-		Appeal: l.Appeal, Contact: l.Contact, Canary: l.Canary, Entries: len(l.Entries), Blocking: l.Blocking(),
+		Appeal: l.Appeal, Contact: l.Contact, Canary: l.Canary, Hashed: l.Hashed(), Entries: len(l.Entries), Blocking: l.Blocking(),
 		ByKind: map[string]int{}, ByCategory: map[string]int{}, Expired: l.Expired(now)}
 	if !l.Expires.IsZero() {
 		in.Expires = &l.Expires
@@ -100,6 +107,9 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 	printHeader(stdout, l)
 	fmt.Fprintln(stdout, "  by kind:")
 	for i, k := range []string{"name", "*.name", "=name", "!name", "!=name", "!*.name", "ip:prefix", "!ip:prefix"} {
+		if l.Hashed() && !strings.Contains(k, "ip:") {
+			k = hashedKind(k)
+		}
 		if n := in.ByKind[k]; n > 0 || i < 4 { // the kinds of RPZ and address entries when there are any
 			fmt.Fprintf(stdout, "    %-10s %d\n", k, n)
 		}

@@ -109,6 +109,11 @@ func Run(cfg Config, lists []*blocklist.List) (*Report, error) {
 		r.Mode = "canary"
 		probes, err = canaryProbes(ix.Lists())
 	} else {
+		for _, l := range lists {
+			if l.Hashed() {
+				return nil, fmt.Errorf("%s is a hashed list, which names no name to ask: audit with the plain list (regblock verify-hashed PLAIN %s shows it is the same list), or with -canary", l.File, l.File)
+			}
+		}
 		probes, err = listProbes(ix, cfg.Sample, cfg.Seed, cfg.Controls)
 	}
 	if err != nil {
