@@ -4,9 +4,10 @@
 #   bench/dnsperf.sh [ENTRIES] [SECONDS] [ROUNDS]     (defaults: 1000000 10 3)
 #
 # Runs, alternately and ROUNDS times each, the same Corefile without regblock
-# (baseline) and with regblock holding a signed list of ENTRIES names, and
-# measures queries per second for names that pass (cache hits) and, with
-# regblock, for blocked names. Then reloads the list three times under load
+# (baseline), with regblock holding a signed list of ENTRIES names, and with
+# regblock holding that list hashed (regblock hash), and measures queries per
+# second for names that pass (cache hits) and, with regblock, for blocked
+# names. Then reloads the list three times under load
 # and reports how long each new version took to be enforced (from the moment
 # its files were in place) and how many queries were lost. Last, the same
 # list exported to RPZ (regblock export) is loaded into Unbound, and both
@@ -33,15 +34,18 @@ go build -o "$work/genlist" ./bench/genlist
 go build -o "$work/regblock" ./cmd/regblock
 "$work/genlist" -n "$entries" -dir "$work/lists" >/dev/null
 mv "$work/lists/bench.key" "$work/bench.key"
+mkdir "$work/hashed"
+"$work/regblock" hash -o "$work/hashed/bench.list" "$work/lists/bench.list" >/dev/null
+"$work/regblock" sign -s "$work/bench.key" "$work/hashed/bench.list" >/dev/null
 port=$((20000 + RANDOM % 20000))
 
-corefile() { # $1: with or without
+corefile() { # $1: with, hashed or without
   {
     echo ".:$port {"
     echo "  bind 127.0.0.1"
-    if [ "$1" = with ]; then
+    if [ "$1" != without ]; then
       echo "  regblock {"
-      echo "    lists $work/lists"
+      if [ "$1" = with ]; then echo "    lists $work/lists"; else echo "    lists $work/hashed"; fi
       echo "    pubkey $work/lists/bench.pub"
       echo "    notice 192.0.2.80"
       echo "  }"
@@ -53,7 +57,7 @@ corefile() { # $1: with or without
     echo "}"
   } > "$work/Corefile.$1"
 }
-corefile with; corefile without
+corefile with; corefile hashed; corefile without
 
 # until_answers PORT NAME WANT: polls (at most 10 minutes) until NAME's A
 # answer from 127.0.0.1#PORT contains WANT.
@@ -67,9 +71,9 @@ until_answers() {
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 first_blocked=$(awk 'NR == 1 {print $1}' "$work/lists/blocked.txt")
 
-start() { # $1: with or without; waits until it answers (with: blocks)
+start() { # $1: with, hashed or without; waits until it answers (with, hashed: blocks)
   local t0 want=192.0.2.1 name=www.pass0000.test
-  [ "$1" = with ] && want=192.0.2.80 name=$first_blocked
+  [ "$1" != without ] && want=192.0.2.80 name=$first_blocked
   t0=$(date +%s%N)
   "$work/regblockd" -conf "$work/Corefile.$1" > "$work/regblockd.$1.log" 2>&1 &
   pid=$!; pids+=("$pid")
@@ -86,7 +90,7 @@ qps() { # $1: query file; prints queries per second
 }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
 
-declare -a base_pass with_pass with_block mem load base_mem
+declare -a base_pass with_pass with_block mem load base_mem hashed_pass hashed_block
 for r in $(seq 1 "$rounds"); do
   start without; dig +short @127.0.0.1 -p "$port" www.pass0000.test >/dev/null
   base_mem+=("$(rss)")
@@ -98,11 +102,16 @@ for r in $(seq 1 "$rounds"); do
   with_pass+=("$(qps "$work/lists/passed.txt")")
   with_block+=("$(qps "$work/lists/blocked.txt")")
   stop
-  echo "round $r: baseline passed ${base_pass[-1]} q/s; regblock passed ${with_pass[-1]} q/s, blocked ${with_block[-1]} q/s; RSS ${mem[-1]} kB" >&2
+  start hashed
+  hashed_pass+=("$(qps "$work/lists/passed.txt")")
+  hashed_block+=("$(qps "$work/lists/blocked.txt")")
+  stop
+  echo "round $r: baseline passed ${base_pass[-1]} q/s; regblock passed ${with_pass[-1]} q/s, blocked ${with_block[-1]} q/s; RSS ${mem[-1]} kB; hashed list: passed ${hashed_pass[-1]} q/s, blocked ${hashed_block[-1]} q/s" >&2
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 bp=$(median "${base_pass[@]}"); wp=$(median "${with_pass[@]}"); wb=$(median "${with_block[@]}"); m=$(median "${mem[@]}"); ld=$(median "${load[@]}"); bm=$(median "${base_mem[@]}")
+hp=$(median "${hashed_pass[@]}"); hb=$(median "${hashed_block[@]}")
 
 # Reloads under load: a new signed version with a marker name, while dnsperf
 # sends passed names; time until the marker is blocked, queries lost, the
@@ -190,6 +199,8 @@ printf '| measure | value | ratio to baseline |\n| --- | --- | --- |\n'
 printf '| baseline (no regblock), passed names, q/s | %s | 1.00 |\n' "$bp"
 printf '| regblock, passed names, q/s | %s | %.3f |\n' "$wp" "$(awk -v a="$wp" -v b="$bp" 'BEGIN {print a / b}')"
 printf '| regblock, blocked names, q/s | %s | %.3f |\n' "$wb" "$(awk -v a="$wb" -v b="$bp" 'BEGIN {print a / b}')"
+printf '| regblock, list hashed, passed names, q/s | %s | %.3f (%.3f of the plain list) |\n' "$hp" "$(awk -v a="$hp" -v b="$bp" 'BEGIN {print a / b}')" "$(awk -v a="$hp" -v b="$wp" 'BEGIN {print a / b}')"
+printf '| regblock, list hashed, blocked names, q/s | %s | %.3f (%.3f of the plain list) |\n' "$hb" "$(awk -v a="$hb" -v b="$bp" 'BEGIN {print a / b}')" "$(awk -v a="$hb" -v b="$wb" 'BEGIN {print a / b}')"
 printf '| regblock resident memory | %s MB (%s MB without a list) | |\n' "$((m / 1024))" "$((bm / 1024))"
 printf '| reload under load, write to enforced (3 reloads) | %s ms | |\n' "$(IFS=' '; echo "${reload_times[*]}")"
 printf '| queries lost during reloads (same run without reloads) | %s of %s (%s) | |\n' "$lost" "$sent" "$steady_lost"

@@ -1,13 +1,18 @@
 package regblock
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/coredns/coredns/core/dnsserver"
 	plugintest "github.com/coredns/coredns/plugin/test"
 
 	"github.com/miekg/dns"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
 
 // nopWriter is a ResponseWriter that discards answers, so that benchmarks
@@ -34,6 +39,45 @@ func BenchmarkServeDNS(b *testing.B) {
 				rb.ServeDNS(ctx, w, req)
 			}
 		})
+	}
+}
+
+// BenchmarkServeDNSHashed compares a hashed list with the plain list it
+// is the hash of, 100 k entries each: a passed name of 5 labels costs a
+// hashed list one SHA-256 a suffix, and a blocked one as many as it takes
+// to reach the listed name.
+func BenchmarkServeDNSHashed(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("#! regblock-list 1\n#! name: test-csam\n#! serial: 1\n#! issued: 2026-11-28T06:00:00Z\n")
+	for i := range 100_000 {
+		fmt.Fprintf(&sb, "s%07d.host%03d.example ORDER-%05d csam\n", i, i%997, i%20000)
+	}
+	plain, err := blocklist.Parse("plain.list", []byte(sb.String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	hashed, err := blocklist.Hash(plain, bytes.Repeat([]byte{7}, blocklist.SaltSize))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var hashedText bytes.Buffer
+	blocklist.Write(&hashedText, hashed)
+	ctx := context.WithValue(context.Background(), dnsserver.Key{}, &dnsserver.Server{Addr: "dns://:53"})
+	for _, list := range []struct{ name, text string }{{"plain", sb.String()}, {"hashed", hashedText.String()}} {
+		f := newFixture(b)
+		f.key.WriteList(b, f.dir, "test-csam.list", list.text)
+		rb := f.plugin(b, "notice 192.0.2.80")
+		rb.Next = plugintest.NextHandler(dns.RcodeSuccess, nil)
+		w := &nopWriter{}
+		for _, q := range []struct{ what, name string }{{"passed", "a.b.www.unlisted.test."}, {"blocked", "a.b.s0000042.host042.example."}} {
+			req := new(dns.Msg).SetQuestion(q.name, dns.TypeA)
+			b.Run(list.name+"/"+q.what, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					rb.ServeDNS(ctx, w, req)
+				}
+			})
+		}
 	}
 }
 

@@ -96,6 +96,7 @@ type Index struct {
 	names  []*blocklist.List // the same lists
 	ips    bool              // whether any list has address entries
 	salted bool              // whether any list is hashed
+	plain  bool              // whether any list is not
 }
 
 // Match is the entry that blocks a name.
@@ -278,6 +279,7 @@ func New(lists []*ListIndex) (*Index, error) {
 		ix.names = append(ix.names, li.list)
 		ix.ips = ix.ips || li.ips != nil
 		ix.salted = ix.salted || li.salt != nil
+		ix.plain = ix.plain || li.salt == nil
 	}
 	return ix, nil
 }
@@ -467,10 +469,12 @@ func (ix *Index) lookupGeneral(qname string) (Match, bool) {
 		return Match{}, false
 	}
 	var suffix [maxLabels]hashes
-	h := hashes{seed1, seed2}
-	for i := l.n - 1; i >= 0; i-- {
-		h = add(h, l.label(i))
-		suffix[i] = h
+	if ix.plain { // only plain lists need them
+		h := hashes{seed1, seed2}
+		for i := l.n - 1; i >= 0; i-- {
+			h = add(h, l.label(i))
+			suffix[i] = h
+		}
 	}
 	var salted saltedName
 	if ix.salted {

@@ -1,6 +1,7 @@
 package listset
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"aead.dev/minisign"
 
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 	"github.com/regblock/regblock/plugin/pkg/trust"
 )
@@ -38,6 +40,11 @@ func (quiet) Error(err error)             { panic(err) }
 // with an order reference, as national lists hold, and returns its key and
 // a configuration that loads it.
 func writeSynthetic(b *testing.B, dir string, n int) (*blocklisttest.Key, Config) {
+	return writeList(b, dir, synthetic(n))
+}
+
+// synthetic is the text of writeSynthetic's list.
+func synthetic(n int) string {
 	var sb strings.Builder
 	sb.WriteString("#! regblock-list 1\n#! name: synthetic\n#! serial: 1\n#! issued: 2026-11-28T06:00:00Z\n")
 	for i := range n {
@@ -47,45 +54,72 @@ func writeSynthetic(b *testing.B, dir string, n int) (*blocklisttest.Key, Config
 		}
 		sb.WriteByte('\n')
 	}
+	return sb.String()
+}
+
+// writeHashed writes the hashed form of writeSynthetic's list.
+func writeHashed(b *testing.B, dir string, n int) (*blocklisttest.Key, Config) {
+	plain, err := blocklist.Parse("synthetic.list", []byte(synthetic(n)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	hashed, err := blocklist.Hash(plain, bytes.Repeat([]byte{7}, blocklist.SaltSize))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf bytes.Buffer
+	blocklist.Write(&buf, hashed)
+	return writeList(b, dir, buf.String())
+}
+
+func writeList(b *testing.B, dir, text string) (*blocklisttest.Key, Config) {
 	key := blocklisttest.NewKey(b)
-	key.WriteList(b, dir, "synthetic.list", sb.String())
+	key.WriteList(b, dir, "synthetic.list", text)
 	return key, Config{Lists: []string{filepath.Join(dir, "synthetic.list")}, Keys: []minisign.PublicKey{key.Public}, MaxSize: 1 << 30}
 }
 
 // BenchmarkLoad reads, verifies, parses and indexes a signed list of 100 k
-// or 1 M entries (10 M with REGBLOCK_BENCH_10M=1), and reports the resident
-// memory (Go heap and the index outside it) the list in force keeps, per
-// entry.
+// or 1 M entries (10 M with REGBLOCK_BENCH_10M=1), plain and hashed, and
+// reports the resident memory (Go heap and the index outside it) the list
+// in force keeps, per entry.
 func BenchmarkLoad(b *testing.B) {
 	sizes := []int{100_000, 1_000_000}
 	if os.Getenv("REGBLOCK_BENCH_10M") != "" {
 		sizes = append(sizes, 10_000_000)
 	}
-	for _, n := range sizes {
-		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) {
-			dir := b.TempDir()
-			_, cfg := writeSynthetic(b, dir, n)
-			var perEntry float64
-			for b.Loop() {
-				b.StopTimer()
-				before := settled(b)
-				var ix *blockindex.Index
-				b.StartTimer()
-				s := New(cfg, func(i *blockindex.Index) { ix = i }, quiet{})
-				s.Scan()
-				b.StopTimer()
-				if s.Len() != 1 || ix == nil {
-					b.Fatal("list not loaded")
-				}
-				perEntry = float64(settled(b)-before) / float64(n)
-				runtime.KeepAlive(s)
-				runtime.KeepAlive(ix)
-				s, ix = nil, nil
-				b.StartTimer()
-			}
-			b.ReportMetric(perEntry, "bytes/entry")
-		})
+	for _, form := range []struct {
+		name  string
+		write func(*testing.B, string, int) (*blocklisttest.Key, Config)
+	}{{"plain", writeSynthetic}, {"hashed", writeHashed}} {
+		for _, n := range sizes {
+			b.Run(fmt.Sprintf("%s/%dk", form.name, n/1000), func(b *testing.B) {
+				benchmarkLoad(b, form.write, n)
+			})
+		}
 	}
+}
+
+func benchmarkLoad(b *testing.B, write func(*testing.B, string, int) (*blocklisttest.Key, Config), n int) {
+	_, cfg := write(b, b.TempDir(), n)
+	var perEntry float64
+	for b.Loop() {
+		b.StopTimer()
+		before := settled(b)
+		var ix *blockindex.Index
+		b.StartTimer()
+		s := New(cfg, func(i *blockindex.Index) { ix = i }, quiet{})
+		s.Scan()
+		b.StopTimer()
+		if s.Len() != 1 || ix == nil {
+			b.Fatal("list not loaded")
+		}
+		perEntry = float64(settled(b)-before) / float64(n)
+		runtime.KeepAlive(s)
+		runtime.KeepAlive(ix)
+		s, ix = nil, nil
+		b.StartTimer()
+	}
+	b.ReportMetric(perEntry, "bytes/entry")
 }
 
 // settled returns the resident memory once garbage is collected, the
