@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/regblock/regblock/internal/listsync"
@@ -31,6 +32,11 @@ Last-Modified) makes an unchanged list cost one small request, while the
 list in DIR still verifies. Failed fetches are retried with exponential
 back-off and jitter. HTTPS only, unless -insecure-http; redirects only to
 https on the same host, unless -allow-redirect-host.
+
+-textfile writes the metrics after each run to a file for node_exporter's
+textfile collector (atomically), so that a sync run from a timer, which
+serves no metrics, still alerts when it fails (regblock_sync_last_run_success,
+regblock_sync_last_run_timestamp_seconds).
 
 Exit status with -once: 0 the list in DIR is the newest valid one (written
 or unchanged), 1 it could not be updated, 2 misuse. With -every it runs
@@ -54,6 +60,7 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 	insecure := fs.Bool("insecure-http", false, "allow a plain http:// URL, and redirects to one")
 	otherHosts := fs.Bool("allow-redirect-host", false, "follow redirects to another host than the -url's")
 	metricsAddr := fs.String("metrics", "", "`address` to serve Prometheus metrics on")
+	textfile := fs.String("textfile", "", "write the metrics to `FILE` after each run (node_exporter's textfile collector: a name ending in .prom)")
 	timeout := fs.Duration("timeout", 30*time.Second, "timeout of one request")
 	retries := fs.Int("retries", 4, "retries of a failed fetch")
 	retryWait := fs.Duration("retry-wait", time.Second, "first wait before a retry; doubles each time, with jitter")
@@ -109,14 +116,25 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	run := func() error {
+		err := s.Run(ctx)
+		if *textfile != "" {
+			// Not the run's result: a textfile that cannot be written shows
+			// as a stale regblock_sync_last_run_timestamp_seconds.
+			if werr := prometheus.WriteToTextfile(*textfile, reg); werr != nil {
+				logger.Printf("error: -textfile: %v", werr)
+			}
+		}
+		return err
+	}
 	if *every == 0 {
-		if err := s.Run(ctx); err != nil {
+		if err := run(); err != nil {
 			return fail(stderr, 1, err, "")
 		}
 		return 0
 	}
 	for {
-		if err := s.Run(ctx); err != nil {
+		if err := run(); err != nil {
 			logger.Printf("error: %v", err)
 		}
 		select {

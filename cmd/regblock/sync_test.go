@@ -435,3 +435,42 @@ func TestSyncDiskFull(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncTextfile runs sync as a timer would, once a run, with -textfile:
+// the file says when each run ended and whether it succeeded, so that a
+// failing oneshot sync alerts.
+func TestSyncTextfile(t *testing.T) {
+	key := blocklisttest.NewKey(t)
+	p := &publisher{files: map[string][]byte{}}
+	ts := httptest.NewServer(p)
+	defer ts.Close()
+	textfile := filepath.Join(t.TempDir(), "regblock-sync.prom")
+	args := []string{"sync", "-url", ts.URL + "/lists", "-insecure-http", "-name", "example-csam", "-dir", t.TempDir(),
+		"-p", key.WritePublic(t, t.TempDir()), "-once", "-retries", "1", "-retry-wait", "10ms", "-textfile", textfile}
+	metrics := func() map[string]string {
+		m := map[string]string{}
+		for line := range strings.Lines(mustRead(t, textfile)) {
+			if name, value, ok := strings.Cut(strings.TrimSpace(line), " "); ok && !strings.HasPrefix(name, "#") {
+				m[name] = value
+			}
+		}
+		return m
+	}
+	const ok = `regblock_sync_last_run_success{list="example-csam"}`
+	const ran = `regblock_sync_last_run_timestamp_seconds{list="example-csam"}`
+
+	p.publish(key, exampleList)
+	if code, _, stderr := regblock(t, args...); code != 0 {
+		t.Fatalf("sync: exit %d, %s", code, stderr)
+	}
+	if m := metrics(); m[ok] != "1" || m[ran] == "" || m[`regblock_sync_serial{list="example-csam"}`] != "2.026112801e+09" {
+		t.Errorf("after a good run: %v", m)
+	}
+	p.set("", nil, 100) // the publisher is down
+	if code, _, _ := regblock(t, args...); code != 1 {
+		t.Fatalf("sync against a publisher that is down: exit %d, want 1", code)
+	}
+	if m := metrics(); m[ok] != "0" || m[`regblock_sync_failures_total{list="example-csam",reason="fetch"}`] != "2" {
+		t.Errorf("after a failed run: %v", m)
+	}
+}

@@ -55,6 +55,8 @@ type Syncer struct {
 
 	reg         *prometheus.Registry
 	lastSuccess *prometheus.GaugeVec
+	lastRun     *prometheus.GaugeVec // time and result of the last Run, for a oneshot's textfile
+	lastRunOK   *prometheus.GaugeVec
 	failures    *prometheus.CounterVec
 	serial      *prometheus.GaugeVec
 }
@@ -96,12 +98,27 @@ func (s *Syncer) newMetrics() *prometheus.Registry {
 		Help: "Syncs that failed, by reason (fetch, http_status, redirect, bad_signature, parse_error, too_large, wrong_name, rollback, write)."}, []string{"list", "reason"})
 	s.serial = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_sync_serial",
 		Help: "Serial of the list last fetched and verified."}, []string{"list"})
-	reg.MustRegister(s.lastSuccess, s.failures, s.serial)
+	s.lastRun = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_sync_last_run_timestamp_seconds",
+		Help: "Time the last sync ended, whatever its result."}, []string{"list"})
+	s.lastRunOK = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_sync_last_run_success",
+		Help: "1 when the last sync left the newest valid list in the directory, 0 when it failed."}, []string{"list"})
+	reg.MustRegister(s.lastSuccess, s.lastRun, s.lastRunOK, s.failures, s.serial)
 	return reg
 }
 
 // Run syncs once, retrying fetch failures with back-off.
 func (s *Syncer) Run(ctx context.Context) error {
+	err := s.run(ctx)
+	s.lastRun.WithLabelValues(s.name).SetToCurrentTime()
+	ok := 0.0
+	if err == nil {
+		ok = 1
+	}
+	s.lastRunOK.WithLabelValues(s.name).Set(ok)
+	return err
+}
+
+func (s *Syncer) run(ctx context.Context) error {
 	wait := s.RetryWait
 	for attempt := 0; ; attempt++ {
 		err := s.syncOnce(ctx)
