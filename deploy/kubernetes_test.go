@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -22,20 +23,36 @@ import (
 // exists: ConfigMaps, volumes, Service target ports, probe ports.
 func TestKubernetes(t *testing.T) {
 	kubectl := testenv.Need(t, "kubectl", "kubectl")
-	for _, dir := range []string{"kubernetes/base", "kubernetes/configmap"} {
-		t.Run(dir, func(t *testing.T) {
-			out, err := exec.Command(kubectl, "kustomize", dir).Output()
-			if err != nil {
-				t.Fatalf("kubectl kustomize %s: %v", dir, err)
-			}
-			checkManifests(t, out, dir == "kubernetes/base")
+	for _, c := range []struct {
+		dir                    string
+		withSync, withMonitor bool
+	}{{"kubernetes/base", true, false}, {"kubernetes/configmap", false, false}, {"kubernetes/monitored", true, true}} {
+		t.Run(c.dir, func(t *testing.T) {
+			checkManifests(t, kustomize(t, kubectl, c.dir), c.withSync, c.withMonitor)
 		})
 	}
 }
 
-func checkManifests(t *testing.T, out []byte, withSync bool) {
+func kustomize(t *testing.T, kubectl, dir string) []byte {
+	t.Helper()
+	out, err := exec.Command(kubectl, "kustomize", dir).Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize %s: %v", dir, err)
+	}
+	return out
+}
+
+// workload is what the checks need of a Deployment or a StatefulSet.
+type workload struct {
+	name     string
+	selector map[string]string
+	pod      corev1.PodTemplateSpec
+	claims   []corev1.PersistentVolumeClaim
+}
+
+func checkManifests(t *testing.T, out []byte, withSync, withMonitor bool) {
 	configMaps := map[string]bool{}
-	var deployments []appsv1.Deployment
+	var deployments []workload
 	var services []corev1.Service
 	kinds := map[string]int{}
 	for _, doc := range bytes.Split(out, []byte("\n---\n")) {
@@ -55,7 +72,11 @@ func checkManifests(t *testing.T, out []byte, withSync bool) {
 		case "Deployment":
 			var d appsv1.Deployment
 			err = yaml.UnmarshalStrict(doc, &d)
-			deployments = append(deployments, d)
+			deployments = append(deployments, workload{d.Name, d.Spec.Selector.MatchLabels, d.Spec.Template, nil})
+		case "StatefulSet":
+			var d appsv1.StatefulSet
+			err = yaml.UnmarshalStrict(doc, &d)
+			deployments = append(deployments, workload{d.Name, d.Spec.Selector.MatchLabels, d.Spec.Template, d.Spec.VolumeClaimTemplates})
 		case "Service":
 			var s corev1.Service
 			err = yaml.UnmarshalStrict(doc, &s)
@@ -83,24 +104,30 @@ func checkManifests(t *testing.T, out []byte, withSync bool) {
 			t.Errorf("%s: %v\n%s", meta.Kind, err, doc)
 		}
 	}
-	for _, kind := range []string{"Namespace", "Deployment", "Service", "PodDisruptionBudget", "PodMonitor", "ConfigMap"} {
+	for _, kind := range []string{"Namespace", "Deployment", "StatefulSet", "Service", "PodDisruptionBudget", "ConfigMap"} {
 		if kinds[kind] == 0 {
 			t.Errorf("no %s", kind)
 		}
 	}
+	if (kinds["PodMonitor"] > 0) != withMonitor {
+		t.Errorf("%d PodMonitors, want one: %v", kinds["PodMonitor"], withMonitor)
+	}
 
 	ports := map[string][]string{} // pod label → container port names
 	for _, d := range deployments {
-		spec := d.Spec.Template.Spec
+		spec := d.pod.Spec
 		volumes := map[string]bool{}
+		for _, c := range d.claims {
+			volumes[c.Name] = true
+		}
 		for _, v := range spec.Volumes {
 			volumes[v.Name] = true
 			if v.ConfigMap != nil && !configMaps[v.ConfigMap.Name] {
-				t.Errorf("%s: volume %s uses ConfigMap %s, which is not generated", d.Name, v.Name, v.ConfigMap.Name)
+				t.Errorf("%s: volume %s uses ConfigMap %s, which is not generated", d.name, v.Name, v.ConfigMap.Name)
 			}
 		}
 		if sc := spec.SecurityContext; sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
-			t.Errorf("%s may run as root", d.Name)
+			t.Errorf("%s may run as root", d.name)
 		}
 		var names []string
 		hasSync := false
@@ -108,19 +135,19 @@ func checkManifests(t *testing.T, out []byte, withSync bool) {
 			hasSync = hasSync || c.Name == "sync"
 			if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem ||
 				c.SecurityContext.Capabilities == nil || !slices.Contains(c.SecurityContext.Capabilities.Drop, "ALL") {
-				t.Errorf("%s/%s is not locked down (read-only root, all capabilities dropped)", d.Name, c.Name)
+				t.Errorf("%s/%s is not locked down (read-only root, all capabilities dropped)", d.name, c.Name)
 			}
 			if !strings.HasPrefix(c.Image, "registry.isp.example/regblock:") {
-				t.Errorf("%s/%s: image %q is not the regblock image", d.Name, c.Name, c.Image)
+				t.Errorf("%s/%s: image %q is not the regblock image", d.name, c.Name, c.Image)
 			}
 			for _, m := range c.VolumeMounts {
 				if !volumes[m.Name] {
-					t.Errorf("%s/%s mounts %s, which is no volume", d.Name, c.Name, m.Name)
+					t.Errorf("%s/%s mounts %s, which is no volume", d.name, c.Name, m.Name)
 				}
 			}
 			for _, e := range c.EnvFrom {
 				if e.ConfigMapRef != nil && !configMaps[e.ConfigMapRef.Name] {
-					t.Errorf("%s/%s: env from ConfigMap %s, which is not generated", d.Name, c.Name, e.ConfigMapRef.Name)
+					t.Errorf("%s/%s: env from ConfigMap %s, which is not generated", d.name, c.Name, e.ConfigMapRef.Name)
 				}
 			}
 			for _, p := range c.Ports {
@@ -128,9 +155,12 @@ func checkManifests(t *testing.T, out []byte, withSync bool) {
 			}
 		}
 		if hasSync != withSync {
-			t.Errorf("%s: sync sidecar present %v, want %v", d.Name, hasSync, withSync)
+			t.Errorf("%s: sync sidecar present %v, want %v", d.name, hasSync, withSync)
 		}
-		ports[d.Spec.Selector.MatchLabels["app.kubernetes.io/name"]] = names
+		ports[d.selector["app.kubernetes.io/name"]] = names
+		if d.name == "regblockd" && !slices.ContainsFunc(d.claims, func(c corev1.PersistentVolumeClaim) bool { return c.Name == "state" }) {
+			t.Errorf("regblockd's state is not on a persistent volume: a restarted pod would forget its high-water marks")
+		}
 	}
 	for _, s := range services {
 		for _, p := range s.Spec.Ports {
@@ -152,6 +182,54 @@ func TestKubernetesCorefile(t *testing.T) {
 	for _, pair := range [][2]string{{".:1053", "containerPort: 1053"}, {"ready :8181", "port: 8181"}, {"health :8080", "port: 8080"}, {"prometheus :9153", "containerPort: 9153"}} {
 		if !strings.Contains(string(corefile), pair[0]) || !strings.Contains(string(resolver), pair[1]) {
 			t.Errorf("Corefile %q and resolver.yaml %q do not agree", pair[0], pair[1])
+		}
+	}
+}
+
+// TestConfigMapListUpdateInPlace changes the list of the ConfigMap overlay
+// as an ISP's CI would and builds it again: the ConfigMap keeps its name and
+// no workload's pod template changes, so that Kubernetes updates the
+// mounted files in place (regblockd reloads them) instead of rolling every
+// pod.
+func TestConfigMapListUpdateInPlace(t *testing.T) {
+	kubectl := testenv.Need(t, "kubectl", "kubectl")
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("kubernetes")); err != nil {
+		t.Fatal(err)
+	}
+	overlay := filepath.Join(dir, "configmap")
+	before := kustomize(t, kubectl, overlay)
+	list := filepath.Join(overlay, "example.list")
+	data, err := os.ReadFile(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(list, append(data, "added.example\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	after := kustomize(t, kubectl, overlay)
+	if bytes.Equal(before, after) {
+		t.Fatal("the new list did not change the manifests")
+	}
+	objects := func(out []byte) map[string]string {
+		m := map[string]string{}
+		for _, doc := range bytes.Split(out, []byte("\n---\n")) {
+			var meta struct {
+				Kind     string
+				Metadata struct{ Name string }
+			}
+			yaml.Unmarshal(doc, &meta)
+			m[meta.Kind+"/"+meta.Metadata.Name] = string(doc)
+		}
+		return m
+	}
+	b, a := objects(before), objects(after)
+	if len(a) != len(b) || a["ConfigMap/regblock-lists"] == "" {
+		t.Fatalf("objects before %d, after %d; the lists ConfigMap must keep its name regblock-lists", len(b), len(a))
+	}
+	for name, doc := range b {
+		if name != "ConfigMap/regblock-lists" && a[name] != doc {
+			t.Errorf("%s changed with the list: pods would be rolled", name)
 		}
 	}
 }
