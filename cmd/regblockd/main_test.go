@@ -470,3 +470,30 @@ func TestPluginSet(t *testing.T) {
 		t.Errorf("regblock is not right before cache: %v", dnsserver.Directives)
 	}
 }
+
+// TestDefaultCorefileLogsNoNames runs the repository's Corefile against an
+// upstream that refuses every query: the failures are counted in the log,
+// but no query name is written there.
+func TestDefaultCorefileLogsNoNames(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	conf, dnsPort, _ := defaultCorefile(t)
+	dead := "127.0.0.1:" + testenv.FreePort(t) // nothing listens: every forward fails
+	if !strings.Contains(conf, "forward . /etc/resolv.conf") {
+		t.Fatalf("the Corefile no longer forwards to /etc/resolv.conf; update this test:\n%s", conf)
+	}
+	conf = strings.Replace(conf, "forward . /etc/resolv.conf", "forward . "+dead, 1)
+	addr := "127.0.0.1:" + dnsPort
+	logs := testenv.Regblockd(t, bin, conf, "../..", addr, "abuse.example.")
+	for i := range 5 {
+		r, err := query(addr, fmt.Sprintf("private-name-%d.test.", i), dns.TypeA)
+		if err == nil && r.Rcode != dns.RcodeServerFailure {
+			t.Fatalf("a query through a dead upstream: %v, want SERVFAIL", r)
+		}
+	}
+	time.Sleep(2 * time.Second) // without consolidation, each failure is logged at once
+	if strings.Contains(logs.String(), "private-name") {
+		t.Errorf("the log names subscribers' queries:\n%s", logs)
+	}
+}
