@@ -25,8 +25,9 @@ func TestReadme(t *testing.T) {
 	f := newFixture(t)
 	paths := regexp.MustCompile(`/etc/regblock/\S+\.pub`)
 	for i, b := range blocks {
-		corefile := strings.Replace(b[1], ". {", ".:0 {\n    bind 127.0.0.1", 1)
+		corefile := strings.ReplaceAll(b[1], ". {", ".:0 {\n    bind 127.0.0.1")
 		corefile = strings.ReplaceAll(corefile, "/etc/regblock/lists", f.dir)
+		corefile = strings.ReplaceAll(corefile, "/etc/regblock/family", t.TempDir())
 		corefile = paths.ReplaceAllString(corefile, f.pub)
 		corefile = strings.ReplaceAll(corefile, "/var/lib/regblock", t.TempDir())
 		corefile = strings.ReplaceAll(corefile, "/var/log/regblock", t.TempDir())
