@@ -24,7 +24,7 @@ import (
 func TestKubernetes(t *testing.T) {
 	kubectl := testenv.Need(t, "kubectl", "kubectl")
 	for _, c := range []struct {
-		dir                    string
+		dir                   string
 		withSync, withMonitor bool
 	}{{"kubernetes/base", true, false}, {"kubernetes/configmap", false, false}, {"kubernetes/monitored", true, true}} {
 		t.Run(c.dir, func(t *testing.T) {

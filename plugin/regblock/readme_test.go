@@ -26,9 +26,9 @@ func TestReadme(t *testing.T) {
 	paths := regexp.MustCompile(`/etc/regblock/\S+\.pub`)
 	for i, b := range blocks {
 		corefile := strings.ReplaceAll(b[1], ". {", ".:0 {\n    bind 127.0.0.1")
+		corefile = paths.ReplaceAllString(corefile, f.pub)
 		corefile = strings.ReplaceAll(corefile, "/etc/regblock/lists", f.dir)
 		corefile = strings.ReplaceAll(corefile, "/etc/regblock/family", t.TempDir())
-		corefile = paths.ReplaceAllString(corefile, f.pub)
 		corefile = strings.ReplaceAll(corefile, "/var/lib/regblock", t.TempDir())
 		corefile = strings.ReplaceAll(corefile, "/var/log/regblock", t.TempDir())
 		corefile = strings.ReplaceAll(corefile, "prometheus :9153", "prometheus 127.0.0.1:0")
