@@ -59,7 +59,7 @@ func signedList(t *testing.T) (dir string, key *blocklisttest.Key, pub string) {
 func query(addr, name string, qtype uint16) (*dns.Msg, error) {
 	m := new(dns.Msg).SetQuestion(name, qtype)
 	m.SetEdns0(1232, false)
-	c := &dns.Client{Timeout: 500 * time.Millisecond}
+	c := &dns.Client{Timeout: 5 * time.Second}
 	r, _, err := c.Exchange(m, addr)
 	return r, err
 }

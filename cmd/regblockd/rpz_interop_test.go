@@ -183,7 +183,7 @@ func compare(t *testing.T, regblockd, name, other string) {
 // outcome is how a resolver answered: "no answer", or the rcode and the
 // answer section's records without their TTLs, sorted.
 func outcome(addr, name string, qtype uint16) string {
-	c := &dns.Client{Timeout: 700 * time.Millisecond}
+	c := &dns.Client{Timeout: 2 * time.Second}
 	m := new(dns.Msg).SetQuestion(name, qtype)
 	m.RecursionDesired = true
 	r, _, err := c.Exchange(m, addr)
