@@ -172,6 +172,15 @@ func TestVerifyLedger(t *testing.T) {
 			}
 		})
 	}
+	// Right after a rotation the current file is empty and its head names
+	// the last line of the rotated one: not a broken chain.
+	fresh := filepath.Join(dir, "fresh.jsonl")
+	os.WriteFile(fresh, nil, 0o640)
+	os.WriteFile(fresh+".head", []byte(head+" 2\n"), 0o640)
+	if code, stdout, stderr := regblock(t, "verify-ledger", fresh); code != 0 || !strings.Contains(stdout, "continues a chain from an earlier file") {
+		t.Errorf("a fresh file after a rotation: exit %d\n%s%s", code, stdout, stderr)
+	}
+
 	// The files in the wrong order break the chain too.
 	os.WriteFile(cur, data, 0o640)
 	if code, _, _ := regblock(t, "verify-ledger", cur, old); code != 1 {

@@ -57,10 +57,19 @@ func verifyLedger(args []string, stdout, stderr io.Writer) int {
 		head = h
 	}
 	last := fs.Arg(fs.NArg() - 1)
-	if want, err := os.ReadFile(last + ".head"); err == nil && strings.TrimSpace(string(want)) != head {
-		printTimeline(stdout, events)
-		return fail(stderr, 1, fmt.Errorf("%s: %w: the last ledger line hashes to %.12s…, but %s.head says the chain ends at %.12s…: ledger lines at the end were removed or edited",
-			last, ledger.ErrBroken, head, last, strings.TrimSpace(string(want))), "")
+	if data, err := os.ReadFile(last + ".head"); err == nil {
+		want, _, _ := strings.Cut(strings.TrimSpace(string(data)), " ") // "HASH COUNT"
+		switch {
+		case len(events) == 0:
+			// Fresh after a rotation: the chain continues from a file not given.
+			printTimeline(stdout, events)
+			fmt.Fprintf(stdout, "no ledger events in %s; %s.head continues a chain from an earlier file: give the rotated files too, oldest first\n", strings.Join(fs.Args(), ", "), last)
+			return 0
+		case want != head:
+			printTimeline(stdout, events)
+			return fail(stderr, 1, fmt.Errorf("%s: %w: the last ledger line hashes to %.12s…, but %s.head says the chain ends at %.12s…: ledger lines at the end were removed or edited",
+				last, ledger.ErrBroken, head, last, want), "")
+		}
 	}
 	printTimeline(stdout, events)
 	files := "files"

@@ -1,7 +1,9 @@
 package regblock
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -55,10 +57,15 @@ type blockRecord struct {
 }
 
 // auditLog appends events to the audit log. Block events go through a
-// bounded queue to a writer goroutine; ledger events are written at once by
-// the caller (never the query path), hash-chained, and never dropped. The
-// hash of the last ledger line is also kept in FILE.head, so that the chain
-// continues across restarts and rotations.
+// bounded queue to a writer goroutine, within a budget per hour; ledger
+// events are written at once by the caller (never the query path),
+// hash-chained, and never dropped: when the disk refuses one, it is held
+// and retried (with every ledger event after it, in order) until it is
+// written, and meanwhile block events give way. A line a failed write left
+// half written is cut off before the next write, so the file stays whole
+// lines. FILE.head keeps the hash of the last ledger line written and the
+// count of ledger events, so that the chain continues across restarts and
+// rotations.
 type auditLog struct {
 	path   string
 	queue  chan blockRecord
@@ -66,11 +73,34 @@ type auditLog struct {
 	done   chan struct{}
 	refs   int // guarded by audits
 	closed atomic.Bool
+	budget int // block events an hour, 0 for no limit; used by the writer goroutine only
+	window time.Time
+	spent  int
 
-	mu   sync.Mutex // guards f and head
-	f    *os.File
-	head string
+	mu      sync.Mutex // guards the fields below
+	f       *os.File
+	head    string // hash of the last ledger line sealed, written or held
+	events  uint64 // ledger events sealed
+	held    []heldLine
+	torn    bool     // a write failed part way: the file may end in a partial line
+	onDisk  heldLine // the last ledger line written: what FILE.head says
+	ledgerc chan struct{}
 }
+
+// heldLine is a sealed ledger line (with its newline) and where the chain
+// stands once it is written.
+type heldLine struct {
+	line   []byte
+	head   string
+	events uint64
+}
+
+// maxHeld bounds the ledger events held while the disk refuses them; past
+// it a new event is not sealed (the chain stays whole) and is counted lost.
+const maxHeld = 10000
+
+// retryEvery is how often held ledger events are tried again.
+const retryEvery = 2 * time.Second
 
 // audits shares one writer per file between plugin instances: on a Corefile
 // reload the new instance starts before the old one stops, and both must
@@ -81,39 +111,106 @@ var audits = struct {
 }{logs: map[string]*auditLog{}}
 
 // openAudit returns the writer of the audit log at path, starting it if it
-// is not running yet. Each call must be paired with a close.
-func openAudit(path string) (*auditLog, error) {
+// is not running yet; budget is the block events it writes an hour (0: no
+// limit), the first opener's. Each call must be paired with a close.
+func openAudit(path string, budget int) (*auditLog, error) {
 	audits.Lock()
 	defer audits.Unlock()
 	if a := audits.logs[path]; a != nil {
 		a.refs++
 		return a, nil
 	}
+	// A crash or a full disk may have left half a line at the end.
+	if err := cutPartialLine(path); err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
 	f, err := openAppend(path)
 	if err != nil {
 		return nil, err
 	}
-	head, err := os.ReadFile(path + ".head")
-	if err != nil && !os.IsNotExist(err) {
+	head, events, err := readHead(path)
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
 	a := &auditLog{
-		path:  path,
-		queue: make(chan blockRecord, auditQueue),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
-		refs:  1,
-		f:     f,
-		head:  strings.TrimSpace(string(head)),
+		path:    path,
+		queue:   make(chan blockRecord, auditQueue),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		refs:    1,
+		budget:  budget,
+		f:       f,
+		head:    head,
+		events:  events,
+		onDisk:  heldLine{head: head, events: events},
+		ledgerc: make(chan struct{}, 1),
 	}
 	audits.logs[path] = a
 	go a.run()
 	return a, nil
 }
 
+// readHead reads FILE.head: the hash of the last ledger line and the count
+// of ledger events ("HASH COUNT"). A head without a count (written by an
+// older regblock) counts the ledger events of FILE.
+func readHead(path string) (head string, events uint64, err error) {
+	data, err := os.ReadFile(path + ".head")
+	if os.IsNotExist(err) {
+		return "", 0, nil
+	} else if err != nil {
+		return "", 0, err
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) == 0 {
+		return "", 0, nil
+	}
+	if len(fields) > 1 {
+		if events, err = strconv.ParseUint(fields[1], 10, 64); err != nil {
+			return "", 0, fmt.Errorf("%s.head: event count %q: %v", path, fields[1], err)
+		}
+		return fields[0], events, nil
+	}
+	if f, err := os.Open(path); err == nil {
+		evs, _, _ := ledger.Check(f, path, "")
+		f.Close()
+		events = uint64(len(evs))
+	}
+	return fields[0], events, nil
+}
+
 func openAppend(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+}
+
+// cutPartialLine truncates the file at path after its last newline, so that
+// a line a failed write left half written does not glue itself to the next.
+func cutPartialLine(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return err
+	}
+	buf := make([]byte, 4096)
+	for end := fi.Size(); end > 0; {
+		start := max(0, end-int64(len(buf)))
+		n, err := f.ReadAt(buf[:end-start], start)
+		if err != nil && n < int(end-start) {
+			return err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			if start+int64(i)+1 == fi.Size() {
+				return nil // ends whole
+			}
+			return f.Truncate(start + int64(i) + 1)
+		}
+		end = start
+	}
+	return f.Truncate(0)
 }
 
 // close releases the writer; the last one out drains the queue and closes
@@ -147,36 +244,103 @@ func (a *auditLog) block(r blockRecord) {
 	}
 }
 
-// ledger writes a ledger event, chained to the previous one.
+// ledger seals a ledger event onto the chain and writes it, after any
+// held before it; what the disk refuses is held and retried.
 func (a *auditLog) ledger(e ledger.Event) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if len(a.held) >= maxHeld {
+		ledgerLost.Inc()
+		log.Errorf("Audit log %s: %d ledger events wait for the disk already; ledger event %s of list %q lost", a.path, len(a.held), e.Event, e.List)
+		return
+	}
 	line, head, err := ledger.Seal(&e, a.head)
 	if err != nil {
 		log.Errorf("Audit log %s: %v", a.path, err)
 		return
 	}
-	if _, err := a.f.Write(append(line, '\n')); err != nil {
-		log.Errorf("Audit log %s: ledger event %s of list %q not written: %v", a.path, e.Event, e.List, err)
-		return
-	}
 	a.head = head
-	if err := atomicfile.Write(a.path+".head", []byte(head+"\n"), 0o640); err != nil {
-		log.Errorf("Audit log %s: %v", a.path, err)
+	a.events++
+	a.held = append(a.held, heldLine{append(line, '\n'), head, a.events})
+	a.flushLocked()
+	select {
+	case a.ledgerc <- struct{}{}: // tell the receipts sender, if any
+	default:
 	}
 }
 
-// run writes queued block events, and reopens the file on SIGHUP (after
-// logrotate moved it away).
+// flushLocked writes the held ledger lines in order, cutting off a partial
+// line first, and then FILE.head. It stops at the first failure, counting
+// it; a.mu is held.
+func (a *auditLog) flushLocked() {
+	defer func() { ledgerHeld.Set(float64(len(a.held))) }()
+	if a.torn {
+		if err := cutPartialLine(a.path); err != nil {
+			a.failed("cutting off a partial line", err)
+			return
+		}
+		a.torn = false
+	}
+	if len(a.held) == 0 {
+		return
+	}
+	for len(a.held) > 0 {
+		h := a.held[0]
+		n, err := a.f.Write(h.line)
+		if err != nil {
+			a.torn = n > 0
+			a.failed(fmt.Sprintf("%d ledger events held", len(a.held)), err)
+			return
+		}
+		a.held = a.held[1:]
+		a.onDisk = h
+	}
+	a.held = nil
+	if err := atomicfile.Write(a.path+".head", []byte(a.onDisk.head+" "+strconv.FormatUint(a.onDisk.events, 10)+"\n"), 0o640); err != nil {
+		a.failed("writing the head", err)
+	}
+}
+
+// failed counts and logs a write error.
+func (a *auditLog) failed(what string, err error) {
+	auditWriteErrors.Inc()
+	log.Errorf("Audit log %s: %s: %v; retrying every %v", a.path, what, err, retryEvery)
+}
+
+// healthy reports whether every ledger event is on disk.
+func (a *auditLog) healthy() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.held) == 0
+}
+
+// chain returns the hash of the last ledger line sealed and the count of
+// ledger events, for a receipt.
+func (a *auditLog) chain() (head string, events uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.head, a.events
+}
+
+// run writes queued block events, retries held ledger events, and reopens
+// the file on SIGHUP (after logrotate moved it away).
 func (a *auditLog) run() {
 	defer close(a.done)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	retry := time.NewTicker(retryEvery)
+	defer retry.Stop()
 	for {
 		select {
 		case r := <-a.queue:
 			a.write(r)
+		case <-retry.C:
+			a.mu.Lock()
+			if len(a.held) > 0 || a.torn {
+				a.flushLocked()
+			}
+			a.mu.Unlock()
 		case <-hup:
 			a.reopen()
 		case <-a.stop:
@@ -186,6 +350,7 @@ func (a *auditLog) run() {
 					a.write(r)
 				default:
 					a.mu.Lock()
+					a.flushLocked()
 					a.f.Close()
 					a.mu.Unlock()
 					return
@@ -193,6 +358,21 @@ func (a *auditLog) run() {
 			}
 		}
 	}
+}
+
+// spend reports whether the budget allows one more block event this hour.
+func (a *auditLog) spend(now time.Time) bool {
+	if a.budget <= 0 {
+		return true
+	}
+	if now.Sub(a.window) >= time.Hour {
+		a.window, a.spent = now, 0
+	}
+	if a.spent >= a.budget {
+		return false
+	}
+	a.spent++
+	return true
 }
 
 func (a *auditLog) write(r blockRecord) {
@@ -214,14 +394,20 @@ func (a *auditLog) write(r blockRecord) {
 		e.QType = "TYPE" + strconv.Itoa(int(r.qtype))
 	}
 	line, err := json.Marshal(e)
-	if err != nil {
+	if err != nil || !a.spend(r.time) {
+		auditDropped.Inc()
 		return
 	}
 	a.mu.Lock()
-	_, err = a.f.Write(append(line, '\n'))
-	a.mu.Unlock()
-	if err != nil {
+	defer a.mu.Unlock()
+	if len(a.held) > 0 || a.torn { // the ledger goes first
 		auditDropped.Inc()
+		return
+	}
+	if n, err := a.f.Write(append(line, '\n')); err != nil {
+		a.torn = n > 0
+		auditDropped.Inc()
+		auditWriteErrors.Inc()
 	}
 }
 

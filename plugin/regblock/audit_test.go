@@ -1,6 +1,7 @@
 package regblock
 
 import (
+	"fmt"
 	"bufio"
 	"context"
 	"encoding/json"
@@ -133,17 +134,18 @@ func TestLedgerChain(t *testing.T) {
 
 	// The chain runs through both files and ends where FILE.head says.
 	var head string
+	events := 0
 	for _, name := range []string{path + ".1", path} {
 		fh, _ := os.Open(name)
-		_, h, err := ledger.Check(fh, name, head)
+		evs, h, err := ledger.Check(fh, name, head)
 		fh.Close()
 		if err != nil {
 			t.Fatalf("chain: %v", err)
 		}
-		head = h
+		head, events = h, events+len(evs)
 	}
-	if saved, _ := os.ReadFile(path + ".head"); strings.TrimSpace(string(saved)) != head {
-		t.Errorf("%s.head = %q, the chain ends at %q", path, saved, head)
+	if saved, _ := os.ReadFile(path + ".head"); strings.TrimSpace(string(saved)) != fmt.Sprintf("%s %d", head, events) {
+		t.Errorf("%s.head = %q, the chain ends at %q after %d events", path, saved, head, events)
 	}
 }
 
@@ -175,5 +177,34 @@ func TestAuditQueueFull(t *testing.T) {
 	}
 	if n := strings.Count(kinds(events), "block"); n < auditQueue {
 		t.Errorf("%d block events written, want the %d queued", n, auditQueue)
+	}
+}
+
+// TestAuditBudget bounds the block events written an hour: past the budget
+// they are dropped and counted, while ledger events still go in.
+func TestAuditBudget(t *testing.T) {
+	f := newFixture(t)
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	rb := f.plugin(t, "audit "+path+"\naudit_budget 3")
+	m, _ := rb.index.Load().Lookup("abuse.example.")
+	before := testutil.ToFloat64(auditDropped)
+	now := time.Now()
+	for i := range 5 {
+		rb.audit.block(blockRecord{time: now.Add(time.Duration(i) * time.Second), match: m, qname: "abuse.example.", qtype: dns.TypeA})
+	}
+	// The next hour has a budget of its own.
+	rb.audit.block(blockRecord{time: now.Add(61 * time.Minute), match: m, qname: "abuse.example.", qtype: dns.TypeA})
+	os.Remove(filepath.Join(f.dir, "test-csam.list"))
+	rb.set.Scan()
+	rb.shutdown()
+	events := readEvents(t, path)
+	if n := strings.Count(kinds(events), "block"); n != 4 {
+		t.Errorf("%d block events written, want 3 in the first hour and 1 in the next", n)
+	}
+	if dropped := testutil.ToFloat64(auditDropped) - before; dropped != 2 {
+		t.Errorf("%v block events dropped, want 2", dropped)
+	}
+	if !strings.Contains(kinds(events), ledger.ListRemoved) {
+		t.Error("the ledger event after the budget was spent is missing")
 	}
 }

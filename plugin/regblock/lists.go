@@ -61,7 +61,7 @@ func acquireLists(cfg config) (*lists, error) {
 	empty, _ := blockindex.Build(nil)
 	l.index.Store(empty)
 	if cfg.audit != "" {
-		a, err := openAudit(cfg.audit)
+		a, err := openAudit(cfg.audit, cfg.auditBudget)
 		if err != nil {
 			return nil, fmt.Errorf("audit: %w", err)
 		}

@@ -38,6 +38,27 @@ var (
 		Help:      "Counter of block events the audit log dropped because its queue was full or a write failed.",
 	})
 
+	auditWriteErrors = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "audit_write_errors_total",
+		Help:      "Counter of writes to the audit log that failed (a full disk, an I/O error).",
+	})
+
+	ledgerHeld = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "audit_ledger_held",
+		Help:      "Ledger events the disk refused, held in memory and retried; the resolver is not ready while any is held.",
+	})
+
+	ledgerLost = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "audit_ledger_lost_total",
+		Help:      "Counter of ledger events not recorded because too many were held already.",
+	})
+
 	reloadsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,

@@ -267,4 +267,6 @@ func (rb *Regblock) Name() string { return pluginName }
 
 // Ready implements the ready.Readiness interface: ready once a verified list
 // is in force.
-func (rb *Regblock) Ready() bool { return len(rb.index.Load().Lists()) > 0 }
+func (rb *Regblock) Ready() bool {
+	return len(rb.index.Load().Lists()) > 0 && (rb.audit == nil || rb.audit.healthy())
+}

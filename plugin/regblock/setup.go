@@ -36,12 +36,17 @@ type config struct {
 
 	audit       string // audit log file, "" for none
 	auditClient clientMode
+	auditBudget int // block events written an hour, 0 for no limit
 
 	encryptedDNSCanaries bool
 }
 
+// defaultAuditBudget bounds the block events the audit log takes an hour:
+// about 20 MB an hour, whatever a flood of blocked queries does.
+const defaultAuditBudget = 100_000
+
 func newConfig() config {
-	return config{ttl: 60, maxSize: 1 << 30}
+	return config{ttl: 60, maxSize: 1 << 30, auditBudget: defaultAuditBudget}
 }
 
 func setup(c *caddy.Controller) error {
@@ -153,6 +158,15 @@ func parse(c *caddy.Controller) (config, error) {
 					return cfg, c.ArgErr()
 				}
 				cfg.audit = resolve(root, args[0])
+			case "audit_budget":
+				if len(args) != 1 {
+					return cfg, c.ArgErr()
+				}
+				n, err := strconv.ParseUint(args[0], 10, 31)
+				if err != nil {
+					return cfg, c.Errf("audit_budget %q is not a number of block events an hour (0: no limit)", args[0])
+				}
+				cfg.auditBudget = int(n)
 			case "audit_client":
 				if len(args) != 1 {
 					return cfg, c.ArgErr()

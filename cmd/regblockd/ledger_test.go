@@ -1,0 +1,127 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/regblock/regblock/internal/testenv"
+	"github.com/regblock/regblock/plugin/pkg/ledger"
+)
+
+// TestLedgerSurvivesFullDisk fills the audit log's disk (a file size limit
+// set on the running regblockd with prlimit) with blocked queries, then
+// publishes a new version of the list: the version is enforced, its ledger
+// event is held (the metric says so, /ready answers 503), block events give
+// way, and once there is room again the event is written, the file is whole
+// lines, the chain verifies and the resolver is ready.
+func TestLedgerSurvivesFullDisk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	prlimit := testenv.Need(t, "prlimit", "util-linux")
+	dir, key, pub := signedList(t)
+	logs := t.TempDir()
+	audit := filepath.Join(logs, "audit.jsonl")
+	port, metricsPort, readyPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	addr := "127.0.0.1:" + port
+	conf := filepath.Join(t.TempDir(), "Corefile")
+	os.WriteFile(conf, []byte(`.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+dir+`
+        pubkey `+pub+`
+        notice 192.0.2.80
+        audit `+audit+`
+    }
+    ready 127.0.0.1:`+readyPort+` {
+        monitor continuously
+    }
+    prometheus 127.0.0.1:`+metricsPort+`
+}
+`), 0o644)
+	cmd := exec.Command(bin, "-conf", conf)
+	testenv.Process(t, "regblockd", cmd)
+	ready := func() bool {
+		resp, err := http.Get("http://127.0.0.1:" + readyPort + "/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	testenv.Eventually(t, 20*time.Second, "regblockd is ready", ready)
+	metric := func(name string) float64 {
+		return metricValues(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))[name]
+	}
+	limit := func(value string) {
+		t.Helper()
+		if out, err := exec.Command(prlimit, "--pid", strconv.Itoa(cmd.Process.Pid), "--fsize="+value+":").CombinedOutput(); err != nil {
+			t.Fatalf("prlimit: %v\n%s", err, out)
+		}
+	}
+
+	// The disk fills up: room for a few block events, then none.
+	fi, err := os.Stat(audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit(strconv.FormatInt(fi.Size()+1000, 10))
+	for i := range 40 {
+		if _, err := query(addr, fmt.Sprintf("x%d.abuse.example.", i), dns.TypeA); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, "block events are dropped", func() bool { return metric("coredns_regblock_audit_dropped_total") > 0 })
+
+	// A new version is enforced at once; its ledger event waits for room.
+	key.WriteList(t, dir, "e2e.list", strings.Replace(list, "serial: 3", "serial: 4", 1)+"fresh.example\n")
+	testenv.Eventually(t, 20*time.Second, "serial 4 is enforced", func() bool {
+		r, err := query(addr, "fresh.example.", dns.TypeA)
+		return err == nil && len(r.Answer) == 1
+	})
+	testenv.Eventually(t, 10*time.Second, "the ledger event is held", func() bool { return metric("coredns_regblock_audit_ledger_held") == 1 })
+	if ready() {
+		t.Error("/ready says ready while a ledger event is held")
+	}
+	if metric("coredns_regblock_audit_write_errors_total") == 0 {
+		t.Error("no write error counted")
+	}
+
+	// Room again: the held event is written within a retry or two.
+	limit("unlimited")
+	testenv.Eventually(t, 20*time.Second, "the held ledger event is written and regblockd is ready again", func() bool {
+		return metric("coredns_regblock_audit_ledger_held") == 0 && ready()
+	})
+	data, err := os.ReadFile(audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) {
+		if !json.Valid(line) {
+			t.Fatalf("%s:%d is not a whole line: %q", audit, i+1, line)
+		}
+	}
+	events, head, err := ledger.Check(bytes.NewReader(data), audit, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(events); n != 2 || events[1].Event != ledger.ListApplied || *events[1].Serial != 4 {
+		t.Fatalf("ledger %+v, want serial 3 then 4 applied", events)
+	}
+	if got, _ := os.ReadFile(audit + ".head"); strings.TrimSpace(string(got)) != head+" 2" {
+		t.Errorf("%s.head = %q, want %q", audit, got, head+" 2")
+	}
+}
