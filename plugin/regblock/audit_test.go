@@ -1,10 +1,10 @@
 package regblock
 
 import (
-	"fmt"
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
