@@ -38,12 +38,28 @@ const auditQueue = 4096
 
 // blockRecord is what the query path hands the audit writer: raw values,
 // formatted off the query path.
-// pattern is the entry that matched, in canonical form.
+// pattern is the entry that matched, in canonical form: of a hashed list,
+// by its digest (its canary, plain in the header, by name).
 func (r blockRecord) pattern() string {
-	if r.match.Prefix.IsValid() {
-		return r.match.Kind.Prefix() + blocklist.IPPrefix + r.match.Prefix.String()
+	m := r.match
+	switch {
+	case m.Prefix.IsValid():
+		return m.Kind.Prefix() + blocklist.IPPrefix + m.Prefix.String()
+	case m.List.Hashed() && m.Category == blocklist.CategoryCanary:
+		return m.Kind.Prefix() + m.List.Canary
+	case m.List.Hashed():
+		return m.Kind.Prefix() + blocklist.HashPrefix + m.Digest.String()
 	}
-	return r.match.Kind.Prefix() + strings.ToLower(strings.TrimSuffix(r.matched[r.match.Start:], "."))
+	return m.Kind.Prefix() + strings.ToLower(strings.TrimSuffix(r.matched[m.Start:], "."))
+}
+
+// qnameText is the query name as the audit log keeps it: none for a block
+// by a hashed list, whose names must not be written down in plain.
+func (r blockRecord) qnameText() string {
+	if r.match.List.Hashed() {
+		return ""
+	}
+	return r.qname
 }
 
 type blockRecord struct {
@@ -384,7 +400,7 @@ func (a *auditLog) write(r blockRecord) {
 		List:     l.Name,
 		Serial:   &serial,
 		Pattern:  r.pattern(),
-		QName:    r.qname,
+		QName:    r.qnameText(),
 		QType:    dns.TypeToString[r.qtype],
 		Order:    r.match.Order,
 		Category: r.match.Category,
