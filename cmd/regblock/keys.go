@@ -70,26 +70,7 @@ func readPassword(passwordFile string, confirm bool) (string, error) {
 // readSecretKey reads a minisign secret key file, decrypting it when it is
 // password-protected.
 func readSecretKey(path, passwordFile string) (minisign.PrivateKey, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return minisign.PrivateKey{}, err
-	}
-	if !minisign.IsEncrypted(data) {
-		var key minisign.PrivateKey
-		if err := key.UnmarshalText(data); err != nil {
-			return key, fmt.Errorf("%s: not a minisign secret key: %v", path, err)
-		}
-		return key, nil
-	}
-	pw, err := readPassword(passwordFile, false)
-	if err != nil {
-		return minisign.PrivateKey{}, err
-	}
-	key, err := minisign.DecryptKey(pw, data)
-	if err != nil {
-		return key, fmt.Errorf("%s: wrong password, or not a minisign secret key", path)
-	}
-	return key, nil
+	return blocklist.ReadSecretKey(path, func() (string, error) { return readPassword(passwordFile, false) })
 }
 
 // createFile writes data to a new file, refusing to replace one that exists.

@@ -48,6 +48,7 @@ var commands = []command{
 	{"notice", "serve the legal notice page (HTTP 451) for blocked hosts", noticeCmd},
 	{"probe", "exit 0 when a URL answers 200 (a container health check)", probe},
 	{"verify-ledger", "check the audit log's hash chain and print which serial was in force when", verifyLedger},
+	{"receipts", "take resolvers' signed enforcement receipts, keep them and export metrics (the regulator's side)", receiptsCmd},
 	{"version", "print the version of this build", versionCmd},
 }
 

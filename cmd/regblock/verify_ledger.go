@@ -1,24 +1,36 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/regblock/regblock/internal/receipts"
 	"github.com/regblock/regblock/plugin/pkg/ledger"
+	"github.com/regblock/regblock/plugin/pkg/receipt"
 )
 
-const verifyLedgerUsage = `Usage: regblock verify-ledger FILE...
+const verifyLedgerUsage = `Usage: regblock verify-ledger [-receipts DIR [-resolver ID]] FILE...
 
 Checks the hash chain of a regblock audit log and prints the enforcement
 ledger: which serial of which list was applied, rejected, expired or removed,
 and when. Give rotated files oldest first, the current file last; the chain
 must run unbroken through them. When FILE.head exists beside the last file
 (the resolver keeps it), the chain must end at the hash it holds.
+
+With -receipts, the ledger is also checked against the enforcement receipts
+the resolver sent (the receiver's directory, regblock receipts -dir): each
+receipt commits to the hash of the ledger's Nth event, so a line removed,
+edited or rewritten before the last receipt shows, and so does a ledger cut
+short of what a receipt committed to. -resolver names the resolver; without
+it, the one whose receipts match the ledger is found.
 
 Exit status: 0 the chain is intact, 1 it is broken, 2 the files could not be
 read.
@@ -30,23 +42,32 @@ Example:
 
 func verifyLedger(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("verify-ledger", verifyLedgerUsage, stderr)
+	receiptsDir := fs.String("receipts", "", "check the ledger against the receipts in `DIR` too")
+	resolverID := fs.String("resolver", "", "with -receipts, the `resolver` whose receipts to use")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	if code := require(fs, need{fs.NArg() > 0, "no FILE: name the audit log (and its rotated files)"}); code >= 0 {
+	if code := require(fs,
+		need{fs.NArg() > 0, "no FILE: name the audit log (and its rotated files)"},
+		need{*resolverID == "" || *receiptsDir != "", "-resolver needs -receipts"},
+	); code >= 0 {
 		return code
 	}
 
 	var events []ledger.Event
+	var lines []ledger.Line
 	head := ""
 	for _, name := range fs.Args() {
 		f, err := os.Open(name)
 		if err != nil {
 			return fail(stderr, 2, err, "")
 		}
-		evs, h, err := ledger.Check(f, name, head)
+		ls, h, err := ledger.CheckLines(f, name, head)
 		f.Close()
-		events = append(events, evs...)
+		lines = append(lines, ls...)
+		for _, l := range ls {
+			events = append(events, l.Event)
+		}
 		if err != nil {
 			printTimeline(stdout, events)
 			if errors.Is(err, ledger.ErrBroken) {
@@ -57,8 +78,17 @@ func verifyLedger(args []string, stdout, stderr io.Writer) int {
 		head = h
 	}
 	last := fs.Arg(fs.NArg() - 1)
-	if data, err := os.ReadFile(last + ".head"); err == nil {
-		want, _, _ := strings.Cut(strings.TrimSpace(string(data)), " ") // "HASH COUNT"
+	var total uint64 // ledger events since the chain began, when FILE.head says
+	data, err := os.ReadFile(last + ".head")
+	if err == nil {
+		want, count, _ := strings.Cut(strings.TrimSpace(string(data)), " ") // "HASH COUNT"
+		total, _ = strconv.ParseUint(count, 10, 64)
+		if *receiptsDir != "" {
+			if code := checkReceipts(*receiptsDir, *resolverID, lines, total, stdout, stderr); code != 0 {
+				printTimeline(stdout, events)
+				return code
+			}
+		}
 		switch {
 		case len(events) == 0:
 			// Fresh after a rotation: the chain continues from a file not given.
@@ -69,6 +99,12 @@ func verifyLedger(args []string, stdout, stderr io.Writer) int {
 			printTimeline(stdout, events)
 			return fail(stderr, 1, fmt.Errorf("%s: %w: the last ledger line hashes to %.12s…, but %s.head says the chain ends at %.12s…: ledger lines at the end were removed or edited",
 				last, ledger.ErrBroken, head, last, want), "")
+		}
+	}
+	if err != nil && *receiptsDir != "" { // no FILE.head: count from the first file given
+		if code := checkReceipts(*receiptsDir, *resolverID, lines, uint64(len(lines)), stdout, stderr); code != 0 {
+			printTimeline(stdout, events)
+			return code
 		}
 	}
 	printTimeline(stdout, events)
@@ -152,4 +188,96 @@ func printTimeline(w io.Writer, events []ledger.Event) {
 	if policy != nil {
 		fmt.Fprintf(w, "  %-20s serial %d since %s\n", "(trust policy)", policy.serial, policy.since.Format(time.RFC3339))
 	}
+}
+
+// checkReceipts checks ledger lines against the receipts of a resolver in
+// dir: the ledger's event N must hash to what each receipt committed to for
+// N. total is the count of ledger events up to the last line given (the
+// lines given may start after rotated files left out). It prints what it
+// checked and returns an exit code: 0 all match, 1 they do not, 2 misuse.
+func checkReceipts(dir, resolver string, lines []ledger.Line, total uint64, stdout, stderr io.Writer) int {
+	if total < uint64(len(lines)) {
+		total = uint64(len(lines))
+	}
+	offset := total - uint64(len(lines)) // events before the first line given
+	byHash := map[string]bool{}
+	for _, l := range lines {
+		byHash[l.Hash] = true
+	}
+	load := func(path string) ([]receipt.Receipt, error) {
+		recs, err := receipts.Load(path)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]receipt.Receipt, 0, len(recs))
+		for _, rec := range recs {
+			var r receipt.Receipt
+			if err := json.Unmarshal(rec.Receipt, &r); err != nil {
+				return nil, fmt.Errorf("%s: %v", path, err)
+			}
+			out = append(out, r)
+		}
+		return out, nil
+	}
+	var rs []receipt.Receipt
+	if resolver != "" {
+		var err error
+		if rs, err = load(filepath.Join(dir, resolver+".jsonl")); err != nil {
+			return fail(stderr, 2, err, "")
+		}
+	} else {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+		var matched []string
+		for _, f := range files {
+			cand, err := load(f)
+			if err != nil {
+				return fail(stderr, 2, err, "")
+			}
+			for _, r := range cand {
+				if byHash[r.Ledger.Head] {
+					matched, rs = append(matched, f), cand
+					break
+				}
+			}
+		}
+		if len(matched) != 1 {
+			return fail(stderr, 2, fmt.Errorf("-receipts %s: %d resolvers' receipts match this ledger", dir, len(matched)), "name the resolver with -resolver ID")
+		}
+		resolver = strings.TrimSuffix(filepath.Base(matched[0]), ".jsonl")
+	}
+	var problems []string
+	checked, before := 0, 0
+	for _, r := range rs {
+		n := r.Ledger.Events
+		switch {
+		case n == 0:
+			continue
+		case n <= offset:
+			before++
+			continue
+		case n > total:
+			problems = append(problems, fmt.Sprintf("the receipt of %s commits to %d ledger events, but the ledger holds %d: ledger lines at the end were removed (the head was cut)",
+				r.Time.Format(time.RFC3339), n, total))
+			continue
+		}
+		l := lines[n-offset-1]
+		if l.Hash != r.Ledger.Head {
+			problems = append(problems, fmt.Sprintf("%s:%d: ledger event %d hashes to %.12s…, but the receipt of %s committed to %.12s…: the ledger was edited or rewritten up to here",
+				l.File, l.Line, n, l.Hash, r.Time.Format(time.RFC3339), r.Ledger.Head))
+			continue
+		}
+		checked++
+	}
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintln(stdout, p)
+		}
+		return fail(stderr, 1, fmt.Errorf("%w: the ledger does not match %d of the %d receipts of resolver %s", ledger.ErrBroken, len(problems), len(rs), resolver), "")
+	}
+	fmt.Fprintf(stdout, "receipts of resolver %s: %d match the ledger", resolver, checked)
+	if before > 0 {
+		fmt.Fprintf(stdout, ", %d commit to events before the files given", before)
+	}
+	fmt.Fprintln(stdout)
+	return 0
 }

@@ -46,3 +46,18 @@ func SelfSigned(t testing.TB) (cert, key string, pool *x509.CertPool) {
 	pool.AddCert(parsed)
 	return cert, key, pool
 }
+
+// Pool returns a certificate pool that trusts the PEM certificate in the
+// file at path.
+func Pool(t testing.TB, path string) *x509.CertPool {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		t.Fatalf("%s holds no PEM certificate", path)
+	}
+	return pool
+}

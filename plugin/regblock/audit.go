@@ -93,14 +93,13 @@ type auditLog struct {
 	window time.Time
 	spent  int
 
-	mu      sync.Mutex // guards the fields below
-	f       *os.File
-	head    string // hash of the last ledger line sealed, written or held
-	events  uint64 // ledger events sealed
-	held    []heldLine
-	torn    bool     // a write failed part way: the file may end in a partial line
-	onDisk  heldLine // the last ledger line written: what FILE.head says
-	ledgerc chan struct{}
+	mu     sync.Mutex // guards the fields below
+	f      *os.File
+	head   string // hash of the last ledger line sealed, written or held
+	events uint64 // ledger events sealed
+	held   []heldLine
+	torn   bool     // a write failed part way: the file may end in a partial line
+	onDisk heldLine // the last ledger line written: what FILE.head says
 }
 
 // heldLine is a sealed ledger line (with its newline) and where the chain
@@ -150,17 +149,16 @@ func openAudit(path string, budget int) (*auditLog, error) {
 		return nil, err
 	}
 	a := &auditLog{
-		path:    path,
-		queue:   make(chan blockRecord, auditQueue),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
-		refs:    1,
-		budget:  budget,
-		f:       f,
-		head:    head,
-		events:  events,
-		onDisk:  heldLine{head: head, events: events},
-		ledgerc: make(chan struct{}, 1),
+		path:   path,
+		queue:  make(chan blockRecord, auditQueue),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		refs:   1,
+		budget: budget,
+		f:      f,
+		head:   head,
+		events: events,
+		onDisk: heldLine{head: head, events: events},
 	}
 	audits.logs[path] = a
 	go a.run()
@@ -279,10 +277,6 @@ func (a *auditLog) ledger(e ledger.Event) {
 	a.events++
 	a.held = append(a.held, heldLine{append(line, '\n'), head, a.events})
 	a.flushLocked()
-	select {
-	case a.ledgerc <- struct{}{}: // tell the receipts sender, if any
-	default:
-	}
 }
 
 // flushLocked writes the held ledger lines in order, cutting off a partial

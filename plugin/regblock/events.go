@@ -14,6 +14,7 @@ import (
 // on, metrics, and the ledger.
 type events struct {
 	ledger func(ledger.Event)
+	track  func(name string, c *listset.Current) // the list in force under name; nil c when none is
 	now    func() time.Time
 }
 
@@ -22,6 +23,7 @@ func (ev events) Applied(c *listset.Current, swap time.Duration) {
 	setListMetrics(c)
 	e := ev.event(ledger.ListApplied, l)
 	e.File, e.Restored = c.Path, c.Restored
+	ev.track(l.Name, c)
 	ev.ledger(e)
 	if c.Restored {
 		log.Infof("List %q serial %d restored from the state directory: %d blocking entries, in force since %s",
@@ -52,6 +54,7 @@ func (ev events) Removed(c *listset.Current, why string) {
 	deleteListMetrics(c.List.Name)
 	e := ev.event(ledger.ListRemoved, c.List)
 	e.Reason, e.File = why, c.Path
+	ev.track(c.List.Name, nil)
 	ev.ledger(e)
 	log.Warningf("List %q serial %d unloaded: %s", c.List.Name, c.List.Serial, why)
 }

@@ -1,7 +1,10 @@
 package regblock
 
 import (
+	"encoding/hex"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -9,6 +12,7 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/ledger"
 	"github.com/regblock/regblock/plugin/pkg/listset"
+	"github.com/regblock/regblock/plugin/pkg/receipt"
 )
 
 // lists are the lists in force for one configuration of lists, keys, size
@@ -20,6 +24,10 @@ type lists struct {
 	index atomic.Pointer[blockindex.Index] // what queries read
 	set   *listset.Set                     // used by acquire, then only by its watcher goroutine
 	audit *auditLog                        // nil without the audit option
+
+	mu       sync.Mutex              // guards inForce
+	inForce  map[string]receipt.List // what receipts say is in force
+	receipts *receiptSender          // nil without the receipts option
 
 	key      string
 	refs     int  // guarded by shared
@@ -41,7 +49,7 @@ func listsKey(cfg config) string {
 		text, _ := k.MarshalText()
 		keys[i] = string(text)
 	}
-	return fmt.Sprintf("%q %q %d %q %q %q", cfg.lists, keys, cfg.maxSize, cfg.state, cfg.audit, cfg.trust)
+	return fmt.Sprintf("%q %q %d %q %q %q %q", cfg.lists, keys, cfg.maxSize, cfg.state, cfg.audit, cfg.trust, cfg.receipts)
 }
 
 // acquireLists returns the lists of cfg, loading them if no server block
@@ -57,7 +65,7 @@ func acquireLists(cfg config) (*lists, error) {
 		l.refs++
 		return l, nil
 	}
-	l := &lists{key: key, refs: 1}
+	l := &lists{key: key, refs: 1, inForce: map[string]receipt.List{}}
 	empty, _ := blockindex.Build(nil)
 	l.index.Store(empty)
 	if cfg.audit != "" {
@@ -68,11 +76,14 @@ func acquireLists(cfg config) (*lists, error) {
 		l.audit = a
 	}
 	l.set = listset.New(listset.Config{Lists: cfg.lists, Keys: cfg.keys, MaxSize: cfg.maxSize, State: cfg.state, Trust: cfg.trust},
-		l.index.Store, events{ledger: l.ledger, now: time.Now})
+		l.index.Store, events{ledger: l.ledger, track: l.track, now: time.Now})
 	l.set.Restore()
 	l.set.Scan()
 	if l.set.Len() == 0 {
 		log.Warningf("No valid list in %v: nothing is blocked yet", cfg.lists)
+	}
+	if cfg.receipts.url != "" {
+		l.receipts = startReceipts(cfg.receipts, l.receipt)
 	}
 	shared.m[key] = l
 	return l, nil
@@ -106,14 +117,48 @@ func (l *lists) release() {
 		return
 	}
 	l.set.Stop()
+	if l.receipts != nil {
+		l.receipts.stop()
+	}
 	if l.audit != nil {
 		l.audit.close()
 	}
 }
 
-// ledger writes a ledger event to the audit log, if there is one.
+// ledger writes a ledger event to the audit log, if there is one, and has
+// a receipt sent, if receipts are on.
 func (l *lists) ledger(e ledger.Event) {
 	if l.audit != nil {
 		l.audit.ledger(e)
 	}
+	if l.receipts != nil {
+		l.receipts.poke()
+	}
+}
+
+// track records the version of list name in force, for receipts.
+func (l *lists) track(name string, c *listset.Current) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c == nil {
+		delete(l.inForce, name)
+		return
+	}
+	l.inForce[name] = receipt.List{Name: name, Serial: c.List.Serial, SHA256: hex.EncodeToString(c.List.SHA256[:]), Applied: c.Applied.UTC()}
+}
+
+// receipt returns what a receipt says now: the lists in force, sorted by
+// name, and where the ledger stands.
+func (l *lists) receipt() receipt.Receipt {
+	l.mu.Lock()
+	r := receipt.Receipt{Lists: make([]receipt.List, 0, len(l.inForce))}
+	for _, v := range l.inForce {
+		r.Lists = append(r.Lists, v)
+	}
+	l.mu.Unlock()
+	slices.SortFunc(r.Lists, func(a, b receipt.List) int { return strings.Compare(a.Name, b.Name) })
+	if l.audit != nil {
+		r.Ledger.Head, r.Ledger.Events = l.audit.chain()
+	}
+	return r
 }

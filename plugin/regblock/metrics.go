@@ -59,6 +59,20 @@ var (
 		Help:      "Counter of ledger events not recorded because too many were held already.",
 	})
 
+	receiptsSent = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "receipts_total",
+		Help:      "Counter of enforcement receipts sent to the regulator, by result (sent, failed).",
+	}, []string{"result"})
+
+	receiptLastSent = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "receipt_last_sent_timestamp_seconds",
+		Help:      "When the last enforcement receipt was accepted by the regulator; 0 before the first.",
+	})
+
 	reloadsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,

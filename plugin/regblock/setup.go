@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
@@ -37,6 +38,7 @@ type config struct {
 	audit       string // audit log file, "" for none
 	auditClient clientMode
 	auditBudget int // block events written an hour, 0 for no limit
+	receipts    receiptsConfig
 
 	encryptedDNSCanaries bool
 }
@@ -158,6 +160,28 @@ func parse(c *caddy.Controller) (config, error) {
 					return cfg, c.ArgErr()
 				}
 				cfg.audit = resolve(root, args[0])
+			case "receipts":
+				if len(args) < 2 || len(args) > 3 {
+					return cfg, c.Errf("receipts: want URL KEY [ID]")
+				}
+				every := cfg.receipts.every
+				r, err := parseReceipts(args, resolve(root, args[1]))
+				if err != nil {
+					return cfg, c.Errf("%v", err)
+				}
+				if every > 0 {
+					r.every = every
+				}
+				cfg.receipts = r
+			case "receipts_every":
+				if len(args) != 1 {
+					return cfg, c.ArgErr()
+				}
+				d, err := time.ParseDuration(args[0])
+				if err != nil || d < time.Second {
+					return cfg, c.Errf("receipts_every %q: want a duration of at least 1s, such as 1m", args[0])
+				}
+				cfg.receipts.every = d
 			case "audit_budget":
 				if len(args) != 1 {
 					return cfg, c.ArgErr()
@@ -191,6 +215,9 @@ func parse(c *caddy.Controller) (config, error) {
 		if cfg.state != "" && filepath.Clean(path) == filepath.Clean(cfg.state) {
 			return cfg, c.Errf("state %q is also a lists directory: keep the saved copies apart", path)
 		}
+	}
+	if cfg.receipts.url == "" && cfg.receipts.every != 0 {
+		return cfg, c.Errf("receipts_every without receipts: name where to send them with 'receipts URL KEY [ID]'")
 	}
 	return cfg, nil
 }

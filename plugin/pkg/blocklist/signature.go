@@ -35,6 +35,30 @@ func ReadPublicKey(path string) (minisign.PublicKey, error) {
 	return key, nil
 }
 
+// ReadSecretKey reads a minisign secret key file; password is asked only
+// for an encrypted key.
+func ReadSecretKey(path string, password func() (string, error)) (minisign.PrivateKey, error) {
+	var key minisign.PrivateKey
+	data, err := ReadFile(path, maxKeySize)
+	if err != nil {
+		return key, err
+	}
+	if !minisign.IsEncrypted(data) {
+		if err := key.UnmarshalText(data); err != nil {
+			return key, fmt.Errorf("%s: not a minisign secret key: %v", path, err)
+		}
+		return key, nil
+	}
+	pw, err := password()
+	if err != nil {
+		return key, err
+	}
+	if key, err = minisign.DecryptKey(pw, data); err != nil {
+		return key, fmt.Errorf("%s: wrong password, or not a minisign secret key", path)
+	}
+	return key, nil
+}
+
 // Verify checks that sig, the text of a .minisig file, holds a valid
 // minisign signature of data by one of keys, and returns the IDs of the
 // keys whose signatures verify. Both prehashed (the minisign default) and

@@ -97,7 +97,25 @@ var ErrBroken = errors.New("ledger chain broken")
 // on its own). It returns the ledger events in order and the hash of the
 // last ledger line; errors name the file and line.
 func Check(r io.Reader, name, head string) ([]Event, string, error) {
-	var events []Event
+	lines, head, err := CheckLines(r, name, head)
+	events := make([]Event, len(lines))
+	for i, l := range lines {
+		events[i] = l.Event
+	}
+	return events, head, err
+}
+
+// Line is a ledger line: its event, its hash, and where it is.
+type Line struct {
+	Event Event
+	Hash  string
+	File  string
+	Line  int
+}
+
+// CheckLines is Check, returning each ledger line's hash and place too.
+func CheckLines(r io.Reader, name, head string) ([]Line, string, error) {
+	var lines []Line
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	first := head == ""
@@ -108,21 +126,21 @@ func Check(r io.Reader, name, head string) ([]Event, string, error) {
 		}
 		var e Event
 		if err := json.Unmarshal(line, &e); err != nil {
-			return events, head, fmt.Errorf("%s:%d: not an audit event: %v", name, n, err)
+			return lines, head, fmt.Errorf("%s:%d: not an audit event: %v", name, n, err)
 		}
 		if !isLedger(e.Event) {
 			continue
 		}
 		if !first && e.Prev != head {
-			return events, head, fmt.Errorf("%s:%d: %w: this line follows a ledger line hashing to %.12s…, but names %.12s… as its predecessor: a ledger line before it was removed or edited",
+			return lines, head, fmt.Errorf("%s:%d: %w: this line follows a ledger line hashing to %.12s…, but names %.12s… as its predecessor: a ledger line before it was removed or edited",
 				name, n, ErrBroken, head, e.Prev)
 		}
 		first = false
 		head = Hash(line)
-		events = append(events, e)
+		lines = append(lines, Line{Event: e, Hash: head, File: name, Line: n})
 	}
 	if err := sc.Err(); err != nil {
-		return events, head, fmt.Errorf("%s: %w", name, err)
+		return lines, head, fmt.Errorf("%s: %w", name, err)
 	}
-	return events, head, nil
+	return lines, head, nil
 }

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/regblock/regblock/internal/receipts"
+)
+
+const receiptsUsage = `Usage: regblock receipts -listen ADDR -dir DIR -p KEY... [-tls-cert FILE -tls-key FILE]
+
+The regulator's receiver of enforcement receipts. Resolvers with
+"receipts URL KEY [ID]" in their Corefile POST a signed receipt (the lists
+they enforce, with serial, SHA-256 and applied time, and the head and event
+count of their ledger) after each ledger event and every minute. Each
+receipt is verified against the ISPs' public keys (-p files, or a directory
+of *.pub files); a resolver's name is bound to the key of its first
+receipt. Accepted receipts are appended, with their signature, to
+DIR/RESOLVER.jsonl, which regblock verify-ledger -receipts reads.
+
+POST / takes a receipt; GET /metrics serves, per resolver, the serial of
+each list in force, the time of its last receipt and its ledger event count
+(regblock_receipts_list_serial, regblock_receipts_last_timestamp_seconds,
+regblock_receipts_ledger_events) and the receipts received by result.
+
+Example:
+  regblock receipts -listen :8443 -tls-cert receiver.crt -tls-key receiver.key -dir /var/lib/regblock/receipts -p /etc/regblock/isp-keys
+
+`
+
+func receiptsCmd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("receipts", receiptsUsage, stderr)
+	listen := fs.String("listen", "", "`address` to take receipts on, and serve /metrics")
+	dir := fs.String("dir", "", "`directory` that keeps the receipts, a file per resolver")
+	var pubs multiFlag
+	fs.Var(&pubs, "p", "ISP public key `files`, or directories of *.pub files (repeat, or separate with commas)")
+	certFile := fs.String("tls-cert", "", "TLS certificate `file` (serve HTTPS)")
+	keyFile := fs.String("tls-key", "", "TLS key `file`")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if code := require(fs,
+		need{*listen != "", "-listen is required: the address to take receipts on"},
+		need{*dir != "", "-dir is required: where to keep the receipts"},
+		need{len(pubs) > 0, "-p is required: the public keys of the resolvers"},
+		need{(*certFile == "") == (*keyFile == ""), "-tls-cert and -tls-key go together"},
+		need{fs.NArg() == 0, "receipts takes no arguments; got " + gotArgs(fs)},
+	); code >= 0 {
+		return code
+	}
+	var files []string
+	for _, p := range pubs {
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			found, _ := filepath.Glob(filepath.Join(p, "*.pub"))
+			if len(found) == 0 {
+				return fail(stderr, 2, fmt.Errorf("-p %s: no *.pub file in the directory", p), "")
+			}
+			files = append(files, found...)
+			continue
+		}
+		files = append(files, p)
+	}
+	keys, err := readKeys(files)
+	if err != nil {
+		return fail(stderr, 2, err, "")
+	}
+	logger := log.New(stderr, "regblock receipts: ", log.LstdFlags)
+	srv, err := receipts.New(receipts.Config{Dir: *dir, Keys: keys, Log: logger})
+	if err != nil {
+		return fail(stderr, 2, err, "")
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", srv.Metrics())
+	mux.Handle("/", srv)
+	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10, ErrorLog: logger}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fail(stderr, 2, err, "")
+	}
+	logger.Printf("taking receipts on %s from %d keys, into %s", ln.Addr(), len(keys), *dir)
+	errc := make(chan error, 1)
+	go func() {
+		if *certFile != "" {
+			errc <- httpSrv.ServeTLS(ln, *certFile, *keyFile)
+		} else {
+			errc <- httpSrv.Serve(ln)
+		}
+	}()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	select {
+	case err := <-errc:
+		return fail(stderr, 1, err, "")
+	case <-sig:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	httpSrv.Shutdown(ctx)
+	return 0
+}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"aead.dev/minisign"
+
+	"github.com/regblock/regblock/internal/testenv"
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/ledger"
+	"github.com/regblock/regblock/plugin/pkg/receipt"
+)
+
+// metrics scrapes url and returns each sample by its series.
+func metrics(t *testing.T, client *http.Client, url string) map[string]float64 {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	m := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if i := strings.LastIndexByte(line, ' '); i > 0 && !strings.HasPrefix(line, "#") {
+			v, _ := strconv.ParseFloat(line[i+1:], 64)
+			m[line[:i]] = v
+		}
+	}
+	return m
+}
+
+// receiver runs regblock receipts over HTTPS on loopback until the test
+// ends, and returns its base URL and a client that trusts its certificate.
+func receiver(t *testing.T, dir, cert, key string, pubs ...string) (string, *http.Client) {
+	t.Helper()
+	addr := "127.0.0.1:" + testenv.FreePort(t)
+	testenv.Process(t, "regblock receipts", exec.Command(bin, "receipts", "-listen", addr, "-dir", dir, "-p", strings.Join(pubs, ","), "-tls-cert", cert, "-tls-key", key))
+	pool := testenv.Pool(t, cert)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	base := "https://" + addr
+	testenv.Eventually(t, 10*time.Second, "the receiver answers", func() bool { return metrics(t, client, base+"/metrics") != nil })
+	return base, client
+}
+
+// TestReceipts runs a resolver that sends receipts to the regulator's
+// receiver over HTTPS (a test certificate, trusted through SSL_CERT_FILE):
+// the receiver's metrics follow the serial in force and the ledger; the
+// resolver's ledger, rewritten whole with a matching head or cut short, still
+// verifies on its own but not against the receipts; and the receiver
+// refuses forged, unknown-key, malformed and replayed receipts, and counts a
+// shrinking ledger.
+func TestReceipts(t *testing.T) {
+	f := newAuditFixture(t)
+	dir := t.TempDir()
+	ispPub, ispSec := filepath.Join(dir, "isp.pub"), filepath.Join(dir, "isp.key")
+	regblock(t, "keygen", "-W", "-p", ispPub, "-s", ispSec)
+	cert, certKey, _ := testenv.SelfSigned(t)
+	store := t.TempDir()
+	base, client := receiver(t, store, cert, certKey, ispPub)
+
+	lists := t.TempDir()
+	copyFile(t, f.v1, filepath.Join(lists, "example.list"))
+	copyFile(t, f.v1+".minisig", filepath.Join(lists, "example.list.minisig"))
+	audit := filepath.Join(t.TempDir(), "audit.jsonl")
+	t.Setenv("SSL_CERT_FILE", cert) // regblockd trusts the receiver's certificate
+	resolver(t, "regblock {\n lists "+lists+"\n pubkey "+f.pub+"\n notice 192.0.2.80\n audit "+audit+
+		"\n receipts "+base+"/ "+ispSec+" r1\n receipts_every 1s\n}")
+	serial := `regblock_receipts_list_serial{list="example-csam",resolver="r1"}`
+	events := `regblock_receipts_ledger_events{resolver="r1"}`
+	testenv.Eventually(t, 20*time.Second, "the receiver has r1's first receipt", func() bool {
+		m := metrics(t, client, base+"/metrics")
+		return m[serial] == 2026112801 && m[events] == 1
+	})
+
+	// A new version: a receipt follows the ledger event.
+	copyFile(t, f.v2+".minisig", filepath.Join(lists, "example.list.minisig.tmp"))
+	copyFile(t, f.v2, filepath.Join(lists, "example.list.tmp"))
+	os.Rename(filepath.Join(lists, "example.list.minisig.tmp"), filepath.Join(lists, "example.list.minisig"))
+	os.Rename(filepath.Join(lists, "example.list.tmp"), filepath.Join(lists, "example.list"))
+	testenv.Eventually(t, 20*time.Second, "the receiver sees serial 2026112802", func() bool {
+		m := metrics(t, client, base+"/metrics")
+		return m[serial] == 2026112802 && m[events] >= 2 && m[`regblock_receipts_last_timestamp_seconds{resolver="r1"}`] > 0
+	})
+	// Receipts keep coming every second; let a few commit to the events.
+	time.Sleep(2 * time.Second)
+
+	if code, stdout, stderr := regblock(t, "verify-ledger", "-receipts", store, audit); code != 0 || !strings.Contains(stdout, "receipts of resolver r1:") {
+		t.Fatalf("the true ledger against its receipts: exit %d\n%s%s", code, stdout, stderr)
+	}
+
+	// Rewritten whole, with a head to match: the chain verifies, the
+	// receipts do not.
+	data, _ := os.ReadFile(audit)
+	var events2 []ledger.Event
+	for line := range strings.Lines(string(data)) {
+		var e ledger.Event
+		json.Unmarshal([]byte(line), &e)
+		if e.Event == ledger.ListApplied {
+			events2 = append(events2, e)
+		}
+	}
+	forged := filepath.Join(t.TempDir(), "audit.jsonl")
+	events2[0].File = "somewhere/else.list" // what an ISP might want the ledger to say
+	writeLedger(t, forged, "", events2)
+	os.WriteFile(forged+".head", append(bytes.TrimSpace(mustReadBytes(t, forged+".head")), []byte(" "+strconv.Itoa(len(events2))+"\n")...), 0o640)
+	if code, _, stderr := regblock(t, "verify-ledger", forged); code != 0 {
+		t.Fatalf("the rewritten ledger should verify on its own: exit %d, %s", code, stderr)
+	}
+	if code, stdout, stderr := regblock(t, "verify-ledger", "-receipts", store, "-resolver", "r1", forged); code != 1 || !strings.Contains(stdout, "edited or rewritten") {
+		t.Errorf("the rewritten ledger against the receipts: exit %d\n%s%s", code, stdout, stderr)
+	}
+	// Cut short, its head rewritten to the line before.
+	lines := strings.SplitAfter(strings.TrimSuffix(string(data), "\n"), "\n")
+	var kept strings.Builder
+	var lastLedger string
+	ledgerLines := 0
+	for _, line := range lines {
+		if strings.Contains(line, `"event":"list_applied"`) {
+			if ledgerLines == 1 {
+				break // drop the second ledger event and all after it
+			}
+			ledgerLines++
+			lastLedger = strings.TrimSuffix(line, "\n")
+		}
+		kept.WriteString(line)
+	}
+	cut := filepath.Join(t.TempDir(), "audit.jsonl")
+	os.WriteFile(cut, []byte(kept.String()), 0o640)
+	os.WriteFile(cut+".head", []byte(ledger.Hash([]byte(lastLedger))+" 1\n"), 0o640)
+	if code, _, stderr := regblock(t, "verify-ledger", cut); code != 0 {
+		t.Fatalf("the cut ledger should verify on its own: exit %d, %s", code, stderr)
+	}
+	if code, stdout, _ := regblock(t, "verify-ledger", "-receipts", store, "-resolver", "r1", cut); code != 1 || !strings.Contains(stdout, "the head was cut") {
+		t.Errorf("the cut ledger against the receipts: exit %d\n%s", code, stdout)
+	}
+
+	// What the receiver refuses, and what it counts.
+	ispKey, err := blocklist.ReadSecretKey(ispSec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherKey, _ := minisign.GenerateKey(nil)
+	post := func(body []byte, sig string) int {
+		req, _ := http.NewRequest("POST", base+"/", bytes.NewReader(body))
+		req.Header.Set(receipt.SignatureHeader, sig)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	later := receipt.Receipt{Resolver: "r1", Time: time.Now().Add(time.Hour), Ledger: receipt.Ledger{Head: "00", Events: 1}}
+	body, sig, _ := receipt.Sign(later, ispKey)
+	forgedBody := bytes.Replace(body, []byte(`"events":1`), []byte(`"events":9`), 1)
+	_, otherSig, _ := receipt.Sign(later, otherKey)
+	for _, c := range []struct {
+		what   string
+		body   []byte
+		sig    string
+		status int
+		result string
+	}{
+		{"a body altered after signing", forgedBody, sig, 403, "bad_signature"},
+		{"a key the receiver does not know", body, otherSig, 403, "unknown_key"},
+		{"no signature", body, "", 400, "malformed"},
+		{"a shrinking ledger", body, sig, 204, "ledger_shrunk"},
+		{"the same receipt again", body, sig, 409, "replayed"},
+	} {
+		before := metrics(t, client, base+"/metrics")
+		if got := post(c.body, c.sig); got != c.status {
+			t.Errorf("%s: HTTP %d, want %d", c.what, got, c.status)
+		}
+		series := `regblock_receipts_total{resolver="r1",result="` + c.result + `"}` // each names r1, a resolver the receiver knows
+		if after := metrics(t, client, base+"/metrics"); after[series] != before[series]+1 {
+			t.Errorf("%s: %s went from %v to %v", c.what, series, before[series], after[series])
+		}
+	}
+	// A validly signed receipt whose resolver name is a path: refused, and
+	// nothing is written outside the store.
+	escape := later
+	escape.Resolver = "../escaped"
+	body, sig, _ = receipt.Sign(escape, ispKey)
+	if got := post(body, sig); got != 400 {
+		t.Errorf("a resolver name that is a path: HTTP %d, want 400", got)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(store), "escaped.jsonl")); err == nil {
+		t.Error("a receipt was written outside the store")
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.WriteFile(to, mustReadBytes(t, from), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustReadBytes(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}

@@ -1,0 +1,101 @@
+// Package receipt is regblock's enforcement receipt: what a resolver
+// enforces and where its ledger stands, signed with the resolver's minisign
+// key and sent to the regulator, who keeps every receipt. A receipt proves
+// what the ISP committed to, not that it told the truth: a canary audit is
+// the check on that. The format is in docs/receipts.md.
+package receipt
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"aead.dev/minisign"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+)
+
+// SignatureHeader is the HTTP header that carries a receipt's signature:
+// the text of a minisign signature of the request body, base64-encoded
+// (standard encoding, with padding).
+const SignatureHeader = "Minisign-Signature"
+
+// MaxSize bounds a receipt's body; one with 256 lists is a few tens of KiB.
+const MaxSize = 256 << 10
+
+// Receipt is what a resolver says it enforces.
+type Receipt struct {
+	Resolver string    `json:"resolver"`
+	Time     time.Time `json:"time"`
+	Lists    []List    `json:"lists"`
+	Ledger   Ledger    `json:"ledger"`
+}
+
+// List is a list version in force.
+type List struct {
+	Name    string    `json:"name"`
+	Serial  uint64    `json:"serial"`
+	SHA256  string    `json:"sha256"` // of the list file's bytes, hex
+	Applied time.Time `json:"applied"`
+}
+
+// Ledger is where the resolver's ledger stands: the hash of its last line
+// and the count of ledger events. Without an audit log, both are zero.
+type Ledger struct {
+	Head   string `json:"head"`
+	Events uint64 `json:"events"`
+}
+
+// Sign returns r's body and the value of its SignatureHeader.
+func Sign(r Receipt, key minisign.PrivateKey) (body []byte, header string, err error) {
+	body, err = json.Marshal(r)
+	if err != nil {
+		return nil, "", err
+	}
+	return body, base64.StdEncoding.EncodeToString(minisign.Sign(key, body)), nil
+}
+
+// Why a receipt is refused.
+var (
+	ErrMalformed    = errors.New("malformed receipt")
+	ErrUnknownKey   = errors.New("receipt signed by an unknown key")
+	ErrBadSignature = errors.New("receipt signature does not verify")
+)
+
+// Verify checks a receipt's body against its SignatureHeader value and
+// keys, and returns the receipt and the ID of the key that signed it. Its
+// errors wrap ErrMalformed, ErrUnknownKey or ErrBadSignature.
+func Verify(body []byte, header string, keys []minisign.PublicKey) (Receipt, uint64, error) {
+	var r Receipt
+	sig, err := base64.StdEncoding.DecodeString(header)
+	if err != nil || len(sig) == 0 || len(sig) > blocklist.MaxSignatureSize {
+		return r, 0, fmt.Errorf("%w: %s is not a base64 minisign signature", ErrMalformed, SignatureHeader)
+	}
+	ids := blocklist.SignatureKeys(sig)
+	if len(ids) == 0 {
+		return r, 0, fmt.Errorf("%w: %s holds no minisign signature", ErrMalformed, SignatureHeader)
+	}
+	signers, err := blocklist.Verify(body, sig, keys)
+	if err != nil || len(signers) == 0 {
+		for _, k := range keys {
+			if k.ID() == ids[0] {
+				return r, 0, fmt.Errorf("%w (key %016X)", ErrBadSignature, ids[0])
+			}
+		}
+		return r, 0, fmt.Errorf("%w (key %016X)", ErrUnknownKey, ids[0])
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return r, 0, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if !blocklist.ValidListName(r.Resolver) {
+		return r, 0, fmt.Errorf("%w: resolver name %.70q: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", ErrMalformed, r.Resolver)
+	}
+	for _, l := range r.Lists {
+		if !blocklist.ValidListName(l.Name) {
+			return r, 0, fmt.Errorf("%w: list name %.70q", ErrMalformed, l.Name)
+		}
+	}
+	return r, signers[0], nil
+}
