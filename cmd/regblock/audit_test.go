@@ -99,6 +99,23 @@ func TestAudit(t *testing.T) {
 			t.Errorf("exit %d\n%s", code, stdout)
 		}
 	})
+	t.Run("canary of another version", func(t *testing.T) {
+		old := resolver(t, f.pluginBlock(f.v1))
+		code, stdout, _ := regblock(t, append(base, "-server", old, "-canary", f.v2)...)
+		if code != 1 || !strings.Contains(stdout, "serial 2026112801 of list example-csam in force, not 2026112802") {
+			t.Errorf("a canary answered by serial 2026112801, audited against 2026112802: exit %d\n%s", code, stdout)
+		}
+		// The same name and serial from another issuer.
+		dir := t.TempDir()
+		other := writeFile(t, dir, "example.list", strings.Replace(mustRead(t, f.v2), "Example Communications Commission", "Someone Else", 1))
+		if code, _, stderr := regblock(t, "sign", "-s", filepath.Join(f.dir, "r.key"), other); code != 0 {
+			t.Fatal(stderr)
+		}
+		code, stdout, _ = regblock(t, append(base, "-server", resolver(t, f.pluginBlock(other)), "-canary", f.v2)...)
+		if code != 1 || !strings.Contains(stdout, `another issuer than "Example Communications Commission"`) {
+			t.Errorf("a canary answered under another issuer: exit %d\n%s", code, stdout)
+		}
+	})
 	t.Run("older list", func(t *testing.T) {
 		old := resolver(t, f.pluginBlock(f.v1))
 		html := filepath.Join(t.TempDir(), "report.html")

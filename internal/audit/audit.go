@@ -7,12 +7,15 @@ package audit
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +43,10 @@ type Probe struct {
 	Got    string `json:"got"`
 	Detail string `json:"detail"`
 	Pass   bool   `json:"pass"`
+
+	// list is the list a canary probe audits: its block answer's EDE must
+	// name the list, its serial and its issuer.
+	list *blocklist.List
 }
 
 type List struct {
@@ -165,7 +172,10 @@ func canaryProbes(lists []*blocklist.List) ([]Probe, error) {
 		if l.Canary == "" {
 			return nil, fmt.Errorf("%s: list %q has no canary header; audit it without -canary", l.File, l.Name)
 		}
-		probes = append(probes, probesFor(l.Canary, ClassBlocked, "canary of list "+l.Name)...)
+		for _, p := range probesFor(l.Canary, ClassBlocked, "canary of list "+l.Name) {
+			p.list = l
+			probes = append(probes, p)
+		}
 	}
 	return probes, nil
 }
@@ -309,8 +319,47 @@ func classify(p *Probe, a answer, cfg Config) {
 		p.Detail = "rcode " + dns.RcodeToString[a.msg.Rcode]
 	default:
 		p.Got, p.Detail = classifyAnswer(a.msg, p.Type, cfg)
+		if p.Got == ClassBlocked && p.list != nil {
+			if why := otherVersion(blockingEDE(a.msg), p.list); why != "" {
+				p.Got, p.Detail = ClassBlockedOther, why+": "+p.Detail
+			}
+		}
 	}
 	p.Pass = p.Got == p.Expect
+}
+
+// listSerial finds the list and serial in a regblock EDE text.
+var listSerial = regexp.MustCompile(`\(list (\S+) serial (\d+)\)`)
+
+// otherVersion says how the block answer's EDE shows another version of l
+// than the one audited (another serial, another issuer, none named), or ""
+// when it names l's.
+func otherVersion(ede *dns.EDNS0_EDE, l *blocklist.List) string {
+	if ede == nil {
+		return "no Extended DNS Error names the list"
+	}
+	text := ede.ExtraText
+	var structured struct{ J string }
+	if json.Unmarshal([]byte(text), &structured) == nil && structured.J != "" {
+		text = structured.J
+	}
+	m := listSerial.FindStringSubmatch(text)
+	switch {
+	case m == nil:
+		return "the Extended DNS Error names no list and serial"
+	case m[1] != l.Name:
+		return fmt.Sprintf("list %s, not %s", m[1], l.Name)
+	case m[2] != strconv.FormatUint(l.Serial, 10):
+		return fmt.Sprintf("serial %s of list %s in force, not %d", m[2], l.Name, l.Serial)
+	}
+	issuer := l.Issuer
+	if issuer == "" {
+		issuer = "the issuer of list " + l.Name
+	}
+	if !strings.HasPrefix(text, "Blocked by order of "+issuer) {
+		return fmt.Sprintf("another issuer than %q", issuer)
+	}
+	return ""
 }
 
 func classifyAnswer(m *dns.Msg, qtype string, cfg Config) (string, string) {
