@@ -31,6 +31,8 @@ func TestAlertRules(t *testing.T) {
 	for _, args := range [][]string{
 		{"check", "rules", "regblock-alerts.yml"},
 		{"test", "rules", "regblock-alerts.test.yml"},
+		{"check", "rules", "regblock-receipts-alerts.yml"},
+		{"test", "rules", "regblock-receipts-alerts.test.yml"},
 	} {
 		cmd := exec.Command(promtool, args...)
 		cmd.Dir = "prometheus"

@@ -193,3 +193,10 @@ func qtypeLabel(qtype uint16) string {
 	}
 	return "other"
 }
+
+// Both results of receipts_total exist from the start, at 0, so that rates
+// and alerts see the first failure.
+func init() {
+	receiptsSent.WithLabelValues("sent")
+	receiptsSent.WithLabelValues("failed")
+}
