@@ -200,6 +200,14 @@ func TestReceipts(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(filepath.Dir(store), "escaped.jsonl")); err == nil {
 		t.Error("a receipt was written outside the store")
 	}
+
+	// A receiver started again on the store knows r1 from its file: what
+	// its last receipt (the one with the shrunk ledger, and no list) said.
+	base2, client2 := receiver(t, store, cert, certKey, ispPub)
+	m := metrics(t, client2, base2+"/metrics")
+	if _, ok := m[serial]; ok || m[events] != 1 || m[`regblock_receipts_last_timestamp_seconds{resolver="r1"}`] == 0 {
+		t.Errorf("after a restart: %s present %v, %s = %v; want r1's last receipt: no list, 1 event", serial, ok, events, m[events])
+	}
 }
 
 func copyFile(t *testing.T, from, to string) {
