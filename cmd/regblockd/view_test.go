@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -15,7 +17,8 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 )
 
-// TestPerClientPolicy runs the plugin README's view and acl example in
+// TestPerClientPolicy (Linux: every 127/8 address is local there) runs the
+// plugin README's view and acl example in
 // regblockd, with its networks mapped onto loopback: 127.0.0.2 stands for
 // the family-filter subscribers (10.1.0.0/16), 127.0.0.0/30 for the ISP's
 // networks (10.0.0.0/8), and 127.0.0.5 for a client outside them.
