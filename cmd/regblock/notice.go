@@ -1,14 +1,10 @@
 package main
 
 import (
-	"context"
 	"io"
 	"log"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -101,27 +97,12 @@ func noticeCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	logger.Printf("serving the notice page on %s", ln.Addr())
 
-	errc := make(chan error, 1)
-	go func() {
-		if *certFile != "" {
-			errc <- httpSrv.ServeTLS(ln, *certFile, *keyFile)
-		} else {
-			errc <- httpSrv.Serve(ln)
-		}
-	}()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	select {
-	case err := <-errc:
-		return fail(stderr, 1, err, "")
-	case <-sig:
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	httpSrv.Shutdown(ctx)
+	var others []*http.Server
 	if metricsSrv != nil {
-		metricsSrv.Shutdown(ctx)
+		others = append(others, metricsSrv)
+	}
+	if err := serve(httpSrv, ln, *certFile, *keyFile, others...); err != nil {
+		return fail(stderr, 1, err, "")
 	}
 	return 0
 }

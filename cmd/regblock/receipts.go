@@ -1,16 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/regblock/regblock/internal/receipts"
@@ -88,24 +85,8 @@ func receiptsCmd(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, 2, err, "")
 	}
 	logger.Printf("taking receipts on %s from %d keys, into %s", ln.Addr(), len(keys), *dir)
-	errc := make(chan error, 1)
-	go func() {
-		if *certFile != "" {
-			errc <- httpSrv.ServeTLS(ln, *certFile, *keyFile)
-		} else {
-			errc <- httpSrv.Serve(ln)
-		}
-	}()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	select {
-	case err := <-errc:
+	if err := serve(httpSrv, ln, *certFile, *keyFile); err != nil {
 		return fail(stderr, 1, err, "")
-	case <-sig:
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	httpSrv.Shutdown(ctx)
 	return 0
 }
