@@ -490,17 +490,20 @@ func (ix *Index) lookupGeneral(qname string) (Match, bool) {
 func (ix *Index) decide(suffix []hashes, start []uint16, salted *saltedName) (Match, bool) {
 	var excepted [MaxLists / 64]uint64 // lists whose exception decided already
 	for i := range suffix {
+		plainKey, plainCheck := suffix[i].key(), uint32(suffix[i].h2)
 	lists:
 		for n, li := range ix.lists {
 			word, bit := n/64, uint64(1)<<(n%64)
 			if excepted[word]&bit != 0 {
 				continue
 			}
-			h, digest, ok := li.keyAt(suffix[i], salted, i)
-			if !ok {
-				continue
+			key, check, digest := plainKey, plainCheck, blocklist.Digest{}
+			if li.salt != nil {
+				var ok bool
+				if key, check, digest, ok = li.saltedKey(salted, i); !ok {
+					continue
+				}
 			}
-			key, check := h.key(), uint32(h.h2)
 			r, ok := li.find(key)
 			if !ok {
 				continue

@@ -145,16 +145,19 @@ func (ix *Index) exceptions(qname string) (excepted [MaxLists / 64]uint64) {
 	}
 	var decided [MaxLists / 64]uint64
 	for i := 0; i < l.n; i++ {
+		plainKey, plainCheck := suffix[i].key(), uint32(suffix[i].h2)
 		for n, li := range ix.lists {
 			word, bit := n/64, uint64(1)<<(n%64)
 			if decided[word]&bit != 0 {
 				continue
 			}
-			h, _, ok := li.keyAt(suffix[i], &salted, i)
-			if !ok {
-				continue
+			key, check := plainKey, plainCheck
+			if li.salt != nil {
+				var ok bool
+				if key, check, _, ok = li.saltedKey(&salted, i); !ok {
+					continue
+				}
 			}
-			key, check := h.key(), uint32(h.h2)
 			r, ok := li.find(key)
 			for ; ok && r < len(li.recs) && li.recs[r].key == key; r++ {
 				if rec := li.recs[r]; rec.check == check && applies(rec.kind(), i == 0) {

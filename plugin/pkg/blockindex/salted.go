@@ -58,16 +58,14 @@ func (s *saltedName) digest(salt []byte, i int) blocklist.Digest {
 	return blocklist.Digest(sum[:16])
 }
 
-// keyAt returns the hashes li keys suffix i of a query name by: plain, the
-// suffix's hashes, for a plain list; for a hashed list, those of its digest,
-// which it returns too. ok is false when li cannot list the suffix.
-func (li *ListIndex) keyAt(plain hashes, salted *saltedName, i int) (h hashes, d blocklist.Digest, ok bool) {
-	if li.salt == nil {
-		return plain, d, true
-	}
+// saltedKey returns the record key and check a hashed list li keys suffix
+// i of a query name by, and the suffix's digest. ok is false when li
+// cannot list the suffix.
+func (li *ListIndex) saltedKey(salted *saltedName, i int) (key uint64, check uint32, d blocklist.Digest, ok bool) {
 	if i < salted.hashable {
-		return h, d, false
+		return 0, 0, d, false
 	}
 	d = salted.digest(li.salt, i)
-	return digestHashes(d), d, true
+	h := digestHashes(d)
+	return h.key(), uint32(h.h2), d, true
 }
