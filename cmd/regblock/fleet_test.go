@@ -89,6 +89,12 @@ func TestFleet(t *testing.T) {
 		return n
 	}
 	testenv.Eventually(t, 30*time.Second, "the receiver has every resolver's first receipt", func() bool { return onSerial(2026112801) == fleetSize })
+	got := metrics(t, client, base+"/metrics")
+	for i, m := range fleet {
+		if series := fmt.Sprintf(`regblock_receipts_resolver_info{key="isp%d",resolver="%s"}`, i%2, m.name); got[series] != 1 {
+			t.Errorf("the receiver does not name %s's ISP: %s missing", m.name, series)
+		}
+	}
 
 	// The regulator publishes a new version; each resolver's sync runs, as
 	// its timer or sidecar would.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/regblock/regblock/internal/receipts"
@@ -27,7 +28,9 @@ DIR/RESOLVER.jsonl, which regblock verify-ledger -receipts reads.
 POST / takes a receipt; GET /metrics serves, per resolver, the serial of
 each list in force, the time of its last receipt and its ledger event count
 (regblock_receipts_list_serial, regblock_receipts_last_timestamp_seconds,
-regblock_receipts_ledger_events) and the receipts received by result.
+regblock_receipts_ledger_events), the key each resolver is bound to, named
+by its file (regblock_receipts_resolver_info{key}: name the files after the
+ISPs), and the receipts received by result.
 
 Example:
   regblock receipts -listen :8443 -tls-cert receiver.crt -tls-key receiver.key -dir /var/lib/regblock/receipts -p /etc/regblock/isp-keys
@@ -70,8 +73,12 @@ func receiptsCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}
+	names := map[uint64]string{}
+	for i, k := range keys {
+		names[k.ID()] = strings.TrimSuffix(filepath.Base(files[i]), ".pub")
+	}
 	logger := log.New(stderr, "regblock receipts: ", log.LstdFlags)
-	srv, err := receipts.New(receipts.Config{Dir: *dir, Keys: keys, Log: logger})
+	srv, err := receipts.New(receipts.Config{Dir: *dir, Keys: keys, KeyNames: names, Log: logger})
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}

@@ -58,8 +58,11 @@ type Record struct {
 type Config struct {
 	Dir  string
 	Keys []minisign.PublicKey
-	Log  *log.Logger
-	Now  func() time.Time // time.Now when nil
+	// KeyNames names keys by ID (the file a key came from, such as the ISP's
+	// name) for the resolver_info metric; a key without a name shows its ID.
+	KeyNames map[uint64]string
+	Log      *log.Logger
+	Now      func() time.Time // time.Now when nil
 }
 
 // Server receives receipts on POST and serves metrics.
@@ -72,6 +75,7 @@ type Server struct {
 	applied *prometheus.GaugeVec
 	last    *prometheus.GaugeVec
 	events  *prometheus.GaugeVec
+	info    *prometheus.GaugeVec
 
 	mu        sync.Mutex
 	resolvers map[string]*resolver
@@ -107,7 +111,9 @@ func New(cfg Config) (*Server, error) {
 		Help: "When the last receipt of a resolver was stored, by the receiver's clock."}, []string{"resolver"})
 	s.events = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_receipts_ledger_events",
 		Help: "Ledger events the resolver's last receipt commits to."}, []string{"resolver"})
-	s.reg.MustRegister(s.total, s.serial, s.applied, s.last, s.events)
+	s.info = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_receipts_resolver_info",
+		Help: "1 for each resolver, labelled with the name of the key its receipts are bound to (the ISP's, by the key's file name)."}, []string{"resolver", "key"})
+	s.reg.MustRegister(s.total, s.serial, s.applied, s.last, s.events, s.info)
 	files, err := filepath.Glob(filepath.Join(cfg.Dir, "*.jsonl"))
 	if err != nil {
 		return nil, err
@@ -273,6 +279,15 @@ func (s *Server) update(res *resolver, r receipt.Receipt, now time.Time) {
 	res.lists = names
 	s.last.WithLabelValues(r.Resolver).Set(float64(now.Unix()))
 	s.events.WithLabelValues(r.Resolver).Set(float64(r.Ledger.Events))
+	s.info.WithLabelValues(r.Resolver, s.keyName(res.key)).Set(1)
+}
+
+// keyName is how the metrics name a key.
+func (s *Server) keyName(id uint64) string {
+	if name := s.cfg.KeyNames[id]; name != "" {
+		return name
+	}
+	return fmt.Sprintf("%016X", id)
 }
 
 // appendLine appends line and a newline to the file at path in one write.
