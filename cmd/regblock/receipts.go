@@ -23,7 +23,8 @@ count of their ledger) after each ledger event and every minute. Each
 receipt is verified against the ISPs' public keys (-p files, or a directory
 of *.pub files); a resolver's name is bound to the key of its first
 receipt. Accepted receipts are appended, with their signature, to
-DIR/RESOLVER.jsonl, which regblock verify-ledger -receipts reads.
+DIR/RESOLVER.jsonl, which regblock verify-ledger -receipts reads; one that
+says nothing new (the same lists and ledger) is stored once an hour.
 
 POST / takes a receipt; GET /metrics serves, per resolver, the serial of
 each list in force, the time of its last receipt and its ledger event count

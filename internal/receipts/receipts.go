@@ -7,6 +7,7 @@ package receipts
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,9 +87,26 @@ type Server struct {
 type resolver struct {
 	mu     sync.Mutex // orders the appends to its file
 	key    uint64     // the key bound to it by its first receipt
-	time   time.Time  // of its last receipt stored
+	time   time.Time  // of its last receipt taken
 	events uint64
 	lists  []string // names with series
+
+	said   [sha256.Size]byte // what its last receipt stored says (lists and ledger)
+	stored time.Time         // when that receipt was stored
+}
+
+// heartbeat is how often a receipt that says nothing new is stored all the
+// same; in between, it only refreshes the metrics. A resolver sends one a
+// minute: storing each would be 1 440 lines a day, most of them alike.
+const heartbeat = time.Hour
+
+// says fingerprints what a receipt commits to, its time and name aside.
+func says(r receipt.Receipt) [sha256.Size]byte {
+	data, _ := json.Marshal(struct {
+		Lists  []receipt.List
+		Ledger receipt.Ledger
+	}{r.Lists, r.Ledger})
+	return sha256.Sum256(data)
 }
 
 // New returns a server storing receipts in cfg.Dir, with the state of each
@@ -160,7 +178,7 @@ func (s *Server) restore(path string) error {
 	}
 	var key uint64
 	fmt.Sscanf(first.Key, "%X", &key)
-	res := &resolver{key: key}
+	res := &resolver{key: key, said: says(r), stored: last.Received}
 	s.resolvers[r.Resolver] = res
 	s.update(res, r, last.Received)
 	return nil
@@ -222,14 +240,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		result = LedgerShrunk
 	}
 	now := s.cfg.Now().UTC()
-	line, err := json.Marshal(Record{Received: now, Key: fmt.Sprintf("%016X", keyID), Result: result, Receipt: body, Signature: sig})
-	if err == nil {
-		err = appendLine(filepath.Join(s.cfg.Dir, r.Resolver+".jsonl"), line)
-	}
-	if err != nil {
-		s.cfg.Log.Printf("error: storing a receipt of %s: %v", r.Resolver, err)
-		http.Error(w, "could not store the receipt", http.StatusInternalServerError)
-		return
+	if said := says(r); said != res.said || now.Sub(res.stored) >= heartbeat || result != Accepted {
+		line, err := json.Marshal(Record{Received: now, Key: fmt.Sprintf("%016X", keyID), Result: result, Receipt: body, Signature: sig})
+		if err == nil {
+			err = appendLine(filepath.Join(s.cfg.Dir, r.Resolver+".jsonl"), line)
+		}
+		if err != nil {
+			s.cfg.Log.Printf("error: storing a receipt of %s: %v", r.Resolver, err)
+			http.Error(w, "could not store the receipt", http.StatusInternalServerError)
+			return
+		}
+		res.said, res.stored = said, now
 	}
 	if result == LedgerShrunk {
 		s.cfg.Log.Printf("resolver %s: its ledger went from %d events to %d: lines were removed or the ledger replaced", r.Resolver, res.events, r.Ledger.Events)
