@@ -1,0 +1,80 @@
+package receipts
+
+import (
+	"bytes"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"aead.dev/minisign"
+
+	"github.com/regblock/regblock/plugin/pkg/receipt"
+)
+
+// TestStorage checks what a resolver's file keeps: a receipt that says
+// something new at once, one that says nothing new only after an hour, and
+// a shrinking ledger always; and that a server started again on the files
+// keeps the resolver bound to its key.
+func TestStorage(t *testing.T) {
+	pub, priv, _ := minisign.GenerateKey(nil)
+	otherPub, otherPriv, _ := minisign.GenerateKey(nil)
+	dir := t.TempDir()
+	clock := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	cfg := Config{Dir: dir, Keys: []minisign.PublicKey{pub, otherPub}, Log: log.New(io.Discard, "", 0), Now: func() time.Time { return clock }}
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(srv *Server, r receipt.Receipt, key minisign.PrivateKey) int {
+		body, sig, _ := receipt.Sign(r, key)
+		req := httptest.NewRequest("POST", "/", bytes.NewReader(body))
+		req.Header.Set(receipt.SignatureHeader, sig)
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	stored := func() int {
+		recs, err := Load(filepath.Join(dir, "r1.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(recs)
+	}
+	lists := []receipt.List{{Name: "example-csam", Serial: 1}}
+	send := func(minutes, events int) int {
+		clock = clock.Add(time.Duration(minutes) * time.Minute)
+		return post(srv, receipt.Receipt{Resolver: "r1", Time: clock, Lists: lists, Ledger: receipt.Ledger{Head: "h", Events: uint64(events)}}, priv)
+	}
+	for _, step := range []struct {
+		what            string
+		minutes, events int
+		status, stored  int
+	}{
+		{"the first receipt", 0, 1, 204, 1},
+		{"the same a minute later", 1, 1, 204, 1},
+		{"the same half an hour later", 30, 1, 204, 1},
+		{"the same an hour after the first was stored", 30, 1, 204, 2},
+		{"a new ledger event", 1, 2, 204, 3},
+		{"a shrinking ledger", 1, 1, 204, 4},
+		{"the same shrunk ledger again", 1, 1, 204, 4},
+	} {
+		if got := send(step.minutes, step.events); got != step.status || stored() != step.stored {
+			t.Fatalf("%s: HTTP %d, %d stored; want %d, %d", step.what, got, stored(), step.status, step.stored)
+		}
+	}
+	again, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(time.Minute)
+	if got := post(again, receipt.Receipt{Resolver: "r1", Time: clock, Lists: lists}, otherPriv); got != http.StatusForbidden {
+		t.Errorf("after a restart, r1 by another key: HTTP %d, want 403", got)
+	}
+	if got := post(again, receipt.Receipt{Resolver: "r1", Time: clock.Add(-2 * time.Minute), Lists: lists}, priv); got != http.StatusConflict {
+		t.Errorf("after a restart, a receipt older than the last stored: HTTP %d, want 409", got)
+	}
+}
