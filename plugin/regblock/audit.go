@@ -38,6 +38,16 @@ const auditQueue = 4096
 
 // blockRecord is what the query path hands the audit writer: raw values,
 // formatted off the query path.
+type blockRecord struct {
+	time    time.Time
+	match   blockindex.Match
+	qname   string
+	matched string // the name match.Start indexes: qname, or a CNAME or DNAME target
+	qtype   uint16
+	client  net.Addr
+	mode    clientMode
+}
+
 // pattern is the entry that matched, in canonical form: of a hashed list,
 // by its digest (its canary, plain in the header, by name).
 func (r blockRecord) pattern() string {
@@ -60,16 +70,6 @@ func (r blockRecord) qnameText() string {
 		return ""
 	}
 	return r.qname
-}
-
-type blockRecord struct {
-	time    time.Time
-	match   blockindex.Match
-	qname   string
-	matched string // the name match.Start indexes: qname, or a CNAME or DNAME target
-	qtype   uint16
-	client  net.Addr
-	mode    clientMode
 }
 
 // auditLog appends events to the audit log. Block events go through a
