@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"aead.dev/minisign"
 
+	"github.com/regblock/regblock/internal/receipts"
 	"github.com/regblock/regblock/internal/testenv"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/ledger"
@@ -105,6 +107,24 @@ func TestReceipts(t *testing.T) {
 
 	if code, stdout, stderr := regblock(t, "verify-ledger", "-receipts", store, audit); code != 0 || !strings.Contains(stdout, "receipts of resolver r1:") {
 		t.Fatalf("the true ledger against its receipts: exit %d\n%s%s", code, stdout, stderr)
+	}
+
+	// Anyone holding the ISP's public key can check a stored receipt with
+	// the stock minisign CLI: the body as received, the signature decoded.
+	ms := testenv.Need(t, "minisign", "minisign")
+	recs, err := receipts.Load(filepath.Join(store, "r1.jsonl"))
+	if err != nil || len(recs) == 0 {
+		t.Fatalf("stored receipts: %v, %d", err, len(recs))
+	}
+	sigText, err := base64.StdEncoding.DecodeString(recs[0].Signature)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodyFile := filepath.Join(t.TempDir(), "receipt.json")
+	os.WriteFile(bodyFile, recs[0].Receipt, 0o644)
+	os.WriteFile(bodyFile+".minisig", sigText, 0o644)
+	if out, err := exec.Command(ms, "-V", "-m", bodyFile, "-p", ispPub).CombinedOutput(); err != nil {
+		t.Errorf("stock minisign does not verify a stored receipt: %v\n%s", err, out)
 	}
 
 	// Rewritten whole, with a head to match: the chain verifies, the
