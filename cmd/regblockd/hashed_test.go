@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -100,6 +101,12 @@ func TestHashedListPrivacy(t *testing.T) {
 			t.Errorf("%s: %v, want the notice address with an EDE", name, r.Answer)
 		}
 	}
+	// And as dig sees it: the notice address and the EDE naming the order.
+	dig := testenv.Need(t, "dig", "dnsutils")
+	out, err := exec.Command(dig, "@127.0.0.1", "-p", port, "+tries=1", "+time=2", "Deep.Secret-A.example", "A").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "192.0.2.80") || !strings.Contains(string(out), "order ORDER-17 (list worst-of serial 7)") {
+		t.Errorf("dig of a name below a hashed entry: %v\n%s", err, out)
+	}
 	for _, name := range []string{"ok.secret-a.example.", "sub.exact-secret.example.", "wild-secret.example."} {
 		r, err := query(addr, name, dns.TypeA)
 		if err != nil {
@@ -121,7 +128,7 @@ func TestHashedListPrivacy(t *testing.T) {
 				n++
 			}
 		}
-		return n == len(blocked)+1 // the startup probe too
+		return n == len(blocked)+2 // the startup probe and dig too
 	})
 	want := map[string]bool{}
 	for _, listed := range blocked {
