@@ -35,11 +35,19 @@ const (
 	Malformed    = "malformed"
 	LedgerShrunk = "ledger_shrunk" // stored: the resolver's ledger has fewer events than it said before
 	Replayed     = "replayed"      // not stored: no later than a receipt already stored
+	TooMany      = "too_many"      // not stored: past a key's resolvers or a resolver's rate
 )
 
-// MaxResolvers bounds the resolvers a server keeps, files and series: a
-// stolen ISP key cannot make up names without end.
-const MaxResolvers = 100_000
+// Bounds on what one stolen ISP key can make the receiver keep: resolvers
+// (files and series) in all and per key, and receipts stored per resolver
+// (a bucket of storeBurst, refilled one every storeEvery; a resolver sends
+// one a minute and one after each change, and repeats are not stored).
+const (
+	MaxResolvers       = 100_000
+	MaxResolversPerKey = 10_000
+	storeBurst         = 20
+	storeEvery         = 5 * time.Second
+)
 
 // unknown labels what comes from no resolver known yet, so that made-up
 // names add no series.
@@ -64,6 +72,9 @@ type Config struct {
 	KeyNames map[uint64]string
 	Log      *log.Logger
 	Now      func() time.Time // time.Now when nil
+	// PerKey bounds the resolvers one key may report for;
+	// MaxResolversPerKey when 0.
+	PerKey int
 }
 
 // Server receives receipts on POST and serves metrics.
@@ -80,6 +91,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	resolvers map[string]*resolver
+	perKey    map[uint64]int // resolvers bound to each key
 }
 
 // resolver is what the server keeps of one resolver: a few words, whatever
@@ -93,6 +105,19 @@ type resolver struct {
 
 	said   [sha256.Size]byte // what its last receipt stored says (lists and ledger)
 	stored time.Time         // when that receipt was stored
+	tokens float64           // receipts it may have stored now
+	filled time.Time         // when tokens was last refilled
+}
+
+// mayStore takes a token from the resolver's bucket, if there is one.
+func (res *resolver) mayStore(now time.Time) bool {
+	res.tokens = min(storeBurst, res.tokens+now.Sub(res.filled).Seconds()/storeEvery.Seconds())
+	res.filled = now
+	if res.tokens < 1 {
+		return false
+	}
+	res.tokens--
+	return true
 }
 
 // heartbeat is how often a receipt that says nothing new is stored all the
@@ -115,10 +140,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.PerKey == 0 {
+		cfg.PerKey = MaxResolversPerKey
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, reg: prometheus.NewRegistry(), resolvers: map[string]*resolver{}}
+	s := &Server{cfg: cfg, reg: prometheus.NewRegistry(), resolvers: map[string]*resolver{}, perKey: map[uint64]int{}}
 	s.total = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regblock_receipts_total",
 		Help: "Receipts received, by resolver and result."}, []string{"resolver", "result"})
 	s.serial = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_receipts_list_serial",
@@ -178,8 +206,9 @@ func (s *Server) restore(path string) error {
 	}
 	var key uint64
 	fmt.Sscanf(first.Key, "%X", &key)
-	res := &resolver{key: key, said: says(r), stored: last.Received}
+	res := &resolver{key: key, said: says(r), stored: last.Received, tokens: storeBurst, filled: s.cfg.Now()}
 	s.resolvers[r.Resolver] = res
+	s.perKey[key]++
 	s.update(res, r, last.Received)
 	return nil
 }
@@ -214,14 +243,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 	s.mu.Lock()
 	res := s.resolvers[r.Resolver]
-	if res == nil && len(s.resolvers) >= MaxResolvers {
+	if res == nil && (len(s.resolvers) >= MaxResolvers || s.perKey[keyID] >= s.cfg.PerKey) {
 		s.mu.Unlock()
-		s.refuse(w, unknown, Malformed, http.StatusForbidden, fmt.Errorf("resolver %s: %d resolvers known already", r.Resolver, MaxResolvers))
+		s.refuse(w, unknown, TooMany, http.StatusForbidden, fmt.Errorf("resolver %s: %d resolvers known already, %d of them by key %016X", r.Resolver, len(s.resolvers), s.perKey[keyID], keyID))
 		return
 	}
 	if res == nil {
-		res = &resolver{key: keyID}
+		res = &resolver{key: keyID, tokens: storeBurst, filled: s.cfg.Now()}
 		s.resolvers[r.Resolver] = res
+		s.perKey[keyID]++
 	}
 	s.mu.Unlock()
 
@@ -241,6 +271,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	now := s.cfg.Now().UTC()
 	if said := says(r); said != res.said || now.Sub(res.stored) >= heartbeat || result != Accepted {
+		if !res.mayStore(now) {
+			s.refuse(w, r.Resolver, TooMany, http.StatusTooManyRequests, fmt.Errorf("resolver %s: more receipts than %d at once and one every %v", r.Resolver, storeBurst, storeEvery))
+			return
+		}
 		line, err := json.Marshal(Record{Received: now, Key: fmt.Sprintf("%016X", keyID), Result: result, Receipt: body, Signature: sig})
 		if err == nil {
 			err = appendLine(filepath.Join(s.cfg.Dir, r.Resolver+".jsonl"), line)

@@ -2,6 +2,7 @@ package receipts
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -76,5 +77,44 @@ func TestStorage(t *testing.T) {
 	}
 	if got := post(again, receipt.Receipt{Resolver: "r1", Time: clock.Add(-2 * time.Minute), Lists: lists}, priv); got != http.StatusConflict {
 		t.Errorf("after a restart, a receipt older than the last stored: HTTP %d, want 409", got)
+	}
+}
+
+// TestBounds checks what one (stolen) key can make the receiver keep: no
+// more resolvers than its bound, and no more stored receipts a resolver
+// than a burst and then one every few seconds.
+func TestBounds(t *testing.T) {
+	pub, priv, _ := minisign.GenerateKey(nil)
+	clock := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	srv, err := New(Config{Dir: t.TempDir(), Keys: []minisign.PublicKey{pub}, Log: log.New(io.Discard, "", 0), Now: func() time.Time { return clock }, PerKey: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(r receipt.Receipt) int {
+		body, sig, _ := receipt.Sign(r, priv)
+		req := httptest.NewRequest("POST", "/", bytes.NewReader(body))
+		req.Header.Set(receipt.SignatureHeader, sig)
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for i, want := range []int{204, 204, 204, http.StatusForbidden} {
+		if got := post(receipt.Receipt{Resolver: fmt.Sprintf("r%d", i), Time: clock}); got != want {
+			t.Errorf("resolver %d of one key: HTTP %d, want %d", i+1, got, want)
+		}
+	}
+	// r0 floods receipts that each say something new.
+	stored := 0
+	for i := range storeBurst + 5 {
+		if post(receipt.Receipt{Resolver: "r0", Time: clock.Add(time.Duration(i+1) * time.Millisecond), Ledger: receipt.Ledger{Events: uint64(i + 1)}}) == 204 {
+			stored++
+		}
+	}
+	if stored != storeBurst-1 { // its first receipt took a token already
+		t.Errorf("%d receipts stored in a burst, want %d", stored, storeBurst-1)
+	}
+	clock = clock.Add(2 * storeEvery)
+	if got := post(receipt.Receipt{Resolver: "r0", Time: clock, Ledger: receipt.Ledger{Events: 99}}); got != 204 {
+		t.Errorf("after %v: HTTP %d, want 204", 2*storeEvery, got)
 	}
 }
