@@ -16,7 +16,7 @@ import (
 )
 
 // lists are the lists in force for one configuration of lists, keys, size
-// limit, state and audit log. Every server block that names the same
+// limit, state, audit log, trust policy and receipts. Every server block that names the same
 // configuration shares them, and so does the next generation of the
 // Corefile: a resolver serving Do53, DoT and DoH loads each list once,
 // holds one index, watches once, and counts and records each version once.

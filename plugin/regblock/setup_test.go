@@ -2,16 +2,27 @@ package regblock
 
 import (
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"aead.dev/minisign"
 	"github.com/coredns/caddy"
 )
 
 func TestParse(t *testing.T) {
 	f := newFixture(t)
 	base := "lists " + f.dir + "\npubkey " + f.pub + "\n"
+	keys := t.TempDir()
+	plainKey, sealedKey := filepath.Join(keys, "plain.key"), filepath.Join(keys, "sealed.key")
+	_, priv, _ := minisign.GenerateKey(nil)
+	text, _ := priv.MarshalText()
+	os.WriteFile(plainKey, text, 0o600)
+	sealed, _ := minisign.EncryptKey("secret", priv)
+	os.WriteFile(sealedKey, sealed, 0o600)
+	t.Setenv("REGBLOCK_PASSWORD", "")
+	os.Unsetenv("REGBLOCK_PASSWORD")
 	tests := []struct {
 		name      string
 		input     string
@@ -39,6 +50,16 @@ func TestParse(t *testing.T) {
 		{"state", "regblock {\n" + base + "state " + filepath.Join(t.TempDir(), "new", "state") + "\n}", false, ""},
 		{"state is a lists directory", "regblock {\n" + base + "state " + f.dir + "\n}", true, "also a lists directory"},
 		{"two state directories", "regblock {\n" + base + "state a b\n}", true, "Wrong argument count"},
+		{"audit budget", "regblock {\n" + base + "audit_budget 500\n}", false, ""},
+		{"bad audit budget", "regblock {\n" + base + "audit_budget -1\n}", true, `audit_budget "-1"`},
+		{"receipts", "regblock {\n" + base + "receipts https://receipts.regulator.example/ " + plainKey + " r1\nreceipts_every 30s\n}", false, ""},
+		{"receipts over http to loopback", "regblock {\n" + base + "receipts_every 5s\nreceipts http://127.0.0.1:8444/ " + plainKey + " r1\n}", false, ""},
+		{"receipts over plain http", "regblock {\n" + base + "receipts http://receipts.regulator.example/ " + plainKey + " r1\n}", true, "use https"},
+		{"receipts with an encrypted key and no password", "regblock {\n" + base + "receipts https://receipts.regulator.example/ " + sealedKey + " r1\n}", true, "REGBLOCK_PASSWORD"},
+		{"receipts with a path for a name", "regblock {\n" + base + "receipts https://receipts.regulator.example/ " + plainKey + " ../r1\n}", true, "resolver name"},
+		{"receipts without a key", "regblock {\n" + base + "receipts https://receipts.regulator.example/\n}", true, "URL KEY [ID]"},
+		{"receipts_every without receipts", "regblock {\n" + base + "receipts_every 1m\n}", true, "receipts_every without receipts"},
+		{"receipts_every too short", "regblock {\n" + base + "receipts_every 10ms\n}", true, "at least 1s"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -50,6 +71,11 @@ func TestParse(t *testing.T) {
 				t.Errorf("error %q does not contain %q", err, tc.errText)
 			}
 		})
+	}
+	t.Setenv("REGBLOCK_PASSWORD", "secret")
+	cfg, err := parse(caddy.NewTestController("dns", "regblock {\n"+base+"receipts https://receipts.regulator.example/ "+sealedKey+"\n}"))
+	if host, _ := os.Hostname(); err != nil || cfg.receipts.key.ID() != priv.ID() || cfg.receipts.id != host {
+		t.Errorf("receipts with an encrypted key and its password: %v, resolver %q (want the host name %q)", err, cfg.receipts.id, host)
 	}
 }
 
