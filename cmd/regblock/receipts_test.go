@@ -69,9 +69,16 @@ func TestReceipts(t *testing.T) {
 	dir := t.TempDir()
 	ispPub, ispSec := filepath.Join(dir, "isp.pub"), filepath.Join(dir, "isp.key")
 	regblock(t, "keygen", "-W", "-p", ispPub, "-s", ispSec)
+	// A second resolver's key is encrypted, as keygen makes by default:
+	// regblockd takes its password from $REGBLOCK_PASSWORD.
+	sealedPub, sealedSec := filepath.Join(dir, "r2.pub"), filepath.Join(dir, "r2.key")
+	t.Setenv("REGBLOCK_PASSWORD", "isp secret")
+	if code, _, stderr := regblock(t, "keygen", "-p", sealedPub, "-s", sealedSec); code != 0 {
+		t.Fatal(stderr)
+	}
 	cert, certKey, _ := testenv.SelfSigned(t)
 	store := t.TempDir()
-	base, client := receiver(t, store, cert, certKey, ispPub)
+	base, client := receiver(t, store, cert, certKey, ispPub, sealedPub)
 
 	lists := t.TempDir()
 	copyFile(t, f.v1, filepath.Join(lists, "example.list"))
@@ -80,11 +87,15 @@ func TestReceipts(t *testing.T) {
 	t.Setenv("SSL_CERT_FILE", cert) // regblockd trusts the receiver's certificate
 	resolver(t, "regblock {\n lists "+lists+"\n pubkey "+f.pub+"\n notice 192.0.2.80\n audit "+audit+
 		"\n receipts "+base+"/ "+ispSec+" r1\n receipts_every 1s\n}")
+	resolver(t, "regblock {\n lists "+lists+"\n pubkey "+f.pub+"\n notice 192.0.2.80\n receipts "+base+"/ "+sealedSec+" r2\n}")
 	serial := `regblock_receipts_list_serial{list="example-csam",resolver="r1"}`
 	events := `regblock_receipts_ledger_events{resolver="r1"}`
 	testenv.Eventually(t, 20*time.Second, "the receiver has r1's first receipt", func() bool {
 		m := metrics(t, client, base+"/metrics")
 		return m[serial] == 2026112801 && m[events] == 1
+	})
+	testenv.Eventually(t, 20*time.Second, "the receiver has r2's first receipt, signed with its encrypted key", func() bool {
+		return metrics(t, client, base+"/metrics")[`regblock_receipts_list_serial{list="example-csam",resolver="r2"}`] > 0
 	})
 
 	// A new version: a receipt follows the ledger event.

@@ -19,8 +19,10 @@ func TestParse(t *testing.T) {
 	_, priv, _ := minisign.GenerateKey(nil)
 	text, _ := priv.MarshalText()
 	os.WriteFile(plainKey, text, 0o600)
-	sealed, _ := minisign.EncryptKey("secret", priv)
-	os.WriteFile(sealedKey, sealed, 0o600)
+	// Made once with minisign.EncryptKey (password "secret"): encrypting and
+	// decrypting cost seconds of scrypt, minutes under -race. TestReceipts
+	// runs an encrypted key with its password through regblockd.
+	os.WriteFile(sealedKey, []byte(sealedTestKey), 0o600)
 	t.Setenv("REGBLOCK_PASSWORD", "")
 	os.Unsetenv("REGBLOCK_PASSWORD")
 	tests := []struct {
@@ -72,11 +74,6 @@ func TestParse(t *testing.T) {
 			}
 		})
 	}
-	t.Setenv("REGBLOCK_PASSWORD", "secret")
-	cfg, err := parse(caddy.NewTestController("dns", "regblock {\n"+base+"receipts https://receipts.regulator.example/ "+sealedKey+"\n}"))
-	if host, _ := os.Hostname(); err != nil || cfg.receipts.key.ID() != priv.ID() || cfg.receipts.id != host {
-		t.Errorf("receipts with an encrypted key and its password: %v, resolver %q (want the host name %q)", err, cfg.receipts.id, host)
-	}
 }
 
 func TestParseErrorNamesLine(t *testing.T) {
@@ -114,3 +111,7 @@ func TestSetupOnce(t *testing.T) {
 		t.Errorf("two regblock blocks: %v", err)
 	}
 }
+
+const sealedTestKey = `untrusted comment: minisign encrypted secret key
+RWRTY0IynbZl8dvKS4QmEW0P/jtXZss92NJNFX06OdnGYXXguqQAAAACAAAAAAAAAEAAAAAAa9N3caVxTuxb9Zx4VxyqOt9cLM5KYM9OBJMb5XwrHrmibeNSr4xeaMq5RISe44QPtHLn/WK4GSezvH22AAvMg1CpOba7xdVjOP6zlcikO7HHQxoMjLEyRmMGzSO2XDxic41oF8076K8=
+`
