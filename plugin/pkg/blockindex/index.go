@@ -469,18 +469,25 @@ func (ix *Index) lookupGeneral(qname string) (Match, bool) {
 		return Match{}, false
 	}
 	var suffix [maxLabels]hashes
-	if ix.plain { // only plain lists need them
+	var salted saltedName
+	ix.prepare(&l, &suffix, &salted)
+	return ix.decide(suffix[:l.n], l.start[:l.n], &salted)
+}
+
+// prepare lays a split name out for the lists of ix: the hashes of its
+// suffixes for plain lists, its canonical text for hashed ones; each only
+// when ix has such lists.
+func (ix *Index) prepare(l *labels, suffix *[maxLabels]hashes, salted *saltedName) {
+	if ix.plain {
 		h := hashes{seed1, seed2}
 		for i := l.n - 1; i >= 0; i-- {
 			h = add(h, l.label(i))
 			suffix[i] = h
 		}
 	}
-	var salted saltedName
 	if ix.salted {
-		salted.fill(&l)
+		salted.fill(l)
 	}
-	return ix.decide(suffix[:l.n], l.start[:l.n], &salted)
 }
 
 // decide walks the suffixes of a name, most specific first (suffix[i] is the

@@ -134,15 +134,8 @@ func (ix *Index) exceptions(qname string) (excepted [MaxLists / 64]uint64) {
 		return excepted
 	}
 	var suffix [maxLabels]hashes
-	h := hashes{seed1, seed2}
-	for i := l.n - 1; i >= 0; i-- {
-		h = add(h, l.label(i))
-		suffix[i] = h
-	}
 	var salted saltedName
-	if ix.salted {
-		salted.fill(&l)
-	}
+	ix.prepare(&l, &suffix, &salted)
 	var decided [MaxLists / 64]uint64
 	for i := 0; i < l.n; i++ {
 		plainKey, plainCheck := suffix[i].key(), uint32(suffix[i].h2)
