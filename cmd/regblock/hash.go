@@ -6,7 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"path/filepath"
+	"os"
 	"slices"
 	"strings"
 
@@ -82,11 +82,12 @@ func hashCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// same reports whether two paths name one file, as far as their text says.
+// same reports whether two paths name one existing file (through links
+// too).
 func same(a, b string) bool {
-	a, errA := filepath.Abs(a)
-	b, errB := filepath.Abs(b)
-	return errA == nil && errB == nil && a == b
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }
 
 const verifyHashedUsage = `Usage: regblock verify-hashed PLAIN HASHED
