@@ -2,6 +2,8 @@ module github.com/regblock/regblock
 
 go 1.26.8
 
+toolchain go1.26.11
+
 require (
 	aead.dev/minisign v0.3.0
 	github.com/coredns/caddy v1.1.4

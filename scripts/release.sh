@@ -5,6 +5,7 @@
 # (-trimpath). Usage: scripts/release.sh [VERSION]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=auto # at least go.mod's toolchain line, the patched Go we ship with
 version=${1:-$(git describe --tags --always --dirty 2>/dev/null || echo devel)}
 ldflags="-s -w -X github.com/regblock/regblock/plugin/pkg/version.stamped=$version"
 rm -rf dist && mkdir dist
