@@ -89,7 +89,8 @@ func createFile(path string, data []byte, perm os.FileMode) error {
 	return err
 }
 
-// readKeys reads the trusted public key files.
+// readKeys reads the trusted public key files, refusing two that a key ID
+// would confuse (blocklist.CheckKeys).
 func readKeys(paths []string) ([]minisign.PublicKey, error) {
 	var keys []minisign.PublicKey
 	for _, p := range paths {
@@ -98,6 +99,9 @@ func readKeys(paths []string) ([]minisign.PublicKey, error) {
 			return nil, err
 		}
 		keys = append(keys, key)
+	}
+	if err := blocklist.CheckKeys(keys, paths); err != nil {
+		return nil, err
 	}
 	return keys, nil
 }

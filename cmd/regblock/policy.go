@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"aead.dev/minisign"
@@ -65,8 +66,8 @@ func (j judge) load(path string, maxSize int64) (*blocklist.List, error) {
 // satisfied says which line of the policy a list met, and with which keys.
 func (j judge) satisfied(l *blocklist.List) string {
 	ids := make([]string, len(l.Signers))
-	for i, id := range l.Signers {
-		ids[i] = fmt.Sprintf("%X", id)
+	for i, k := range l.Signers {
+		ids[i] = fmt.Sprintf("%X", k.ID())
 	}
 	if j.policy == nil {
 		return "by key " + strings.Join(ids, ", ")
@@ -74,10 +75,8 @@ func (j judge) satisfied(l *blocklist.List) string {
 	r := j.policy.RuleFor(l.Name)
 	var on []string
 	for _, k := range r.Keys {
-		for _, id := range l.Signers {
-			if id == k.ID() {
-				on = append(on, fmt.Sprintf("%X", id))
-			}
+		if slices.ContainsFunc(l.Signers, func(s minisign.PublicKey) bool { return blocklist.SameKey(s, k) }) {
+			on = append(on, fmt.Sprintf("%X", k.ID()))
 		}
 	}
 	return fmt.Sprintf("by key %s: %d of %d needed by line %d (list %s) of trust policy serial %d",

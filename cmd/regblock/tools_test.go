@@ -13,6 +13,7 @@ import (
 
 	"github.com/regblock/regblock/internal/testenv"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 	"github.com/regblock/regblock/plugin/pkg/ledger"
 )
 
@@ -339,6 +340,21 @@ func TestTrustToolkit(t *testing.T) {
 	if code, stdout, _ := regblock(t, "lint", bad); code != 1 || !strings.Contains(stdout, "bad.trust:4: error: root: threshold 3, but only 1 keys") {
 		t.Errorf("lint of a policy that locks out its root: exit %d %s", code, stdout)
 	}
+	// The police's key written under the regulator's key ID: lint names
+	// both lines, and -p refuses the two key files.
+	police, _ := blocklist.ReadPublicKey(filepath.Join(dir, "police.pub"))
+	mcmc, _ := blocklist.ReadPublicKey(filepath.Join(dir, "mcmc.pub"))
+	forged := blocklisttest.WithID(police, mcmc.ID())
+	clash := writeFile(t, dir, "clash.trust", "#! regblock-trust 1\n#! serial: 1\n#! issued: 2026-11-30T00:00:00Z\n"+
+		"root 2 "+line["root-a"]+" "+line["root-b"]+"\nlist pdrm-* 1 "+forged.String()+"\nlist mcmc-csam 1 "+line["mcmc"]+"\n")
+	if code, stdout, _ := regblock(t, "lint", clash); code != 1 || !strings.Contains(stdout, "clash.trust:6: error: line 5 and line 6 give two different public keys the same key ID") {
+		t.Errorf("lint of a policy with one key ID for two keys: exit %d %s", code, stdout)
+	}
+	forgedPub := writeFile(t, dir, "forged.pub", "untrusted comment: minisign public key\n"+forged.String()+"\n")
+	if code, _, stderr := regblock(t, "verify", "-p", filepath.Join(dir, "mcmc.pub")+","+forgedPub, clash); code == 0 || !strings.Contains(stderr, "forged.pub give two different public keys the same key ID") {
+		t.Errorf("verify -p with two keys of one ID: exit %d %s", code, stderr)
+	}
+
 	roots := filepath.Join(dir, "root-a.pub") + "," + filepath.Join(dir, "root-b.pub")
 	regblock(t, "sign", "-s", filepath.Join(dir, "root-a.key"), policy)
 	if code, _, stderr := regblock(t, "verify", "-p", roots, policy); code != 1 || !strings.Contains(stderr, "threshold") {

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"context"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"os/exec"
@@ -243,5 +245,144 @@ func TestTrustPolicyScenarios(t *testing.T) {
 	})
 	if got := counted("coredns_regblock_trust_serial"); got != 7 {
 		t.Errorf("trust serial %v after a policy by retired roots, want 7", got)
+	}
+}
+
+// withKeyID returns a public key or signature line (base64: two algorithm
+// bytes, then the 8-byte key ID) carrying the key ID of other instead, as
+// whoever makes a key or holds a signature can write it: the ID is not
+// signed.
+func withKeyID(t *testing.T, line, other string) string {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(line)
+	from, err2 := base64.StdEncoding.DecodeString(other)
+	if err != nil || err2 != nil || len(raw) < 10 || len(from) < 10 {
+		t.Fatalf("not a minisign key or signature line: %q, %q", line, other)
+	}
+	copy(raw[2:10], from[2:10])
+	return base64.StdEncoding.EncodeToString(raw)
+}
+
+// reID rewrites every signature of path's .minisig to carry the key ID of
+// the public key line id.
+func reID(t *testing.T, path, id string) {
+	t.Helper()
+	data, _ := os.ReadFile(path + ".minisig")
+	lines := strings.Split(string(data), "\n")
+	for i := 1; i < len(lines); i++ {
+		if strings.HasPrefix(lines[i-1], "untrusted comment: ") {
+			lines[i] = withKeyID(t, lines[i], id)
+		}
+	}
+	os.WriteFile(path+".minisig", []byte(strings.Join(lines, "\n")), 0o644)
+}
+
+// TestTrustKeyIdentity: a key is its whole public key. An authority that
+// makes a key carrying the regulator's key ID gets no policy through with
+// it, cannot sign the regulator's list, and does not stop the regulator's
+// next version; one judge's key listed under two IDs does not meet a 2-of-3
+// threshold alone; two pubkey files with one ID stop the resolver at setup.
+func TestTrustKeyIdentity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	ms := testenv.Need(t, "minisign", "minisign")
+	keys := t.TempDir()
+	root, mcmc, police := newAuthority(t, ms, keys, "root"), newAuthority(t, ms, keys, "mcmc"), newAuthority(t, ms, keys, "police")
+	judge1, judge2, judge3 := newAuthority(t, ms, keys, "judge-1"), newAuthority(t, ms, keys, "judge-2"), newAuthority(t, ms, keys, "judge-3")
+	courtLine := "list court-* 2 " + judge1.line + " " + judge2.line + " " + judge3.line
+
+	lists, state, trustDir := t.TempDir(), t.TempDir(), t.TempDir()
+	policyPath := filepath.Join(trustDir, "regblock.trust")
+	port, metricsPort := testenv.FreePort(t), testenv.FreePort(t)
+	addr := "127.0.0.1:" + port
+	conf := filepath.Join(t.TempDir(), "Corefile")
+	corefile := func(pubkeys string) {
+		os.WriteFile(conf, []byte(`.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+lists+`
+        pubkey `+pubkeys+`
+        trust `+policyPath+`
+        state `+state+`
+        notice 192.0.2.80
+    }
+    prometheus 127.0.0.1:`+metricsPort+`
+}
+`), 0o644)
+	}
+	blocked := func(name string) bool {
+		r, err := query(addr, name+".", dns.TypeA)
+		return err == nil && len(r.Answer) == 1 && r.Answer[0].(*dns.A).A.String() == "192.0.2.80"
+	}
+	counted := func(series string) float64 {
+		return metricValues(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))[series]
+	}
+	countsOneMore := func(series string, publish func()) {
+		t.Helper()
+		before := counted(series)
+		publish()
+		testenv.Eventually(t, 10*time.Second, series+" counts one more", func() bool { return counted(series) > before })
+	}
+
+	corefile(root.pub)
+	publish(t, policyPath, trustPolicy(1, "root 1 "+root.line, "list pdrm-* 1 "+police.line, "list mcmc-csam 1 "+mcmc.line, courtLine), root)
+	mcmcPath := filepath.Join(lists, "mcmc-csam.list")
+	publish(t, mcmcPath, namedList("mcmc-csam", 1, "abuse.example"), mcmc)
+	logs := testenv.Process(t, "regblockd", exec.Command(bin, "-conf", conf))
+	testenv.Eventually(t, 20*time.Second, "the regulator's list is enforced", func() bool { return blocked("abuse.example") })
+
+	// The police make a key carrying the regulator's key ID, and get it
+	// onto their own line: the policy is refused whole.
+	forged := withKeyID(t, police.line, mcmc.line)
+	countsOneMore(`coredns_regblock_trust_reloads_total{result="parse_error"}`, func() {
+		publish(t, policyPath, trustPolicy(2, "root 1 "+root.line, "list pdrm-* 1 "+forged, "list mcmc-csam 1 "+mcmc.line, courtLine), root)
+	})
+	if got := counted("coredns_regblock_trust_serial"); got != 1 || !strings.Contains(logs.String(), "the same key ID") {
+		t.Fatalf("a policy giving the regulator's key ID to the police key: trust serial %v\n%s", got, logs)
+	}
+	// Their list claiming the regulator's name, its signature carrying the
+	// regulator's key ID, is refused...
+	countsOneMore(`coredns_regblock_reloads_total{list="unknown",result="bad_signature"}`, func() {
+		forgedPath := filepath.Join(lists, "mcmc-forged.list")
+		publish(t, forgedPath, namedList("mcmc-csam", 50, "abuse.example", "forged.example"), police)
+		reID(t, forgedPath, mcmc.line)
+	})
+	if blocked("forged.example") {
+		t.Fatal("a list signed by the police under the regulator's key ID is enforced")
+	}
+	os.Remove(filepath.Join(lists, "mcmc-forged.list"))
+	// ... and the regulator's next version is enforced.
+	publish(t, mcmcPath, namedList("mcmc-csam", 2, "abuse.example", "two.example"), mcmc)
+	testenv.Eventually(t, 10*time.Second, "the regulator's next version is enforced", func() bool { return blocked("two.example") })
+
+	// One judge's key listed a second time under another judge's ID:
+	// refused whole.
+	countsOneMore(`coredns_regblock_trust_reloads_total{result="parse_error"}`, func() {
+		publish(t, policyPath, trustPolicy(3, "root 1 "+root.line, "list mcmc-csam 1 "+mcmc.line,
+			"list court-* 2 "+judge1.line+" "+withKeyID(t, judge1.line, judge3.line)+" "+judge2.line), root)
+	})
+	// The judge signs twice, the second block carrying judge 3's ID: one
+	// key, one signature.
+	countsOneMore(`coredns_regblock_reloads_total{list="court-7",result="threshold"}`, func() {
+		court := filepath.Join(lists, "court-7.list")
+		publish(t, court, namedList("court-7", 1, "court.example"), judge1, judge1)
+		data, _ := os.ReadFile(court + ".minisig")
+		lines := strings.Split(string(data), "\n")
+		lines[5] = withKeyID(t, lines[5], judge3.line) // the second block's signature line
+		os.WriteFile(court+".minisig", []byte(strings.Join(lines, "\n")), 0o644)
+	})
+	if blocked("court.example") || counted("coredns_regblock_trust_serial") != 1 {
+		t.Fatalf("one judge met a 2-of-3 threshold alone\n%s", logs)
+	}
+
+	// Two pubkey files that give two public keys one ID: setup refuses.
+	forgedRoot := filepath.Join(keys, "forged-root.pub")
+	os.WriteFile(forgedRoot, []byte("untrusted comment: minisign public key\n"+withKeyID(t, police.line, root.line)+"\n"), 0o644)
+	corefile(root.pub + " " + forgedRoot)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, bin, "-conf", conf).CombinedOutput(); ctx.Err() != nil || !strings.Contains(string(out), "the same key ID") {
+		t.Fatalf("regblockd with two pubkeys of one ID: %v\n%s", err, out)
 	}
 }

@@ -72,6 +72,7 @@ func setup(c *caddy.Controller) error {
 func parse(c *caddy.Controller) (config, error) {
 	cfg := newConfig()
 	root := dnsserver.GetConfig(c).Root
+	var keyFiles []string // the pubkey files, beside cfg.keys
 	i := 0
 	for c.Next() {
 		if i > 0 {
@@ -105,11 +106,16 @@ func parse(c *caddy.Controller) (config, error) {
 				}
 			case "pubkey":
 				for _, path := range args {
-					key, err := blocklist.ReadPublicKey(resolve(root, path))
+					path = resolve(root, path)
+					key, err := blocklist.ReadPublicKey(path)
 					if err != nil {
 						return cfg, c.Errf("pubkey: %v", strings.TrimPrefix(err.Error(), "public key: "))
 					}
 					cfg.keys = append(cfg.keys, key)
+					keyFiles = append(keyFiles, path)
+				}
+				if err := blocklist.CheckKeys(cfg.keys, keyFiles); err != nil {
+					return cfg, c.Errf("pubkey: %v", err)
 				}
 			case "notice":
 				for _, arg := range args {

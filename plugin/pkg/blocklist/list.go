@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"aead.dev/minisign"
 	"github.com/miekg/dns"
 )
 
@@ -179,10 +180,10 @@ type List struct {
 	File string
 	// SHA256 is the digest of the list file's exact bytes.
 	SHA256 [sha256.Size]byte
-	// Signers are the IDs of the trusted keys whose signatures of the file
-	// verified, in the order of the .minisig file; nil for a list parsed
-	// without its signature.
-	Signers []uint64
+	// Signers are the trusted keys whose signatures of the file verified,
+	// each public key once, in the order of the .minisig file; nil for a
+	// list parsed without its signature.
+	Signers []minisign.PublicKey
 
 	blocking int // Blocking's count once DropEntries has run
 }

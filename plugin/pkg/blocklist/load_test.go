@@ -56,8 +56,8 @@ func TestVerify(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			signers, err := blocklist.Verify(tc.data, tc.sig, tc.keys)
-			if tc.err == "" && (err != nil || len(signers) != 1 || signers[0] != key.Public.ID()) {
-				t.Fatalf("Verify: %X, %v; want signed by %X alone", signers, err, key.Public.ID())
+			if tc.err == "" && (err != nil || len(signers) != 1 || !blocklist.SameKey(signers[0], key.Public)) {
+				t.Fatalf("Verify: %v, %v; want signed by %X alone", signers, err, key.Public.ID())
 			}
 			if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 				t.Fatalf("Verify = %v, want an error with %q", err, tc.err)
@@ -228,8 +228,8 @@ func TestVerifySigners(t *testing.T) {
 	data := []byte(list)
 	trusted := []minisign.PublicKey{a.Public, b.Public}
 	signers, err := blocklist.Verify(data, join(b.Sign(data), c.Sign(data), a.SignLegacy(data), b.Sign(data), a.Sign(data)), trusted)
-	if err != nil || len(signers) != 2 || signers[0] != b.Public.ID() || signers[1] != a.Public.ID() {
-		t.Errorf("signers %X, %v; want %X then %X", signers, err, b.Public.ID(), a.Public.ID())
+	if err != nil || len(signers) != 2 || !blocklist.SameKey(signers[0], b.Public) || !blocklist.SameKey(signers[1], a.Public) {
+		t.Errorf("signers %v, %v; want %X then %X", signers, err, b.Public.ID(), a.Public.ID())
 	}
 	// The same through OpenStream, which hashes the file once for both.
 	dir := t.TempDir()
@@ -239,5 +239,43 @@ func TestVerifySigners(t *testing.T) {
 	l, err := blocklist.OpenStream(path, 1<<20, sig, trusted, func(blocklist.Entry) {})
 	if err != nil || len(l.Signers) != 2 {
 		t.Errorf("OpenStream: signers %v, %v; want both keys", l, err)
+	}
+}
+
+// TestKeyIdentity: a key is its public key, not its ID. A set that gives
+// one ID to two keys, or one key two IDs, is refused; a signature counts
+// for the key that verifies it, once, whatever ID its block carries.
+func TestKeyIdentity(t *testing.T) {
+	a, b := blocklisttest.NewKey(t), blocklisttest.NewKey(t)
+	impostor := blocklisttest.WithID(b.Public, a.Public.ID()) // b's key under a's ID
+	alias := blocklisttest.WithID(a.Public, b.Public.ID())    // a's key under b's ID
+	for _, tc := range []struct {
+		keys []minisign.PublicKey
+		err  string
+	}{
+		{[]minisign.PublicKey{a.Public, b.Public, a.Public}, ""},
+		{[]minisign.PublicKey{a.Public, impostor}, "k0 and k1 give two different public keys the same key ID"},
+		{[]minisign.PublicKey{a.Public, alias}, "k0 and k1 give one public key under two key IDs"},
+	} {
+		names := make([]string, len(tc.keys))
+		for i := range names {
+			names[i] = fmt.Sprintf("k%d", i)
+		}
+		if err := blocklist.CheckKeys(tc.keys, names); (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("CheckKeys: %v, want %q", err, tc.err)
+		}
+	}
+
+	data := []byte(list)
+	// b's signature rewritten to carry a's ID verifies under neither a nor
+	// b: the ID finds a, whose key does not verify it.
+	if signers, err := blocklist.Verify(data, blocklisttest.ReID(b.Sign(data), a.Public.ID()), []minisign.PublicKey{a.Public, b.Public}); err == nil {
+		t.Errorf("a signature re-IDed to another trusted key verified: %v", signers)
+	}
+	// Given a set with a's key under two IDs (which CheckKeys refuses), a's
+	// signature and its copy under the other ID still count once.
+	signers, err := blocklist.Verify(data, join(a.Sign(data), blocklisttest.ReID(a.Sign(data), b.Public.ID())), []minisign.PublicKey{a.Public, alias})
+	if err != nil || len(signers) != 1 || !blocklist.SameKey(signers[0], a.Public) {
+		t.Errorf("one key under two IDs: signers %v, %v; want a once", signers, err)
 	}
 }

@@ -1,6 +1,8 @@
 package blocklist
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"iter"
@@ -60,10 +62,10 @@ func ReadSecretKey(path string, password func() (string, error)) (minisign.Priva
 }
 
 // Verify checks that sig, the text of a .minisig file, holds a valid
-// minisign signature of data by one of keys, and returns the IDs of the
-// keys whose signatures verify. Both prehashed (the minisign default) and
-// legacy signatures verify.
-func Verify(data, sig []byte, keys []minisign.PublicKey) ([]uint64, error) {
+// minisign signature of data by one of keys, and returns the keys whose
+// signatures verify, each public key once. Both prehashed (the minisign
+// default) and legacy signatures verify.
+func Verify(data, sig []byte, keys []minisign.PublicKey) ([]minisign.PublicKey, error) {
 	signed, err := trustedSignatures(sig, keys)
 	if err != nil {
 		return nil, err
@@ -71,29 +73,34 @@ func Verify(data, sig []byte, keys []minisign.PublicKey) ([]uint64, error) {
 	return verified(signed, func(s signature) bool { return minisign.Verify(s.key, data, s.text) })
 }
 
-// signature is one signature of a .minisig file by a trusted key.
+// signature is one signature of a .minisig file, to be checked under one
+// trusted key.
 type signature struct {
 	key    minisign.PublicKey
 	text   []byte // the four lines minisign writes
 	hashed bool   // prehashed (minisign's default), not legacy
 }
 
-// trustedSignatures returns the signatures of sig by keys, the first of
-// each key only: a .minisig file may hold several signatures one after
-// another (each the four lines stock minisign writes; cat joins them).
-// Anything else in the file (garbage between blocks, a block that does not
-// decode, a signature by another key) counts as nothing. It is an error
-// when no signature is by a trusted key.
+// trustedSignatures pairs each signature of sig with every key of keys
+// that carries its key ID: a .minisig file may hold several signatures one
+// after another (each the four lines stock minisign writes; cat joins
+// them). The key ID only finds the candidates: which key signed is decided
+// by verifying. Anything else in the file (garbage between blocks, a block
+// that does not decode, a signature by another key) counts as nothing. It
+// is an error when no signature names a trusted key.
 func trustedSignatures(sig []byte, keys []minisign.PublicKey) ([]signature, error) {
 	var signed []signature
 	var others []string
 	for text, s := range signatureBlocks(sig) {
-		k := slices.IndexFunc(keys, func(k minisign.PublicKey) bool { return k.ID() == s.KeyID })
-		switch {
-		case k < 0:
+		found := false
+		for _, k := range keys {
+			if k.ID() == s.KeyID {
+				signed = append(signed, signature{k, text, s.Algorithm == minisign.HashEdDSA})
+				found = true
+			}
+		}
+		if !found {
 			others = append(others, fmt.Sprintf("%X", s.KeyID))
-		case !slices.ContainsFunc(signed, func(t signature) bool { return t.key.ID() == s.KeyID }):
-			signed = append(signed, signature{keys[k], text, s.Algorithm == minisign.HashEdDSA})
 		}
 	}
 	switch {
@@ -139,20 +146,65 @@ func SignatureKeys(sig []byte) []uint64 {
 	return ids
 }
 
-// verified returns the IDs of the keys whose signatures ok accepts, or an
-// error when there is none.
-func verified(signed []signature, ok func(signature) bool) ([]uint64, error) {
-	var ids []uint64
+// verified returns the keys whose signatures ok accepts, each public key
+// once however many blocks it signed or under however many IDs it was
+// written, or an error when there is none.
+func verified(signed []signature, ok func(signature) bool) ([]minisign.PublicKey, error) {
+	var keys []minisign.PublicKey
 	for _, s := range signed {
-		if ok(s) {
-			ids = append(ids, s.key.ID())
+		if !slices.ContainsFunc(keys, func(k minisign.PublicKey) bool { return SameKey(k, s.key) }) && ok(s) {
+			keys = append(keys, s.key)
 		}
 	}
-	if len(ids) == 0 {
+	if len(keys) == 0 {
 		return nil, fmt.Errorf("signature by key %X does not match the list's contents", signed[0].key.ID())
 	}
-	return ids, nil
+	return keys, nil
 }
+
+// SameKey reports whether a and b are the same public key. A key is its
+// Ed25519 public key, never its 8-byte key ID alone: whoever makes a key
+// chooses the ID, so two keys may carry one ID, and since the ID is not
+// signed, one key written under two IDs verifies the same signatures.
+func SameKey(a, b minisign.PublicKey) bool { return KeyBytes(a) == KeyBytes(b) }
+
+// KeyBytes returns the Ed25519 public key of k: what identifies it.
+func KeyBytes(k minisign.PublicKey) [ed25519.PublicKeySize]byte {
+	var b [ed25519.PublicKeySize]byte
+	raw, _ := base64.StdEncoding.DecodeString(k.String()) // 2 algorithm bytes, 8 ID bytes, the key
+	copy(b[:], raw[10:])
+	return b
+}
+
+// CheckKeys refuses a set of trusted keys in which one key ID stands for
+// two different public keys, or one public key is written under two IDs:
+// either would let a key be taken for another. names[i] says where keys[i]
+// came from (a file, a line), for the error, a *KeyClash. The same key
+// given twice is fine.
+func CheckKeys(keys []minisign.PublicKey, names []string) error {
+	byID := map[uint64]int{}
+	byKey := map[[ed25519.PublicKeySize]byte]int{}
+	for i, k := range keys {
+		b := KeyBytes(k)
+		if j, ok := byID[k.ID()]; ok && KeyBytes(keys[j]) != b {
+			return &KeyClash{j, i, fmt.Sprintf("%s and %s give two different public keys the same key ID %X: a key ID is chosen by whoever makes the key, so one of them may be posing as the other", names[j], names[i], k.ID())}
+		}
+		if j, ok := byKey[b]; ok && keys[j].ID() != k.ID() {
+			return &KeyClash{j, i, fmt.Sprintf("%s and %s give one public key under two key IDs, %X and %X: a key counts once, whatever its ID", names[j], names[i], keys[j].ID(), k.ID())}
+		}
+		byID[k.ID()], byKey[b] = i, i
+	}
+	return nil
+}
+
+// KeyClash is the error of CheckKeys: keys[Second] would be taken for
+// keys[First], or counted as another key.
+type KeyClash struct {
+	First, Second int
+	msg           string
+}
+
+func (e *KeyClash) Error() string { return e.msg }
 
 // ReadSignature reads the signature of the list at path, path+".minisig".
 // A missing signature is an error that wraps ErrNoSignature.

@@ -117,7 +117,7 @@ func lostKeys(prev, next *trust.Policy, name string) bool {
 	}
 	after := next.RuleFor(name)
 	for _, k := range before.Keys {
-		if after == nil || !slices.ContainsFunc(after.Keys, func(x minisign.PublicKey) bool { return x.ID() == k.ID() }) {
+		if after == nil || !slices.ContainsFunc(after.Keys, func(x minisign.PublicKey) bool { return blocklist.SameKey(x, k) }) {
 			return true
 		}
 	}

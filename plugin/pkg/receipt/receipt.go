@@ -97,5 +97,5 @@ func Verify(body []byte, header string, keys []minisign.PublicKey) (Receipt, uin
 			return r, 0, fmt.Errorf("%w: list name %.70q", ErrMalformed, l.Name)
 		}
 	}
-	return r, signers[0], nil
+	return r, signers[0].ID(), nil
 }

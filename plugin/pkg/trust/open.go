@@ -35,11 +35,19 @@ func Open(path string, data, sig []byte, inForce *Policy, pinned []minisign.Publ
 			return nil, false, fmt.Errorf("%s: %w: trust policy serial %d is not newer than serial %d in force", path, ErrRollback, p.Serial, inForce.Serial)
 		}
 	}
-	signers := inForce.rootKeys(pinned)
-	for _, k := range p.Root.Keys {
-		if !slices.ContainsFunc(signers, func(x minisign.PublicKey) bool { return x.ID() == k.ID() }) {
-			signers = append(signers, k)
+	// The keys that may sign it: those in force (or pinned) and its own
+	// root keys. A new root key may not reuse the ID of a key in force for
+	// another public key: the ID would find the wrong key.
+	signers := append(inForce.rootKeys(pinned), p.Root.Keys...)
+	names := make([]string, len(signers))
+	for i := range names {
+		names[i] = fmt.Sprintf("the root line of serial %d", p.Serial)
+		if i < len(signers)-len(p.Root.Keys) {
+			names[i] = "a root key in force"
 		}
+	}
+	if err := blocklist.CheckKeys(signers, names); err != nil {
+		return nil, false, &blocklist.LoadError{Reason: blocklist.ReasonParseError, Err: fmt.Errorf("%s: %v", path, err)}
 	}
 	ids, err := blocklist.Verify(data, sig, signers)
 	if err != nil {

@@ -51,7 +51,7 @@ type Policy struct {
 	Lists   []ListRule
 	File    string
 	SHA256  [sha256.Size]byte
-	Signers []uint64 // the keys whose signatures of the file verified
+	Signers []minisign.PublicKey // the keys whose signatures of the file verified
 }
 
 // Errors a list or policy is refused with, besides blocklist's.
@@ -185,7 +185,31 @@ func Parse(path string, data []byte) (*Policy, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	// One key ID for two public keys, or one public key under two IDs,
+	// anywhere in the policy: a key could pose as another, or count twice.
+	var keys []minisign.PublicKey
+	var on []int // the line of each key
+	var names []string
+	for _, r := range append([]Rule{p.Root}, p.rules()...) {
+		for _, k := range r.Keys {
+			keys, on, names = append(keys, k), append(on, r.Line), append(names, fmt.Sprintf("line %d", r.Line))
+		}
+	}
+	var clash *blocklist.KeyClash
+	if errors.As(blocklist.CheckKeys(keys, names), &clash) {
+		errorf(on[clash.Second], "%v", clash)
+		return nil, errs
+	}
 	return p, nil
+}
+
+// rules returns the rules of the list lines.
+func (p *Policy) rules() []Rule {
+	rules := make([]Rule, len(p.Lists))
+	for i, l := range p.Lists {
+		rules[i] = l.Rule
+	}
+	return rules
 }
 
 // parseRule reads "THRESHOLD KEY...". A threshold that the keys cannot
@@ -204,8 +228,15 @@ func parseRule(fields []string, line int) (Rule, error) {
 		if err := key.UnmarshalText([]byte(text)); err != nil {
 			return Rule{}, fmt.Errorf("%q is not a minisign public key (the second line of a .pub file)", short(text))
 		}
-		if slices.ContainsFunc(r.Keys, func(k minisign.PublicKey) bool { return k.ID() == key.ID() }) {
-			return Rule{}, fmt.Errorf("key %X given twice", key.ID())
+		for _, k := range r.Keys {
+			switch {
+			case k.ID() == key.ID() && blocklist.SameKey(k, key):
+				return Rule{}, fmt.Errorf("key %X given twice", key.ID())
+			case blocklist.SameKey(k, key):
+				return Rule{}, fmt.Errorf("key %X given again under key ID %X: one public key under two IDs counts once", k.ID(), key.ID())
+			case k.ID() == key.ID():
+				return Rule{}, fmt.Errorf("two different public keys under key ID %X: a key ID is chosen by whoever makes the key, so one of them may be posing as the other", key.ID())
+			}
 		}
 		r.Keys = append(r.Keys, key)
 	}
@@ -252,11 +283,13 @@ func (p *Policy) RuleFor(name string) *ListRule {
 	return best
 }
 
-// Count returns how many of signers are keys of r, each key once.
-func (r Rule) Count(signers []uint64) int {
+// Count returns how many distinct public keys of r are among signers, the
+// keys whose signatures verified. Keys are compared whole, never by ID.
+func (r Rule) Count(signers []minisign.PublicKey) int {
 	n := 0
-	for _, k := range r.Keys {
-		if slices.Contains(signers, k.ID()) {
+	for i, s := range signers {
+		counted := slices.ContainsFunc(signers[:i], func(k minisign.PublicKey) bool { return blocklist.SameKey(k, s) })
+		if !counted && slices.ContainsFunc(r.Keys, func(k minisign.PublicKey) bool { return blocklist.SameKey(k, s) }) {
 			n++
 		}
 	}
@@ -267,7 +300,7 @@ func (r Rule) Count(signers []uint64) int {
 // verified, meet the policy's rule for that name: an error wrapping
 // ErrUntrusted when no line names it, ErrThreshold when too few of the
 // line's keys signed.
-func (p *Policy) Judge(name string, signers []uint64) error {
+func (p *Policy) Judge(name string, signers []minisign.PublicKey) error {
 	r := p.RuleFor(name)
 	if r == nil {
 		return fmt.Errorf("%w: no line of trust policy serial %d names list %q", ErrUntrusted, p.Serial, name)
@@ -283,9 +316,11 @@ func (p *Policy) Judge(name string, signers []uint64) error {
 // keys a list's signatures are verified against.
 func (p *Policy) ListKeys() []minisign.PublicKey {
 	var keys []minisign.PublicKey
+	seen := map[[32]byte]bool{}
 	for _, r := range p.Lists {
 		for _, k := range r.Keys {
-			if !slices.ContainsFunc(keys, func(x minisign.PublicKey) bool { return x.ID() == k.ID() }) {
+			if b := blocklist.KeyBytes(k); !seen[b] {
+				seen[b] = true
 				keys = append(keys, k)
 			}
 		}

@@ -20,6 +20,11 @@ func line(k *blocklisttest.Key) string {
 	return lines[len(lines)-1]
 }
 
+// reID returns k's key as a policy writes it, under the ID of other.
+func reID(k, other *blocklisttest.Key) string {
+	return blocklisttest.WithID(k.Public, other.Public.ID()).String()
+}
+
 func policy(serial int, body string) string {
 	return fmt.Sprintf("#! regblock-trust 1\n#! serial: %d\n#! issued: 2026-12-01T00:00:00Z\n%s", serial, body)
 }
@@ -54,6 +59,11 @@ func TestParseErrors(t *testing.T) {
 		{"pattern twice", policy(1, root+"list a 1 "+line(a)+"\nlist a 1 "+line(b)+"\n"), 6, "already given on line 5"},
 		{"list locked out", policy(1, root+"list a 2 "+line(a)+"\n"), 5, "could never be met"},
 		{"unknown line", policy(1, root+"delegate a 1 "+line(a)+"\n"), 5, `unknown line "delegate"`},
+		{"one ID, two keys", policy(1, root+"list a 1 "+line(b)+"\nlist b 1 "+reID(b, a)+"\n"), 6,
+			"line 4 and line 6 give two different public keys the same key ID"},
+		{"one key, two IDs", policy(1, root+"list a 1 "+line(b)+"\nlist b 1 "+reID(a, blocklisttest.NewKey(t))+"\n"), 6,
+			"line 4 and line 6 give one public key under two key IDs"},
+		{"one key, two IDs on a line", policy(1, root+"list a 2 "+line(b)+" "+reID(b, a)+"\n"), 5, "given again under key ID"},
 	} {
 		_, err := Parse("p.trust", []byte(tc.text))
 		var errs blocklist.ErrorList
@@ -80,24 +90,24 @@ list * 1 `+line(c)+"\n")))
 			t.Errorf("RuleFor(%q) = %v, want %s", tc.name, r, tc.pattern)
 		}
 	}
-	id := func(k *blocklisttest.Key) uint64 { return k.Public.ID() }
+	id := func(k *blocklisttest.Key) minisign.PublicKey { return k.Public }
 	for _, tc := range []struct {
 		name    string
-		signers []uint64
+		signers []minisign.PublicKey
 		err     error
 	}{
-		{"mcmc-csam", []uint64{id(b)}, nil},
-		{"mcmc-csam", []uint64{id(c), id(d)}, ErrThreshold},
-		{"court-1", []uint64{id(b), id(d)}, nil},
-		{"court-1", []uint64{id(b), id(a)}, ErrThreshold},
-		{"court-1", []uint64{id(b), id(b)}, ErrThreshold}, // one key counts once
+		{"mcmc-csam", []minisign.PublicKey{id(b)}, nil},
+		{"mcmc-csam", []minisign.PublicKey{id(c), id(d)}, ErrThreshold},
+		{"court-1", []minisign.PublicKey{id(b), id(d)}, nil},
+		{"court-1", []minisign.PublicKey{id(b), id(a)}, ErrThreshold},
+		{"court-1", []minisign.PublicKey{id(b), id(b)}, ErrThreshold}, // one key counts once
 	} {
 		if err := p.Judge(tc.name, tc.signers); !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
 			t.Errorf("Judge(%s, %X) = %v, want %v", tc.name, tc.signers, err, tc.err)
 		}
 	}
 	p.Lists = p.Lists[:3] // without the catch-all
-	if err := p.Judge("other", []uint64{id(a)}); !errors.Is(err, ErrUntrusted) {
+	if err := p.Judge("other", []minisign.PublicKey{id(a)}); !errors.Is(err, ErrUntrusted) {
 		t.Errorf("a list no line names: %v, want untrusted", err)
 	}
 }
@@ -153,5 +163,32 @@ func TestRootRotation(t *testing.T) {
 	}
 	if _, err := OpenSaved("p.trust", []byte(v3), bytes.Join([][]byte{sign(v3, r3), []byte("junk\n")}, nil)); !errors.Is(err, ErrThreshold) {
 		t.Errorf("saved v3 with one root signature: %v, want threshold", err)
+	}
+}
+
+// TestCountByPublicKey: a rule counts public keys, whatever IDs they are
+// written under, and a new root may not reuse an ID of a root in force.
+func TestCountByPublicKey(t *testing.T) {
+	a, b := blocklisttest.NewKey(t), blocklisttest.NewKey(t)
+	alias := blocklisttest.WithID(a.Public, b.Public.ID())
+	r := Rule{Threshold: 2, Keys: []minisign.PublicKey{a.Public, alias}}
+	if n := r.Count([]minisign.PublicKey{a.Public, alias}); n != 1 {
+		t.Errorf("one key under two IDs counted %d times", n)
+	}
+	if n := (Rule{Keys: []minisign.PublicKey{a.Public, b.Public}}).Count([]minisign.PublicKey{b.Public, alias}); n != 2 {
+		t.Errorf("Count = %d, want 2", n)
+	}
+
+	v1 := policy(1, "root 1 "+line(a)+"\n")
+	inForce, _, err := Open("p.trust", []byte(v1), sign(v1, a), nil, []minisign.PublicKey{a.Public})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The next root, b's key under a's ID, signed by a and by b (its
+	// signature under a's ID too): refused before any signature counts.
+	v2 := policy(2, "root 1 "+blocklisttest.WithID(b.Public, a.Public.ID()).String()+"\n")
+	sig := append(sign(v2, a), blocklisttest.ReID(sign(v2, b), a.Public.ID())...)
+	if _, _, err := Open("p.trust", []byte(v2), sig, inForce, nil); err == nil || !strings.Contains(err.Error(), "the same key ID") {
+		t.Errorf("a root reusing the ID of the root in force: %v", err)
 	}
 }

@@ -4,9 +4,12 @@ package blocklisttest
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"aead.dev/minisign"
@@ -68,4 +71,35 @@ func (k *Key) WriteList(t testing.TB, dir, file, text string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// WithID returns pub written under another key ID, as whoever makes a key
+// may write it: the ID is not signed, so the key verifies the same
+// signatures once they carry that ID (ReID).
+func WithID(pub minisign.PublicKey, id uint64) minisign.PublicKey {
+	raw, _ := base64.StdEncoding.DecodeString(pub.String()) // 2 algorithm bytes, the ID, the key
+	binary.LittleEndian.PutUint64(raw[2:10], id)
+	var k minisign.PublicKey
+	if err := k.UnmarshalText([]byte(base64.StdEncoding.EncodeToString(raw))); err != nil {
+		panic(err) // the same key, re-encoded
+	}
+	return k
+}
+
+// ReID returns the text of a .minisig file with every signature carrying
+// the key ID id, as whoever holds the file can rewrite it.
+func ReID(sig []byte, id uint64) []byte {
+	lines := strings.Split(string(sig), "\n")
+	for i := 1; i < len(lines); i++ {
+		if !strings.HasPrefix(lines[i-1], "untrusted comment: ") {
+			continue
+		}
+		raw, err := base64.StdEncoding.DecodeString(lines[i])
+		if err != nil || len(raw) < 10 {
+			continue
+		}
+		binary.LittleEndian.PutUint64(raw[2:10], id)
+		lines[i] = base64.StdEncoding.EncodeToString(raw)
+	}
+	return []byte(strings.Join(lines, "\n"))
 }
