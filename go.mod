@@ -6,6 +6,7 @@ toolchain go1.26.11
 
 require (
 	aead.dev/minisign v0.3.0
+	filippo.io/edwards25519 v1.2.0
 	github.com/coredns/caddy v1.1.4
 	github.com/coredns/coredns v1.15.0
 	github.com/fsnotify/fsnotify v1.10.1

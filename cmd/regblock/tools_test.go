@@ -360,6 +360,14 @@ func TestTrustToolkit(t *testing.T) {
 	if code, _, stderr := regblock(t, "verify", "-p", roots, policy); code != 1 || !strings.Contains(stderr, "threshold") {
 		t.Errorf("a policy with one of two root signatures: exit %d %s", code, stderr)
 	}
+	// One of the two pinned roots signs a first policy of "root 1" with
+	// itself: not a majority of the pinned keys.
+	evil := writeFile(t, dir, "evil.trust", "#! regblock-trust 1\n#! serial: 99\n#! issued: 2026-11-30T00:00:00Z\n"+
+		"root 1 "+line["root-a"]+"\nlist * 1 "+line["police"]+"\n")
+	regblock(t, "sign", "-s", filepath.Join(dir, "root-a.key"), evil)
+	if code, _, stderr := regblock(t, "verify", "-p", roots, evil); code != 1 || !strings.Contains(stderr, "a majority of the 2 pinned") {
+		t.Errorf("a first policy signed by one of two pinned roots: exit %d %s", code, stderr)
+	}
 	regblock(t, "sign", "-s", filepath.Join(dir, "root-b.key"), "-append", policy)
 	if code, stdout, stderr := regblock(t, "verify", "-p", roots, policy); code != 0 || !strings.Contains(stdout, "trust policy serial 1 valid, signed by 2 of its 2 root keys") {
 		t.Errorf("verify of the policy: exit %d %s%s", code, stdout, stderr)

@@ -2,6 +2,8 @@ package blocklist_test
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -277,5 +279,29 @@ func TestKeyIdentity(t *testing.T) {
 	signers, err := blocklist.Verify(data, join(a.Sign(data), blocklisttest.ReID(a.Sign(data), b.Public.ID())), []minisign.PublicKey{a.Public, alias})
 	if err != nil || len(signers) != 1 || !blocklist.SameKey(signers[0], a.Public) {
 		t.Errorf("one key under two IDs: signers %v, %v; want a once", signers, err)
+	}
+}
+
+// TestSmallOrderKeys: keys no key pair made (the identity point, in its
+// canonical encoding and with the sign bit set; a point of order 8) are
+// refused, for a made-up signature verifies under them for any message.
+func TestSmallOrderKeys(t *testing.T) {
+	identity := make([]byte, 32)
+	identity[0] = 1
+	signBit := bytes.Clone(identity)
+	signBit[31] |= 0x80
+	order8, _ := hex.DecodeString("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")
+	want := []string{"small order", "not canonically encoded", "small order"}
+	dir := t.TempDir()
+	for i, point := range [][]byte{identity, signBit, order8} {
+		raw := append([]byte{'E', 'd', 1, 2, 3, 4, 5, 6, 7, byte(i)}, point...)
+		path := filepath.Join(dir, fmt.Sprintf("k%d.pub", i))
+		os.WriteFile(path, []byte("untrusted comment: minisign public key\n"+base64.StdEncoding.EncodeToString(raw)+"\n"), 0o644)
+		if _, err := blocklist.ReadPublicKey(path); err == nil || !strings.Contains(err.Error(), want[i]) {
+			t.Errorf("key %d (%x): %v, want %q", i, point, err, want[i])
+		}
+	}
+	if err := blocklist.CheckPublicKey(blocklisttest.NewKey(t).Public); err != nil {
+		t.Errorf("a real key: %v", err)
 	}
 }

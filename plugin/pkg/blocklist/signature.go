@@ -1,16 +1,19 @@
 package blocklist
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"os"
 	"slices"
 	"strings"
 
 	"aead.dev/minisign"
+	"filippo.io/edwards25519"
 )
 
 // SignatureSuffix is appended to a list's path to name its detached signature.
@@ -34,7 +37,28 @@ func ReadPublicKey(path string) (minisign.PublicKey, error) {
 	if err := key.UnmarshalText(data); err != nil {
 		return key, fmt.Errorf("public key %s: not a minisign public key (%s)", path, strings.TrimPrefix(err.Error(), "minisign: "))
 	}
+	if err := CheckPublicKey(key); err != nil {
+		return key, fmt.Errorf("public key %s: %v", path, err)
+	}
 	return key, nil
+}
+
+// CheckPublicKey refuses an Ed25519 public key that no key pair made: a
+// point of small order, for which made-up signatures verify without any
+// secret key, or a non-canonical encoding, which would let one key pass
+// for two. Neither comes out of minisign -G or regblock keygen.
+func CheckPublicKey(k minisign.PublicKey) error {
+	b := KeyBytes(k)
+	p, err := new(edwards25519.Point).SetBytes(b[:])
+	switch {
+	case err != nil:
+		return fmt.Errorf("key %X is not a point of Ed25519", k.ID())
+	case !bytes.Equal(p.Bytes(), b[:]):
+		return fmt.Errorf("key %X is not canonically encoded", k.ID())
+	case new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1:
+		return fmt.Errorf("key %X is a point of small order, under which made-up signatures verify", k.ID())
+	}
+	return nil
 }
 
 // ReadSecretKey reads a minisign secret key file; password is asked only
@@ -70,8 +94,29 @@ func Verify(data, sig []byte, keys []minisign.PublicKey) ([]minisign.PublicKey, 
 	if err != nil {
 		return nil, err
 	}
-	return verified(signed, func(s signature) bool { return minisign.Verify(s.key, data, s.text) })
+	// Prehashed signatures are checked against one BLAKE2b of data, so that
+	// a .minisig full of blocks costs one pass over a large list, not one a
+	// block; a legacy signature needs a pass of its own (Ed25519 over the
+	// whole message), so only maxLegacy of them are checked.
+	var prehash *minisign.Reader
+	legacy := 0
+	return verified(signed, func(s signature) bool {
+		if !s.hashed {
+			legacy++
+			return legacy <= maxLegacy && minisign.Verify(s.key, data, s.text)
+		}
+		if prehash == nil {
+			prehash = minisign.NewReader(bytes.NewReader(data))
+			io.Copy(io.Discard, prehash) // reading memory does not fail
+		}
+		return prehash.Verify(s.key, s.text)
+	})
 }
+
+// maxLegacy bounds the legacy (not prehashed) signatures checked in one
+// .minisig file: minisign writes them only when asked (-l), and each costs
+// a pass over the whole list.
+const maxLegacy = 4
 
 // signature is one signature of a .minisig file, to be checked under one
 // trusted key.
@@ -81,17 +126,24 @@ type signature struct {
 	hashed bool   // prehashed (minisign's default), not legacy
 }
 
-// trustedSignatures pairs each signature of sig with every key of keys
-// that carries its key ID: a .minisig file may hold several signatures one
-// after another (each the four lines stock minisign writes; cat joins
-// them). The key ID only finds the candidates: which key signed is decided
-// by verifying. Anything else in the file (garbage between blocks, a block
-// that does not decode, a signature by another key) counts as nothing. It
-// is an error when no signature names a trusted key.
+// trustedSignatures pairs the first signature of sig that carries each
+// key ID with every key of keys that carries that ID: a .minisig file may
+// hold several signatures one after another (each the four lines stock
+// minisign writes; cat joins them). The key ID only finds the candidates:
+// which key signed is decided by verifying. Anything else in the file
+// (garbage between blocks, a block that does not decode, a signature by
+// another key, a second block carrying an ID already seen) counts as
+// nothing, so that no file costs more checks than there are trusted keys.
+// It is an error when no signature names a trusted key.
 func trustedSignatures(sig []byte, keys []minisign.PublicKey) ([]signature, error) {
 	var signed []signature
 	var others []string
+	var seen []uint64
 	for text, s := range signatureBlocks(sig) {
+		if slices.Contains(seen, s.KeyID) {
+			continue
+		}
+		seen = append(seen, s.KeyID)
 		found := false
 		for _, k := range keys {
 			if k.ID() == s.KeyID {

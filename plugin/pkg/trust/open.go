@@ -17,9 +17,9 @@ import (
 //   - a serial not above inForce's: an error wrapping ErrRollback;
 //   - the threshold of inForce's root line, and of its own root line, in
 //     valid signatures by distinct keys (root rotation one step at a time,
-//     as in TUF); without inForce, the threshold of its own root line from
-//     the pinned keys (the resolver's pubkey), which must be its own root
-//     keys too: else an error wrapping ErrThreshold.
+//     as in TUF); without inForce, its own root threshold and a majority
+//     of the pinned keys (the resolver's pubkey), from pinned keys that are
+//     its own root keys too: else an error wrapping ErrThreshold.
 //
 // A parse error is a *blocklist.LoadError with reason parse_error, a file
 // without any valid signature by those keys one with bad_signature.
@@ -55,9 +55,13 @@ func Open(path string, data, sig []byte, inForce *Policy, pinned []minisign.Publ
 	}
 	p.Signers = ids
 	if inForce == nil {
-		pinnedRule := Rule{Threshold: p.Root.Threshold, Keys: pinned}
-		if n := pinnedRule.Count(ids); n < p.Root.Threshold {
-			return nil, false, fmt.Errorf("%s: %w: the first trust policy needs %d valid signatures by the pinned root keys (pubkey), it has %d", path, ErrThreshold, p.Root.Threshold, n)
+		// The first policy sets its own root threshold: taken alone, one
+		// pinned key could sign a policy of "root 1" with itself. So it
+		// needs a majority of the pinned keys too.
+		pinnedRule := Rule{Keys: pinned}
+		need := max(p.Root.Threshold, pinnedRule.distinct()/2+1)
+		if n := pinnedRule.Count(ids); n < need {
+			return nil, false, fmt.Errorf("%s: %w: the first trust policy needs %d valid signatures by the pinned root keys (pubkey): its root threshold, and a majority of the %d pinned; it has %d", path, ErrThreshold, need, pinnedRule.distinct(), n)
 		}
 	} else if n := inForce.Root.Count(ids); n < inForce.Root.Threshold {
 		return nil, false, fmt.Errorf("%s: %w: trust policy serial %d needs %d valid signatures by the root keys of serial %d in force, it has %d", path, ErrThreshold, p.Serial, inForce.Root.Threshold, inForce.Serial, n)

@@ -228,6 +228,9 @@ func parseRule(fields []string, line int) (Rule, error) {
 		if err := key.UnmarshalText([]byte(text)); err != nil {
 			return Rule{}, fmt.Errorf("%q is not a minisign public key (the second line of a .pub file)", short(text))
 		}
+		if err := blocklist.CheckPublicKey(key); err != nil {
+			return Rule{}, err
+		}
 		for _, k := range r.Keys {
 			switch {
 			case k.ID() == key.ID() && blocklist.SameKey(k, key):
@@ -295,6 +298,9 @@ func (r Rule) Count(signers []minisign.PublicKey) int {
 	}
 	return n
 }
+
+// distinct returns how many distinct public keys r has.
+func (r Rule) distinct() int { return r.Count(r.Keys) }
 
 // Judge checks that signers, the keys whose signatures of a list named name
 // verified, meet the policy's rule for that name: an error wrapping

@@ -192,3 +192,22 @@ func TestCountByPublicKey(t *testing.T) {
 		t.Errorf("a root reusing the ID of the root in force: %v", err)
 	}
 }
+
+// TestFirstPolicyNeedsPinnedMajority: one of three pinned root keys cannot
+// bring in a first policy that says "root 1" with itself, and so cannot
+// lock the others out.
+func TestFirstPolicyNeedsPinnedMajority(t *testing.T) {
+	a, b, c, police := blocklisttest.NewKey(t), blocklisttest.NewKey(t), blocklisttest.NewKey(t), blocklisttest.NewKey(t)
+	pinned := []minisign.PublicKey{a.Public, b.Public, c.Public}
+	evil := policy(99, "root 1 "+line(a)+"\nlist * 1 "+line(police)+"\n")
+	if _, _, err := Open("p.trust", []byte(evil), sign(evil, a), nil, pinned); !errors.Is(err, ErrThreshold) || !strings.Contains(err.Error(), "a majority of the 3 pinned") {
+		t.Errorf("a first policy of root 1 signed by one of three pinned keys: %v", err)
+	}
+	if _, _, err := Open("p.trust", []byte(evil), sign(evil, a, b), nil, pinned); err != nil {
+		t.Errorf("signed by two of three: %v", err)
+	}
+	one := policy(1, "root 1 "+line(a)+"\n")
+	if _, _, err := Open("p.trust", []byte(one), sign(one, a), nil, pinned[:1]); err != nil {
+		t.Errorf("one pinned key, one signature: %v", err)
+	}
+}
