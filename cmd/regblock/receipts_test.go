@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -127,7 +128,7 @@ func TestReceipts(t *testing.T) {
 	// Anyone holding the ISP's public key can check a stored receipt with
 	// the stock minisign CLI: the body as received, the signature decoded.
 	ms := testenv.Need(t, "minisign", "minisign")
-	recs, err := receipts.Load(filepath.Join(store, "r1.jsonl"))
+	recs, _, err := receipts.Load(filepath.Join(store, "r1.jsonl"))
 	if err != nil || len(recs) == 0 {
 		t.Fatalf("stored receipts: %v, %d", err, len(recs))
 	}
@@ -136,7 +137,7 @@ func TestReceipts(t *testing.T) {
 		t.Fatal(err)
 	}
 	bodyFile := filepath.Join(t.TempDir(), "receipt.json")
-	os.WriteFile(bodyFile, recs[0].Receipt, 0o644)
+	os.WriteFile(bodyFile, recs[0].Body, 0o644)
 	os.WriteFile(bodyFile+".minisig", sigText, 0o644)
 	if out, err := exec.Command(ms, "-V", "-m", bodyFile, "-p", ispPub).CombinedOutput(); err != nil {
 		t.Errorf("stock minisign does not verify a stored receipt: %v\n%s", err, out)
@@ -273,4 +274,98 @@ func mustReadBytes(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// TestReceiverHostileISP: what one ISP key can send does not stop the
+// regulator's receiver or spoil the evidence. A receipt of 250 000 '<' and
+// odd spacing is kept byte for byte (stock minisign verifies it, extracted
+// as docs/receipts.md shows); one dated 2036 is refused rather than locking
+// the resolver out; the name "unknown" is refused; and a receiver started
+// again on a file torn by a full disk starts, sets the torn line aside and
+// stores the next receipt on a line of its own.
+func TestReceiverHostileISP(t *testing.T) {
+	ms := testenv.Need(t, "minisign", "minisign")
+	jq := testenv.Need(t, "jq", "jq")
+	dir, store := t.TempDir(), t.TempDir()
+	ispPub, ispSec := filepath.Join(dir, "isp.pub"), filepath.Join(dir, "isp.key")
+	regblock(t, "keygen", "-W", "-p", ispPub, "-s", ispSec)
+	ispKey, err := blocklist.ReadSecretKey(ispSec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cmd *exec.Cmd
+	var base string
+	client := &http.Client{Timeout: 5 * time.Second}
+	start := func() {
+		t.Helper()
+		if cmd != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		addr := "127.0.0.1:" + testenv.FreePort(t)
+		cmd = exec.Command(bin, "receipts", "-listen", addr, "-dir", store, "-p", ispPub)
+		testenv.Process(t, "regblock receipts", cmd)
+		base = "http://" + addr
+		testenv.Eventually(t, 10*time.Second, "the receiver answers", func() bool { return metrics(t, client, base+"/metrics") != nil })
+	}
+	post := func(body []byte) int {
+		req, _ := http.NewRequest("POST", base+"/", bytes.NewReader(body))
+		req.Header.Set(receipt.SignatureHeader, base64.StdEncoding.EncodeToString(minisign.Sign(ispKey, body)))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	start()
+
+	now := time.Now().UTC()
+	hostile := fmt.Appendf(nil, `{"resolver":  "r1", "time": %q, "lists": [], "ledger": {"head": "%s", "events": 1}}`, now.Format(time.RFC3339), strings.Repeat("<", 250_000))
+	if got := post(hostile); got != 204 {
+		t.Fatalf("a receipt of 250 000 '<': HTTP %d", got)
+	}
+	if got := post(fmt.Appendf(nil, `{"resolver":"r1","time":"2036-01-01T00:00:00Z","ledger":{"head":"00","events":2}}`)); got != 400 {
+		t.Errorf("a receipt dated 2036: HTTP %d, want 400", got)
+	}
+	if m := metrics(t, client, base+"/metrics"); m[`regblock_receipts_total{resolver="r1",result="future"}`] != 1 {
+		t.Errorf("the receipt dated 2036 is not counted as future")
+	}
+	if got := post(fmt.Appendf(nil, `{"resolver":"unknown","time":%q}`, now.Format(time.RFC3339))); got != 400 {
+		t.Errorf("a resolver named unknown: HTTP %d, want 400", got)
+	}
+
+	// Anyone with the ISP's public key checks the stored receipt with stock
+	// minisign, extracted with jq and base64 as docs/receipts.md says.
+	check := filepath.Join(t.TempDir(), "receipt.json")
+	extract := fmt.Sprintf(`sed -n 1p %[1]s | %[2]s -r .body | base64 -d > %[3]s && sed -n 1p %[1]s | %[2]s -r .signature | base64 -d > %[3]s.minisig`,
+		filepath.Join(store, "r1.jsonl"), jq, check)
+	if out, err := exec.Command("bash", "-c", extract).CombinedOutput(); err != nil {
+		t.Fatalf("extracting: %v\n%s", err, out)
+	}
+	if !bytes.Equal(mustReadBytes(t, check), hostile) {
+		t.Error("the stored receipt is not the bytes that were signed")
+	}
+	if out, err := exec.Command(ms, "-V", "-m", check, "-p", ispPub).CombinedOutput(); err != nil {
+		t.Errorf("stock minisign does not verify the stored receipt: %v\n%s", err, out)
+	}
+
+	// A full disk tore the last line; the receiver starts again all the same.
+	f, _ := os.OpenFile(filepath.Join(store, "r1.jsonl"), os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString(`{"received":"2026-12-01T10:00:00Z","key":"00","result":"accepted","body":"eyJyZXNvbHZlciI6`)
+	f.Close()
+	start()
+	m := metrics(t, client, base+"/metrics")
+	if m["regblock_receipts_damaged_lines_total"] != 1 || m[`regblock_receipts_ledger_events{resolver="r1"}`] != 1 {
+		t.Errorf("after a torn line: damaged %v, r1's events %v; want 1, 1", m["regblock_receipts_damaged_lines_total"], m[`regblock_receipts_ledger_events{resolver="r1"}`])
+	}
+	if got := post(fmt.Appendf(nil, `{"resolver":"r1","time":%q,"ledger":{"head":"00","events":2}}`, now.Add(time.Second).Format(time.RFC3339))); got != 204 {
+		t.Errorf("the next receipt after the restart: HTTP %d", got)
+	}
+	if recs, damaged, err := receipts.Load(filepath.Join(store, "r1.jsonl")); err != nil || damaged != 0 || len(recs) != 2 {
+		t.Errorf("r1's file: %d records, %d damaged lines, %v; want 2, 0", len(recs), damaged, err)
+	}
+	if aside, _ := filepath.Glob(filepath.Join(store, "r1.jsonl"+receipts.DamagedSuffix+"*")); len(aside) != 1 {
+		t.Errorf("the torn file is not kept aside: %v", aside)
+	}
 }

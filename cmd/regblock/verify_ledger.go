@@ -205,14 +205,17 @@ func checkReceipts(dir, resolver string, lines []ledger.Line, total uint64, stdo
 		byHash[l.Hash] = true
 	}
 	load := func(path string) ([]receipt.Receipt, error) {
-		recs, err := receipts.Load(path)
+		recs, damaged, err := receipts.Load(path)
 		if err != nil {
 			return nil, err
+		}
+		if damaged > 0 {
+			fmt.Fprintf(stderr, "regblock: warning: %s: %d damaged lines (torn, oversized or not a record) left out\n", path, damaged)
 		}
 		out := make([]receipt.Receipt, 0, len(recs))
 		for _, rec := range recs {
 			var r receipt.Receipt
-			if err := json.Unmarshal(rec.Receipt, &r); err != nil {
+			if err := json.Unmarshal(rec.Bytes(), &r); err != nil {
 				return nil, fmt.Errorf("%s: %v", path, err)
 			}
 			out = append(out, r)

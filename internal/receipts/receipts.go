@@ -5,8 +5,6 @@
 package receipts
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -17,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,33 +34,40 @@ const (
 	Malformed    = "malformed"
 	LedgerShrunk = "ledger_shrunk" // stored: the resolver's ledger has fewer events than it said before
 	Replayed     = "replayed"      // not stored: no later than a receipt already stored
-	TooMany      = "too_many"      // not stored: past a key's resolvers or a resolver's rate
+	Future       = "future"        // not stored: dated more than MaxAhead after the receiver's clock
+	TooMany      = "too_many"      // not stored: past a bound (regblock_receipts_bounds_hit_total says which)
 )
 
+// MaxAhead is how far after the receiver's clock a receipt may be dated: a
+// receipt from the far future would make every later one a replay.
+const MaxAhead = 5 * time.Minute
+
 // Bounds on what one stolen ISP key can make the receiver keep: resolvers
-// (files and series) in all and per key, and receipts stored per resolver
-// (a bucket of storeBurst, refilled one every storeEvery; a resolver sends
-// one a minute and one after each change, and repeats are not stored).
+// (files and series) in all and per key, list series per key (a receipt
+// names at most receipt.MaxLists lists), bytes on disk per resolver and
+// per key, and receipts stored per resolver (a bucket of storeBurst,
+// refilled one every storeEvery; a resolver sends one a minute and one
+// after each change, and repeats are not stored). docs/receipts.md gives
+// the figures they allow.
 const (
-	MaxResolvers       = 100_000
-	MaxResolversPerKey = 10_000
-	storeBurst         = 20
-	storeEvery         = 5 * time.Second
+	MaxResolvers          = 100_000
+	MaxResolversPerKey    = 10_000
+	MaxListSeriesPerKey   = 100_000
+	MaxBytesPerResolver   = 256 << 20
+	MaxBytesPerKey        = 64 << 30
+	storeBurst            = 20
+	storeEvery            = 5 * time.Second
+	boundResolvers        = "resolvers"
+	boundResolversPerKey  = "resolvers_per_key"
+	boundListSeriesPerKey = "list_series_per_key"
+	boundResolverBytes    = "resolver_bytes"
+	boundKeyBytes         = "key_bytes"
+	boundRate             = "rate"
 )
 
 // unknown labels what comes from no resolver known yet, so that made-up
-// names add no series.
-const unknown = "unknown"
-
-// Record is one line of a resolver's file: the receipt as received, with
-// its signature, so that anyone holding the ISP's key can check it again.
-type Record struct {
-	Received  time.Time       `json:"received"`
-	Key       string          `json:"key"` // ID of the key that signed it, hex
-	Result    string          `json:"result"`
-	Receipt   json.RawMessage `json:"receipt"`
-	Signature string          `json:"signature"` // the receipt.SignatureHeader value
-}
+// names add no series; no resolver may be named so.
+const unknown = receipt.UnknownResolver
 
 // Config is what a Server needs.
 type Config struct {
@@ -73,8 +79,11 @@ type Config struct {
 	Log      *log.Logger
 	Now      func() time.Time // time.Now when nil
 	// PerKey bounds the resolvers one key may report for;
-	// MaxResolversPerKey when 0.
-	PerKey int
+	// MaxResolversPerKey when 0. The other bounds likewise.
+	PerKey           int
+	ListSeriesPerKey int
+	BytesPerResolver int64
+	BytesPerKey      int64
 }
 
 // Server receives receipts on POST and serves metrics.
@@ -88,10 +97,19 @@ type Server struct {
 	last    *prometheus.GaugeVec
 	events  *prometheus.GaugeVec
 	info    *prometheus.GaugeVec
+	bounds  *prometheus.CounterVec
+	damaged prometheus.Counter
 
 	mu        sync.Mutex
 	resolvers map[string]*resolver
-	perKey    map[uint64]int // resolvers bound to each key
+	perKey    map[uint64]*keyUse
+}
+
+// keyUse is what the resolvers bound to one key hold; Server.mu guards it.
+type keyUse struct {
+	resolvers int
+	series    int   // list series of its resolvers
+	bytes     int64 // in its resolvers' files
 }
 
 // resolver is what the server keeps of one resolver: a few words, whatever
@@ -102,6 +120,7 @@ type resolver struct {
 	time   time.Time  // of its last receipt taken
 	events uint64
 	lists  []string // names with series
+	bytes  int64    // in its file
 
 	said   [sha256.Size]byte // what its last receipt stored says (lists and ledger)
 	stored time.Time         // when that receipt was stored
@@ -143,10 +162,19 @@ func New(cfg Config) (*Server, error) {
 	if cfg.PerKey == 0 {
 		cfg.PerKey = MaxResolversPerKey
 	}
+	if cfg.ListSeriesPerKey == 0 {
+		cfg.ListSeriesPerKey = MaxListSeriesPerKey
+	}
+	if cfg.BytesPerResolver == 0 {
+		cfg.BytesPerResolver = MaxBytesPerResolver
+	}
+	if cfg.BytesPerKey == 0 {
+		cfg.BytesPerKey = MaxBytesPerKey
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, reg: prometheus.NewRegistry(), resolvers: map[string]*resolver{}, perKey: map[uint64]int{}}
+	s := &Server{cfg: cfg, reg: prometheus.NewRegistry(), resolvers: map[string]*resolver{}, perKey: map[uint64]*keyUse{}}
 	s.total = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regblock_receipts_total",
 		Help: "Receipts received, by resolver and result."}, []string{"resolver", "result"})
 	s.serial = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_receipts_list_serial",
@@ -159,56 +187,88 @@ func New(cfg Config) (*Server, error) {
 		Help: "Ledger events the resolver's last receipt commits to."}, []string{"resolver"})
 	s.info = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_receipts_resolver_info",
 		Help: "1 for each resolver, labelled with the name of the key its receipts are bound to (the ISP's, by the key's file name)."}, []string{"resolver", "key"})
-	s.reg.MustRegister(s.total, s.serial, s.applied, s.last, s.events, s.info)
-	files, err := filepath.Glob(filepath.Join(cfg.Dir, "*.jsonl"))
+	s.bounds = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regblock_receipts_bounds_hit_total",
+		Help: "Receipts refused as too_many, by the bound they would have passed."}, []string{"bound"})
+	s.damaged = prometheus.NewCounter(prometheus.CounterOpts{Name: "regblock_receipts_damaged_lines_total",
+		Help: "Stored lines found damaged (torn, oversized or not a record) at start and set aside."})
+	s.reg.MustRegister(s.total, s.serial, s.applied, s.last, s.events, s.info, s.bounds, s.damaged)
+	for _, b := range []string{boundResolvers, boundResolversPerKey, boundListSeriesPerKey, boundResolverBytes, boundKeyBytes, boundRate} {
+		s.bounds.WithLabelValues(b)
+	}
+	files, err := storeFiles(cfg.Dir)
 	if err != nil {
 		return nil, err
 	}
 	for _, f := range files {
+		// Whatever a file holds, the receiver starts: one resolver's
+		// damaged file must not stop the others' receipts.
 		if err := s.restore(f); err != nil {
-			return nil, err
+			cfg.Log.Printf("error: %s: %v; its resolver starts afresh", f, err)
 		}
 	}
 	return s, nil
+}
+
+// use returns what the resolvers of key hold; s.mu is held.
+func (s *Server) use(key uint64) *keyUse {
+	u := s.perKey[key]
+	if u == nil {
+		u = &keyUse{}
+		s.perKey[key] = u
+	}
+	return u
 }
 
 // Metrics serves the server's metrics.
 func (s *Server) Metrics() http.Handler { return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}) }
 
 // restore reads a resolver's file: the key of its first record, and the
-// receipt of its last.
+// receipt of its last. Damaged lines are counted and set aside first
+// (repair), so that the file holds whole records only.
 func (s *Server) restore(path string) error {
-	f, err := os.Open(path)
+	name := strings.TrimSuffix(filepath.Base(path), ".jsonl")
+	var first, last *Record
+	var r receipt.Receipt
+	damaged, err := scanRecords(path, func(rec Record, _ []byte) {
+		var got receipt.Receipt
+		if json.Unmarshal(rec.Bytes(), &got) != nil || got.Resolver != name {
+			return
+		}
+		if first == nil {
+			first = &rec
+		}
+		last, r = &rec, got
+	})
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	var first, last Record
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 2*receipt.MaxSize)
-	n := 0
-	for sc.Scan() {
-		var rec Record
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			return fmt.Errorf("%s:%d: %v", path, n+1, err)
+	if damaged > 0 {
+		s.damaged.Add(float64(damaged))
+		if err := repair(path, s.cfg.Now()); err != nil {
+			return err
 		}
-		if n == 0 {
-			first = rec
-		}
-		last, n = rec, n+1
+		s.cfg.Log.Printf("%s: %d damaged lines (torn, oversized or not a record) set aside; the file as it was is kept beside it as %s*", path, damaged, filepath.Base(path)+DamagedSuffix)
 	}
-	if err := sc.Err(); err != nil || n == 0 {
-		return err
-	}
-	var r receipt.Receipt
-	if err := json.Unmarshal(last.Receipt, &r); err != nil {
-		return fmt.Errorf("%s: last record: %v", path, err)
+	if last == nil {
+		return nil
 	}
 	var key uint64
 	fmt.Sscanf(first.Key, "%X", &key)
-	res := &resolver{key: key, said: says(r), stored: last.Received, tokens: storeBurst, filled: s.cfg.Now()}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	res := &resolver{key: key, said: says(r), stored: last.Received, tokens: storeBurst, filled: s.cfg.Now(), bytes: fi.Size()}
+	if r.Time.After(last.Received.Add(MaxAhead)) {
+		// Stored before future receipts were refused: taken as of when it
+		// arrived, or it would make every later receipt a replay.
+		r.Time = last.Received
+	}
 	s.resolvers[r.Resolver] = res
-	s.perKey[key]++
+	u := s.use(key)
+	u.resolvers++
+	u.bytes += res.bytes
+	u.series += len(r.Lists)
 	s.update(res, r, last.Received)
 	return nil
 }
@@ -241,17 +301,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	s.mu.Lock()
-	res := s.resolvers[r.Resolver]
-	if res == nil && (len(s.resolvers) >= MaxResolvers || s.perKey[keyID] >= s.cfg.PerKey) {
-		s.mu.Unlock()
-		s.refuse(w, unknown, TooMany, http.StatusForbidden, fmt.Errorf("resolver %s: %d resolvers known already, %d of them by key %016X", r.Resolver, len(s.resolvers), s.perKey[keyID], keyID))
+	now := s.cfg.Now().UTC()
+	if r.Time.After(now.Add(MaxAhead)) {
+		s.refuse(w, s.claimed(body), Future, http.StatusBadRequest, fmt.Errorf("resolver %s: receipt dated %s, more than %v after the receiver's clock (%s)", r.Resolver, r.Time.Format(time.RFC3339), MaxAhead, now.Format(time.RFC3339)))
 		return
 	}
+
+	s.mu.Lock()
+	res := s.resolvers[r.Resolver]
 	if res == nil {
-		res = &resolver{key: keyID, tokens: storeBurst, filled: s.cfg.Now()}
+		bound := ""
+		switch {
+		case len(s.resolvers) >= MaxResolvers:
+			bound = boundResolvers
+		case s.use(keyID).resolvers >= s.cfg.PerKey:
+			bound = boundResolversPerKey
+		}
+		if bound != "" {
+			s.mu.Unlock()
+			s.tooMany(w, unknown, bound, http.StatusForbidden, fmt.Errorf("resolver %s: %d resolvers known already, %d of them by key %016X", r.Resolver, len(s.resolvers), s.use(keyID).resolvers, keyID))
+			return
+		}
+		res = &resolver{key: keyID, tokens: storeBurst, filled: now}
 		s.resolvers[r.Resolver] = res
-		s.perKey[keyID]++
+		s.use(keyID).resolvers++
 	}
 	s.mu.Unlock()
 
@@ -265,27 +338,59 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		s.refuse(w, r.Resolver, Replayed, http.StatusConflict, fmt.Errorf("resolver %s: receipt of %s, no later than the last one stored (%s)", r.Resolver, r.Time.Format(time.RFC3339Nano), res.time.Format(time.RFC3339Nano)))
 		return
 	}
+	s.mu.Lock()
+	u := s.use(keyID)
+	moreSeries := len(r.Lists) - len(res.lists)
+	tooManySeries := moreSeries > 0 && u.series+moreSeries > s.cfg.ListSeriesPerKey
+	s.mu.Unlock()
+	if tooManySeries {
+		s.tooMany(w, r.Resolver, boundListSeriesPerKey, http.StatusForbidden, fmt.Errorf("resolver %s: its %d lists would pass the %d list series of key %016X", r.Resolver, len(r.Lists), s.cfg.ListSeriesPerKey, keyID))
+		return
+	}
 	result := Accepted
 	if !res.time.IsZero() && r.Ledger.Events < res.events {
 		result = LedgerShrunk
 	}
-	now := s.cfg.Now().UTC()
 	if said := says(r); said != res.said || now.Sub(res.stored) >= heartbeat || result != Accepted {
 		if !res.mayStore(now) {
-			s.refuse(w, r.Resolver, TooMany, http.StatusTooManyRequests, fmt.Errorf("resolver %s: more receipts than %d at once and one every %v", r.Resolver, storeBurst, storeEvery))
+			s.tooMany(w, r.Resolver, boundRate, http.StatusTooManyRequests, fmt.Errorf("resolver %s: more receipts than %d at once and one every %v", r.Resolver, storeBurst, storeEvery))
 			return
 		}
-		line, err := json.Marshal(Record{Received: now, Key: fmt.Sprintf("%016X", keyID), Result: result, Receipt: body, Signature: sig})
-		if err == nil {
-			err = appendLine(filepath.Join(s.cfg.Dir, r.Resolver+".jsonl"), line)
-		}
+		line, err := json.Marshal(Record{Received: now, Key: fmt.Sprintf("%016X", keyID), Result: result, Body: body, Signature: sig})
 		if err != nil {
+			http.Error(w, "could not store the receipt", http.StatusInternalServerError)
+			return
+		}
+		size := int64(len(line) + 1)
+		s.mu.Lock()
+		bound := ""
+		switch {
+		case res.bytes+size > s.cfg.BytesPerResolver:
+			bound = boundResolverBytes
+		case u.bytes+size > s.cfg.BytesPerKey:
+			bound = boundKeyBytes
+		default:
+			u.bytes += size // taken now, so that concurrent resolvers of one key stay within it
+		}
+		s.mu.Unlock()
+		if bound != "" {
+			s.tooMany(w, r.Resolver, bound, http.StatusInsufficientStorage, fmt.Errorf("resolver %s: storing %d more bytes would pass its bound of %d bytes a resolver, %d a key", r.Resolver, size, s.cfg.BytesPerResolver, s.cfg.BytesPerKey))
+			return
+		}
+		if err := appendLine(filepath.Join(s.cfg.Dir, r.Resolver+".jsonl"), line); err != nil {
+			s.mu.Lock()
+			u.bytes -= size
+			s.mu.Unlock()
 			s.cfg.Log.Printf("error: storing a receipt of %s: %v", r.Resolver, err)
 			http.Error(w, "could not store the receipt", http.StatusInternalServerError)
 			return
 		}
+		res.bytes += size
 		res.said, res.stored = said, now
 	}
+	s.mu.Lock()
+	u.series += moreSeries
+	s.mu.Unlock()
 	if result == LedgerShrunk {
 		s.cfg.Log.Printf("resolver %s: its ledger went from %d events to %d: lines were removed or the ledger replaced", r.Resolver, res.events, r.Ledger.Events)
 	}
@@ -307,6 +412,12 @@ func (s *Server) claimed(body []byte) string {
 		return r.Resolver
 	}
 	return unknown
+}
+
+// tooMany refuses a receipt that would pass bound.
+func (s *Server) tooMany(w http.ResponseWriter, resolver, bound string, status int, err error) {
+	s.bounds.WithLabelValues(bound).Inc()
+	s.refuse(w, resolver, TooMany, status, err)
 }
 
 func (s *Server) refuse(w http.ResponseWriter, resolver, result string, status int, err error) {
@@ -343,34 +454,4 @@ func (s *Server) keyName(id uint64) string {
 		return name
 	}
 	return fmt.Sprintf("%016X", id)
-}
-
-// appendLine appends line and a newline to the file at path in one write.
-func appendLine(path string, line []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(bytes.Clone(line), '\n'))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// Load reads the records of one resolver's file, oldest first.
-func Load(path string) ([]Record, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var recs []Record
-	for i, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
-		var rec Record
-		if err := json.Unmarshal(line, &rec); err != nil {
-			return nil, fmt.Errorf("%s:%d: %v", path, i+1, err)
-		}
-		recs = append(recs, rec)
-	}
-	return recs, nil
 }

@@ -39,8 +39,8 @@ func TestStorage(t *testing.T) {
 		return rec.Code
 	}
 	stored := func() int {
-		recs, err := Load(filepath.Join(dir, "r1.jsonl"))
-		if err != nil {
+		recs, damaged, err := Load(filepath.Join(dir, "r1.jsonl"))
+		if err != nil || damaged != 0 {
 			t.Fatal(err)
 		}
 		return len(recs)

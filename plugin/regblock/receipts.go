@@ -58,8 +58,8 @@ func parseReceipts(args []string, keyPath string) (receiptsConfig, error) {
 	} else if c.id, err = os.Hostname(); err != nil {
 		return c, fmt.Errorf("receipts: no resolver name given, and the host name is unknown: %v", err)
 	}
-	if !blocklist.ValidListName(c.id) {
-		return c, fmt.Errorf("receipts: resolver name %q: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", c.id)
+	if err := receipt.CheckResolverName(c.id); err != nil {
+		return c, fmt.Errorf("receipts: %v", err)
 	}
 	return c, nil
 }
@@ -84,7 +84,12 @@ type receiptSender struct {
 }
 
 func startReceipts(cfg receiptsConfig, build func() receipt.Receipt) *receiptSender {
-	s := &receiptSender{cfg: cfg, build: build, client: &http.Client{Timeout: 10 * time.Second},
+	// No redirect is followed: it would carry the receipt and its
+	// signature to wherever the answer points (plain http, another host).
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+		return fmt.Errorf("redirected to %s: receipts follow no redirect; give the receiver's own URL", req.URL.Redacted())
+	}}
+	s := &receiptSender{cfg: cfg, build: build, client: client,
 		pokes: make(chan struct{}, 1), done: make(chan struct{}), quit: make(chan struct{})}
 	s.poke() // the first receipt: what is in force at startup
 	go s.run()

@@ -25,6 +25,14 @@ const SignatureHeader = "Minisign-Signature"
 // MaxSize bounds a receipt's body; one with 256 lists is a few tens of KiB.
 const MaxSize = 256 << 10
 
+// MaxLists bounds the lists of a receipt: a resolver holds at most as many
+// (blockindex.MaxLists).
+const MaxLists = 256
+
+// UnknownResolver is the resolver label a receiver gives to what comes from
+// no resolver it knows; no resolver may be named so.
+const UnknownResolver = "unknown"
+
 // Receipt is what a resolver says it enforces.
 type Receipt struct {
 	Resolver string    `json:"resolver"`
@@ -89,8 +97,11 @@ func Verify(body []byte, header string, keys []minisign.PublicKey) (Receipt, uin
 	if err := json.Unmarshal(body, &r); err != nil {
 		return r, 0, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if !blocklist.ValidListName(r.Resolver) {
-		return r, 0, fmt.Errorf("%w: resolver name %.70q: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", ErrMalformed, r.Resolver)
+	if err := CheckResolverName(r.Resolver); err != nil {
+		return r, 0, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if len(r.Lists) > MaxLists {
+		return r, 0, fmt.Errorf("%w: %d lists, more than a resolver holds (%d)", ErrMalformed, len(r.Lists), MaxLists)
 	}
 	for _, l := range r.Lists {
 		if !blocklist.ValidListName(l.Name) {
@@ -98,4 +109,17 @@ func Verify(body []byte, header string, keys []minisign.PublicKey) (Receipt, uin
 		}
 	}
 	return r, signers[0].ID(), nil
+}
+
+// CheckResolverName refuses a name a resolver may not report under: one
+// that is not 1 to 64 letters, digits, '.', '_' or '-' starting with a
+// letter or digit (it names the resolver's file), or UnknownResolver.
+func CheckResolverName(name string) error {
+	switch {
+	case !blocklist.ValidListName(name):
+		return fmt.Errorf("resolver name %.70q: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	case name == UnknownResolver:
+		return fmt.Errorf("resolver name %q is what a receiver calls the resolvers it does not know: choose another", name)
+	}
+	return nil
 }
