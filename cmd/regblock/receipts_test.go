@@ -189,6 +189,30 @@ func TestReceipts(t *testing.T) {
 		t.Errorf("the cut ledger against the receipts: exit %d\n%s", code, stdout)
 	}
 
+	// Cut at the front, its head claiming a thousand events before: the
+	// chain verifies from the first line kept, and the head's count is the
+	// ledger's word, not evidence for the events the receipts name.
+	var front strings.Builder
+	seen := 0
+	for _, line := range lines {
+		if strings.Contains(line, `"event":"list_applied"`) {
+			seen++
+		}
+		if seen >= 2 {
+			front.WriteString(line)
+		}
+	}
+	fabricated := filepath.Join(t.TempDir(), "audit.jsonl")
+	os.WriteFile(fabricated, []byte(front.String()), 0o640)
+	head, _, _ := strings.Cut(string(mustReadBytes(t, audit+".head")), " ")
+	os.WriteFile(fabricated+".head", []byte(strings.TrimSpace(head)+" 1000\n"), 0o640)
+	if code, _, stderr := regblock(t, "verify-ledger", fabricated); code != 0 {
+		t.Fatalf("the ledger cut at the front should verify on its own: exit %d, %s", code, stderr)
+	}
+	if code, stdout, _ := regblock(t, "verify-ledger", "-receipts", store, "-resolver", "r1", fabricated); code != 1 || !strings.Contains(stdout, "give the rotated files that hold it") {
+		t.Errorf("the ledger cut at the front, its head claiming 1000 events, against the receipts: exit %d\n%s", code, stdout)
+	}
+
 	// What the receiver refuses, and what it counts.
 	ispKey, err := blocklist.ReadSecretKey(ispSec, nil)
 	if err != nil {

@@ -27,10 +27,14 @@ must run unbroken through them. When FILE.head exists beside the last file
 
 With -receipts, the ledger is also checked against the enforcement receipts
 the resolver sent (the receiver's directory, regblock receipts -dir): each
-receipt commits to the hash of the ledger's Nth event, so a line removed,
-edited or rewritten before the last receipt shows, and so does a ledger cut
-short of what a receipt committed to. -resolver names the resolver; without
-it, the one whose receipts match the ledger is found.
+receipt commits to the hash of the ledger's Nth event, and every receipt
+must find that event among the lines given, at its place. A line removed,
+edited, added or rewritten before the last receipt shows, and so does a
+ledger cut short of what a receipt committed to. Give every rotated file
+since the resolver's first receipt: an event in a file not given fails the
+check too. The count in FILE.head is the ledger's own word: it is reported
+where the receipts disagree, never trusted. -resolver names the resolver;
+without it, the one whose receipts match the ledger is found.
 
 Exit status: 0 the chain is intact, 1 it is broken, 2 the files could not be
 read.
@@ -78,7 +82,7 @@ func verifyLedger(args []string, stdout, stderr io.Writer) int {
 		head = h
 	}
 	last := fs.Arg(fs.NArg() - 1)
-	var total uint64 // ledger events since the chain began, when FILE.head says
+	var total uint64 // ledger events since the chain began, as FILE.head says
 	data, err := os.ReadFile(last + ".head")
 	if err == nil {
 		want, count, _ := strings.Cut(strings.TrimSpace(string(data)), " ") // "HASH COUNT"
@@ -101,8 +105,8 @@ func verifyLedger(args []string, stdout, stderr io.Writer) int {
 				last, ledger.ErrBroken, head, last, want), "")
 		}
 	}
-	if err != nil && *receiptsDir != "" { // no FILE.head: count from the first file given
-		if code := checkReceipts(*receiptsDir, *resolverID, lines, uint64(len(lines)), stdout, stderr); code != 0 {
+	if err != nil && *receiptsDir != "" { // no FILE.head
+		if code := checkReceipts(*receiptsDir, *resolverID, lines, 0, stdout, stderr); code != 0 {
 			printTimeline(stdout, events)
 			return code
 		}
@@ -191,15 +195,13 @@ func printTimeline(w io.Writer, events []ledger.Event) {
 }
 
 // checkReceipts checks ledger lines against the receipts of a resolver in
-// dir: the ledger's event N must hash to what each receipt committed to for
-// N. total is the count of ledger events up to the last line given (the
-// lines given may start after rotated files left out). It prints what it
-// checked and returns an exit code: 0 all match, 1 they do not, 2 misuse.
-func checkReceipts(dir, resolver string, lines []ledger.Line, total uint64, stdout, stderr io.Writer) int {
-	if total < uint64(len(lines)) {
-		total = uint64(len(lines))
-	}
-	offset := total - uint64(len(lines)) // events before the first line given
+// dir: every receipt that commits to ledger events must find its event N
+// among the lines given, hashing to what it committed to, at the place the
+// other receipts give it. headCount is what the ledger's .head says (0
+// when it says nothing): reported when the receipts disagree, never
+// trusted. It prints what it checked and returns an exit code: 0 all
+// match, 1 they do not, 2 misuse.
+func checkReceipts(dir, resolver string, lines []ledger.Line, headCount uint64, stdout, stderr io.Writer) int {
 	byHash := map[string]bool{}
 	for _, l := range lines {
 		byHash[l.Hash] = true
@@ -248,28 +250,49 @@ func checkReceipts(dir, resolver string, lines []ledger.Line, total uint64, stdo
 		}
 		resolver = strings.TrimSuffix(filepath.Base(matched[0]), ".jsonl")
 	}
+	// Each receipt names its event by hash: that places the lines given
+	// among all the resolver's ledger events, without taking the ledger's
+	// word for how many came before them.
+	at := make(map[string]int, len(lines))
+	for i, l := range lines {
+		at[l.Hash] = i
+	}
+	offset, placed := uint64(0), false // events before lines[0]
+	for _, r := range rs {
+		if i, ok := at[r.Ledger.Head]; ok && r.Ledger.Events > uint64(i) {
+			offset, placed = r.Ledger.Events-uint64(i)-1, true
+			break
+		}
+	}
 	var problems []string
-	checked, before := 0, 0
+	checked := 0
 	for _, r := range rs {
 		n := r.Ledger.Events
+		if n == 0 {
+			continue // sent without an audit log
+		}
+		when := r.Time.Format(time.RFC3339)
+		i, found := at[r.Ledger.Head]
 		switch {
-		case n == 0:
-			continue
+		case found && uint64(i)+1+offset == n:
+			checked++
+		case found:
+			problems = append(problems, fmt.Sprintf("%s:%d holds what the receipt of %s committed to as ledger event %d, but by the other receipts it is event %d: ledger lines were added or removed before it",
+				lines[i].File, lines[i].Line, when, n, uint64(i)+1+offset))
 		case n <= offset:
-			before++
-			continue
-		case n > total:
-			problems = append(problems, fmt.Sprintf("the receipt of %s commits to %d ledger events, but the ledger holds %d: ledger lines at the end were removed (the head was cut)",
-				r.Time.Format(time.RFC3339), n, total))
-			continue
-		}
-		l := lines[n-offset-1]
-		if l.Hash != r.Ledger.Head {
+			problems = append(problems, fmt.Sprintf("the receipt of %s commits to ledger event %d, before the first line given (event %d): give the rotated files that hold it, or the lines were removed",
+				when, n, offset+1))
+		case n > offset+uint64(len(lines)):
+			problems = append(problems, fmt.Sprintf("the receipt of %s commits to %d ledger events, but the files given end at event %d: ledger lines at the end were removed (the head was cut)",
+				when, n, offset+uint64(len(lines))))
+		default:
+			l := lines[n-offset-1]
 			problems = append(problems, fmt.Sprintf("%s:%d: ledger event %d hashes to %.12s…, but the receipt of %s committed to %.12s…: the ledger was edited or rewritten up to here",
-				l.File, l.Line, n, l.Hash, r.Time.Format(time.RFC3339), r.Ledger.Head))
-			continue
+				l.File, l.Line, n, l.Hash, when, r.Ledger.Head))
 		}
-		checked++
+	}
+	if headCount > 0 && placed && headCount != offset+uint64(len(lines)) {
+		fmt.Fprintf(stdout, "note: the ledger's .head counts %d events; by the receipts the files given end at event %d (the count is the ledger's word: the receipts decide)\n", headCount, offset+uint64(len(lines)))
 	}
 	if len(problems) > 0 {
 		for _, p := range problems {
@@ -277,10 +300,6 @@ func checkReceipts(dir, resolver string, lines []ledger.Line, total uint64, stdo
 		}
 		return fail(stderr, 1, fmt.Errorf("%w: the ledger does not match %d of the %d receipts of resolver %s", ledger.ErrBroken, len(problems), len(rs), resolver), "")
 	}
-	fmt.Fprintf(stdout, "receipts of resolver %s: %d match the ledger", resolver, checked)
-	if before > 0 {
-		fmt.Fprintf(stdout, ", %d commit to events before the files given", before)
-	}
-	fmt.Fprintln(stdout)
+	fmt.Fprintf(stdout, "receipts of resolver %s: %d match the ledger, events %d to %d\n", resolver, checked, offset+1, offset+uint64(len(lines)))
 	return 0
 }
