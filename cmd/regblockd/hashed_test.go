@@ -149,6 +149,18 @@ func TestHashedListPrivacy(t *testing.T) {
 		}
 	}
 
+	// A next version, signed, whose entries are malformed around names it
+	// meant to hash: refused with the line of each, quoting none of them
+	// in the log or the ledger.
+	bad := strings.Replace(text.String(), "#! serial: 7", "#! serial: 8", 1) +
+		"h:secretsite.example ORDER-21\n=h:secret0123456789abcdef0123456789\nip:secret.example\n?secret.example\n"
+	badPath := key.WriteList(t, lists, "worst-of-next.list", bad)
+	testenv.Eventually(t, 10*time.Second, "the malformed version is refused", func() bool {
+		return strings.Contains(logs.String(), `"worst-of-next" rejected (parse_error)`) || strings.Contains(logs.String(), `"worst-of" rejected (parse_error)`)
+	})
+	os.Remove(badPath)
+	os.Remove(badPath + ".minisig")
+
 	// Nothing the resolver wrote, nor the lists it reads, holds a listed name.
 	var files []string
 	for _, dir := range []string{lists, state, logDir} {

@@ -3,6 +3,7 @@ package blocklist
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -59,7 +60,7 @@ func parseDigest(s string) (Digest, error) {
 		return d, fmt.Errorf("a digest is %d hex digits, not %d", 2*len(d), len(s))
 	}
 	if _, err := hex.Decode(d[:], []byte(s)); err != nil {
-		return d, fmt.Errorf("digest %s is not hexadecimal", quote(s))
+		return d, errors.New("the digest is not hexadecimal")
 	}
 	return d, nil
 }

@@ -102,6 +102,13 @@ func TestParseHashedErrors(t *testing.T) {
 		{hashedHeader + "=h:2fab027504c360eeda1416ada192b0612\n", "a digest is 32 hex digits, not 33"},
 		{hashedHeader + "!h:2fab027504c360eeda1416ada192b06x\n", "is not hexadecimal"},
 		{hashedHeader + "secret.example ORDER-1\n", "a plain name in a hashed list (not shown here)"},
+		// Malformed entries of a hashed list name their line, never their
+		// text: it may be the name the list hides.
+		{hashedHeader + "h:secretsite.example\n", "entry (not shown: the list is hashed): a digest is 32 hex digits"},
+		{hashedHeader + "=h:secretsite.example.0123456789abcdef\n", "not shown"},
+		{hashedHeader + "!h:secret0123456789abcdef0123456789\n", "the digest is not hexadecimal"},
+		{hashedHeader + "ip:secret.example\n", "entry (not shown: the list is hashed): not an address prefix"},
+		{hashedHeader + "?secret.example\n", "unknown entry prefix in (not shown: the list is hashed)"},
 	} {
 		_, err := Parse("x.list", []byte(c.text))
 		var errs ErrorList

@@ -394,6 +394,15 @@ func (p *parser) entry(fields []string) {
 	}
 	e := Entry{Line: p.line}
 	pattern := fields[0]
+	// An entry of a hashed list (one with a "hashed" header, even a bad
+	// one) is never quoted in an error: a malformed entry may be the plain
+	// name the regulator hashed the list to keep out of logs, ledgers and
+	// lint output.
+	shown := quote(fields[0])
+	confidential := p.seen["hashed"]
+	if confidential {
+		shown = "(not shown: the list is hashed)"
+	}
 	if rest, ok := strings.CutPrefix(pattern, "!"); ok {
 		e.Kind, pattern = Exception, rest
 		switch {
@@ -412,25 +421,28 @@ func (p *parser) entry(fields []string) {
 	}
 	if addr, ok := strings.CutPrefix(pattern, IPPrefix); ok && (e.Kind == Subtree || e.Kind == Exception) {
 		prefix, err := parsePrefix(addr)
-		if err != nil {
-			p.errorf("entry %s: %v", quote(fields[0]), err)
+		if err != nil && confidential {
+			p.errorf("entry %s: not an address prefix such as 203.0.113.0/24", shown)
+			return
+		} else if err != nil {
+			p.errorf("entry %s: %v", shown, err)
 			return
 		}
 		e.Prefix = prefix
 	} else if hex, ok := strings.CutPrefix(pattern, HashPrefix); ok {
 		if !p.list.Hashed() {
-			p.errorf("hashed entry %s in a list without a \"hashed: sha256 SALT\" header", quote(fields[0]))
+			p.errorf("hashed entry %s in a list without a \"hashed: sha256 SALT\" header", shown)
 			return
 		}
 		d, err := parseDigest(hex)
 		if err != nil {
-			p.errorf("entry %s: %v", quote(fields[0]), err)
+			p.errorf("entry %s: %v", shown, err)
 			return
 		}
 		e.Hashed, e.Digest = true, d
 	} else {
 		if pattern == "" || !startsName(pattern) {
-			p.errorf("unknown entry prefix in %s: use NAME, *.NAME, =NAME, !NAME, !=NAME, !*.NAME, h:DIGEST or ip:PREFIX", quote(fields[0]))
+			p.errorf("unknown entry prefix in %s: use NAME, *.NAME, =NAME, !NAME, !=NAME, !*.NAME, h:DIGEST or ip:PREFIX", shown)
 			return
 		}
 		if p.list.Hashed() {
@@ -441,7 +453,7 @@ func (p *parser) entry(fields []string) {
 		}
 		name, err := CanonicalName(pattern)
 		if err != nil {
-			p.errorf("entry %s: %v", quote(fields[0]), err)
+			p.errorf("entry %s: %v", shown, err)
 			return
 		}
 		e.Name = name
