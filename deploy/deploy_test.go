@@ -62,6 +62,7 @@ func scrapeNames(t *testing.T) []string {
 			pubkey ` + key.WritePublic(t, t.TempDir()) + `
 			audit ` + dir + `/audit.jsonl
 			trust ` + policy + `
+			state ` + t.TempDir() + `
 		}
 		prometheus ` + metrics + `
 		template ANY ANY test { rcode NXDOMAIN }

@@ -12,7 +12,8 @@ import (
 const lintUsage = `Usage: regblock lint LIST...
 
 Checks lists without signing them: every error, each with its file and line
-(a resolver would reject the list), and warnings: duplicate entries, entries
+(a resolver would reject the list, as it does one issued more than 5 minutes
+after this machine's clock; sign refuses those too), and warnings: duplicate entries, entries
 a broader entry already blocks, exceptions that unblock nothing, an expiry in
 the past or before the issue time. Exits 1 when a list has errors, 0 when it
 has only warnings.
@@ -38,6 +39,9 @@ func lint(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		l, _, what, err := describe(path, data)
+		if err == nil && l != nil {
+			err = issuedAhead(l, data, time.Now())
+		}
 		if err != nil {
 			printErrors(stdout, err)
 			code = 1

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"aead.dev/minisign"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/listset"
 	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
@@ -27,6 +29,25 @@ func describe(path string, data []byte) (*blocklist.List, uint64, string, error)
 		return nil, 0, "", err
 	}
 	return l, l.Serial, fmt.Sprintf("list %q serial %d (%d blocking entries)", l.Name, l.Serial, l.Blocking()), nil
+}
+
+// issuedAhead refuses a list issued more than listset.MaxClockSkew after
+// now, which every resolver (and sync, and the notice server) would refuse:
+// better said before it is signed and published. The error names the
+// header's line.
+func issuedAhead(l *blocklist.List, data []byte, now time.Time) error {
+	if !l.Issued.After(now.Add(listset.MaxClockSkew)) {
+		return nil
+	}
+	line := 1
+	for i, text := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(text), "#! issued:") {
+			line = i + 1
+			break
+		}
+	}
+	return blocklist.ErrorList{{File: l.File, Line: line, Msg: fmt.Sprintf("issued %s is %v after this machine's clock: resolvers refuse a version issued more than %v ahead (sign -bump sets it to now)",
+		l.Issued.Format(time.RFC3339), l.Issued.Sub(now).Round(time.Second), listset.MaxClockSkew)}}
 }
 
 // judge is how a command that takes -trust judges lists: the policy at

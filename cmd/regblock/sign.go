@@ -82,6 +82,10 @@ func signList(path string, key minisign.PrivateKey, bump, appendSig bool, stdout
 		}
 	}
 	if l != nil {
+		if err := issuedAhead(l, data, time.Now()); err != nil {
+			printErrors(stderr, err)
+			return fmt.Errorf("%s: not signed: fix the errors above", path)
+		}
 		for _, w := range blocklist.Lint(l, time.Now()) {
 			fmt.Fprintf(stderr, "%s:%d: warning: %s\n", path, w.Line, w.Msg)
 		}

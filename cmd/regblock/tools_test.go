@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"regexp"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -267,6 +268,24 @@ func TestLintCommand(t *testing.T) {
 	code, stdout, _ = regblock(t, "lint", bad)
 	if code != 1 || !strings.Contains(stdout, `bad.list:3: error: unknown header key "isuer"`) || !strings.Contains(stdout, "bad.list:11: error:") {
 		t.Errorf("errors: exit %d, %q", code, stdout)
+	}
+
+	// Issued in an hour: every resolver would refuse it, so lint says so
+	// and sign refuses it; sign -bump sets issued to now.
+	ahead := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	early := writeFile(t, dir, "early.list", regexp.MustCompile(`(?m)^#! issued: .*$`).ReplaceAllString(exampleList, "#! issued: "+ahead))
+	if code, stdout, _ := regblock(t, "lint", early); code != 1 || !strings.Contains(stdout, "early.list:5: error: issued "+ahead+" is 59m") {
+		t.Errorf("lint of a list issued in an hour: exit %d, %q", code, stdout)
+	}
+	regblock(t, "keygen", "-W", "-p", filepath.Join(dir, "k.pub"), "-s", filepath.Join(dir, "k.key"))
+	if code, _, stderr := regblock(t, "sign", "-s", filepath.Join(dir, "k.key"), early); code != 1 || !strings.Contains(stderr, "resolvers refuse a version issued more than 5m0s ahead") {
+		t.Errorf("sign of a list issued in an hour: exit %d, %q", code, stderr)
+	}
+	if _, err := os.Stat(early + ".minisig"); err == nil {
+		t.Error("a list issued in the future was signed")
+	}
+	if code, _, stderr := regblock(t, "sign", "-s", filepath.Join(dir, "k.key"), "-bump", early); code != 0 {
+		t.Errorf("sign -bump: exit %d, %q", code, stderr)
 	}
 }
 

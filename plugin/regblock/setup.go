@@ -222,6 +222,9 @@ func parse(c *caddy.Controller) (config, error) {
 			return cfg, c.Errf("state %q is also a lists directory: keep the saved copies apart", path)
 		}
 	}
+	if cfg.trust != "" && cfg.state == "" {
+		return cfg, c.Errf("trust without state: the state directory keeps the policy in force, without it a restart would go back to an older policy; add 'state DIR'")
+	}
 	if cfg.receipts.url == "" && cfg.receipts.every != 0 {
 		return cfg, c.Errf("receipts_every without receipts: name where to send them with 'receipts URL KEY [ID]'")
 	}

@@ -59,6 +59,7 @@ func TestParse(t *testing.T) {
 		{"receipts over plain http", "regblock {\n" + base + "receipts http://receipts.regulator.example/ " + plainKey + " r1\n}", true, "use https"},
 		{"receipts with an encrypted key and no password", "regblock {\n" + base + "receipts https://receipts.regulator.example/ " + sealedKey + " r1\n}", true, "REGBLOCK_PASSWORD"},
 		{"receipts with a path for a name", "regblock {\n" + base + "receipts https://receipts.regulator.example/ " + plainKey + " ../r1\n}", true, "resolver name"},
+		{"trust without state", "regblock {\n" + base + "trust " + filepath.Join(t.TempDir(), "regblock.trust") + "\n}", true, "trust without state"},
 		{"receipts named unknown", "regblock {\n" + base + "receipts https://receipts.regulator.example/ " + plainKey + " unknown\n}", true, "receiver calls the resolvers it does not know"},
 		{"receipts without a key", "regblock {\n" + base + "receipts https://receipts.regulator.example/\n}", true, "URL KEY [ID]"},
 		{"receipts_every without receipts", "regblock {\n" + base + "receipts_every 1m\n}", true, "receipts_every without receipts"},
