@@ -3,9 +3,9 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"regexp"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
