@@ -121,6 +121,10 @@ type resolver struct {
 	events uint64
 	lists  []string // names with series
 	bytes  int64    // in its file
+	// unreadable: its file could not be read at start; its receipts are
+	// refused rather than bound afresh.
+	unreadable bool
+	gone       bool // unbound: its first receipt was not stored
 
 	said   [sha256.Size]byte // what its last receipt stored says (lists and ledger)
 	stored time.Time         // when that receipt was stored
@@ -201,9 +205,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	for _, f := range files {
 		// Whatever a file holds, the receiver starts: one resolver's
-		// damaged file must not stop the others' receipts.
+		// damaged file must not stop the others' receipts. A file it
+		// cannot read at all keeps its name: no key may take it.
 		if err := s.restore(f); err != nil {
-			cfg.Log.Printf("error: %s: %v; its resolver starts afresh", f, err)
+			cfg.Log.Printf("error: %s: %v; receipts for its resolver are refused until it can be read at a start", f, err)
+			s.resolvers[strings.TrimSuffix(filepath.Base(f), ".jsonl")] = &resolver{unreadable: true}
 		}
 	}
 	return s, nil
@@ -245,9 +251,10 @@ func (s *Server) restore(path string) error {
 	if damaged > 0 {
 		s.damaged.Add(float64(damaged))
 		if err := repair(path, s.cfg.Now()); err != nil {
-			return err
+			s.cfg.Log.Printf("error: %s: %d damaged lines (torn, oversized or not a record), left in place: %v; the next records start on lines of their own", path, damaged, err)
+		} else {
+			s.cfg.Log.Printf("%s: %d damaged lines (torn, oversized or not a record) set aside; the file as it was is kept beside it as %s*", path, damaged, filepath.Base(path)+DamagedSuffix)
 		}
-		s.cfg.Log.Printf("%s: %d damaged lines (torn, oversized or not a record) set aside; the file as it was is kept beside it as %s*", path, damaged, filepath.Base(path)+DamagedSuffix)
 	}
 	if last == nil {
 		return nil
@@ -297,7 +304,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		case errors.Is(err, receipt.ErrBadSignature):
 			result, status = BadSignature, http.StatusForbidden
 		}
-		s.refuse(w, s.claimed(body), result, status, err)
+		// Not signed by the key it names: the name it claims is anyone's
+		// word, so it is counted under "unknown", not against the resolver.
+		s.refuse(w, unknown, result, status, err)
 		return
 	}
 
@@ -318,8 +327,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			bound = boundResolversPerKey
 		}
 		if bound != "" {
+			err := fmt.Errorf("resolver %s: %d resolvers known already, %d of them by key %016X", r.Resolver, len(s.resolvers), s.use(keyID).resolvers, keyID)
 			s.mu.Unlock()
-			s.tooMany(w, unknown, bound, http.StatusForbidden, fmt.Errorf("resolver %s: %d resolvers known already, %d of them by key %016X", r.Resolver, len(s.resolvers), s.use(keyID).resolvers, keyID))
+			s.tooMany(w, unknown, bound, http.StatusForbidden, err)
 			return
 		}
 		res = &resolver{key: keyID, tokens: storeBurst, filled: now}
@@ -330,7 +340,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 	res.mu.Lock()
 	defer res.mu.Unlock()
+	// A resolver is bound to its key by the first receipt stored, not by
+	// one refused: else a refused receipt by another key would hold the
+	// name until a restart.
+	defer func() {
+		if res.time.IsZero() && !res.unreadable {
+			s.mu.Lock()
+			if s.resolvers[r.Resolver] == res {
+				delete(s.resolvers, r.Resolver)
+				s.use(res.key).resolvers--
+			}
+			res.gone = true
+			s.mu.Unlock()
+		}
+	}()
 	switch {
+	case res.gone:
+		http.Error(w, "try again", http.StatusServiceUnavailable)
+		return
+	case res.unreadable:
+		s.cfg.Log.Printf("error: a receipt of %s not taken: its file could not be read at start", r.Resolver)
+		http.Error(w, "this resolver's receipts cannot be stored now", http.StatusInternalServerError)
+		return
 	case res.key != keyID:
 		s.refuse(w, r.Resolver, UnknownKey, http.StatusForbidden, fmt.Errorf("resolver %s reports with key %016X, not %016X", r.Resolver, res.key, keyID))
 		return
@@ -420,10 +451,14 @@ func (s *Server) tooMany(w http.ResponseWriter, resolver, bound string, status i
 	s.refuse(w, resolver, TooMany, status, err)
 }
 
+// refuse counts and logs a refused receipt and answers status. The error
+// is cut to 300 bytes, in the log and the answer: it may quote what the
+// sender chose.
 func (s *Server) refuse(w http.ResponseWriter, resolver, result string, status int, err error) {
 	s.total.WithLabelValues(resolver, result).Inc()
-	s.cfg.Log.Printf("receipt refused (%s): %v", result, err)
-	http.Error(w, err.Error(), status)
+	msg := fmt.Sprintf("%.300q", err.Error())
+	s.cfg.Log.Printf("receipt refused (%s): %s", result, msg)
+	http.Error(w, msg, status)
 }
 
 // update sets the metrics of res from its newest receipt r, stored at now;

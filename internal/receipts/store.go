@@ -9,9 +9,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/receipt"
 )
 
@@ -51,7 +53,7 @@ const maxLine = receipt.MaxSize*4/3 + 64<<10
 // receiver writes, or a last line without its newline (a write cut short).
 // No line is held beyond maxLine.
 func scanRecords(path string, keep func(rec Record, line []byte)) (damaged int, err error) {
-	f, err := os.Open(path)
+	f, err := openStored(path)
 	if err != nil {
 		return 0, err
 	}
@@ -97,33 +99,82 @@ func readLine(r *bufio.Reader) (line []byte, whole bool, err error) {
 // repair sets aside, whole, before it drops the damaged lines.
 const DamagedSuffix = ".damaged-"
 
+// openStored opens a resolver's file for reading: only a regular file, not
+// a link to one (a FIFO would block the start, a device never end).
+func openStored(path string) (*os.File, error) {
+	if fi, err := os.Lstat(path); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	f, _, err := blocklist.OpenFile(path)
+	return f, err
+}
+
 // repair rewrites a resolver's file with its good lines only, byte for
-// byte, after keeping the file as it was beside it (path.damaged-TIME):
-// nothing is lost, and no new record is ever appended onto a torn line.
+// byte, after copying the file as it was beside it (path.damaged-TIME):
+// nothing is lost, and no new record is appended onto a torn line. When
+// the disk has no room for it, the file stays as it is (appendLine starts
+// each record on a line of its own all the same).
 func repair(path string, now time.Time) error {
 	var kept bytes.Buffer
 	if _, err := scanRecords(path, func(_ Record, line []byte) { kept.Write(line) }); err != nil {
 		return err
 	}
 	aside := path + DamagedSuffix + now.UTC().Format("20060102T150405.000000000Z")
-	if err := os.Link(path, aside); err != nil {
+	if err := copyFile(path, aside); err != nil {
 		return fmt.Errorf("setting %s aside: %w", path, err)
 	}
 	return atomicfile.Write(path, kept.Bytes(), 0o640)
 }
 
-// appendLine appends line and a newline to the file at path in one write.
-// A write cut short (a full disk) is cut off again, so that the next
-// record starts on a line of its own.
+// copyFile copies the regular file at from to a new file to.
+func copyFile(from, to string) error {
+	in, err := openStored(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(to)
+	}
+	return err
+}
+
+// appendLine appends line and a newline to the file at path, a regular
+// file or none yet, in one write, on a line of its own: after a torn line
+// (a crash, or a repair the disk had no room for) it writes a newline
+// first. A write cut short (a full disk) is cut off again.
 func appendLine(path string, line []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return err
 	}
 	fi, err := f.Stat()
 	if err == nil {
-		if _, err = f.Write(append(bytes.Clone(line), '\n')); err != nil {
-			err = errors.Join(err, f.Truncate(fi.Size()))
+		data := append(bytes.Clone(line), '\n')
+		last := []byte{'\n'}
+		if fi.Size() > 0 {
+			_, err = f.ReadAt(last, fi.Size()-1)
+		}
+		if err == nil && last[0] != '\n' {
+			data = append([]byte{'\n'}, data...)
+		}
+		if err == nil {
+			if _, err = f.Write(data); err != nil {
+				err = errors.Join(err, f.Truncate(fi.Size()))
+			}
 		}
 	}
 	if cerr := f.Close(); err == nil {
@@ -140,7 +191,19 @@ func Load(path string) (recs []Record, damaged int, err error) {
 	return recs, damaged, err
 }
 
-// storeFiles returns the resolvers' files in dir.
+// storeFiles returns the resolvers' files in dir. A directory that cannot
+// be read is an error: starting without its resolvers would let others
+// take their names.
 func storeFiles(dir string) ([]string, error) {
-	return filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".jsonl") {
+			files = append(files, filepath.Join(dir, e.Name()))
+		}
+	}
+	return files, nil
 }

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -267,4 +269,24 @@ func FuzzRestore(f *testing.F) {
 			t.Fatalf("after starting on %q: %d damaged lines, %v", data, damaged, err)
 		}
 	})
+}
+
+
+// TestConcurrentResolvers: many new resolvers of one key at once, past its
+// bound (run with -race): exactly the bound are taken.
+func TestConcurrentResolvers(t *testing.T) {
+	h := newHostile(t, Config{PerKey: 5})
+	var wg sync.WaitGroup
+	var taken atomic.Int32
+	for i := range 40 {
+		wg.Go(func() {
+			if h.post(receipt.Receipt{Resolver: fmt.Sprintf("r%d", i), Time: h.clock}) == http.StatusNoContent {
+				taken.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if taken.Load() != 5 {
+		t.Errorf("%d resolvers taken, want 5", taken.Load())
+	}
 }

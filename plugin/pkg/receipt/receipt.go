@@ -6,10 +6,14 @@
 package receipt
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"aead.dev/minisign"
@@ -75,42 +79,128 @@ var (
 // Verify checks a receipt's body against its SignatureHeader value and
 // keys, and returns the receipt and the ID of the key that signed it. Its
 // errors wrap ErrMalformed, ErrUnknownKey or ErrBadSignature.
+//
+// The header must hold exactly one signature as stock minisign writes it,
+// and the body must be a receipt whose keys are spelled exactly as the
+// format says, each once: evidence that a receiver accepts must verify,
+// and read the same, with other tools (minisign -V, jq).
 func Verify(body []byte, header string, keys []minisign.PublicKey) (Receipt, uint64, error) {
 	var r Receipt
 	sig, err := base64.StdEncoding.DecodeString(header)
 	if err != nil || len(sig) == 0 || len(sig) > blocklist.MaxSignatureSize {
 		return r, 0, fmt.Errorf("%w: %s is not a base64 minisign signature", ErrMalformed, SignatureHeader)
 	}
-	ids := blocklist.SignatureKeys(sig)
-	if len(ids) == 0 {
-		return r, 0, fmt.Errorf("%w: %s holds no minisign signature", ErrMalformed, SignatureHeader)
+	if err := checkOneSignature(sig); err != nil {
+		return r, 0, fmt.Errorf("%w: %s: %v", ErrMalformed, SignatureHeader, err)
 	}
+	id := blocklist.SignatureKeys(sig)[0]
 	signers, err := blocklist.Verify(body, sig, keys)
 	if err != nil || len(signers) == 0 {
 		for _, k := range keys {
-			if k.ID() == ids[0] {
-				return r, 0, fmt.Errorf("%w (key %016X)", ErrBadSignature, ids[0])
+			if k.ID() == id {
+				return r, 0, fmt.Errorf("%w (key %016X)", ErrBadSignature, id)
 			}
 		}
-		return r, 0, fmt.Errorf("%w (key %016X)", ErrUnknownKey, ids[0])
+		return r, 0, fmt.Errorf("%w (key %016X)", ErrUnknownKey, id)
+	}
+	if err := checkKeys(body); err != nil {
+		return r, 0, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if err := json.Unmarshal(body, &r); err != nil {
-		return r, 0, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return r, 0, fmt.Errorf("%w: %.200v", ErrMalformed, err)
 	}
 	if err := CheckResolverName(r.Resolver); err != nil {
 		return r, 0, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
+	if r.Time.IsZero() {
+		return r, 0, fmt.Errorf("%w: no time", ErrMalformed)
+	}
 	if len(r.Lists) > MaxLists {
 		return r, 0, fmt.Errorf("%w: %d lists, more than a resolver holds (%d)", ErrMalformed, len(r.Lists), MaxLists)
 	}
-	for _, l := range r.Lists {
+	for i, l := range r.Lists {
 		if !blocklist.ValidListName(l.Name) {
 			return r, 0, fmt.Errorf("%w: list name %.70q", ErrMalformed, l.Name)
+		}
+		for _, prev := range r.Lists[:i] {
+			if prev.Name == l.Name {
+				return r, 0, fmt.Errorf("%w: list %q given twice", ErrMalformed, l.Name)
+			}
 		}
 	}
 	return r, signers[0].ID(), nil
 }
 
+// checkOneSignature accepts the text of exactly one minisign signature:
+// its four lines, as minisign -S writes them.
+func checkOneSignature(sig []byte) error {
+	lines := strings.Split(strings.TrimSuffix(string(sig), "\n"), "\n")
+	switch {
+	case len(lines) != 4 || len(blocklist.SignatureKeys(sig)) != 1:
+		return errors.New("not exactly one minisign signature")
+	case !strings.HasPrefix(lines[0], "untrusted comment: ") || !strings.HasPrefix(lines[2], "trusted comment: "):
+		return errors.New("not a minisign signature: its first and third lines are its comments")
+	}
+	return nil
+}
+
+// fields are the keys of a receipt's objects, by depth: the receipt, then
+// a list or the ledger.
+var fields = map[string][]string{
+	"":       {"resolver", "time", "lists", "ledger"},
+	"lists":  {"name", "serial", "sha256", "applied"},
+	"ledger": {"head", "events"},
+}
+
+// checkKeys refuses a body with a key the format does not have, spelled
+// otherwise (encoding/json matches keys without case, jq does not) or given
+// twice (tools differ in which one counts).
+func checkKeys(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var walk func(in string, depth int) error
+	walk = func(in string, depth int) error {
+		tok, err := dec.Token()
+		if err != nil || depth > 3 {
+			return errors.New("not a receipt")
+		}
+		switch tok {
+		case json.Delim('['):
+			for dec.More() {
+				if err := walk(in, depth+1); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			return err
+		case json.Delim('{'):
+			var seen []string
+			for dec.More() {
+				key, err := dec.Token()
+				name, ok := key.(string)
+				if err != nil || !ok {
+					return errors.New("not a receipt")
+				}
+				if !slices.Contains(fields[in], name) || slices.Contains(seen, name) {
+					return fmt.Errorf("key %.40q is not a receipt's, or is given twice", name)
+				}
+				seen = append(seen, name)
+				if err := walk(name, depth+1); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			return err
+		}
+		return nil
+	}
+	if err := walk("", 0); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("more than one JSON value")
+	}
+	return nil
+}
 // CheckResolverName refuses a name a resolver may not report under: one
 // that is not 1 to 64 letters, digits, '.', '_' or '-' starting with a
 // letter or digit (it names the resolver's file), or UnknownResolver.
