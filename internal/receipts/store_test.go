@@ -271,7 +271,6 @@ func FuzzRestore(f *testing.F) {
 	})
 }
 
-
 // TestConcurrentResolvers: many new resolvers of one key at once, past its
 // bound (run with -race): exactly the bound are taken.
 func TestConcurrentResolvers(t *testing.T) {

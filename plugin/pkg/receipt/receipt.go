@@ -201,6 +201,7 @@ func checkKeys(body []byte) error {
 	}
 	return nil
 }
+
 // CheckResolverName refuses a name a resolver may not report under: one
 // that is not 1 to 64 letters, digits, '.', '_' or '-' starting with a
 // letter or digit (it names the resolver's file), or UnknownResolver.
