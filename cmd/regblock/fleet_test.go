@@ -130,7 +130,7 @@ func TestFleet(t *testing.T) {
 	// Every true ledger matches its receipts (and only its own: the
 	// resolver is found from them); one rewritten whole does not.
 	for _, m := range fleet[:3] {
-		if code, stdout, stderr := regblock(t, "verify-ledger", "-receipts", store, m.audit); code != 0 || !strings.Contains(stdout, "receipts of resolver "+m.name+":") {
+		if code, stdout, stderr := regblock(t, "verify-ledger", "-receipts", store, "-resolver", m.name, m.audit); code != 0 || !strings.Contains(stdout, "receipts of resolver "+m.name+":") {
 			t.Errorf("%s's ledger against the receipts: exit %d\n%s%s", m.name, code, stdout, stderr)
 		}
 	}

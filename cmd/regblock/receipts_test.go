@@ -121,7 +121,7 @@ func TestReceipts(t *testing.T) {
 		t.Errorf("%d receipts accepted, %d stored: want the two states stored (three at most), the repeats only counted", int(accepted), stored)
 	}
 
-	if code, stdout, stderr := regblock(t, "verify-ledger", "-receipts", store, audit); code != 0 || !strings.Contains(stdout, "receipts of resolver r1:") {
+	if code, stdout, stderr := regblock(t, "verify-ledger", "-receipts", store, "-resolver", "r1", audit); code != 0 || !strings.Contains(stdout, "receipts of resolver r1:") {
 		t.Fatalf("the true ledger against its receipts: exit %d\n%s%s", code, stdout, stderr)
 	}
 
@@ -141,6 +141,11 @@ func TestReceipts(t *testing.T) {
 	os.WriteFile(bodyFile+".minisig", sigText, 0o644)
 	if out, err := exec.Command(ms, "-V", "-m", bodyFile, "-p", ispPub).CombinedOutput(); err != nil {
 		t.Errorf("stock minisign does not verify a stored receipt: %v\n%s", err, out)
+	}
+
+	// Whose ledger it is, is the auditor's to say.
+	if code, _, stderr := regblock(t, "verify-ledger", "-receipts", store, audit); code != 2 || !strings.Contains(stderr, "-receipts needs -resolver ID") {
+		t.Errorf("-receipts without -resolver: exit %d %s", code, stderr)
 	}
 
 	// Rewritten whole, with a head to match: the chain verifies, the

@@ -17,7 +17,7 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/receipt"
 )
 
-const verifyLedgerUsage = `Usage: regblock verify-ledger [-receipts DIR [-resolver ID]] FILE...
+const verifyLedgerUsage = `Usage: regblock verify-ledger [-receipts DIR -resolver ID] FILE...
 
 Checks the hash chain of a regblock audit log and prints the enforcement
 ledger: which serial of which list was applied, rejected, expired or removed,
@@ -33,8 +33,9 @@ edited, added or rewritten before the last receipt shows, and so does a
 ledger cut short of what a receipt committed to. Give every rotated file
 since the resolver's first receipt: an event in a file not given fails the
 check too. The count in FILE.head is the ledger's own word: it is reported
-where the receipts disagree, never trusted. -resolver names the resolver;
-without it, the one whose receipts match the ledger is found.
+where the receipts disagree, never trusted. -resolver names the resolver
+whose ledger this is: that is the auditor's to say, since an ISP can send
+receipts under any name of its key that match a ledger it made.
 
 Exit status: 0 the chain is intact, 1 it is broken, 2 the files could not be
 read.
@@ -47,13 +48,14 @@ Example:
 func verifyLedger(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("verify-ledger", verifyLedgerUsage, stderr)
 	receiptsDir := fs.String("receipts", "", "check the ledger against the receipts in `DIR` too")
-	resolverID := fs.String("resolver", "", "with -receipts, the `resolver` whose receipts to use")
+	resolverID := fs.String("resolver", "", "with -receipts, the `resolver` whose ledger this is")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
 	if code := require(fs,
 		need{fs.NArg() > 0, "no FILE: name the audit log (and its rotated files)"},
 		need{*resolverID == "" || *receiptsDir != "", "-resolver needs -receipts"},
+		need{*resolverID != "" || *receiptsDir == "", "-receipts needs -resolver ID: say whose ledger this is (the receipts directory holds RESOLVER.jsonl files)"},
 	); code >= 0 {
 		return code
 	}
@@ -202,10 +204,6 @@ func printTimeline(w io.Writer, events []ledger.Event) {
 // trusted. It prints what it checked and returns an exit code: 0 all
 // match, 1 they do not, 2 misuse.
 func checkReceipts(dir, resolver string, lines []ledger.Line, headCount uint64, stdout, stderr io.Writer) int {
-	byHash := map[string]bool{}
-	for _, l := range lines {
-		byHash[l.Hash] = true
-	}
 	load := func(path string) ([]receipt.Receipt, error) {
 		recs, damaged, err := receipts.Load(path)
 		if err != nil {
@@ -224,31 +222,9 @@ func checkReceipts(dir, resolver string, lines []ledger.Line, headCount uint64, 
 		}
 		return out, nil
 	}
-	var rs []receipt.Receipt
-	if resolver != "" {
-		var err error
-		if rs, err = load(filepath.Join(dir, resolver+".jsonl")); err != nil {
-			return fail(stderr, 2, err, "")
-		}
-	} else {
-		files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
-		var matched []string
-		for _, f := range files {
-			cand, err := load(f)
-			if err != nil {
-				return fail(stderr, 2, err, "")
-			}
-			for _, r := range cand {
-				if byHash[r.Ledger.Head] {
-					matched, rs = append(matched, f), cand
-					break
-				}
-			}
-		}
-		if len(matched) != 1 {
-			return fail(stderr, 2, fmt.Errorf("-receipts %s: %d resolvers' receipts match this ledger", dir, len(matched)), "name the resolver with -resolver ID")
-		}
-		resolver = strings.TrimSuffix(filepath.Base(matched[0]), ".jsonl")
+	rs, err := load(filepath.Join(dir, resolver+".jsonl"))
+	if err != nil {
+		return fail(stderr, 2, err, "")
 	}
 	// Each receipt names its event by hash: that places the lines given
 	// among all the resolver's ledger events, without taking the ledger's
