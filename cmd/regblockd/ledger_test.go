@@ -125,3 +125,125 @@ func TestLedgerSurvivesFullDisk(t *testing.T) {
 		t.Errorf("%s.head = %q, want %q", audit, got, head+" 2")
 	}
 }
+
+// TestLedgerHeadOnFullDisk: the audit log on a small tmpfs that fills up
+// when a ledger line still fits in the file's last page but FILE.head can
+// no longer be written. The resolver is not ready and says so until the
+// head is written, which it retries; and a restart that finds the head
+// behind the file (a crash between a line and its head) goes on from the
+// last line on disk, keeping the chain whole and the event count right.
+func TestLedgerHeadOnFullDisk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	logs := testenv.Tmpfs(t, "1m")
+	dir, key, pub := signedList(t)
+	audit := filepath.Join(logs, "audit.jsonl")
+	port, metricsPort, readyPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	addr := "127.0.0.1:" + port
+	conf := filepath.Join(t.TempDir(), "Corefile")
+	os.WriteFile(conf, []byte(`.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+dir+`
+        pubkey `+pub+`
+        notice 192.0.2.80
+        audit `+audit+`
+    }
+    ready 127.0.0.1:`+readyPort+` {
+        monitor continuously
+    }
+    prometheus 127.0.0.1:`+metricsPort+`
+}
+`), 0o644)
+	var cmd *exec.Cmd
+	ready := func() bool {
+		resp, err := http.Get("http://127.0.0.1:" + readyPort + "/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	start := func() {
+		cmd = exec.Command(bin, "-conf", conf)
+		testenv.Process(t, "regblockd", cmd)
+		testenv.Eventually(t, 20*time.Second, "regblockd is ready", ready)
+	}
+	metric := func(name string) float64 {
+		return metricValues(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))[name]
+	}
+	publish := func(serial int) {
+		t.Helper()
+		key.WriteList(t, dir, "e2e.list", strings.Replace(list, "serial: 3", fmt.Sprintf("serial: %d", serial), 1)+fmt.Sprintf("s%d.example\n", serial))
+		testenv.Eventually(t, 20*time.Second, fmt.Sprintf("serial %d is enforced", serial), func() bool {
+			r, err := query(addr, fmt.Sprintf("s%d.example.", serial), dns.TypeA)
+			return err == nil && len(r.Answer) == 1
+		})
+	}
+	chain := func() (events []ledger.Event, head, onDisk string) {
+		t.Helper()
+		data, _ := os.ReadFile(audit)
+		events, head, err := ledger.Check(bytes.NewReader(data), audit, "")
+		if err != nil {
+			t.Fatalf("the chain: %v", err)
+		}
+		got, _ := os.ReadFile(audit + ".head")
+		return events, head, strings.TrimSpace(string(got))
+	}
+	start()
+
+	// Block events until the file's last page has room for a ledger line,
+	// then fill the disk: the line fits, a new .head does not.
+	size := func() int64 {
+		fi, err := os.Stat(audit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	for i := 0; size()%4096 == 0 || size()%4096 > 2500; i++ {
+		if i == 200 {
+			t.Fatalf("the audit log never left room in its last page: %d bytes", size())
+		}
+		before := size()
+		query(addr, fmt.Sprintf("x%d.abuse.example.", i), dns.TypeA)
+		testenv.Eventually(t, 5*time.Second, "the block event is written", func() bool { return size() > before })
+	}
+	free := testenv.Fill(t, logs)
+	_, _, headBefore := chain()
+
+	publish(4)
+	testenv.Eventually(t, 10*time.Second, "the head is held", func() bool { return metric("coredns_regblock_audit_ledger_held") == 1 })
+	if ready() {
+		t.Error("/ready says ready while FILE.head is not written")
+	}
+	if events, _, onDisk := chain(); len(events) != 2 || onDisk != headBefore {
+		t.Fatalf("on a full disk: %d ledger events on disk, head %q; want the line written (2) and the head as before (%q)", len(events), onDisk, headBefore)
+	}
+
+	// Room again: the head is written within a retry or two.
+	free()
+	testenv.Eventually(t, 20*time.Second, "the head is written and regblockd is ready again", func() bool {
+		return metric("coredns_regblock_audit_ledger_held") == 0 && ready()
+	})
+	if events, head, onDisk := chain(); onDisk != head+" "+strconv.Itoa(len(events)) {
+		t.Errorf("%s.head = %q, want %q", audit, onDisk, head+" "+strconv.Itoa(len(events)))
+	}
+
+	// A crash between a ledger line and its head: the head on disk is the
+	// one before. The next start goes on from the last line.
+	cmd.Process.Kill()
+	cmd.Wait()
+	os.WriteFile(audit+".head", []byte(headBefore+"\n"), 0o640)
+	start() // applies serial 4 again: a ledger event of its own
+	publish(5)
+	testenv.Eventually(t, 10*time.Second, "serial 5's ledger event is on disk", func() bool {
+		events, _, _ := chain() // and the chain is whole, or chain fails the test
+		return len(events) == 4 && *events[3].Serial == 5
+	})
+	testenv.Eventually(t, 10*time.Second, "the head is written", func() bool {
+		events, head, onDisk := chain()
+		return onDisk == head+" "+strconv.Itoa(len(events))
+	})
+}

@@ -99,7 +99,8 @@ type auditLog struct {
 	events uint64 // ledger events sealed
 	held   []heldLine
 	torn   bool     // a write failed part way: the file may end in a partial line
-	onDisk heldLine // the last ledger line written: what FILE.head says
+	onDisk heldLine // the last ledger line written: what FILE.head is to say
+	stale  bool     // FILE.head does not say it yet: its write failed
 }
 
 // heldLine is a sealed ledger line (with its newline) and where the chain
@@ -143,7 +144,7 @@ func openAudit(path string, budget int) (*auditLog, error) {
 	if err != nil {
 		return nil, err
 	}
-	head, events, err := readHead(path)
+	head, events, err := readChain(path)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -191,6 +192,39 @@ func readHead(path string) (head string, events uint64, err error) {
 		events = uint64(len(evs))
 	}
 	return fields[0], events, nil
+}
+
+// readChain returns where the chain of the audit log at path stands: what
+// FILE.head says, moved on past the ledger lines written after it, which a
+// head write the disk refused, or a crash between a line and its head,
+// left out of it. A new event then chains from the last line on disk and
+// the event count does not go back.
+func readChain(path string) (head string, events uint64, err error) {
+	head, events, err = readHead(path)
+	if err != nil {
+		return "", 0, err
+	}
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return head, events, nil
+	} else if err != nil {
+		return "", 0, err
+	}
+	lines, last, err := ledger.CheckLines(f, path, "")
+	f.Close()
+	if err != nil || len(lines) == 0 || last == head {
+		return head, events, nil // a broken chain is verify-ledger's to report
+	}
+	for i := len(lines) - 1; i >= 0; i-- {
+		if lines[i].Hash == head {
+			return last, events + uint64(len(lines)-1-i), nil
+		}
+	}
+	if lines[0].Event.Prev == head { // every line of the file came after the head
+		return last, events + uint64(len(lines)), nil
+	}
+	log.Errorf("Audit log %s: %s.head names a ledger line that is not in the file; the chain goes on from the head", path, path)
+	return head, events, nil
 }
 
 func openAppend(path string) (*os.File, error) {
@@ -283,7 +317,13 @@ func (a *auditLog) ledger(e ledger.Event) {
 // line first, and then FILE.head. It stops at the first failure, counting
 // it; a.mu is held.
 func (a *auditLog) flushLocked() {
-	defer func() { ledgerHeld.Set(float64(len(a.held))) }()
+	defer func() {
+		n := len(a.held)
+		if a.stale {
+			n++ // the head, which a restart reads
+		}
+		ledgerHeld.Set(float64(n))
+	}()
 	if a.torn {
 		if err := cutPartialLine(a.path); err != nil {
 			a.failed("cutting off a partial line", err)
@@ -291,7 +331,7 @@ func (a *auditLog) flushLocked() {
 		}
 		a.torn = false
 	}
-	if len(a.held) == 0 {
+	if len(a.held) == 0 && !a.stale {
 		return
 	}
 	for len(a.held) > 0 {
@@ -303,12 +343,14 @@ func (a *auditLog) flushLocked() {
 			return
 		}
 		a.held = a.held[1:]
-		a.onDisk = h
+		a.onDisk, a.stale = h, true
 	}
 	a.held = nil
 	if err := atomicfile.Write(a.path+".head", []byte(a.onDisk.head+" "+strconv.FormatUint(a.onDisk.events, 10)+"\n"), 0o640); err != nil {
 		a.failed("writing the head", err)
+		return
 	}
+	a.stale = false
 }
 
 // failed counts and logs a write error.
@@ -317,11 +359,11 @@ func (a *auditLog) failed(what string, err error) {
 	log.Errorf("Audit log %s: %s: %v; retrying every %v", a.path, what, err, retryEvery)
 }
 
-// healthy reports whether every ledger event is on disk.
+// healthy reports whether every ledger event, and FILE.head, is on disk.
 func (a *auditLog) healthy() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.held) == 0
+	return len(a.held) == 0 && !a.stale
 }
 
 // chain returns the hash of the last ledger line sealed and the count of
@@ -347,7 +389,7 @@ func (a *auditLog) run() {
 			a.write(r)
 		case <-retry.C:
 			a.mu.Lock()
-			if len(a.held) > 0 || a.torn {
+			if len(a.held) > 0 || a.torn || a.stale {
 				a.flushLocked()
 			}
 			a.mu.Unlock()

@@ -49,7 +49,7 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "audit_ledger_held",
-		Help:      "Ledger events the disk refused, held in memory and retried; the resolver is not ready while any is held.",
+		Help:      "Ledger events the disk refused, held in memory and retried, plus one while the audit log's .head is not written; the resolver is not ready meanwhile.",
 	})
 
 	ledgerLost = promauto.NewCounter(prometheus.CounterOpts{
