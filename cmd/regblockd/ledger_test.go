@@ -247,3 +247,87 @@ func TestLedgerHeadOnFullDisk(t *testing.T) {
 		return onDisk == head+" "+strconv.Itoa(len(events))
 	})
 }
+
+// TestStateOnFullDisk: the state directory on a small tmpfs that is full
+// when a new version arrives. The version is enforced, but the resolver
+// says its mark is not kept (coredns_regblock_state_unsaved, /ready 503)
+// and retries; once there is room the mark is written, so that after a
+// restart the older version put back in the lists directory is refused as
+// a rollback.
+func TestStateOnFullDisk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	state := testenv.Tmpfs(t, "1m")
+	dir, key, pub := signedList(t)
+	port, metricsPort, readyPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	addr := "127.0.0.1:" + port
+	conf := filepath.Join(t.TempDir(), "Corefile")
+	os.WriteFile(conf, []byte(`.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+dir+`
+        pubkey `+pub+`
+        notice 192.0.2.80
+        state `+state+`
+    }
+    ready 127.0.0.1:`+readyPort+` {
+        monitor continuously
+    }
+    prometheus 127.0.0.1:`+metricsPort+`
+}
+`), 0o644)
+	var cmd *exec.Cmd
+	ready := func() bool {
+		resp, err := http.Get("http://127.0.0.1:" + readyPort + "/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	start := func() {
+		cmd = exec.Command(bin, "-conf", conf)
+		testenv.Process(t, "regblockd", cmd)
+		testenv.Eventually(t, 20*time.Second, "regblockd answers", func() bool {
+			_, err := query(addr, "probe.test.", dns.TypeA)
+			return err == nil
+		})
+	}
+	metric := func(name string) float64 {
+		return metricValues(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))[name]
+	}
+	blocked := func(name string) bool {
+		r, err := query(addr, name, dns.TypeA)
+		return err == nil && len(r.Answer) == 1
+	}
+	v4 := strings.Replace(list, "serial: 3", "serial: 4", 1) + "four.example\n"
+	start()
+	testenv.Eventually(t, 20*time.Second, "regblockd is ready", ready)
+
+	free := testenv.Fill(t, state)
+	key.WriteList(t, dir, "e2e.list", v4)
+	testenv.Eventually(t, 20*time.Second, "serial 4 is enforced", func() bool { return blocked("four.example.") })
+	testenv.Eventually(t, 10*time.Second, "the state is unsaved", func() bool { return metric("coredns_regblock_state_unsaved") > 0 })
+	if ready() {
+		t.Error("/ready says ready while serial 4's mark is not kept")
+	}
+
+	free()
+	testenv.Eventually(t, 20*time.Second, "the state is saved and regblockd is ready again", func() bool {
+		return metric("coredns_regblock_state_unsaved") == 0 && ready()
+	})
+
+	// Restarted with serial 3 put back: a rollback, refused; serial 4
+	// stays in force from the state directory.
+	cmd.Process.Kill()
+	cmd.Wait()
+	key.WriteList(t, dir, "e2e.list", list)
+	start()
+	testenv.Eventually(t, 10*time.Second, "serial 3 is refused as a rollback", func() bool {
+		return metric(`coredns_regblock_reloads_total{list="e2e",result="rollback"}`) > 0
+	})
+	if !blocked("four.example.") {
+		t.Error("after a restart, serial 3 put back is enforced: the mark of serial 4 was not kept")
+	}
+}

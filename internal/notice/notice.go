@@ -303,6 +303,7 @@ func (e Events) Expired(c *listset.Current) {
 }
 func (e Events) Waiting(path string) { e.Log.Printf("list file %s has no signature yet", path) }
 func (e Events) Error(err error)     { e.Log.Print(err) }
+func (e Events) Unsaved(n int)       {}
 
 // visitorAddr matches an IPv4 or IPv6 address with a port, as net/http
 // writes a client's address in its error log ("TLS handshake error from

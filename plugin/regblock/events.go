@@ -108,6 +108,13 @@ func (ev events) Waiting(path string) {
 
 func (ev events) Error(err error) { log.Error(err) }
 
+func (ev events) Unsaved(n int) {
+	stateUnsaved.Set(float64(n))
+	if n == 0 {
+		log.Infof("State directory: everything in force is saved")
+	}
+}
+
 // event returns a ledger event of kind about list l.
 func (ev events) event(kind string, l *blocklist.List) ledger.Event {
 	serial, entries, issued := l.Serial, l.Blocking(), l.Issued

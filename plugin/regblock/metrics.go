@@ -45,6 +45,13 @@ var (
 		Help:      "Counter of writes to the audit log that failed (a full disk, an I/O error).",
 	})
 
+	stateUnsaved = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "state_unsaved",
+		Help:      "High-water marks, copies of versions in force and trust policies the state directory refused, retried; until they are kept a restart could enforce an older version, and the resolver is not ready.",
+	})
+
 	ledgerHeld = promauto.NewGauge(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,

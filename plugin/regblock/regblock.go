@@ -268,5 +268,5 @@ func (rb *Regblock) Name() string { return pluginName }
 // Ready implements the ready.Readiness interface: ready once a verified list
 // is in force.
 func (rb *Regblock) Ready() bool {
-	return len(rb.index.Load().Lists()) > 0 && (rb.audit == nil || rb.audit.healthy())
+	return len(rb.index.Load().Lists()) > 0 && (rb.audit == nil || rb.audit.healthy()) && rb.lists.set.Unsaved() == 0
 }

@@ -35,6 +35,7 @@ func (quiet) PolicyExpired(*trust.Policy) {}
 func (quiet) Expired(*Current)            {}
 func (quiet) Waiting(string)              {}
 func (quiet) Error(err error)             { panic(err) }
+func (quiet) Unsaved(int)                 {}
 
 // writeSynthetic writes a signed list of n names of about 25 bytes, half
 // with an order reference, as national lists hold, and returns its key and

@@ -76,11 +76,7 @@ func (s *Set) scanPolicy() (removed bool) {
 	}
 	old := s.policy
 	s.policy = p
-	if s.cfg.State != "" {
-		if err := stateDir(s.cfg.State).savePolicy(s.cfg.Trust, p); err != nil {
-			s.events.Error(fmt.Errorf("trust policy serial %d is in force but was not saved: %w", p.Serial, err))
-		}
-	}
+	s.unsaved.policy = p
 	s.events.PolicyApplied(p)
 
 	for name, c := range s.inForce {
@@ -96,11 +92,10 @@ func (s *Set) scanPolicy() (removed bool) {
 			marksChanged = true
 		}
 	}
-	if marksChanged && s.cfg.State != "" {
-		if err := stateDir(s.cfg.State).saveMarks(s.marks); err != nil {
-			s.events.Error(err)
-		}
+	if marksChanged {
+		s.unsaved.marks = true
 	}
+	s.saveState()
 	clear(s.stamps) // every list is judged again under the new policy
 	return removed
 }

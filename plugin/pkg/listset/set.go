@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"aead.dev/minisign"
@@ -98,6 +99,11 @@ type Events interface {
 	// Error reports a problem that refuses nothing, such as a state
 	// directory that cannot be written.
 	Error(err error)
+	// Unsaved is called when the number of things the state directory
+	// refused (high-water marks, copies of versions in force, the policy)
+	// changes: they are retried, and until they are kept a restart could
+	// enforce an older version.
+	Unsaved(n int)
 }
 
 // Set holds the lists in force and decides which new versions to apply.
@@ -118,6 +124,9 @@ type Set struct {
 	publish       func(*blockindex.Index)
 	events        Events
 
+	unsaved  unsaved      // what the state directory has yet to keep
+	nUnsaved atomic.Int32 // its count, for readers on other goroutines
+
 	// Now is the clock; tests set it.
 	Now func() time.Time
 
@@ -134,6 +143,7 @@ func New(cfg Config, publish func(*blockindex.Index), events Events) *Set {
 		read:    map[string]version{},
 		marks:   map[string]*Mark{},
 		waiting: map[string]bool{},
+		unsaved: unsaved{copies: map[string]pendingCopy{}},
 		publish: publish,
 		events:  events,
 		Now:     time.Now,
@@ -187,15 +197,14 @@ func (s *Set) Restore() {
 		c := &Current{List: sv.list, Index: li, Path: sv.source, Applied: sv.applied, Restored: true}
 		s.inForce[sv.list.Name] = c
 		if s.raiseMark(sv.list) { // a state directory from before marks were kept
-			if err := state.saveMarks(s.marks); err != nil {
-				s.events.Error(err)
-			}
+			s.unsaved.marks = true
 		}
 		restored = append(restored, c)
 	}
 	if len(restored) > 0 {
 		s.build(restored)
 	}
+	s.saveState()
 }
 
 // Scan reads the list files that changed since the last scan, applies the
@@ -246,6 +255,7 @@ func (s *Set) Scan() {
 		s.build(applied)
 	}
 	s.CheckExpiry()
+	s.saveState()
 }
 
 // build indexes the lists in force, publishes the index, and reports the
@@ -348,16 +358,11 @@ func (s *Set) consider(path string) *Current {
 	}
 	c := &Current{List: l, Index: li, Path: path, Applied: s.Now(), Took: time.Since(start)}
 	s.inForce[l.Name] = c
-	if s.raiseMark(l) && s.cfg.State != "" {
-		if err := stateDir(s.cfg.State).saveMarks(s.marks); err != nil {
-			s.events.Error(fmt.Errorf("list %q serial %d is in force but its high-water mark was not saved: %w", l.Name, l.Serial, err))
-		}
+	if s.raiseMark(l) {
+		s.unsaved.marks = true
 	}
-	if s.cfg.State != "" {
-		if err := stateDir(s.cfg.State).save(c, sig); err != nil {
-			s.events.Error(fmt.Errorf("list %q serial %d is in force but was not saved: %w", l.Name, l.Serial, err))
-		}
-	}
+	s.unsaved.copies[l.Name] = pendingCopy{c, sig}
+	s.saveState()
 	return c
 }
 

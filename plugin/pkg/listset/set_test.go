@@ -42,6 +42,7 @@ func (r *recorder) PolicyRejected(_, result string, _ error, _ *trust.Policy) {
 func (r *recorder) PolicyExpired(p *trust.Policy) { r.add("policy expired %d", p.Serial) }
 func (r *recorder) Expired(c *Current)            { r.add("expired %s %d", c.List.Name, c.List.Serial) }
 func (r *recorder) Waiting(path string)           { r.add("waiting %s", filepath.Base(path)) }
+func (r *recorder) Unsaved(n int)                 {}
 func (r *recorder) Error(err error)               { r.add("error %v", err) }
 func (r *recorder) take() (got []string)          { got, r.events = r.events, nil; return got }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
 // stateDir keeps the last accepted copy of each list: NAME.list and
@@ -212,3 +213,89 @@ func (d stateDir) saveMarks(marks map[string]*Mark) error {
 	}
 	return nil
 }
+
+// unsaved is what the state directory has yet to keep: the high-water
+// marks, copies of versions in force, the policy in force. A version is
+// safe across a restart only once its mark is on disk; until then it is
+// retried (saveState), and Unsaved says how many things wait.
+type unsaved struct {
+	marks    bool
+	copies   map[string]pendingCopy // by list name
+	policy   *trust.Policy
+	reported bool // the first failure of this run of failures was reported
+}
+
+// pendingCopy is a version in force to copy into the state directory,
+// with its signature.
+type pendingCopy struct {
+	c   *Current
+	sig []byte
+}
+
+func (u *unsaved) count() int {
+	n := len(u.copies)
+	if u.marks {
+		n++
+	}
+	if u.policy != nil {
+		n++
+	}
+	return n
+}
+
+// saveState writes what the state directory has yet to keep, and reports
+// the first failure of a run of them (not each retry) and every change in
+// how many things wait.
+func (s *Set) saveState() {
+	if s.cfg.State == "" {
+		return
+	}
+	d := stateDir(s.cfg.State)
+	var errs []error
+	if s.unsaved.marks {
+		if err := d.saveMarks(s.marks); err != nil {
+			errs = append(errs, fmt.Errorf("high-water marks not saved: %w", err))
+		} else {
+			s.unsaved.marks = false
+		}
+	}
+	for name, p := range s.unsaved.copies {
+		if s.inForce[name] != p.c {
+			delete(s.unsaved.copies, name) // replaced or removed since
+			continue
+		}
+		if err := d.save(p.c, p.sig); err != nil {
+			errs = append(errs, fmt.Errorf("list %q serial %d is in force but was not saved: %w", name, p.c.List.Serial, err))
+		} else {
+			delete(s.unsaved.copies, name)
+		}
+	}
+	if p := s.unsaved.policy; p != nil && p != s.policy {
+		s.unsaved.policy = nil
+	} else if p != nil {
+		if err := d.savePolicy(s.cfg.Trust, p); err != nil {
+			errs = append(errs, fmt.Errorf("trust policy serial %d is in force but was not saved: %w", p.Serial, err))
+		} else {
+			s.unsaved.policy = nil
+		}
+	}
+	if len(errs) > 0 && !s.unsaved.reported {
+		s.unsaved.reported = true
+		s.events.Error(fmt.Errorf("state directory %s: %w; retrying every %v, not ready meanwhile", s.cfg.State, errors.Join(errs...), SaveRetry))
+	}
+	n := s.unsaved.count()
+	if n == 0 {
+		s.unsaved.reported = false
+	}
+	if int32(n) != s.nUnsaved.Load() {
+		s.nUnsaved.Store(int32(n))
+		s.events.Unsaved(n)
+	}
+}
+
+// SaveRetry is how often what the state directory refused is tried again.
+const SaveRetry = 2 * time.Second
+
+// Unsaved returns how many things the state directory has yet to keep
+// (see saveState); safe on any goroutine.
+func (s *Set) Unsaved() int { return int(s.nUnsaved.Load()) }

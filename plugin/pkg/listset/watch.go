@@ -84,6 +84,8 @@ func (s *Set) watch(w *fsnotify.Watcher) {
 	var burst time.Time       // when the pending burst of events began
 	ticker := time.NewTicker(rescan)
 	defer ticker.Stop()
+	retry := time.NewTicker(SaveRetry)
+	defer retry.Stop()
 	for {
 		select {
 		case <-s.stop:
@@ -111,6 +113,10 @@ func (s *Set) watch(w *fsnotify.Watcher) {
 			s.Scan()
 		case <-ticker.C:
 			s.Scan()
+		case <-retry.C:
+			if s.Unsaved() > 0 {
+				s.saveState()
+			}
 		}
 	}
 }
