@@ -30,6 +30,7 @@ type lists struct {
 	receipts *receiptSender          // nil without the receipts option
 
 	key      string
+	cfg      config
 	refs     int  // guarded by shared
 	watching bool // guarded by shared
 }
@@ -39,7 +40,8 @@ type lists struct {
 // whose configuration did not change are kept, not read again.
 var shared = struct {
 	sync.Mutex
-	m map[string]*lists
+	m       map[string]*lists
+	pending []*lists // reserved by a Corefile not started yet, one entry a reservation
 }{m: map[string]*lists{}}
 
 // listsKey identifies what the lists in force depend on.
@@ -52,26 +54,47 @@ func listsKey(cfg config) string {
 	return fmt.Sprintf("%q %q %d %q %q %q %q", cfg.lists, keys, cfg.maxSize, cfg.state, cfg.audit, cfg.trust, cfg.receipts)
 }
 
-// acquireLists returns the lists of cfg, loading them if no server block
-// holds them yet: the saved copies of the state directory, then every valid
-// list on disk. A rejected list is logged and counted; the resolver starts
-// without it rather than not at all. Each call must be paired with a
-// release.
-func acquireLists(cfg config) (*lists, error) {
+// reserveLists returns the lists of cfg, shared with the server blocks
+// that hold them already, without reading anything: load does, on
+// startup. Each call must be paired with a release, or, when the
+// Corefile it comes from fails, with releasePending.
+func reserveLists(cfg config) *lists {
 	key := listsKey(cfg)
 	shared.Lock()
 	defer shared.Unlock()
-	if l := shared.m[key]; l != nil {
-		l.refs++
-		return l, nil
+	l := shared.m[key]
+	if l == nil {
+		l = &lists{key: key, cfg: cfg, inForce: map[string]receipt.List{}}
+		empty, _ := blockindex.Build(nil)
+		l.index.Store(empty)
+		shared.m[key] = l
 	}
-	l := &lists{key: key, refs: 1, inForce: map[string]receipt.List{}}
-	empty, _ := blockindex.Build(nil)
-	l.index.Store(empty)
+	l.refs++
+	shared.pending = append(shared.pending, l)
+	return l
+}
+
+// load reads the lists, once for all who share them: the audit log is
+// opened, the saved copies of the state directory put in force, then every
+// valid list on disk, and receipts start. It runs on startup, not in
+// setup, so that a Corefile reload that fails (on any directive) leaves no
+// trace: no ledger event, saved copy, metric or receipt. A rejected list
+// is logged and counted; the resolver starts without it rather than not at
+// all.
+func (l *lists) load() error {
+	shared.Lock()
+	defer shared.Unlock()
+	if i := slices.Index(shared.pending, l); i >= 0 {
+		shared.pending = slices.Delete(shared.pending, i, i+1)
+	}
+	if l.set != nil {
+		return nil
+	}
+	cfg := l.cfg
 	if cfg.audit != "" {
 		a, err := openAudit(cfg.audit, cfg.auditBudget)
 		if err != nil {
-			return nil, fmt.Errorf("audit: %w", err)
+			return fmt.Errorf("audit: %w", err)
 		}
 		l.audit = a
 	}
@@ -85,15 +108,36 @@ func acquireLists(cfg config) (*lists, error) {
 	if cfg.receipts.url != "" {
 		l.receipts = startReceipts(cfg.receipts, l.receipt)
 	}
-	shared.m[key] = l
-	return l, nil
+	return nil
+}
+
+// loaded returns the list set once load has run, else nil; safe on any
+// goroutine.
+func (l *lists) loaded() *listset.Set {
+	shared.Lock()
+	defer shared.Unlock()
+	return l.set
+}
+
+// releasePending releases the lists reserved by a Corefile whose servers
+// never started (a reload that failed): CoreDNS runs the running
+// instance's OnRestartFailed then, and the failed one's callbacks never.
+func releasePending() error {
+	shared.Lock()
+	pending := shared.pending
+	shared.pending = nil
+	shared.Unlock()
+	for _, l := range pending {
+		l.release()
+	}
+	return nil
 }
 
 // watch starts watching the lists, once for all who share them.
 func (l *lists) watch() error {
 	shared.Lock()
 	defer shared.Unlock()
-	if l.watching || l.refs == 0 {
+	if l.watching || l.refs == 0 || l.set == nil {
 		return nil
 	}
 	if err := l.set.Start(); err != nil {
@@ -115,6 +159,9 @@ func (l *lists) release() {
 	shared.Unlock()
 	if !last {
 		return
+	}
+	if l.set == nil {
+		return // never loaded: its Corefile failed
 	}
 	l.set.Stop()
 	if l.receipts != nil {

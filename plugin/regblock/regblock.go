@@ -38,11 +38,18 @@ type Regblock struct {
 // newRegblock returns the handler of one server block, with the lists of
 // its configuration.
 func newRegblock(cfg config) (*Regblock, error) {
-	l, err := acquireLists(cfg)
-	if err != nil {
+	rb := reserveRegblock(cfg)
+	if err := rb.lists.load(); err != nil {
+		rb.shutdown()
 		return nil, err
 	}
-	return &Regblock{cfg: cfg, answers: newAnswers(cfg.notice, cfg.ttl), lists: l}, nil
+	return rb, nil
+}
+
+// reserveRegblock returns the handler of one server block with its lists
+// reserved, not loaded yet (lists.load).
+func reserveRegblock(cfg config) *Regblock {
+	return &Regblock{cfg: cfg, answers: newAnswers(cfg.notice, cfg.ttl), lists: reserveLists(cfg)}
 }
 
 // shutdown releases the lists, once. Queries still in flight may go on
@@ -268,5 +275,6 @@ func (rb *Regblock) Name() string { return pluginName }
 // Ready implements the ready.Readiness interface: ready once a verified list
 // is in force.
 func (rb *Regblock) Ready() bool {
-	return len(rb.index.Load().Lists()) > 0 && (rb.audit == nil || rb.audit.healthy()) && rb.lists.set.Unsaved() == 0
+	set := rb.lists.loaded()
+	return set != nil && len(rb.index.Load().Lists()) > 0 && (rb.audit == nil || rb.audit.healthy()) && set.Unsaved() == 0
 }

@@ -56,12 +56,20 @@ func setup(c *caddy.Controller) error {
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
-	rb, err := newRegblock(cfg)
-	if err != nil {
-		return plugin.Error(pluginName, err)
-	}
-	c.OnStartup(rb.lists.watch)
+	// Only reserved here: the lists are read on startup, once every
+	// directive of the Corefile is set up, so that a reload that fails
+	// leaves no trace (ledger, state, metrics, receipts).
+	rb := reserveRegblock(cfg)
+	c.OnStartup(func() error {
+		if err := rb.lists.load(); err != nil {
+			return plugin.Error(pluginName, err)
+		}
+		return rb.lists.watch()
+	})
 	c.OnShutdown(rb.shutdown)
+	// Run by the Corefile in force when the next one fails to start: the
+	// failed one's reservations are given back.
+	c.OnRestartFailed(releasePending)
 	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
 		rb.Next = next
 		return rb

@@ -76,8 +76,8 @@ func (r Rejection) Label() string {
 // Events receives what a Set decides, for logs, metrics and the ledger.
 // Its methods are called on the goroutine running the Set.
 type Events interface {
-	// Applied is called once the index holding c is published; swap is the
-	// time it took to build and publish it.
+	// Applied is called once the index holding c is built, just before it
+	// is published; swap is the time it took to build it.
 	Applied(c *Current, swap time.Duration)
 	Unchanged(list string)
 	Rejected(r Rejection)
@@ -258,8 +258,8 @@ func (s *Set) Scan() {
 	s.saveState()
 }
 
-// build indexes the lists in force, publishes the index, and reports the
-// lists just applied.
+// build indexes the lists in force, reports the lists just applied, and
+// then publishes the index.
 func (s *Set) build(applied []*Current) {
 	start := time.Now()
 	lists := make([]*blockindex.ListIndex, 0, len(s.inForce))
@@ -271,11 +271,13 @@ func (s *Set) build(applied []*Current) {
 		// consider keeps names unique and the count within bounds.
 		panic(err)
 	}
-	s.publish(ix)
 	swap := time.Since(start)
+	// Recorded before it is published: whoever sees a block by a version
+	// finds that version in the ledger, the metrics and the log.
 	for _, c := range applied {
 		s.events.Applied(c, swap)
 	}
+	s.publish(ix)
 	if len(applied) > 0 {
 		// Reading and parsing a list takes several times the memory its
 		// index keeps; hand that back to the system now rather than let the
