@@ -386,3 +386,76 @@ func TestTrustKeyIdentity(t *testing.T) {
 		t.Fatalf("regblockd with two pubkeys of one ID: %v\n%s", err, out)
 	}
 }
+
+// TestRotationKeepsMark: a list key rotated with overlap, as docs/trust.md
+// says (both keys, the next version by the new key, then the old key
+// dropped), keeps the list's high-water mark: a version the new key signed
+// before, put back after the list was deleted, is a rollback.
+func TestRotationKeepsMark(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	ms := testenv.Need(t, "minisign", "minisign")
+	keys := t.TempDir()
+	root, old, next := newAuthority(t, ms, keys, "root"), newAuthority(t, ms, keys, "old"), newAuthority(t, ms, keys, "new")
+	lists, state, trustDir := t.TempDir(), t.TempDir(), t.TempDir()
+	policyPath := filepath.Join(trustDir, "regblock.trust")
+	port, metricsPort := testenv.FreePort(t), testenv.FreePort(t)
+	addr := "127.0.0.1:" + port
+	conf := filepath.Join(t.TempDir(), "Corefile")
+	os.WriteFile(conf, []byte(`.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+lists+`
+        pubkey `+root.pub+`
+        trust `+policyPath+`
+        state `+state+`
+        notice 192.0.2.80
+    }
+    prometheus 127.0.0.1:`+metricsPort+`
+}
+`), 0o644)
+	blocked := func(name string) bool {
+		r, err := query(addr, name+".", dns.TypeA)
+		return err == nil && len(r.Answer) == 1 && r.Answer[0].(*dns.A).A.String() == "192.0.2.80"
+	}
+	counted := func(series string) float64 {
+		return metricValues(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))[series]
+	}
+	serial := func(n int) {
+		t.Helper()
+		testenv.Eventually(t, 10*time.Second, fmt.Sprintf("trust policy serial %d is in force", n), func() bool { return counted("coredns_regblock_trust_serial") == float64(n) })
+	}
+	list := filepath.Join(lists, "mcmc-csam.list")
+
+	publish(t, policyPath, trustPolicy(1, "root 1 "+root.line, "list mcmc-csam 1 "+old.line), root)
+	publish(t, list, namedList("mcmc-csam", 5, "five.example"), old)
+	logs := testenv.Process(t, "regblockd", exec.Command(bin, "-conf", conf))
+	testenv.Eventually(t, 20*time.Second, "serial 5 is enforced", func() bool { return blocked("five.example") })
+
+	// Overlap: both keys; the new key signs serials 6 and 7.
+	publish(t, policyPath, trustPolicy(2, "root 1 "+root.line, "list mcmc-csam 1 "+old.line+" "+next.line), root)
+	serial(2)
+	staged := t.TempDir()
+	six := filepath.Join(staged, "six.list")
+	publish(t, six, namedList("mcmc-csam", 6, "six.example"), next)
+	publish(t, list, namedList("mcmc-csam", 7, "seven.example"), next)
+	testenv.Eventually(t, 10*time.Second, "serial 7 is enforced", func() bool { return blocked("seven.example") })
+
+	// The old key dropped; the list deleted; serial 6, signed by the new
+	// key, put back: a rollback.
+	publish(t, policyPath, trustPolicy(3, "root 1 "+root.line, "list mcmc-csam 1 "+next.line), root)
+	serial(3)
+	os.Remove(list)
+	os.Remove(list + ".minisig")
+	testenv.Eventually(t, 10*time.Second, "the deleted list is unloaded", func() bool { return !blocked("seven.example") })
+	before := counted(`coredns_regblock_reloads_total{list="mcmc-csam",result="rollback"}`)
+	os.Rename(six+".minisig", list+".minisig")
+	os.Rename(six, list)
+	testenv.Eventually(t, 10*time.Second, "serial 6 is refused as a rollback", func() bool {
+		return counted(`coredns_regblock_reloads_total{list="mcmc-csam",result="rollback"}`) > before
+	})
+	if blocked("six.example") {
+		t.Fatalf("serial 6 is enforced after serial 7: the rotation wiped the mark\n%s", logs)
+	}
+}

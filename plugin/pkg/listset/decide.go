@@ -32,14 +32,23 @@ var ErrFromTheFuture = errors.New("issued in the future")
 const MaxClockSkew = 5 * time.Minute
 
 // Mark is the high-water mark of a list name: the highest serial ever
-// accepted under it, and the digest of that version's bytes.
+// accepted under it, the digest of that version's bytes, and the keys
+// that signed it (each the base64 line of a minisign public key), so that
+// a new trust policy can tell whether they still may (see markStands).
 type Mark struct {
-	Serial uint64
-	SHA256 [32]byte
+	Serial  uint64
+	SHA256  [32]byte
+	Signers []string
 }
 
 // MarkOf returns the mark l sets.
-func MarkOf(l *blocklist.List) *Mark { return &Mark{l.Serial, l.SHA256} }
+func MarkOf(l *blocklist.List) *Mark {
+	m := &Mark{Serial: l.Serial, SHA256: l.SHA256}
+	for _, k := range l.Signers {
+		m.Signers = append(m.Signers, k.String())
+	}
+	return m
+}
 
 // Decide says whether next, a verified version of a list, may be applied
 // at time now, given the version in force under its name (nil when none

@@ -86,8 +86,8 @@ func (s *Set) scanPolicy() (removed bool) {
 		}
 	}
 	marksChanged := false
-	for name := range s.marks {
-		if lostKeys(old, p, name) {
+	for name, m := range s.marks {
+		if !markStands(old, p, name, m) {
 			delete(s.marks, name)
 			marksChanged = true
 		}
@@ -100,9 +100,33 @@ func (s *Set) scanPolicy() (removed bool) {
 	return removed
 }
 
-// lostKeys reports whether the line for list name in next lacks a key of
-// its line in prev.
-func lostKeys(prev, next *trust.Policy, name string) bool {
+// markStands reports whether the high-water mark m of list name stays
+// when policy next replaces prev: while the keys that signed the marked
+// version still meet the threshold of the list's line in next. A key
+// rotated with overlap keeps the mark; a thief's key taken off the line
+// lets it start again (TUF's fast-forward recovery). A mark kept before
+// signers were recorded stays unless the line lost a key of prev's.
+func markStands(prev, next *trust.Policy, name string, m *Mark) bool {
+	after := next.RuleFor(name)
+	if m.Signers == nil {
+		return !lostKeys(prev, after, name)
+	}
+	if after == nil {
+		return false
+	}
+	var signers []minisign.PublicKey
+	for _, text := range m.Signers {
+		var k minisign.PublicKey
+		if k.UnmarshalText([]byte(text)) == nil {
+			signers = append(signers, k)
+		}
+	}
+	return after.Count(signers) >= after.Threshold
+}
+
+// lostKeys reports whether after, the line for list name in the next
+// policy, lacks a key of its line in prev.
+func lostKeys(prev *trust.Policy, after *trust.ListRule, name string) bool {
 	if prev == nil {
 		return false
 	}
@@ -110,7 +134,6 @@ func lostKeys(prev, next *trust.Policy, name string) bool {
 	if before == nil {
 		return false
 	}
-	after := next.RuleFor(name)
 	for _, k := range before.Keys {
 		if after == nil || !slices.ContainsFunc(after.Keys, func(x minisign.PublicKey) bool { return blocklist.SameKey(x, k) }) {
 			return true

@@ -171,8 +171,9 @@ const marksFile = ".high-water-marks"
 
 // markRecord is a mark as marksFile keeps it.
 type markRecord struct {
-	Serial uint64 `json:"serial"`
-	SHA256 string `json:"sha256"`
+	Serial  uint64   `json:"serial"`
+	SHA256  string   `json:"sha256"`
+	Signers []string `json:"signers,omitempty"` // absent in state written before signers were kept
 }
 
 // loadMarks reads the high-water marks; none when the file is missing.
@@ -189,7 +190,7 @@ func (d stateDir) loadMarks() (map[string]*Mark, error) {
 		return marks, fmt.Errorf("state: %s: %v", filepath.Join(string(d), marksFile), err)
 	}
 	for name, r := range records {
-		m := &Mark{Serial: r.Serial}
+		m := &Mark{Serial: r.Serial, Signers: r.Signers}
 		if b, err := hex.DecodeString(r.SHA256); err == nil && len(b) == len(m.SHA256) {
 			copy(m.SHA256[:], b)
 		}
@@ -202,7 +203,7 @@ func (d stateDir) loadMarks() (map[string]*Mark, error) {
 func (d stateDir) saveMarks(marks map[string]*Mark) error {
 	records := make(map[string]markRecord, len(marks))
 	for name, m := range marks {
-		records[name] = markRecord{m.Serial, hex.EncodeToString(m.SHA256[:])}
+		records[name] = markRecord{m.Serial, hex.EncodeToString(m.SHA256[:]), m.Signers}
 	}
 	data, err := json.MarshalIndent(records, "", "  ")
 	if err != nil {
