@@ -28,5 +28,8 @@ func main() {
 	if slices.Contains(os.Args[1:], "-version") {
 		fmt.Printf("regblockd %s\n", version.String())
 	}
+	// CoreDNS ends its version line with the commit it was built from,
+	// set by its own Makefile: without it the line ends in ", ".
+	coremain.GitCommit = "regblock " + version.String()
 	coremain.Run()
 }

@@ -76,7 +76,7 @@ func TestRegblockd(t *testing.T) {
 	if err != nil || !slices.Contains(strings.Fields(string(out)), "regblock") {
 		t.Errorf("regblockd -plugins: %v, does not list regblock:\n%s", err, out)
 	}
-	if out, err := exec.Command(bin, "-version").CombinedOutput(); err != nil || !strings.Contains(string(out), "CoreDNS-") || !strings.HasPrefix(string(out), "regblockd ") {
+	if out, err := exec.Command(bin, "-version").CombinedOutput(); err != nil || !strings.Contains(string(out), "CoreDNS-") || !strings.HasPrefix(string(out), "regblockd ") || strings.Contains(string(out), ", \n") {
 		t.Errorf("regblockd -version: %v\n%s", err, out)
 	}
 
