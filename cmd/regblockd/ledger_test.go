@@ -84,7 +84,7 @@ func TestLedgerSurvivesFullDisk(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testenv.Eventually(t, 10*time.Second, "block events are dropped", func() bool { return metric("coredns_regblock_audit_dropped_total") > 0 })
+	testenv.Eventually(t, 10*time.Second, "block events are dropped", func() bool { return metric(`coredns_regblock_audit_dropped_total{reason="write_error"}`) > 0 })
 
 	// A new version is enforced at once; its ledger event waits for room.
 	key.WriteList(t, dir, "e2e.list", strings.Replace(list, "serial: 3", "serial: 4", 1)+"fresh.example\n")

@@ -370,7 +370,7 @@ func TestMetricsAndAudit(t *testing.T) {
 		`coredns_regblock_list_issued_timestamp_seconds{list="e2e"}`:  issued,
 		`coredns_regblock_list_expiry_timestamp_seconds{list="e2e"}`:  float64(time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC).Unix()),
 		`coredns_regblock_reloads_total{list="e2e",result="applied"}`: 1,
-		`coredns_regblock_audit_dropped_total`:                        0,
+		`coredns_regblock_audit_dropped_total{reason="queue_full"}`:   0,
 	}
 	for series, want := range gauges {
 		if got, ok := after[series]; !ok || got != want {

@@ -36,6 +36,16 @@ const (
 // ones are dropped (and counted) rather than slow a query down.
 const auditQueue = 4096
 
+// Why a block event is dropped: the reason label of
+// coredns_regblock_audit_dropped_total.
+const (
+	dropQueueFull   = "queue_full"
+	dropWriteError  = "write_error"
+	dropLedgerFirst = "ledger_first"
+	dropBudget      = "budget"
+	dropShutdown    = "shutdown"
+)
+
 // blockRecord is what the query path hands the audit writer: raw values,
 // formatted off the query path.
 type blockRecord struct {
@@ -282,13 +292,13 @@ func (a *auditLog) close() {
 // counts it, so that a query never waits for the disk.
 func (a *auditLog) block(r blockRecord) {
 	if a.closed.Load() { // a query still in flight after shutdown
-		auditDropped.Inc()
+		auditDropped.WithLabelValues(dropShutdown).Inc()
 		return
 	}
 	select {
 	case a.queue <- r:
 	default:
-		auditDropped.Inc()
+		auditDropped.WithLabelValues(dropQueueFull).Inc()
 	}
 }
 
@@ -446,19 +456,23 @@ func (a *auditLog) write(r blockRecord) {
 		e.QType = "TYPE" + strconv.Itoa(int(r.qtype))
 	}
 	line, err := json.Marshal(e)
-	if err != nil || !a.spend(r.time) {
-		auditDropped.Inc()
+	if err != nil {
+		auditDropped.WithLabelValues(dropWriteError).Inc()
+		return
+	}
+	if !a.spend(r.time) {
+		auditDropped.WithLabelValues(dropBudget).Inc()
 		return
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.held) > 0 || a.torn { // the ledger goes first
-		auditDropped.Inc()
+	if len(a.held) > 0 || a.torn || a.stale { // the ledger goes first
+		auditDropped.WithLabelValues(dropLedgerFirst).Inc()
 		return
 	}
 	if n, err := a.f.Write(append(line, '\n')); err != nil {
 		a.torn = n > 0
-		auditDropped.Inc()
+		auditDropped.WithLabelValues(dropWriteError).Inc()
 		auditWriteErrors.Inc()
 	}
 }

@@ -156,12 +156,12 @@ func TestAuditQueueFull(t *testing.T) {
 	m, _ := rb.index.Load().Lookup("abuse.example.")
 	r := blockRecord{time: time.Now(), match: m, qname: "abuse.example.", qtype: dns.TypeA}
 
-	before := testutil.ToFloat64(auditDropped)
+	before := testutil.ToFloat64(auditDropped.WithLabelValues(dropQueueFull))
 	rb.audit.mu.Lock() // the disk stalls: the writer waits
 	for range auditQueue + 100 {
 		rb.audit.block(r)
 	}
-	dropped := testutil.ToFloat64(auditDropped) - before
+	dropped := testutil.ToFloat64(auditDropped.WithLabelValues(dropQueueFull)) - before
 	rb.audit.mu.Unlock()
 	if dropped < 99 || dropped > 100 {
 		t.Errorf("dropped %v block events, want 99 or 100 (the queue holds %d, the writer one)", dropped, auditQueue)
@@ -187,7 +187,7 @@ func TestAuditBudget(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	rb := f.plugin(t, "audit "+path+"\naudit_budget 3")
 	m, _ := rb.index.Load().Lookup("abuse.example.")
-	before := testutil.ToFloat64(auditDropped)
+	before := testutil.ToFloat64(auditDropped.WithLabelValues(dropBudget))
 	now := time.Now()
 	for i := range 5 {
 		rb.audit.block(blockRecord{time: now.Add(time.Duration(i) * time.Second), match: m, qname: "abuse.example.", qtype: dns.TypeA})
@@ -201,7 +201,7 @@ func TestAuditBudget(t *testing.T) {
 	if n := strings.Count(kinds(events), "block"); n != 4 {
 		t.Errorf("%d block events written, want 3 in the first hour and 1 in the next", n)
 	}
-	if dropped := testutil.ToFloat64(auditDropped) - before; dropped != 2 {
+	if dropped := testutil.ToFloat64(auditDropped.WithLabelValues(dropBudget)) - before; dropped != 2 {
 		t.Errorf("%v block events dropped, want 2", dropped)
 	}
 	if !strings.Contains(kinds(events), ledger.ListRemoved) {

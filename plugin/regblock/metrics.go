@@ -31,12 +31,12 @@ var (
 		Help:      "Counter of queries answered with a block, by list, category and query type.",
 	}, []string{"server", "list", "category", "type"})
 
-	auditDropped = promauto.NewCounter(prometheus.CounterOpts{
+	auditDropped = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "audit_dropped_total",
-		Help:      "Counter of block events the audit log dropped because its queue was full or a write failed.",
-	})
+		Help:      "Counter of block events the audit log dropped, by reason: queue_full (the disk too slow), write_error, ledger_first (ledger events wait for the disk), budget (audit_budget spent this hour), shutdown.",
+	}, []string{"reason"})
 
 	auditWriteErrors = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,
@@ -201,9 +201,12 @@ func qtypeLabel(qtype uint16) string {
 	return "other"
 }
 
-// Both results of receipts_total exist from the start, at 0, so that rates
-// and alerts see the first failure.
+// Both results of receipts_total, and every reason of audit_dropped_total,
+// exist from the start, at 0, so that rates and alerts see the first one.
 func init() {
 	receiptsSent.WithLabelValues("sent")
 	receiptsSent.WithLabelValues("failed")
+	for _, reason := range []string{dropQueueFull, dropWriteError, dropLedgerFirst, dropBudget, dropShutdown} {
+		auditDropped.WithLabelValues(reason)
+	}
 }
