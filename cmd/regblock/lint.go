@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
 const lintUsage = `Usage: regblock lint LIST...
@@ -47,7 +48,12 @@ func lint(args []string, stdout, stderr io.Writer) int {
 			code = 1
 			continue
 		}
-		if l == nil {
+		if l == nil { // a trust policy
+			if p, err := trust.Parse(path, data); err == nil {
+				for _, w := range p.Warnings() {
+					fmt.Fprintf(stdout, "%s:%d: warning: %s\n", path, w.Line, w.Msg)
+				}
+			}
 			fmt.Fprintf(stdout, "%s: %s, no errors\n", path, what)
 			continue
 		}

@@ -77,9 +77,10 @@ func (j judge) load(path string, maxSize int64) (*blocklist.List, error) {
 		return nil, err
 	}
 	if j.policy != nil {
-		if err := j.policy.Judge(l.Name, l.Signers); err != nil {
+		if err := j.policy.Judge(l.Name, l.Issuer, l.Signers); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
+		j.policy.Grant(l)
 	}
 	return l, nil
 }

@@ -459,3 +459,62 @@ func TestRotationKeepsMark(t *testing.T) {
 		t.Fatalf("serial 6 is enforced after serial 7: the rotation wiped the mark\n%s", logs)
 	}
 }
+
+// TestIssuerBound: each list line grants an issuer. A judge's key signs a
+// court list that claims the regulator's name: untrusted. A court list
+// that claims no issuer takes the court's, and the EDE names it.
+func TestIssuerBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	ms := testenv.Need(t, "minisign", "minisign")
+	keys := t.TempDir()
+	root, mcmc, judge := newAuthority(t, ms, keys, "root"), newAuthority(t, ms, keys, "mcmc"), newAuthority(t, ms, keys, "judge")
+	lists, state, trustDir := t.TempDir(), t.TempDir(), t.TempDir()
+	policyPath := filepath.Join(trustDir, "regblock.trust")
+	port, metricsPort := testenv.FreePort(t), testenv.FreePort(t)
+	addr := "127.0.0.1:" + port
+	conf := filepath.Join(t.TempDir(), "Corefile")
+	os.WriteFile(conf, []byte(`.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+lists+`
+        pubkey `+root.pub+`
+        trust `+policyPath+`
+        state `+state+`
+        notice 192.0.2.80
+    }
+    prometheus 127.0.0.1:`+metricsPort+`
+}
+`), 0o644)
+	claiming := func(name, issuer string, names ...string) string {
+		return strings.Replace(namedList(name, 1, names...), "#! serial:", "#! issuer: "+issuer+"\n#! serial:", 1)
+	}
+	publish(t, policyPath, trustPolicy(1, "root 1 "+root.line,
+		`list mcmc-csam 1 `+mcmc.line+` "Example Communications Commission"`,
+		`list court-* 1 `+judge.line+` "Example High Court"`), root)
+	publish(t, filepath.Join(lists, "mcmc-csam.list"), claiming("mcmc-csam", "Example Communications Commission", "abuse.example"), mcmc)
+	publish(t, filepath.Join(lists, "court-1.list"), claiming("court-1", "Example Communications Commission", "claimed.example"), judge)
+	publish(t, filepath.Join(lists, "court-2.list"), namedList("court-2", 1, "ordered.example"), judge)
+	testenv.Process(t, "regblockd", exec.Command(bin, "-conf", conf))
+	says := func(name string) string {
+		r, err := query(addr, name+".", dns.TypeA)
+		if err != nil || len(r.Answer) != 1 || ede(r) == nil {
+			return ""
+		}
+		return ede(r).ExtraText
+	}
+	testenv.Eventually(t, 20*time.Second, "the court's own list is enforced", func() bool { return says("ordered.example") != "" })
+	if got := says("ordered.example"); !strings.Contains(got, "Blocked by order of Example High Court") {
+		t.Errorf("the EDE of a court list that claims no issuer: %q", got)
+	}
+	if got := says("abuse.example"); !strings.Contains(got, "Blocked by order of Example Communications Commission") {
+		t.Errorf("the EDE of the regulator's list: %q", got)
+	}
+	if got := says("claimed.example"); got != "" {
+		t.Errorf("a court list claiming the regulator's name is enforced: %q", got)
+	}
+	if got := metricValues(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))[`coredns_regblock_reloads_total{list="court-1",result="untrusted"}`]; got != 1 {
+		t.Errorf("court-1 counted untrusted %v times, want 1", got)
+	}
+}

@@ -340,7 +340,11 @@ func (s *Syncer) judge(l *blocklist.List) error {
 	if s.Policy == nil {
 		return nil
 	}
-	return s.Policy.Judge(l.Name, l.Signers)
+	if err := s.Policy.Judge(l.Name, l.Issuer, l.Signers); err != nil {
+		return err
+	}
+	s.Policy.Grant(l)
+	return nil
 }
 
 // removeTemp removes a file fetch made, and its directory.

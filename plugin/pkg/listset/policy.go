@@ -42,9 +42,10 @@ func (s *Set) judge(l *blocklist.List) error {
 	case s.policy == nil:
 		return fmt.Errorf("%s: %w", l.File, errNoPolicy)
 	}
-	if err := s.policy.Judge(l.Name, l.Signers); err != nil {
+	if err := s.policy.Judge(l.Name, l.Issuer, l.Signers); err != nil {
 		return fmt.Errorf("%s: %w", l.File, err)
 	}
+	s.policy.Grant(l)
 	return nil
 }
 
@@ -80,7 +81,7 @@ func (s *Set) scanPolicy() (removed bool) {
 	s.events.PolicyApplied(p)
 
 	for name, c := range s.inForce {
-		if err := p.Judge(name, c.List.Signers); err != nil {
+		if err := p.Judge(name, c.List.Issuer, c.List.Signers); err != nil {
 			s.remove(name, fmt.Sprintf("no longer trusted under trust policy serial %d: %v", p.Serial, err))
 			removed = true
 		}

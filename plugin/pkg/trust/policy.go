@@ -40,6 +40,10 @@ type Rule struct {
 type ListRule struct {
 	Pattern string
 	Rule
+	// Issuer is the issuer the line grants, quoted at its end; a list that
+	// claims another is untrusted. Empty when the line names none: then
+	// the list's own claim stands (lint warns).
+	Issuer string
 }
 
 // Policy is a parsed trust policy.
@@ -128,10 +132,19 @@ func Parse(path string, data []byte) (*Policy, error) {
 			}
 			continue
 		}
+		issuer, line, err := cutIssuer(line)
+		if err != nil {
+			errorf(n, "%v", err)
+			continue
+		}
 		if i := strings.IndexByte(line, '#'); i >= 0 {
 			line = line[:i]
 		}
 		fields := strings.Fields(line)
+		if issuer != "" && (len(fields) == 0 || fields[0] != "list") {
+			errorf(n, "only a list line names an issuer")
+			continue
+		}
 		if len(fields) == 0 {
 			continue
 		}
@@ -150,7 +163,7 @@ func Parse(path string, data []byte) (*Policy, error) {
 			p.Root = rule
 		case "list":
 			if len(fields) < 2 {
-				errorf(n, "list: want list PATTERN THRESHOLD KEY...")
+				errorf(n, "list: want list PATTERN THRESHOLD KEY... [\"ISSUER\"]")
 				continue
 			}
 			pattern := fields[1]
@@ -168,7 +181,7 @@ func Parse(path string, data []byte) (*Policy, error) {
 				errorf(n, "list %q: %v", pattern, err)
 				continue
 			}
-			p.Lists = append(p.Lists, ListRule{pattern, rule})
+			p.Lists = append(p.Lists, ListRule{Pattern: pattern, Rule: rule, Issuer: issuer})
 		default:
 			errorf(n, "unknown line %q: want root or list", fields[0])
 		}
@@ -210,6 +223,34 @@ func (p *Policy) rules() []Rule {
 		rules[i] = l.Rule
 	}
 	return rules
+}
+
+// maxIssuer bounds the issuer a list line grants, as the list format
+// bounds a header's value.
+const maxIssuer = 200
+
+// cutIssuer takes the quoted issuer off the end of a line: what is between
+// the first '"' and the next, after which only a comment may follow. It
+// returns the issuer ("" when the line has no quote) and the line before it.
+func cutIssuer(line string) (issuer, rest string, err error) {
+	q := strings.IndexByte(line, '"')
+	if q < 0 {
+		return "", line, nil
+	}
+	end := strings.IndexByte(line[q+1:], '"')
+	if end < 0 {
+		return "", line, errors.New("the issuer's closing quote is missing")
+	}
+	issuer, after := line[q+1:q+1+end], strings.TrimSpace(line[q+2+end:])
+	switch {
+	case after != "" && !strings.HasPrefix(after, "#"):
+		return "", line, fmt.Errorf("%q after the issuer: the issuer ends the line", short(after))
+	case strings.TrimSpace(issuer) != issuer || issuer == "":
+		return "", line, errors.New("the issuer is empty, or starts or ends with a space")
+	case len(issuer) > maxIssuer:
+		return "", line, fmt.Errorf("the issuer is %d bytes long; at most %d are allowed", len(issuer), maxIssuer)
+	}
+	return issuer, line[:q], nil
 }
 
 // parseRule reads "THRESHOLD KEY...". A threshold that the keys cannot
@@ -303,13 +344,18 @@ func (r Rule) Count(signers []minisign.PublicKey) int {
 func (r Rule) distinct() int { return r.Count(r.Keys) }
 
 // Judge checks that signers, the keys whose signatures of a list named name
-// verified, meet the policy's rule for that name: an error wrapping
-// ErrUntrusted when no line names it, ErrThreshold when too few of the
-// line's keys signed.
-func (p *Policy) Judge(name string, signers []minisign.PublicKey) error {
+// verified, meet the policy's rule for that name, and that the issuer the
+// list claims, if any, is the one the line grants, if it names one (a list
+// that claims none takes the granted one: see Grant): an error
+// wrapping ErrUntrusted when no line names it or the issuer differs,
+// ErrThreshold when too few of the line's keys signed.
+func (p *Policy) Judge(name, issuer string, signers []minisign.PublicKey) error {
 	r := p.RuleFor(name)
 	if r == nil {
 		return fmt.Errorf("%w: no line of trust policy serial %d names list %q", ErrUntrusted, p.Serial, name)
+	}
+	if r.Issuer != "" && issuer != "" && issuer != r.Issuer {
+		return fmt.Errorf("%w: list %q claims issuer %q, but line %d (list %s) of trust policy serial %d grants %q", ErrUntrusted, name, short(issuer), r.Line, r.Pattern, p.Serial, r.Issuer)
 	}
 	if n := r.Count(signers); n < r.Threshold {
 		return fmt.Errorf("%w: list %q has %d valid signatures by the keys of line %d (list %s) of trust policy serial %d, which needs %d",
@@ -336,3 +382,25 @@ func (p *Policy) ListKeys() []minisign.PublicKey {
 
 // Expired reports whether the policy has an expiry time before now.
 func (p *Policy) Expired(now time.Time) bool { return !p.Expires.IsZero() && now.After(p.Expires) }
+
+// Grant sets the issuer of l, a list the policy judged, to the one its
+// line grants when l claims none, so that the notice page, EDE and ledger
+// name it.
+func (p *Policy) Grant(l *blocklist.List) {
+	if r := p.RuleFor(l.Name); r != nil && l.Issuer == "" {
+		l.Issuer = r.Issuer
+	}
+}
+
+// Warnings returns what is valid in the policy but likely a mistake: list
+// lines that grant no issuer, so that a list signed under them may claim
+// any (another authority's name, in its notice page and EDE).
+func (p *Policy) Warnings() []blocklist.Warning {
+	var ws []blocklist.Warning
+	for _, r := range p.Lists {
+		if r.Issuer == "" {
+			ws = append(ws, blocklist.Warning{Line: r.Line, Msg: fmt.Sprintf("list %s grants no issuer: a list signed under it may claim any issuer; end the line with the issuer in quotes", r.Pattern)})
+		}
+	}
+	return ws
+}

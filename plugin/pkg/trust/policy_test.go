@@ -102,12 +102,12 @@ list * 1 `+line(c)+"\n")))
 		{"court-1", []minisign.PublicKey{id(b), id(a)}, ErrThreshold},
 		{"court-1", []minisign.PublicKey{id(b), id(b)}, ErrThreshold}, // one key counts once
 	} {
-		if err := p.Judge(tc.name, tc.signers); !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
+		if err := p.Judge(tc.name, "", tc.signers); !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
 			t.Errorf("Judge(%s, %X) = %v, want %v", tc.name, tc.signers, err, tc.err)
 		}
 	}
 	p.Lists = p.Lists[:3] // without the catch-all
-	if err := p.Judge("other", []minisign.PublicKey{id(a)}); !errors.Is(err, ErrUntrusted) {
+	if err := p.Judge("other", "", []minisign.PublicKey{id(a)}); !errors.Is(err, ErrUntrusted) {
 		t.Errorf("a list no line names: %v, want untrusted", err)
 	}
 }
@@ -209,5 +209,49 @@ func TestFirstPolicyNeedsPinnedMajority(t *testing.T) {
 	one := policy(1, "root 1 "+line(a)+"\n")
 	if _, _, err := Open("p.trust", []byte(one), sign(one, a), nil, pinned[:1]); err != nil {
 		t.Errorf("one pinned key, one signature: %v", err)
+	}
+}
+
+// TestIssuerGranted: a list line may grant an issuer, quoted at its end; a
+// list claiming another is untrusted, and lint warns of lines that grant
+// none.
+func TestIssuerGranted(t *testing.T) {
+	a, b := blocklisttest.NewKey(t), blocklisttest.NewKey(t)
+	p, err := Parse("p.trust", []byte(policy(1, "root 1 "+line(a)+"\n"+
+		`list mcmc-csam 1 `+line(a)+` "Malaysian Communications and Multimedia Commission"  # the regulator`+"\n"+
+		"list court-* 1 "+line(b)+"\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signers := []minisign.PublicKey{a.Public}
+	if err := p.Judge("mcmc-csam", "Malaysian Communications and Multimedia Commission", signers); err != nil {
+		t.Errorf("the granted issuer: %v", err)
+	}
+	if err := p.Judge("mcmc-csam", "High Court of Malaya", signers); !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "grants") {
+		t.Errorf("another issuer: %v", err)
+	}
+	if err := p.Judge("mcmc-csam", "", signers); err != nil {
+		t.Errorf("a list that claims no issuer: %v", err)
+	}
+	l := &blocklist.List{Header: blocklist.Header{Name: "mcmc-csam"}}
+	if p.Grant(l); l.Issuer != "Malaysian Communications and Multimedia Commission" {
+		t.Errorf("granted issuer %q", l.Issuer)
+	}
+	if err := p.Judge("court-1", "anything at all", []minisign.PublicKey{b.Public}); err != nil {
+		t.Errorf("a line that grants no issuer: %v", err)
+	}
+	if ws := p.Warnings(); len(ws) != 1 || ws[0].Line != 6 || !strings.Contains(ws[0].Msg, "court-* grants no issuer") {
+		t.Errorf("warnings %+v", ws)
+	}
+	for _, tc := range []struct{ text, msg string }{
+		{`list x 1 ` + line(a) + ` "Unclosed`, "closing quote"},
+		{`list x 1 ` + line(a) + ` "Regulator" extra`, "the issuer ends the line"},
+		{`list x 1 ` + line(a) + ` ""`, "the issuer is empty"},
+		{`root 1 ` + line(a) + ` "Regulator"`, "only a list line names an issuer"},
+	} {
+		_, err := Parse("p.trust", []byte(policy(1, "root 1 "+line(a)+"\n"+tc.text+"\n")))
+		if err == nil || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%q: %v, want %q", tc.text, err, tc.msg)
+		}
 	}
 }
