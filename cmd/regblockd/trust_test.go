@@ -518,3 +518,90 @@ func TestIssuerBound(t *testing.T) {
 		t.Errorf("court-1 counted untrusted %v times, want 1", got)
 	}
 }
+
+// TestRecoveryWithoutGap: recovery from a stolen list key in the order
+// docs/trust.md gives (the next version, signed by the key that stays,
+// first; then the policy without the stolen key) never lets the list's
+// names answer, polled every 50 ms. In the other order the thief's
+// version is unloaded as soon as the policy lands (the exception: a
+// version signed only by removed keys, with no successor in the
+// directory), and the next version is enforced when it lands.
+func TestRecoveryWithoutGap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	ms := testenv.Need(t, "minisign", "minisign")
+	for _, listFirst := range []bool{true, false} {
+		name := map[bool]string{true: "list first", false: "policy first"}[listFirst]
+		t.Run(name, func(t *testing.T) {
+			keys := t.TempDir()
+			root, stolen, kept := newAuthority(t, ms, keys, "root"), newAuthority(t, ms, keys, "stolen"), newAuthority(t, ms, keys, "kept")
+			lists, state, trustDir := t.TempDir(), t.TempDir(), t.TempDir()
+			policyPath := filepath.Join(trustDir, "regblock.trust")
+			port := testenv.FreePort(t)
+			addr := "127.0.0.1:" + port
+			conf := filepath.Join(t.TempDir(), "Corefile")
+			os.WriteFile(conf, []byte(`.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+lists+`
+        pubkey `+root.pub+`
+        trust `+policyPath+`
+        state `+state+`
+        notice 192.0.2.80
+    }
+}
+`), 0o644)
+			blocked := func(name string) bool {
+				r, err := query(addr, name+".", dns.TypeA)
+				return err == nil && len(r.Answer) == 1 && r.Answer[0].(*dns.A).A.String() == "192.0.2.80"
+			}
+			list := filepath.Join(lists, "mcmc-csam.list")
+			publish(t, policyPath, trustPolicy(1, "root 1 "+root.line, "list mcmc-csam 1 "+stolen.line+" "+kept.line), root)
+			publish(t, list, namedList("mcmc-csam", 2, "abuse.example"), kept)
+			testenv.Process(t, "regblockd", exec.Command(bin, "-conf", conf))
+			testenv.Eventually(t, 20*time.Second, "serial 2 is enforced", func() bool { return blocked("abuse.example") })
+			// The thief's serial 999 keeps the real name, to go unnoticed.
+			publish(t, list, namedList("mcmc-csam", 999, "abuse.example", "thief.example"), stolen)
+			testenv.Eventually(t, 10*time.Second, "the thief's version is enforced", func() bool { return blocked("thief.example") })
+
+			recovery := trustPolicy(2, "root 1 "+root.line, "list mcmc-csam 1 "+kept.line)
+			next := namedList("mcmc-csam", 3, "abuse.example", "three.example")
+			// Poll every 50 ms from the first publication until serial 3 is
+			// enforced, counting the answers in which abuse.example went
+			// unblocked.
+			gaps, polls := 0, 0
+			poll := func(until func() bool) {
+				t.Helper()
+				deadline := time.Now().Add(20 * time.Second)
+				for !until() {
+					if time.Now().After(deadline) {
+						t.Fatal("recovery did not complete in 20 s")
+					}
+					polls++
+					if !blocked("abuse.example") {
+						gaps++
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+			if listFirst {
+				publish(t, list, next, kept) // a rollback under the policy in force: waits in the directory
+				time.Sleep(500 * time.Millisecond)
+				publish(t, policyPath, recovery, root)
+				poll(func() bool { return blocked("three.example") })
+				if gaps > 0 {
+					t.Errorf("abuse.example went unblocked in %d of %d polls during recovery", gaps, polls)
+				}
+			} else {
+				publish(t, policyPath, recovery, root)
+				testenv.Eventually(t, 10*time.Second, "the thief's version is unloaded", func() bool { return !blocked("thief.example") })
+				publish(t, list, next, kept)
+				testenv.Eventually(t, 10*time.Second, "serial 3 is enforced", func() bool { return blocked("three.example") })
+			}
+			if blocked("thief.example") {
+				t.Error("the thief's name is blocked after recovery")
+			}
+		})
+	}
+}
