@@ -43,7 +43,7 @@ func auditCmd(args []string, stdout, stderr io.Writer) int {
 	server := fs.String("server", "", "resolver to audit, `host:port`")
 	var pubs, notices multiFlag
 	fs.Var(&pubs, "p", "trusted public key `file` (repeat, or separate with commas)")
-	trustPath := fs.String("trust", "", "judge lists by the trust policy `file` (-p then names its pinned root keys), as the resolver's")
+	trustPath := fs.String("trust", "", "judge lists by the trust policy `file`, or its history directory (N.trust, walked from the pinned roots); -p then names the pinned root keys, as the resolver's")
 	fs.Var(&notices, "notice", "expected notice `addresses` (comma list), or nxdomain")
 	sample := fs.Int("sample", 0, "audit a random sample of `N` entries per list (0: all)")
 	seed := fs.Uint64("seed", 1, "seed of the sample and of generated names, to reproduce a report")

@@ -41,7 +41,7 @@ func noticeCmd(args []string, stdout, stderr io.Writer) int {
 	metricsAddr := fs.String("metrics", "", "`address` to serve Prometheus metrics on (none if empty)")
 	var pubs multiFlag
 	fs.Var(&pubs, "p", "trusted public key `file` (repeat, or separate with commas)")
-	trustPath := fs.String("trust", "", "judge lists by the trust policy `file` (-p then names its pinned root keys), as the resolver's")
+	trustPath := fs.String("trust", "", "judge lists by the trust policy `file`, or its history directory (N.trust, walked from the pinned roots); -p then names the pinned root keys, as the resolver's")
 	templateFile := fs.String("template", "", "page template `file` replacing the default")
 	langDir := fs.String("lang-dir", "", "`directory` of extra CODE.json message files")
 	certFile := fs.String("tls-cert", "", "TLS certificate `file` (serve HTTPS)")

@@ -63,7 +63,7 @@ func newJudge(trustPath string, keys []minisign.PublicKey) (judge, error) {
 	if trustPath == "" {
 		return judge{keys: keys}, nil
 	}
-	p, _, err := trust.Load(trustPath, nil, keys)
+	p, _, err := trust.Walk(trustPath, nil, keys)
 	if err != nil {
 		return judge{}, err
 	}

@@ -54,7 +54,7 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("dir", "", "list `directory` to write into (the resolver's lists directory)")
 	var pubs multiFlag
 	fs.Var(&pubs, "p", "trusted public key `file` (repeat, or separate with commas)")
-	trustPath := fs.String("trust", "", "judge lists by the trust policy `file` (-p then names its pinned root keys), as the resolver's")
+	trustPath := fs.String("trust", "", "judge lists by the trust policy `file`, or its history directory (N.trust, walked from the pinned roots); -p then names the pinned root keys, as the resolver's")
 	once := fs.Bool("once", false, "fetch once and exit (the default)")
 	every := fs.Duration("every", 0, "fetch every `duration`, until stopped")
 	insecure := fs.Bool("insecure-http", false, "allow a plain http:// URL, and redirects to one")

@@ -398,6 +398,14 @@ func TestTrustToolkit(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "1 of 1 needed by line 5 (list mcmc-csam) of trust policy serial 1") {
 		t.Errorf("verify -trust: exit %d %s%s", code, stdout, stderr)
 	}
+	// The same through a history directory holding the policy as 1.trust.
+	hist := filepath.Join(dir, "history")
+	os.Mkdir(hist, 0o755)
+	os.WriteFile(filepath.Join(hist, "1.trust"), []byte(mustRead(t, policy)), 0o644)
+	os.WriteFile(filepath.Join(hist, "1.trust.minisig"), []byte(mustRead(t, policy+".minisig")), 0o644)
+	if code, stdout, stderr := regblock(t, "verify", "-p", roots, "-trust", hist, mcmcList); code != 0 || !strings.Contains(stdout, "of trust policy serial 1") {
+		t.Errorf("verify -trust DIR: exit %d %s%s", code, stdout, stderr)
+	}
 	regblock(t, "sign", "-s", filepath.Join(dir, "police.key"), mcmcList)
 	if code, _, stderr := regblock(t, "verify", "-p", roots, "-trust", policy, mcmcList); code != 1 || !strings.Contains(stderr, "threshold") {
 		t.Errorf("verify -trust of the regulator's list signed by the police: exit %d %s", code, stderr)

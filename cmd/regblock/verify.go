@@ -28,7 +28,7 @@ func verify(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("verify", verifyUsage, stderr)
 	var pubs multiFlag
 	fs.Var(&pubs, "p", "trusted public key `file` (repeat, or separate with commas); with -trust, the pinned root keys")
-	trustPath := fs.String("trust", "", "judge lists by the trust policy `file`")
+	trustPath := fs.String("trust", "", "judge lists by the trust policy `file`, or its history directory (N.trust, walked from the pinned roots)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}

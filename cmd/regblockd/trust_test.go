@@ -605,3 +605,56 @@ func TestRecoveryWithoutGap(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyHistory: a resolver commissioned after two root rotations,
+// pinned to the first root only, walks the published history (1.trust,
+// 2.trust, 3.trust in a directory) to policy 3 and enforces a list its
+// line allows; so does regblock verify -trust DIR. A fourth version signed
+// by the retired first root is refused and 3 stays in force.
+func TestPolicyHistory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	ms := testenv.Need(t, "minisign", "minisign")
+	keys := t.TempDir()
+	rootA, rootB, rootC := newAuthority(t, ms, keys, "root-a"), newAuthority(t, ms, keys, "root-b"), newAuthority(t, ms, keys, "root-c")
+	mcmc := newAuthority(t, ms, keys, "mcmc")
+	history, lists, state := t.TempDir(), t.TempDir(), t.TempDir()
+	line := "list mcmc-csam 1 " + mcmc.line
+	publish(t, filepath.Join(history, "1.trust"), trustPolicy(1, "root 1 "+rootA.line, line), rootA)
+	publish(t, filepath.Join(history, "2.trust"), trustPolicy(2, "root 1 "+rootB.line, line), rootA, rootB)
+	publish(t, filepath.Join(history, "3.trust"), trustPolicy(3, "root 1 "+rootC.line, line), rootB, rootC)
+	publish(t, filepath.Join(lists, "mcmc-csam.list"), namedList("mcmc-csam", 1, "abuse.example"), mcmc)
+
+	port, metricsPort := testenv.FreePort(t), testenv.FreePort(t)
+	addr := "127.0.0.1:" + port
+	conf := filepath.Join(t.TempDir(), "Corefile")
+	os.WriteFile(conf, []byte(`.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+lists+`
+        pubkey `+rootA.pub+`
+        trust `+history+`
+        state `+state+`
+        notice 192.0.2.80
+    }
+    prometheus 127.0.0.1:`+metricsPort+`
+}
+`), 0o644)
+	logs := testenv.Process(t, "regblockd", exec.Command(bin, "-conf", conf))
+	counted := func(series string) float64 {
+		return metricValues(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))[series]
+	}
+	testenv.Eventually(t, 20*time.Second, "the list is enforced under policy 3", func() bool {
+		r, err := query(addr, "abuse.example.", dns.TypeA)
+		return err == nil && len(r.Answer) == 1 && counted("coredns_regblock_trust_serial") == 3
+	})
+
+	publish(t, filepath.Join(history, "4.trust"), trustPolicy(4, "root 1 "+rootA.line, line), rootA)
+	testenv.Eventually(t, 10*time.Second, "policy 4, signed by a retired root, is refused", func() bool {
+		return counted(`coredns_regblock_trust_reloads_total{result="threshold"}`) > 0
+	})
+	if got := counted("coredns_regblock_trust_serial"); got != 3 {
+		t.Errorf("trust serial %v after a refused fourth version, want 3\n%s", got, logs)
+	}
+}

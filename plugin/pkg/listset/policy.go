@@ -49,6 +49,17 @@ func (s *Set) judge(l *blocklist.List) error {
 	return nil
 }
 
+// policyStamp identifies the trust policy's version on disk: its file's,
+// or the newest version's of a history directory.
+func policyStamp(path string) stamp {
+	if isDir(path) {
+		if vs, err := trust.History(path); err == nil && len(vs) > 0 {
+			return stampOf(vs[len(vs)-1].Path)
+		}
+	}
+	return stampOf(path)
+}
+
 // scanPolicy reads the trust policy again if its file or signature changed,
 // and puts a valid new version in force: the lists in force are judged
 // again (one that no longer meets its line is removed), the high-water
@@ -59,7 +70,7 @@ func (s *Set) scanPolicy() (removed bool) {
 	if s.cfg.Trust == "" {
 		return false
 	}
-	st := stampOf(s.cfg.Trust)
+	st := policyStamp(s.cfg.Trust)
 	if st == s.policyStamp {
 		return false
 	}
@@ -67,12 +78,12 @@ func (s *Set) scanPolicy() (removed bool) {
 	if _, err := os.Stat(s.cfg.Trust); errors.Is(err, os.ErrNotExist) {
 		return false // the policy in force stays: a policy is replaced, not removed
 	}
-	p, unchanged, err := trust.Load(s.cfg.Trust, s.policy, s.cfg.Keys)
-	switch {
-	case unchanged:
-		return false
-	case err != nil:
+	p, unchanged, err := trust.Walk(s.cfg.Trust, s.policy, s.cfg.Keys)
+	if err != nil {
+		// Versions of a history before the one refused stand.
 		s.events.PolicyRejected(s.cfg.Trust, Result(err), err, s.policy)
+	}
+	if unchanged || p == nil || p == s.policy {
 		return false
 	}
 	old := s.policy

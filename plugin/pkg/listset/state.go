@@ -274,7 +274,7 @@ func (s *Set) saveState() {
 	if p := s.unsaved.policy; p != nil && p != s.policy {
 		s.unsaved.policy = nil
 	} else if p != nil {
-		if err := d.savePolicy(s.cfg.Trust, p); err != nil {
+		if err := d.savePolicy(p.File, p); err != nil {
 			errs = append(errs, fmt.Errorf("trust policy serial %d is in force but was not saved: %w", p.Serial, err))
 		} else {
 			s.unsaved.policy = nil

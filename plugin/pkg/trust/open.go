@@ -1,8 +1,13 @@
 package trust
 
 import (
+	"cmp"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 
 	"aead.dev/minisign"
 
@@ -121,4 +126,77 @@ func Load(path string, inForce *Policy, pinned []minisign.PublicKey) (*Policy, b
 		return nil, false, err
 	}
 	return Open(path, data, sig, inForce, pinned)
+}
+
+// HistorySuffix ends the name of each version in a policy history
+// directory: N.trust for serial N.
+const HistorySuffix = ".trust"
+
+// Version is one published version of a policy history: N.trust.
+type Version struct {
+	Serial uint64
+	Path   string
+}
+
+// History returns the versions in dir, a policy history directory (every
+// published version as SERIAL.trust, each with its .minisig), in serial
+// order. Files of other names are left out.
+func History(dir string) ([]Version, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var vs []Version
+	for _, e := range entries {
+		num, ok := strings.CutSuffix(e.Name(), HistorySuffix)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(num, 10, 64)
+		if err != nil || strconv.FormatUint(n, 10) != num {
+			continue
+		}
+		vs = append(vs, Version{n, filepath.Join(dir, e.Name())})
+	}
+	slices.SortFunc(vs, func(a, b Version) int { return cmp.Compare(a.Serial, b.Serial) })
+	return vs, nil
+}
+
+// Walk opens the policy at path, a file (as Load) or a history directory:
+// from inForce, or from the pinned keys when there is none, it applies
+// every newer version in serial order, each accepted by the one before it,
+// as TUF clients walk root versions, so that a resolver commissioned after
+// root rotations needs only the first roots. It returns the newest version
+// accepted (inForce, unchanged, when none is newer). A version refused
+// stops the walk: its error comes back with the last version accepted
+// before it (nil when that is inForce), which stands.
+func Walk(path string, inForce *Policy, pinned []minisign.PublicKey) (p *Policy, unchanged bool, err error) {
+	if fi, serr := os.Stat(path); serr != nil || !fi.IsDir() {
+		return Load(path, inForce, pinned)
+	}
+	vs, err := History(path)
+	if err != nil {
+		return nil, false, err
+	}
+	p = inForce
+	for _, v := range vs {
+		if p != nil && v.Serial <= p.Serial {
+			continue
+		}
+		next, _, err := Load(v.Path, p, pinned)
+		if err == nil && next.Serial != v.Serial {
+			err = fmt.Errorf("%s: %w: the file holds trust policy serial %d, not %d", v.Path, ErrRollback, next.Serial, v.Serial)
+		}
+		if err != nil {
+			if p == inForce {
+				return nil, false, err
+			}
+			return p, false, err
+		}
+		p = next
+	}
+	if p == inForce {
+		return inForce, true, nil
+	}
+	return p, false, nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -253,5 +255,36 @@ func TestIssuerGranted(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("%q: %v, want %q", tc.text, err, tc.msg)
 		}
+	}
+}
+
+// TestWalk: a history directory is walked from the pinned keys in serial
+// order; a version refused stops the walk, and the one before it stands;
+// a file whose serial is not its name's is refused.
+func TestWalk(t *testing.T) {
+	a, b := blocklisttest.NewKey(t), blocklisttest.NewKey(t)
+	dir := t.TempDir()
+	write := func(name, text string, keys ...*blocklisttest.Key) {
+		os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644)
+		os.WriteFile(filepath.Join(dir, name+".minisig"), sign(text, keys...), 0o644)
+	}
+	write("1.trust", policy(1, "root 1 "+line(a)+"\n"), a)
+	write("2.trust", policy(2, "root 1 "+line(b)+"\n"), a, b)
+	write("notes.txt", "not a version", a)
+	p, unchanged, err := Walk(dir, nil, []minisign.PublicKey{a.Public})
+	if err != nil || unchanged || p.Serial != 2 {
+		t.Fatalf("Walk: %v, %v, %v; want serial 2", p, unchanged, err)
+	}
+	if again, unchanged, err := Walk(dir, p, []minisign.PublicKey{a.Public}); err != nil || !unchanged || again != p {
+		t.Errorf("Walk again: %v, %v", unchanged, err)
+	}
+	write("3.trust", policy(3, "root 1 "+line(a)+"\n"), a) // by the retired root
+	write("4.trust", policy(4, "root 1 "+line(b)+"\n"), b)
+	if got, _, err := Walk(dir, p, nil); !errors.Is(err, ErrThreshold) || got != nil {
+		t.Errorf("a refused third version: %v, %v; want no progress, ErrThreshold", got, err)
+	}
+	write("3.trust", policy(5, "root 1 "+line(b)+"\n"), b)
+	if _, _, err := Walk(dir, p, nil); err == nil || !strings.Contains(err.Error(), "not 3") {
+		t.Errorf("3.trust holding serial 5: %v", err)
 	}
 }
