@@ -33,6 +33,12 @@ list in DIR still verifies. Failed fetches are retried with exponential
 back-off and jitter. HTTPS only, unless -insecure-http; redirects only to
 https on the same host, unless -allow-redirect-host.
 
+-name NAME.trust fetches a trust policy instead (BASE/NAME.trust and its
+.minisig) and writes both into DIR, where a resolver's 'trust DIR/NAME.trust'
+reads it, only if the resolver would accept it: signed by the root
+threshold of the policy already in DIR (itself accepted from -p, the pinned
+root keys), or from -p when there is none; never a rollback.
+
 -textfile writes the metrics after each run to a file for node_exporter's
 textfile collector (atomically), so that a sync run from a timer, which
 serves no metrics, still alerts when it fails (regblock_sync_last_run_success,
@@ -70,7 +76,8 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if code := require(fs,
 		need{*base != "", "-url is required: the base URL the lists are published under"},
-		need{*name != "", "-name is required: the list to fetch (NAME.list, or NAME.rpz)"},
+		need{*name != "", "-name is required: the list to fetch (NAME.list, or NAME.rpz), or a trust policy (NAME.trust)"},
+		need{*trustPath == "" || !listsync.IsPolicyName(*name), "-trust judges lists: a policy (-name NAME.trust) is judged by -p, its pinned root keys, and the policy already in -dir"},
 		need{*dir != "", "-dir is required: the lists directory to write into"},
 		need{len(pubs) > 0, "-p is required: the public keys the list must be signed with"},
 		need{fs.NArg() == 0, "sync takes no arguments; got " + gotArgs(fs)},

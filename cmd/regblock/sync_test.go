@@ -474,3 +474,61 @@ func TestSyncTextfile(t *testing.T) {
 		t.Errorf("after a failed run: %v", m)
 	}
 }
+
+// TestSyncPolicy: sync -name NAME.trust fetches a trust policy into the
+// directory when the resolver would take it (signed from the pinned roots,
+// then by the roots of the policy already there), and refuses one signed
+// by a retired root, a rollback, or an unsigned one, leaving the policy in
+// the directory as it was.
+func TestSyncPolicy(t *testing.T) {
+	a, b := blocklisttest.NewKey(t), blocklisttest.NewKey(t)
+	pinned := a.WritePublic(t, t.TempDir())
+	mcmc := blocklisttest.NewKey(t)
+	p := &publisher{files: map[string][]byte{}}
+	ts := httptest.NewServer(p)
+	defer ts.Close()
+	dir := t.TempDir()
+	args := []string{"sync", "-url", ts.URL + "/lists", "-insecure-http", "-name", "regblock.trust", "-dir", dir, "-p", pinned, "-once", "-retries", "0"}
+	keyLine := func(k *blocklisttest.Key) string { return k.Public.String() }
+	version := func(serial int, root *blocklisttest.Key, signers ...*blocklisttest.Key) {
+		text := fmt.Sprintf("#! regblock-trust 1\n#! serial: %d\n#! issued: 2026-11-30T00:00:00Z\nroot 1 %s\nlist mcmc-csam 1 %s\n", serial, keyLine(root), keyLine(mcmc))
+		var sig []byte
+		for _, k := range signers {
+			sig = append(sig, k.Sign([]byte(text))...)
+		}
+		p.set("regblock.trust", []byte(text), 0)
+		p.set("regblock.trust.minisig", sig, 0)
+	}
+	inDir := func() string { return mustRead(t, filepath.Join(dir, "regblock.trust")) }
+
+	version(1, a, a)
+	if code, _, stderr := regblock(t, args...); code != 0 || !strings.Contains(stderr, "trust policy serial 1 written") || !strings.Contains(inDir(), "serial: 1") {
+		t.Fatalf("the first policy: exit %d, %s", code, stderr)
+	}
+	version(2, b, a, b) // the root rotated to b, signed by the root in force and its own
+	if code, _, stderr := regblock(t, args...); code != 0 || !strings.Contains(inDir(), "serial: 2") {
+		t.Fatalf("a rotated root: exit %d, %s", code, stderr)
+	}
+	version(3, a, a) // signed by the retired root
+	if code, _, stderr := regblock(t, args...); code != 1 || !strings.Contains(stderr, "threshold") || !strings.Contains(inDir(), "serial: 2") {
+		t.Errorf("a policy by a retired root: exit %d, %s", code, stderr)
+	}
+	version(1, a, a)
+	if code, _, stderr := regblock(t, args...); code != 1 || !strings.Contains(stderr, "rollback") || !strings.Contains(inDir(), "serial: 2") {
+		t.Errorf("a rollback: exit %d, %s", code, stderr)
+	}
+	if code, _, stderr := regblock(t, append(args, "-trust", filepath.Join(dir, "regblock.trust"))...); code != 2 || !strings.Contains(stderr, "-trust judges lists") {
+		t.Errorf("-trust with a policy: exit %d, %s", code, stderr)
+	}
+	// A policy in the directory that the pinned key did not sign (the
+	// roots rotated twice since): nothing is judged against the pinned key
+	// alone, nothing is written.
+	c := blocklisttest.NewKey(t)
+	inPlace := fmt.Sprintf("#! regblock-trust 1\n#! serial: 9\n#! issued: 2026-11-30T00:00:00Z\nroot 1 %s\n", keyLine(c))
+	os.WriteFile(filepath.Join(dir, "regblock.trust"), []byte(inPlace), 0o644)
+	os.WriteFile(filepath.Join(dir, "regblock.trust.minisig"), c.Sign([]byte(inPlace)), 0o644)
+	version(10, a, a)
+	if code, _, stderr := regblock(t, args...); code != 1 || !strings.Contains(stderr, "not accepted from the pinned keys") || inDir() != inPlace {
+		t.Errorf("a policy in the directory not traced to the pinned key: exit %d, %s", code, stderr)
+	}
+}

@@ -64,8 +64,11 @@ type Syncer struct {
 // New returns a syncer for cfg.
 func New(cfg Config) *Syncer {
 	s := &Syncer{Config: cfg, name: cfg.Name, file: cfg.Name + blocklist.ListSuffix}
-	if blocklist.IsRPZ(cfg.Name) {
+	switch {
+	case blocklist.IsRPZ(cfg.Name):
 		s.name, s.file = blocklist.TrimSuffix(cfg.Name), cfg.Name
+	case IsPolicyName(cfg.Name):
+		s.file = cfg.Name
 	}
 	s.client = &http.Client{Timeout: cfg.Timeout, CheckRedirect: s.checkRedirect}
 	s.reg = s.newMetrics()
@@ -157,6 +160,9 @@ func (s *Syncer) validatorsPath() string { return filepath.Join(s.Dir, "."+s.fil
 // them into place. The list is streamed to disk under the size limit and
 // through the signature check, never held in memory.
 func (s *Syncer) syncOnce(ctx context.Context) error {
+	if IsPolicyName(s.Name) {
+		return s.syncPolicy(ctx)
+	}
 	// The version in the directory, if it still verifies and is the list
 	// named: only then is a conditional request sent, so that "not
 	// modified" never vouches for a file that was altered meanwhile.
@@ -222,6 +228,64 @@ func (s *Syncer) syncOnce(ctx context.Context) error {
 	}
 	s.Log.Printf("%s: serial %d (%d blocking entries) written to %s", s.name, l.Serial, l.Blocking(), s.listPath())
 	return s.saveValidators(newV)
+}
+
+// IsPolicyName reports whether name, given to -name, is a trust policy's
+// (NAME.trust) rather than a list's.
+func IsPolicyName(name string) bool { return strings.HasSuffix(name, trust.HistorySuffix) }
+
+// syncPolicy fetches a trust policy (NAME.trust and its signature) and
+// writes both into the directory if the resolver would accept it: signed
+// by the roots of the policy already there (itself accepted from the
+// pinned keys, or nothing is written), or by the pinned keys when there is
+// none; never a rollback.
+func (s *Syncer) syncPolicy(ctx context.Context) error {
+	var inForce *trust.Policy
+	if _, err := os.Lstat(s.listPath()); err == nil {
+		p, _, err := trust.Load(s.listPath(), nil, s.Keys)
+		if err != nil {
+			// Without it, a version signed by any pinned key would do,
+			// though the policy here may have rotated those roots out.
+			return &syncError{listset.Result(err), fmt.Errorf("the trust policy in %s is not accepted from the pinned keys (-p), so a new one cannot be judged against it: %w", s.Dir, err)}
+		}
+		inForce = p
+	}
+	policyURL := s.Base.ResolveReference(&url.URL{Path: s.file}).String()
+	tmp, _, err := s.fetch(ctx, s.file, validators{}, trust.MaxSize)
+	if err != nil {
+		return err
+	}
+	defer removeTemp(tmp)
+	sigTmp, _, err := s.fetch(ctx, s.file+blocklist.SignatureSuffix, validators{}, blocklist.MaxSignatureSize)
+	if err != nil {
+		return err
+	}
+	defer removeTemp(sigTmp)
+	data, err := blocklist.ReadFile(tmp, trust.MaxSize)
+	if err != nil {
+		return &syncError{"write", err}
+	}
+	sig, err := blocklist.ReadFile(sigTmp, blocklist.MaxSignatureSize)
+	if err != nil {
+		return &syncError{"write", err}
+	}
+	p, unchanged, err := trust.Open(policyURL, data, sig, inForce, s.Keys)
+	switch {
+	case unchanged:
+		s.Log.Printf("%s: serial %d already in %s", s.name, inForce.Serial, s.Dir)
+		return nil
+	case err != nil:
+		return &syncError{listset.Result(err), err}
+	}
+	s.serial.WithLabelValues(s.name).Set(float64(p.Serial))
+	if err := os.Rename(sigTmp, s.listPath()+blocklist.SignatureSuffix); err != nil {
+		return &syncError{"write", err}
+	}
+	if err := os.Rename(tmp, s.listPath()); err != nil {
+		return &syncError{"write", err}
+	}
+	s.Log.Printf("%s: trust policy serial %d written to %s", s.name, p.Serial, s.listPath())
+	return nil
 }
 
 func (s *Syncer) saveValidators(v validators) error {

@@ -494,8 +494,16 @@ func (s *Set) listFiles() []string {
 		// files are not lists: sync's and editors' temporary files, and
 		// the ..data directories of Kubernetes volumes.
 		for _, e := range entries {
-			if blocklist.IsList(e.Name()) && !strings.HasPrefix(e.Name(), ".") {
-				paths = append(paths, filepath.Join(path, e.Name()))
+			name := filepath.Join(path, e.Name())
+			switch {
+			case strings.HasPrefix(e.Name(), "."):
+			case blocklist.IsList(e.Name()):
+				paths = append(paths, name)
+			case strings.HasSuffix(e.Name(), trust.HistorySuffix) && name != s.cfg.Trust && !s.waiting[name]:
+				// A policy is read from 'trust FILE', never from a lists
+				// directory: one put here by mistake would be ignored.
+				s.waiting[name] = true
+				s.events.Error(fmt.Errorf("%s is a trust policy in a lists directory: it is not read from here; name it with 'trust %s' (or its directory)", name, name))
 			}
 		}
 	}

@@ -404,3 +404,25 @@ func TestSetTrustPolicy(t *testing.T) {
 		t.Errorf("after a restart: %s", got)
 	}
 }
+
+// TestTrustFileInListsDir: a policy put into a lists directory is reported
+// once (it is read only from 'trust'), not silently passed by.
+func TestTrustFileInListsDir(t *testing.T) {
+	key := blocklisttest.NewKey(t)
+	dir := t.TempDir()
+	key.WriteList(t, dir, "example.list", listText("example", 1, ""))
+	os.WriteFile(filepath.Join(dir, "regblock.trust"), []byte("#! regblock-trust 1\n"), 0o644)
+	rec := &recorder{}
+	set := New(Config{Lists: []string{dir}, Keys: []minisign.PublicKey{key.Public}, MaxSize: 1 << 20}, func(*blockindex.Index) {}, rec)
+	set.Scan()
+	set.Scan()
+	n := 0
+	for _, e := range rec.take() {
+		if strings.Contains(e, "regblock.trust is a trust policy in a lists directory") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the policy in the lists directory was reported %d times, want once", n)
+	}
+}
