@@ -394,15 +394,6 @@ func (p *parser) entry(fields []string) {
 	}
 	e := Entry{Line: p.line}
 	pattern := fields[0]
-	// An entry of a hashed list (one with a "hashed" header, even a bad
-	// one) is never quoted in an error: a malformed entry may be the plain
-	// name the regulator hashed the list to keep out of logs, ledgers and
-	// lint output.
-	shown := quote(fields[0])
-	confidential := p.seen["hashed"]
-	if confidential {
-		shown = "(not shown: the list is hashed)"
-	}
 	if rest, ok := strings.CutPrefix(pattern, "!"); ok {
 		e.Kind, pattern = Exception, rest
 		switch {
@@ -421,28 +412,28 @@ func (p *parser) entry(fields []string) {
 	}
 	if addr, ok := strings.CutPrefix(pattern, IPPrefix); ok && (e.Kind == Subtree || e.Kind == Exception) {
 		prefix, err := parsePrefix(addr)
-		if err != nil && confidential {
-			p.errorf("entry %s: not an address prefix such as 203.0.113.0/24", shown)
+		if err != nil && p.seen["hashed"] {
+			p.errorf("entry %s: not an address prefix such as 203.0.113.0/24", p.shown(fields[0]))
 			return
 		} else if err != nil {
-			p.errorf("entry %s: %v", shown, err)
+			p.errorf("entry %s: %v", p.shown(fields[0]), err)
 			return
 		}
 		e.Prefix = prefix
 	} else if hex, ok := strings.CutPrefix(pattern, HashPrefix); ok {
 		if !p.list.Hashed() {
-			p.errorf("hashed entry %s in a list without a \"hashed: sha256 SALT\" header", shown)
+			p.errorf("hashed entry %s in a list without a \"hashed: sha256 SALT\" header", p.shown(fields[0]))
 			return
 		}
 		d, err := parseDigest(hex)
 		if err != nil {
-			p.errorf("entry %s: %v", shown, err)
+			p.errorf("entry %s: %v", p.shown(fields[0]), err)
 			return
 		}
 		e.Hashed, e.Digest = true, d
 	} else {
 		if pattern == "" || !startsName(pattern) {
-			p.errorf("unknown entry prefix in %s: use NAME, *.NAME, =NAME, !NAME, !=NAME, !*.NAME, h:DIGEST or ip:PREFIX", shown)
+			p.errorf("unknown entry prefix in %s: use NAME, *.NAME, =NAME, !NAME, !=NAME, !*.NAME, h:DIGEST or ip:PREFIX", p.shown(fields[0]))
 			return
 		}
 		if p.list.Hashed() {
@@ -453,7 +444,7 @@ func (p *parser) entry(fields []string) {
 		}
 		name, err := CanonicalName(pattern)
 		if err != nil {
-			p.errorf("entry %s: %v", shown, err)
+			p.errorf("entry %s: %v", p.shown(fields[0]), err)
 			return
 		}
 		e.Name = name
@@ -474,6 +465,17 @@ func (p *parser) entry(fields []string) {
 		e.Category = cat
 	}
 	p.add(e)
+}
+
+// shown is how an error quotes an entry: not at all in a hashed list (one
+// with a "hashed" header, even a bad one), whose malformed entry may be the
+// plain name the regulator hashed the list to keep out of logs, ledgers
+// and lint output.
+func (p *parser) shown(entry string) string {
+	if p.seen["hashed"] {
+		return "(not shown: the list is hashed)"
+	}
+	return quote(entry)
 }
 
 // add keeps e in the list, or hands it to emit.
