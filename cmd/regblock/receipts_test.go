@@ -143,6 +143,20 @@ func TestReceipts(t *testing.T) {
 		t.Errorf("stock minisign does not verify a stored receipt: %v\n%s", err, out)
 	}
 
+	// Receipts that commit to no ledger event (sent without an audit log)
+	// vouch for no ledger.
+	if code, stdout, _ := regblock(t, "verify-ledger", "-receipts", store, "-resolver", "r-none", audit); code != 2 {
+		t.Errorf("a resolver without receipts: exit %d %s", code, stdout)
+	}
+	none := filepath.Join(t.TempDir(), "store")
+	os.Mkdir(none, 0o750)
+	noneBody, noneSig, _ := receipt.Sign(receipt.Receipt{Resolver: "r0", Time: time.Now()}, mustSecret(t, ispSec))
+	rec, _ := json.Marshal(receipts.Record{Received: time.Now(), Key: "00", Result: "accepted", Body: noneBody, Signature: noneSig})
+	os.WriteFile(filepath.Join(none, "r0.jsonl"), append(rec, '\n'), 0o640)
+	if code, stdout, _ := regblock(t, "verify-ledger", "-receipts", none, "-resolver", "r0", audit); code != 1 || !strings.Contains(stdout, "nothing here vouches for this ledger") {
+		t.Errorf("receipts that commit to no ledger event: exit %d %s", code, stdout)
+	}
+
 	// Whose ledger it is, is the auditor's to say.
 	if code, _, stderr := regblock(t, "verify-ledger", "-receipts", store, audit); code != 2 || !strings.Contains(stderr, "-receipts needs -resolver ID") {
 		t.Errorf("-receipts without -resolver: exit %d %s", code, stderr)
@@ -293,6 +307,15 @@ func TestReceipts(t *testing.T) {
 		t.Errorf("after a restart: %s = %v, %s = %v, r9's events %v; want serial 2026112802, 2 events or more, r9's 1",
 			serial, m[serial], events, m[events], m[`regblock_receipts_ledger_events{resolver="r9"}`])
 	}
+}
+
+func mustSecret(t *testing.T, path string) minisign.PrivateKey {
+	t.Helper()
+	k, err := blocklist.ReadSecretKey(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 func copyFile(t *testing.T, from, to string) {

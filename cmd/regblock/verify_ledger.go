@@ -270,6 +270,11 @@ func checkReceipts(dir, resolver string, lines []ledger.Line, headCount uint64, 
 	if headCount > 0 && placed && headCount != offset+uint64(len(lines)) {
 		fmt.Fprintf(stdout, "note: the ledger's .head counts %d events; by the receipts the files given end at event %d (the count is the ledger's word: the receipts decide)\n", headCount, offset+uint64(len(lines)))
 	}
+	if checked == 0 && len(problems) == 0 {
+		// Receipts sent without an audit log (events 0), or none at all:
+		// they vouch for no ledger, so this one is checked against nothing.
+		problems = append(problems, fmt.Sprintf("no receipt of resolver %s commits to a ledger event: nothing here vouches for this ledger", resolver))
+	}
 	if len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintln(stdout, p)

@@ -330,4 +330,33 @@ func TestStateOnFullDisk(t *testing.T) {
 	if !blocked("four.example.") {
 		t.Error("after a restart, serial 3 put back is enforced: the mark of serial 4 was not kept")
 	}
+
+	// Serial 5 on a full disk, serial 4 put back before room returns: 5's
+	// mark is written once there is room, but its copy never can be (its
+	// file is gone). After a restart the saved copy of 4, below the mark,
+	// is not restored, and 4's file is a rollback: nothing older than 5
+	// comes back.
+	free = testenv.Fill(t, state)
+	v4 = strings.Replace(list, "serial: 3", "serial: 4", 1) + "four.example\n"
+	key.WriteList(t, dir, "e2e.list", strings.Replace(list, "serial: 3", "serial: 5", 1)+"five.example\n")
+	testenv.Eventually(t, 20*time.Second, "serial 5 is enforced", func() bool { return blocked("five.example.") })
+	key.WriteList(t, dir, "e2e.list", v4)
+	free()
+	testenv.Eventually(t, 20*time.Second, "serial 5's mark is saved", func() bool {
+		return strings.Contains(mustReadString(filepath.Join(state, ".high-water-marks")), `"serial": 5`)
+	})
+	cmd.Process.Kill()
+	cmd.Wait()
+	start()
+	testenv.Eventually(t, 10*time.Second, "serial 4 is refused", func() bool {
+		return metric(`coredns_regblock_reloads_total{list="e2e",result="rollback"}`) > 0
+	})
+	if blocked("four.example.") {
+		t.Error("after a restart, the saved copy of serial 4, below serial 5's mark, is enforced")
+	}
+}
+
+func mustReadString(path string) string {
+	data, _ := os.ReadFile(path)
+	return string(data)
 }

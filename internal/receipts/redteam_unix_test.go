@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +18,14 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/receipt"
 )
+
+// crInLine returns sig with a carriage return in the middle of its
+// signature line.
+func crInLine(sig []byte) string {
+	lines := strings.Split(string(sig), "\n")
+	lines[1] = lines[1][:20] + "\r" + lines[1][20:]
+	return strings.Join(lines, "\n")
+}
 
 // TestRedTeamReceipts: what a red team sent a receiver, each refused or
 // harmless: signature headers stock minisign would not take, keys spelled
@@ -37,6 +46,11 @@ func TestRedTeamReceipts(t *testing.T) {
 	}{
 		{"another key's signature first", append(minisign.Sign(throwaway, body), good...)},
 		{"a blank line first", append([]byte("\n"), good...)},
+		// What Go reads and stock minisign does not: a carriage return in a
+		// base64 line, a NUL in a comment, a trusted comment past 8 KiB.
+		{"a carriage return in the signature line", []byte(crInLine(good))},
+		{"a NUL in the untrusted comment", []byte(strings.Replace(string(good), "untrusted comment: ", "untrusted comment: \x00", 1))},
+		{"a trusted comment of 9 000 bytes", minisign.SignWithComments(h.priv, body, strings.Repeat("x", 9000), "signature")},
 	} {
 		req := httptest.NewRequest("POST", "/", bytes.NewReader(body))
 		req.Header.Set(receipt.SignatureHeader, base64.StdEncoding.EncodeToString(c.sig))

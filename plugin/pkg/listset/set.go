@@ -189,6 +189,12 @@ func (s *Set) Restore() {
 			s.events.Error(fmt.Errorf("not restoring a saved list: %w", err))
 			continue
 		}
+		// A copy below its mark is of a version since replaced by one whose
+		// copy the disk refused: restoring it would be a rollback.
+		if m := s.marks[sv.list.Name]; m != nil && (sv.list.Serial < m.Serial || sv.list.Serial == m.Serial && sv.list.SHA256 != m.SHA256) {
+			s.events.Error(fmt.Errorf("not restoring the saved copy of list %q: its serial %d is below the high-water mark %d (the newer version was never saved)", sv.list.Name, sv.list.Serial, m.Serial))
+			continue
+		}
 		li, err := compile(sv.list)
 		if err != nil {
 			s.events.Error(fmt.Errorf("not restoring a saved list: %w", err))

@@ -132,7 +132,10 @@ func Verify(body []byte, header string, keys []minisign.PublicKey) (Receipt, uin
 }
 
 // checkOneSignature accepts the text of exactly one minisign signature:
-// its four lines, as minisign -S writes them.
+// its four lines, as minisign -S writes them, within the limits stock
+// minisign reads (comments of at most 1 024 and 8 192 bytes), and without
+// a NUL or carriage return, which it would cut a line at where Go's base64
+// passes them by.
 func checkOneSignature(sig []byte) error {
 	lines := strings.Split(strings.TrimSuffix(string(sig), "\n"), "\n")
 	switch {
@@ -140,9 +143,20 @@ func checkOneSignature(sig []byte) error {
 		return errors.New("not exactly one minisign signature")
 	case !strings.HasPrefix(lines[0], "untrusted comment: ") || !strings.HasPrefix(lines[2], "trusted comment: "):
 		return errors.New("not a minisign signature: its first and third lines are its comments")
+	case len(lines[0]) > maxUntrustedComment || len(lines[2]) > maxTrustedComment:
+		return fmt.Errorf("a comment longer than stock minisign reads (%d and %d bytes)", maxUntrustedComment, maxTrustedComment)
+	case strings.ContainsAny(string(sig), "\x00\r"):
+		return errors.New("a NUL or carriage return, which stock minisign would not read past")
 	}
 	return nil
 }
+
+// Stock minisign's limits on a signature's comment lines (COMMENTMAXBYTES
+// and TRUSTEDCOMMENTMAXBYTES), its prefix included, less a margin.
+const (
+	maxUntrustedComment = 1000
+	maxTrustedComment   = 8000
+)
 
 // fields are the keys of a receipt's objects, by depth: the receipt, then
 // a list or the ledger.
