@@ -5,6 +5,7 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -65,7 +66,7 @@ func TestFailedReloadLeavesNoTrace(t *testing.T) {
 	port, metricsPort := testenv.FreePort(t), testenv.FreePort(t)
 	addr := "127.0.0.1:" + port
 	conf := filepath.Join(t.TempDir(), "Corefile")
-	corefile := func(lists, id, forward string) {
+	corefile := func(lists, id, forward string, extra ...string) {
 		os.WriteFile(conf, []byte(`.:`+port+` {
     bind 127.0.0.1
     reload 2s 1s
@@ -82,7 +83,7 @@ func TestFailedReloadLeavesNoTrace(t *testing.T) {
     template ANY ANY test { rcode NXDOMAIN }
     `+forward+`
 }
-`), 0o644)
+`+strings.Join(extra, "\n")), 0o644)
 	}
 	corefile(dir, "r-old", "")
 	logs := testenv.Process(t, "regblockd", exec.Command(bin, "-conf", conf))
@@ -119,6 +120,27 @@ func TestFailedReloadLeavesNoTrace(t *testing.T) {
 	}
 	if !sent("r-new").IsZero() {
 		t.Error("the failed reload sent a receipt")
+	}
+
+	// A Corefile that fails later, when a server of it cannot listen (its
+	// port is in use): regblock's startup has run by then (CoreDNS starts
+	// servers after the startup callbacks), but what it loaded is let go
+	// when the reload fails: its receipts stop.
+	busy, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	_, busyPort, _ := net.SplitHostPort(busy.LocalAddr().String())
+	failures := strings.Count(logs.String(), "reload failed")
+	corefile(dir+" "+other, "r-busy", "", ".:"+busyPort+" {\n    bind 127.0.0.1\n    whoami\n}")
+	testenv.Eventually(t, 20*time.Second, "the reload fails on the busy port", func() bool { return strings.Count(logs.String(), "reload failed") > failures })
+	time.Sleep(3 * time.Second) // three receipt intervals
+	if last := sent("r-busy"); !last.IsZero() && time.Since(last) < 2*time.Second {
+		t.Errorf("the configuration of a reload that failed to listen still sends receipts (%v ago)", time.Since(last).Round(time.Millisecond))
+	}
+	if !blocked("abuse.example.") {
+		t.Error("a reload that failed to listen changed what is enforced")
 	}
 
 	// A good Corefile: the other list is enforced, and the old

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coredns/caddy"
+
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/ledger"
 	"github.com/regblock/regblock/plugin/pkg/listset"
@@ -41,7 +43,7 @@ type lists struct {
 var shared = struct {
 	sync.Mutex
 	m       map[string]*lists
-	pending []*lists // reserved by a Corefile not started yet, one entry a reservation
+	pending []*lists // reserved by a Corefile not started yet, one entry a reservation (commitPending)
 }{m: map[string]*lists{}}
 
 // listsKey identifies what the lists in force depend on.
@@ -84,9 +86,6 @@ func reserveLists(cfg config) *lists {
 func (l *lists) load() error {
 	shared.Lock()
 	defer shared.Unlock()
-	if i := slices.Index(shared.pending, l); i >= 0 {
-		shared.pending = slices.Delete(shared.pending, i, i+1)
-	}
 	if l.set != nil {
 		return nil
 	}
@@ -119,9 +118,25 @@ func (l *lists) loaded() *listset.Set {
 	return l.set
 }
 
-// releasePending releases the lists reserved by a Corefile whose servers
-// never started (a reload that failed): CoreDNS runs the running
-// instance's OnRestartFailed then, and the failed one's callbacks never.
+// commitPending forgets the reservations of a Corefile once it has
+// started (CoreDNS's InstanceStartupEvent, after its servers listen): they
+// are released on shutdown from then on.
+func commitPending(ev caddy.EventName, _ any) error {
+	if ev == caddy.InstanceStartupEvent {
+		shared.Lock()
+		shared.pending = nil
+		shared.Unlock()
+	}
+	return nil
+}
+
+func init() { caddy.RegisterEventHook(pluginName+"-lists", commitPending) }
+
+// releasePending releases the lists reserved by a Corefile that did not
+// start (a reload that failed in setup, or after its startup callbacks,
+// when its servers could not listen): CoreDNS runs the running instance's
+// OnRestartFailed then, and the failed one's shutdown callbacks never. A
+// configuration it loaded stops: no more receipts or ledger events from it.
 func releasePending() error {
 	shared.Lock()
 	pending := shared.pending
