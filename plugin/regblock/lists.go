@@ -60,10 +60,23 @@ func listsKey(cfg config) string {
 // that hold them already, without reading anything: load does, on
 // startup. Each call must be paired with a release, or, when the
 // Corefile it comes from fails, with releasePending.
-func reserveLists(cfg config) *lists {
+func reserveLists(cfg config) (*lists, error) {
 	key := listsKey(cfg)
 	shared.Lock()
 	defer shared.Unlock()
+	// Two lists configurations of one Corefile (server blocks with
+	// different lists, as per-client views have) must not share a state
+	// directory or an audit log: each would take the other's lists for
+	// deleted, and write its marks and chain over the other's.
+	for _, other := range shared.pending {
+		switch {
+		case other.key == key:
+		case cfg.state != "" && other.cfg.state == cfg.state:
+			return nil, fmt.Errorf("state %s is also the state directory of another regblock configuration (other lists or keys) in this Corefile: give each its own", cfg.state)
+		case cfg.audit != "" && other.cfg.audit == cfg.audit:
+			return nil, fmt.Errorf("audit %s is also the audit log of another regblock configuration (other lists or keys) in this Corefile: give each its own", cfg.audit)
+		}
+	}
 	l := shared.m[key]
 	if l == nil {
 		l = &lists{key: key, cfg: cfg, inForce: map[string]receipt.List{}}
@@ -73,7 +86,7 @@ func reserveLists(cfg config) *lists {
 	}
 	l.refs++
 	shared.pending = append(shared.pending, l)
-	return l
+	return l, nil
 }
 
 // load reads the lists, once for all who share them: the audit log is
@@ -130,7 +143,14 @@ func commitPending(ev caddy.EventName, _ any) error {
 	return nil
 }
 
-func init() { caddy.RegisterEventHook(pluginName+"-lists", commitPending) }
+// registerCommit has commitPending called on CoreDNS's startup events. It
+// runs at each setup: a reload by SIGUSR1 purges the event hooks before it
+// sets up the new Corefile, one by the reload plugin does not, and
+// RegisterEventHook panics on a name registered already.
+func registerCommit() {
+	defer func() { recover() }() // registered already: nothing to do
+	caddy.RegisterEventHook(pluginName+"-lists", commitPending)
+}
 
 // releasePending releases the lists reserved by a Corefile that did not
 // start (a reload that failed in setup, or after its startup callbacks,

@@ -38,7 +38,10 @@ type Regblock struct {
 // newRegblock returns the handler of one server block, with the lists of
 // its configuration.
 func newRegblock(cfg config) (*Regblock, error) {
-	rb := reserveRegblock(cfg)
+	rb, err := reserveRegblock(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if err := rb.lists.load(); err != nil {
 		rb.shutdown()
 		return nil, err
@@ -48,8 +51,12 @@ func newRegblock(cfg config) (*Regblock, error) {
 
 // reserveRegblock returns the handler of one server block with its lists
 // reserved, not loaded yet (lists.load).
-func reserveRegblock(cfg config) *Regblock {
-	return &Regblock{cfg: cfg, answers: newAnswers(cfg.notice, cfg.ttl), lists: reserveLists(cfg)}
+func reserveRegblock(cfg config) (*Regblock, error) {
+	l, err := reserveLists(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Regblock{cfg: cfg, answers: newAnswers(cfg.notice, cfg.ttl), lists: l}, nil
 }
 
 // shutdown releases the lists, once. Queries still in flight may go on

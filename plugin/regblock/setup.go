@@ -59,7 +59,11 @@ func setup(c *caddy.Controller) error {
 	// Only reserved here: the lists are read on startup, once every
 	// directive of the Corefile is set up, so that a reload that fails
 	// leaves no trace (ledger, state, metrics, receipts).
-	rb := reserveRegblock(cfg)
+	registerCommit()
+	rb, err := reserveRegblock(cfg)
+	if err != nil {
+		return plugin.Error(pluginName, err)
+	}
 	c.OnStartup(func() error {
 		if err := rb.lists.load(); err != nil {
 			return plugin.Error(pluginName, err)
