@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -151,5 +152,35 @@ func TestFailedReloadLeavesNoTrace(t *testing.T) {
 	time.Sleep(3 * time.Second) // three receipt intervals
 	if since := time.Since(sent("r-old")); since < 2*time.Second {
 		t.Errorf("the old configuration still sends receipts (%v ago): the failed reload kept a reference to it", since.Round(time.Millisecond))
+	}
+}
+
+// TestSharedStateRefused: two server blocks with different lists (per-client
+// views) naming one state directory are refused at startup: each would take
+// the other's lists for deleted and write over its marks.
+func TestSharedStateRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	dir, _, pub := signedList(t)
+	other, state := t.TempDir(), t.TempDir()
+	conf := filepath.Join(t.TempDir(), "Corefile")
+	block := func(port, lists string) string {
+		return `.:` + port + ` {
+    bind 127.0.0.1
+    regblock {
+        lists ` + lists + `
+        pubkey ` + pub + `
+        state ` + state + `
+    }
+}
+`
+	}
+	os.WriteFile(conf, []byte(block(testenv.FreePort(t), dir)+block(testenv.FreePort(t), dir+" "+other)), 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "-conf", conf).CombinedOutput()
+	if ctx.Err() != nil || err == nil || !strings.Contains(string(out), "is also the state directory of another regblock configuration") {
+		t.Errorf("two configurations sharing a state directory: %v\n%s", err, out)
 	}
 }
