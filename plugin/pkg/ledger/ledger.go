@@ -116,17 +116,23 @@ type Line struct {
 // CheckLines is Check, returning each ledger line's hash and place too.
 func CheckLines(r io.Reader, name, head string) ([]Line, string, error) {
 	var lines []Line
-	sc := bufio.NewScanner(r)
+	last := &lastByte{r: r}
+	sc := bufio.NewScanner(last)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	first := head == ""
+	var torn error // a line that does not parse: torn if it is the last, without its newline
 	for n := 1; sc.Scan(); n++ {
+		if torn != nil {
+			return lines, head, torn
+		}
 		line := sc.Bytes()
 		if len(line) == 0 {
 			continue
 		}
 		var e Event
 		if err := json.Unmarshal(line, &e); err != nil {
-			return lines, head, fmt.Errorf("%s:%d: not an audit event: %v", name, n, err)
+			torn = fmt.Errorf("%s:%d: not an audit event: %v", name, n, err)
+			continue
 		}
 		if !isLedger(e.Event) {
 			continue
@@ -142,5 +148,26 @@ func CheckLines(r io.Reader, name, head string) ([]Line, string, error) {
 	if err := sc.Err(); err != nil {
 		return lines, head, fmt.Errorf("%s: %w", name, err)
 	}
+	if torn != nil && last.b == '\n' {
+		return lines, head, torn
+	}
+	// A last line without its newline that does not parse was cut short by
+	// a full disk or a crash (a block event: the writer cuts a torn line off
+	// before it writes a ledger line, and a rotated file keeps it): it is
+	// no ledger line.
 	return lines, head, nil
+}
+
+// lastByte remembers the last byte read through it.
+type lastByte struct {
+	r io.Reader
+	b byte
+}
+
+func (l *lastByte) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	if n > 0 {
+		l.b = p[n-1]
+	}
+	return n, err
 }

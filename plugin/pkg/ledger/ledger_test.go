@@ -79,3 +79,34 @@ func TestCheck(t *testing.T) {
 		t.Errorf("a new chain that does not continue the old head: %v", err)
 	}
 }
+
+// TestTornLastLine: a last line cut short (no newline, not JSON), as a
+// full disk leaves a block event in a file then rotated, is passed by; a
+// line that does not parse anywhere else, or with its newline, is an error.
+func TestTornLastLine(t *testing.T) {
+	var buf bytes.Buffer
+	head := ""
+	for i := range 2 {
+		serial := uint64(i + 1)
+		line, h, err := Seal(&Event{Event: ListApplied, List: "a", Serial: &serial}, head)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf.Write(append(line, '\n'))
+		head = h
+	}
+	whole := buf.String()
+	for _, tc := range []struct {
+		text string
+		ok   bool
+	}{
+		{whole + `{"event":"block","li`, true},
+		{whole + `{"event":"block","li` + "\n", false},
+		{`{"event":"blo` + "\n" + whole, false},
+	} {
+		lines, _, err := CheckLines(strings.NewReader(tc.text), "audit.jsonl", "")
+		if (err == nil) != tc.ok || tc.ok && len(lines) != 2 {
+			t.Errorf("%q: %d lines, %v; want ok %v", tc.text, len(lines), err, tc.ok)
+		}
+	}
+}
