@@ -62,6 +62,12 @@ func TestLedgerSurvivesFullDisk(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}
+	// Its DNS port first: a ready port taken meanwhile by another process
+	// of a concurrent test would answer for it.
+	testenv.Eventually(t, 20*time.Second, "regblockd answers", func() bool {
+		_, err := query(addr, "probe.test.", dns.TypeA)
+		return err == nil
+	})
 	testenv.Eventually(t, 20*time.Second, "regblockd is ready", ready)
 	metric := func(name string) float64 {
 		return metricValues(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))[name]
@@ -168,6 +174,10 @@ func TestLedgerHeadOnFullDisk(t *testing.T) {
 	start := func() {
 		cmd = exec.Command(bin, "-conf", conf)
 		testenv.Process(t, "regblockd", cmd)
+		testenv.Eventually(t, 20*time.Second, "regblockd answers", func() bool {
+			_, err := query(addr, "probe.test.", dns.TypeA)
+			return err == nil
+		})
 		testenv.Eventually(t, 20*time.Second, "regblockd is ready", ready)
 	}
 	metric := func(name string) float64 {

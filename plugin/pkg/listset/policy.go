@@ -89,6 +89,7 @@ func (s *Set) scanPolicy() (removed bool) {
 	old := s.policy
 	s.policy = p
 	s.unsaved.policy = p
+	s.saveState() // kept before it is reported in force, as before retries
 	s.events.PolicyApplied(p)
 
 	for name, c := range s.inForce {
