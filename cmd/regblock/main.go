@@ -37,6 +37,7 @@ var commands = []command{
 	{"keygen", "make a minisign key pair for signing lists", keygen},
 	{"sign", "lint, then sign lists (writes LIST.minisig)", sign},
 	{"verify", "verify lists against public keys and print their headers", verify},
+	{"policy", "write or edit a trust policy's root and list lines from public key files", policyCmd},
 	{"lint", "check lists without signing: every error with file:line, and warnings", lint},
 	{"inspect", "print a list's header, entry counts and time to expiry", inspect},
 	{"diff", "entries added, removed and changed between two versions of a list", diff},

@@ -425,3 +425,50 @@ func TestTrustToolkit(t *testing.T) {
 		t.Errorf("verify-ledger with a trust policy: exit %d %s%s", code, stdout, stderr)
 	}
 }
+
+// TestPolicyCommand: policy lines are written from .pub files, printed or
+// set in a policy file (created at serial 1, then each edit raising the
+// serial), and a line that would not parse leaves the file as it was.
+func TestPolicyCommand(t *testing.T) {
+	dir := t.TempDir()
+	pub := func(name string) string {
+		p := filepath.Join(dir, name+".pub")
+		regblock(t, "keygen", "-W", "-p", p, "-s", filepath.Join(dir, name+".key"))
+		return p
+	}
+	rootA, rootB, regulator := pub("root-a"), pub("root-b"), pub("regulator")
+	keyOf := func(path string) string {
+		lines := strings.Split(strings.TrimSpace(mustRead(t, path)), "\n")
+		return lines[len(lines)-1]
+	}
+	if code, stdout, stderr := regblock(t, "policy", "root", "2", rootA, rootB); code != 0 || strings.TrimSpace(stdout) != "root 2 "+keyOf(rootA)+" "+keyOf(rootB) {
+		t.Errorf("policy root: exit %d %q %s", code, stdout, stderr)
+	}
+	file := filepath.Join(dir, "regblock.trust")
+	if code, _, stderr := regblock(t, "policy", "-f", file, "root", "2", rootA, rootB); code != 0 {
+		t.Fatalf("policy -f (new file): exit %d %s", code, stderr)
+	}
+	if code, _, stderr := regblock(t, "policy", "-f", file, "-issuer", "Example Communications Commission", "list", "example-csam", "1", regulator); code != 0 {
+		t.Fatalf("policy -f list: exit %d %s", code, stderr)
+	}
+	text := mustRead(t, file)
+	if !strings.Contains(text, "#! serial: 2\n") || !strings.Contains(text, `list example-csam 1 `+keyOf(regulator)+` "Example Communications Commission"`) {
+		t.Errorf("the policy after two edits:\n%s", text)
+	}
+	if code, stdout, _ := regblock(t, "lint", file); code != 0 || strings.Contains(stdout, "warning") {
+		t.Errorf("lint of the written policy: exit %d %s", code, stdout)
+	}
+	// The same pattern again replaces its line; a threshold the keys cannot
+	// meet is refused and the file stays.
+	regblock(t, "policy", "-f", file, "-issuer", "Example Communications Commission", "list", "example-csam", "1", regulator, rootA)
+	if got := mustRead(t, file); strings.Count(got, "list example-csam") != 1 || !strings.Contains(got, "#! serial: 3\n") {
+		t.Errorf("a second edit of the same line:\n%s", got)
+	}
+	before := mustRead(t, file)
+	if code, _, stderr := regblock(t, "policy", "-f", file, "list", "example-csam", "3", regulator); code != 1 || !strings.Contains(stderr, "could never be met") || mustRead(t, file) != before {
+		t.Errorf("an impossible threshold: exit %d %s", code, stderr)
+	}
+	if code, _, _ := regblock(t, "policy", "root"); code != 2 {
+		t.Errorf("policy root without a threshold: exit %d, want 2", code)
+	}
+}
