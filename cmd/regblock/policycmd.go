@@ -125,4 +125,3 @@ func setLine(text, kind string, head []string, line string, serial uint64) strin
 	}
 	return strings.Join(lines, "\n") + "\n"
 }
-
