@@ -398,30 +398,9 @@ func TestRotationKeepsMark(t *testing.T) {
 	ms := testenv.Need(t, "minisign", "minisign")
 	keys := t.TempDir()
 	root, old, next := newAuthority(t, ms, keys, "root"), newAuthority(t, ms, keys, "old"), newAuthority(t, ms, keys, "new")
-	lists, state, trustDir := t.TempDir(), t.TempDir(), t.TempDir()
-	policyPath := filepath.Join(trustDir, "regblock.trust")
-	port, metricsPort := testenv.FreePort(t), testenv.FreePort(t)
-	addr := "127.0.0.1:" + port
-	conf := filepath.Join(t.TempDir(), "Corefile")
-	os.WriteFile(conf, []byte(`.:`+port+` {
-    bind 127.0.0.1
-    regblock {
-        lists `+lists+`
-        pubkey `+root.pub+`
-        trust `+policyPath+`
-        state `+state+`
-        notice 192.0.2.80
-    }
-    prometheus 127.0.0.1:`+metricsPort+`
-}
-`), 0o644)
-	blocked := func(name string) bool {
-		r, err := query(addr, name+".", dns.TypeA)
-		return err == nil && len(r.Answer) == 1 && r.Answer[0].(*dns.A).A.String() == "192.0.2.80"
-	}
-	counted := func(series string) float64 {
-		return metricValues(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))[series]
-	}
+	policyPath := filepath.Join(t.TempDir(), "regblock.trust")
+	r := newTrustResolver(t, root.pub, policyPath)
+	lists, blocked, counted := r.lists, r.blocked, r.counted
 	serial := func(n int) {
 		t.Helper()
 		testenv.Eventually(t, 10*time.Second, fmt.Sprintf("trust policy serial %d is in force", n), func() bool { return counted("coredns_regblock_trust_serial") == float64(n) })
@@ -430,7 +409,7 @@ func TestRotationKeepsMark(t *testing.T) {
 
 	publish(t, policyPath, trustPolicy(1, "root 1 "+root.line, "list mcmc-csam 1 "+old.line), root)
 	publish(t, list, namedList("mcmc-csam", 5, "five.example"), old)
-	logs := testenv.Process(t, "regblockd", exec.Command(bin, "-conf", conf))
+	r.start()
 	testenv.Eventually(t, 20*time.Second, "serial 5 is enforced", func() bool { return blocked("five.example") })
 
 	// Overlap: both keys; the new key signs serials 6 and 7.
@@ -456,7 +435,7 @@ func TestRotationKeepsMark(t *testing.T) {
 		return counted(`coredns_regblock_reloads_total{list="mcmc-csam",result="rollback"}`) > before
 	})
 	if blocked("six.example") {
-		t.Fatalf("serial 6 is enforced after serial 7: the rotation wiped the mark\n%s", logs)
+		t.Fatalf("serial 6 is enforced after serial 7: the rotation wiped the mark\n%s", r.logs)
 	}
 }
 
@@ -470,23 +449,9 @@ func TestIssuerBound(t *testing.T) {
 	ms := testenv.Need(t, "minisign", "minisign")
 	keys := t.TempDir()
 	root, mcmc, judge := newAuthority(t, ms, keys, "root"), newAuthority(t, ms, keys, "mcmc"), newAuthority(t, ms, keys, "judge")
-	lists, state, trustDir := t.TempDir(), t.TempDir(), t.TempDir()
-	policyPath := filepath.Join(trustDir, "regblock.trust")
-	port, metricsPort := testenv.FreePort(t), testenv.FreePort(t)
-	addr := "127.0.0.1:" + port
-	conf := filepath.Join(t.TempDir(), "Corefile")
-	os.WriteFile(conf, []byte(`.:`+port+` {
-    bind 127.0.0.1
-    regblock {
-        lists `+lists+`
-        pubkey `+root.pub+`
-        trust `+policyPath+`
-        state `+state+`
-        notice 192.0.2.80
-    }
-    prometheus 127.0.0.1:`+metricsPort+`
-}
-`), 0o644)
+	policyPath := filepath.Join(t.TempDir(), "regblock.trust")
+	r := newTrustResolver(t, root.pub, policyPath)
+	lists := r.lists
 	claiming := func(name, issuer string, names ...string) string {
 		return strings.Replace(namedList(name, 1, names...), "#! serial:", "#! issuer: "+issuer+"\n#! serial:", 1)
 	}
@@ -496,13 +461,13 @@ func TestIssuerBound(t *testing.T) {
 	publish(t, filepath.Join(lists, "mcmc-csam.list"), claiming("mcmc-csam", "Example Communications Commission", "abuse.example"), mcmc)
 	publish(t, filepath.Join(lists, "court-1.list"), claiming("court-1", "Example Communications Commission", "claimed.example"), judge)
 	publish(t, filepath.Join(lists, "court-2.list"), namedList("court-2", 1, "ordered.example"), judge)
-	testenv.Process(t, "regblockd", exec.Command(bin, "-conf", conf))
+	r.start()
 	says := func(name string) string {
-		r, err := query(addr, name+".", dns.TypeA)
-		if err != nil || len(r.Answer) != 1 || ede(r) == nil {
+		m, err := query(r.addr, name+".", dns.TypeA)
+		if err != nil || len(m.Answer) != 1 || ede(m) == nil {
 			return ""
 		}
-		return ede(r).ExtraText
+		return ede(m).ExtraText
 	}
 	testenv.Eventually(t, 20*time.Second, "the court's own list is enforced", func() bool { return says("ordered.example") != "" })
 	if got := says("ordered.example"); !strings.Contains(got, "Blocked by order of Example High Court") {
@@ -514,7 +479,7 @@ func TestIssuerBound(t *testing.T) {
 	if got := says("claimed.example"); got != "" {
 		t.Errorf("a court list claiming the regulator's name is enforced: %q", got)
 	}
-	if got := metricValues(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))[`coredns_regblock_reloads_total{list="court-1",result="untrusted"}`]; got != 1 {
+	if got := r.counted(`coredns_regblock_reloads_total{list="court-1",result="untrusted"}`); got != 1 {
 		t.Errorf("court-1 counted untrusted %v times, want 1", got)
 	}
 }
@@ -619,35 +584,19 @@ func TestPolicyHistory(t *testing.T) {
 	keys := t.TempDir()
 	rootA, rootB, rootC := newAuthority(t, ms, keys, "root-a"), newAuthority(t, ms, keys, "root-b"), newAuthority(t, ms, keys, "root-c")
 	mcmc := newAuthority(t, ms, keys, "mcmc")
-	history, lists, state := t.TempDir(), t.TempDir(), t.TempDir()
+	history := t.TempDir()
+	r := newTrustResolver(t, rootA.pub, history)
+	lists := r.lists
 	line := "list mcmc-csam 1 " + mcmc.line
 	publish(t, filepath.Join(history, "1.trust"), trustPolicy(1, "root 1 "+rootA.line, line), rootA)
 	publish(t, filepath.Join(history, "2.trust"), trustPolicy(2, "root 1 "+rootB.line, line), rootA, rootB)
 	publish(t, filepath.Join(history, "3.trust"), trustPolicy(3, "root 1 "+rootC.line, line), rootB, rootC)
 	publish(t, filepath.Join(lists, "mcmc-csam.list"), namedList("mcmc-csam", 1, "abuse.example"), mcmc)
 
-	port, metricsPort := testenv.FreePort(t), testenv.FreePort(t)
-	addr := "127.0.0.1:" + port
-	conf := filepath.Join(t.TempDir(), "Corefile")
-	os.WriteFile(conf, []byte(`.:`+port+` {
-    bind 127.0.0.1
-    regblock {
-        lists `+lists+`
-        pubkey `+rootA.pub+`
-        trust `+history+`
-        state `+state+`
-        notice 192.0.2.80
-    }
-    prometheus 127.0.0.1:`+metricsPort+`
-}
-`), 0o644)
-	logs := testenv.Process(t, "regblockd", exec.Command(bin, "-conf", conf))
-	counted := func(series string) float64 {
-		return metricValues(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))[series]
-	}
+	r.start()
+	counted := r.counted
 	testenv.Eventually(t, 20*time.Second, "the list is enforced under policy 3", func() bool {
-		r, err := query(addr, "abuse.example.", dns.TypeA)
-		return err == nil && len(r.Answer) == 1 && counted("coredns_regblock_trust_serial") == 3
+		return r.blocked("abuse.example") && counted("coredns_regblock_trust_serial") == 3
 	})
 
 	publish(t, filepath.Join(history, "4.trust"), trustPolicy(4, "root 1 "+rootA.line, line), rootA)
@@ -655,6 +604,53 @@ func TestPolicyHistory(t *testing.T) {
 		return counted(`coredns_regblock_trust_reloads_total{result="threshold"}`) > 0
 	})
 	if got := counted("coredns_regblock_trust_serial"); got != 3 {
-		t.Errorf("trust serial %v after a refused fourth version, want 3\n%s", got, logs)
+		t.Errorf("trust serial %v after a refused fourth version, want 3\n%s", got, r.logs)
 	}
+}
+
+// trustResolver is a regblockd judging lists by a trust policy, for the
+// tests above: its Corefile on loopback ports, the lists and state
+// directories, and its answers and metrics.
+type trustResolver struct {
+	t                  *testing.T
+	addr, metricsPort  string
+	conf, lists, state string
+	logs               *testenv.Output
+}
+
+// newTrustResolver writes the Corefile of a resolver pinning pubkeys
+// (space-separated files) and reading the policy at trust (a file or a
+// history directory); start runs it.
+func newTrustResolver(t *testing.T, pubkeys, trust string) *trustResolver {
+	r := &trustResolver{t: t, lists: t.TempDir(), state: t.TempDir(), metricsPort: testenv.FreePort(t), conf: filepath.Join(t.TempDir(), "Corefile")}
+	port := testenv.FreePort(t)
+	r.addr = "127.0.0.1:" + port
+	os.WriteFile(r.conf, []byte(`.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+r.lists+`
+        pubkey `+pubkeys+`
+        trust `+trust+`
+        state `+r.state+`
+        notice 192.0.2.80
+    }
+    prometheus 127.0.0.1:`+r.metricsPort+`
+}
+`), 0o644)
+	return r
+}
+
+func (r *trustResolver) start() {
+	r.logs = testenv.Process(r.t, "regblockd", exec.Command(bin, "-conf", r.conf))
+}
+
+// blocked reports whether name gets the block answer.
+func (r *trustResolver) blocked(name string) bool {
+	m, err := query(r.addr, name+".", dns.TypeA)
+	return err == nil && len(m.Answer) == 1 && m.Answer[0].(*dns.A).A.String() == "192.0.2.80"
+}
+
+// counted returns a sample of the resolver's metrics.
+func (r *trustResolver) counted(series string) float64 {
+	return metricValues(scrape(r.t, "http://127.0.0.1:"+r.metricsPort+"/metrics"))[series]
 }
