@@ -145,43 +145,11 @@ func TestLedgerHeadOnFullDisk(t *testing.T) {
 	logs := testenv.Tmpfs(t, "1m")
 	dir, key, pub := signedList(t)
 	audit := filepath.Join(logs, "audit.jsonl")
-	port, metricsPort, readyPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
-	addr := "127.0.0.1:" + port
-	conf := filepath.Join(t.TempDir(), "Corefile")
-	os.WriteFile(conf, []byte(`.:`+port+` {
-    bind 127.0.0.1
-    regblock {
-        lists `+dir+`
-        pubkey `+pub+`
-        notice 192.0.2.80
-        audit `+audit+`
-    }
-    ready 127.0.0.1:`+readyPort+` {
-        monitor continuously
-    }
-    prometheus 127.0.0.1:`+metricsPort+`
-}
-`), 0o644)
-	var cmd *exec.Cmd
-	ready := func() bool {
-		resp, err := http.Get("http://127.0.0.1:" + readyPort + "/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}
+	r := newDiskResolver(t, dir, pub, "audit "+audit)
+	addr, ready, metric := r.addr, r.ready, r.metric
 	start := func() {
-		cmd = exec.Command(bin, "-conf", conf)
-		testenv.Process(t, "regblockd", cmd)
-		testenv.Eventually(t, 20*time.Second, "regblockd answers", func() bool {
-			_, err := query(addr, "probe.test.", dns.TypeA)
-			return err == nil
-		})
+		r.start()
 		testenv.Eventually(t, 20*time.Second, "regblockd is ready", ready)
-	}
-	metric := func(name string) float64 {
-		return metricValues(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))[name]
 	}
 	publish := func(serial int) {
 		t.Helper()
@@ -243,8 +211,7 @@ func TestLedgerHeadOnFullDisk(t *testing.T) {
 
 	// A crash between a ledger line and its head: the head on disk is the
 	// one before. The next start goes on from the last line.
-	cmd.Process.Kill()
-	cmd.Wait()
+	r.kill()
 	os.WriteFile(audit+".head", []byte(headBefore+"\n"), 0o640)
 	start() // applies serial 4 again: a ledger event of its own
 	publish(5)
@@ -273,47 +240,8 @@ func TestStateOnFullDisk(t *testing.T) {
 	}
 	state := testenv.Tmpfs(t, "1m")
 	dir, key, pub := signedList(t)
-	port, metricsPort, readyPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
-	addr := "127.0.0.1:" + port
-	conf := filepath.Join(t.TempDir(), "Corefile")
-	os.WriteFile(conf, []byte(`.:`+port+` {
-    bind 127.0.0.1
-    regblock {
-        lists `+dir+`
-        pubkey `+pub+`
-        notice 192.0.2.80
-        state `+state+`
-    }
-    ready 127.0.0.1:`+readyPort+` {
-        monitor continuously
-    }
-    prometheus 127.0.0.1:`+metricsPort+`
-}
-`), 0o644)
-	var cmd *exec.Cmd
-	ready := func() bool {
-		resp, err := http.Get("http://127.0.0.1:" + readyPort + "/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}
-	start := func() {
-		cmd = exec.Command(bin, "-conf", conf)
-		testenv.Process(t, "regblockd", cmd)
-		testenv.Eventually(t, 20*time.Second, "regblockd answers", func() bool {
-			_, err := query(addr, "probe.test.", dns.TypeA)
-			return err == nil
-		})
-	}
-	metric := func(name string) float64 {
-		return metricValues(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))[name]
-	}
-	blocked := func(name string) bool {
-		r, err := query(addr, name, dns.TypeA)
-		return err == nil && len(r.Answer) == 1
-	}
+	r := newDiskResolver(t, dir, pub, "state "+state)
+	ready, metric, start, blocked := r.ready, r.metric, r.start, r.blocked
 	v4 := strings.Replace(list, "serial: 3", "serial: 4", 1) + "four.example\n"
 	start()
 	testenv.Eventually(t, 20*time.Second, "regblockd is ready", ready)
@@ -333,8 +261,7 @@ func TestStateOnFullDisk(t *testing.T) {
 
 	// Restarted with serial 3 put back: a rollback, refused; serial 4
 	// stays in force from the state directory.
-	cmd.Process.Kill()
-	cmd.Wait()
+	r.kill()
 	key.WriteList(t, dir, "e2e.list", list)
 	start()
 	testenv.Eventually(t, 10*time.Second, "serial 3 is refused as a rollback", func() bool {
@@ -358,8 +285,7 @@ func TestStateOnFullDisk(t *testing.T) {
 	testenv.Eventually(t, 20*time.Second, "serial 5's mark is saved", func() bool {
 		return strings.Contains(mustReadString(filepath.Join(state, ".high-water-marks")), `"serial": 5`)
 	})
-	cmd.Process.Kill()
-	cmd.Wait()
+	r.kill()
 	start()
 	testenv.Eventually(t, 10*time.Second, "serial 4 is refused", func() bool {
 		return metric(`coredns_regblock_reloads_total{list="e2e",result="rollback"}`) > 0
@@ -372,4 +298,71 @@ func TestStateOnFullDisk(t *testing.T) {
 func mustReadString(path string) string {
 	data, _ := os.ReadFile(path)
 	return string(data)
+}
+
+// diskResolver is a regblockd whose readiness is watched
+// (ready { monitor continuously }), with one regblock option of the
+// test's (audit FILE, state DIR), for the full-disk tests.
+type diskResolver struct {
+	t                      *testing.T
+	addr, conf             string
+	metricsPort, readyPort string
+	cmd                    *exec.Cmd
+}
+
+func newDiskResolver(t *testing.T, dir, pub, option string) *diskResolver {
+	r := &diskResolver{t: t, metricsPort: testenv.FreePort(t), readyPort: testenv.FreePort(t), conf: filepath.Join(t.TempDir(), "Corefile")}
+	port := testenv.FreePort(t)
+	r.addr = "127.0.0.1:" + port
+	os.WriteFile(r.conf, []byte(`.:`+port+` {
+    bind 127.0.0.1
+    regblock {
+        lists `+dir+`
+        pubkey `+pub+`
+        notice 192.0.2.80
+        `+option+`
+    }
+    ready 127.0.0.1:`+r.readyPort+` {
+        monitor continuously
+    }
+    prometheus 127.0.0.1:`+r.metricsPort+`
+}
+`), 0o644)
+	return r
+}
+
+// start runs regblockd, and waits for its DNS port (before /ready: a
+// ready port taken meanwhile by another process of a concurrent test would
+// answer for it).
+func (r *diskResolver) start() {
+	r.cmd = exec.Command(bin, "-conf", r.conf)
+	testenv.Process(r.t, "regblockd", r.cmd)
+	testenv.Eventually(r.t, 20*time.Second, "regblockd answers", func() bool {
+		_, err := query(r.addr, "probe.test.", dns.TypeA)
+		return err == nil
+	})
+}
+
+// kill stops regblockd as a crash would.
+func (r *diskResolver) kill() {
+	r.cmd.Process.Kill()
+	r.cmd.Wait()
+}
+
+func (r *diskResolver) ready() bool {
+	resp, err := http.Get("http://127.0.0.1:" + r.readyPort + "/ready")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func (r *diskResolver) metric(name string) float64 {
+	return metricValues(scrape(r.t, "http://127.0.0.1:"+r.metricsPort+"/metrics"))[name]
+}
+
+func (r *diskResolver) blocked(name string) bool {
+	m, err := query(r.addr, name, dns.TypeA)
+	return err == nil && len(m.Answer) == 1
 }
