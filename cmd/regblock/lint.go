@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
@@ -34,7 +33,7 @@ func lint(args []string, stdout, stderr io.Writer) int {
 	}
 	code := 0
 	for _, path := range fs.Args() {
-		data, err := os.ReadFile(path)
+		data, err := blocklist.ReadFile(path, 1<<30)
 		if err != nil {
 			code = fail(stderr, 1, err, "")
 			continue

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
@@ -74,10 +76,10 @@ func policyCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, line)
 		return 0
 	}
-	data, err := os.ReadFile(*file)
+	data, err := blocklist.ReadFile(*file, trust.MaxSize)
 	var text string
 	switch {
-	case os.IsNotExist(err):
+	case errors.Is(err, os.ErrNotExist):
 		text = fmt.Sprintf("%s\n#! serial: 1\n#! issued: %s\n%s\n", "#! regblock-trust 1", time.Now().UTC().Format(time.RFC3339), line)
 	case err != nil:
 		return fail(stderr, 1, err, "")

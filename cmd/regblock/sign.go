@@ -61,7 +61,7 @@ func sign(args []string, stdout, stderr io.Writer) int {
 }
 
 func signList(path string, key minisign.PrivateKey, bump, appendSig bool, stdout, stderr io.Writer) error {
-	data, err := os.ReadFile(path)
+	data, err := blocklist.ReadFile(path, 1<<30)
 	if err != nil {
 		return err
 	}

@@ -124,6 +124,15 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	run := func() error {
+		if *trustPath != "" && *every != 0 {
+			// The policy, read again at each run: one that changed since
+			// (a stolen key dropped) judges the lists of this run.
+			j, err := newJudge(*trustPath, keys)
+			if err != nil {
+				return err
+			}
+			s.Policy = j.policy
+		}
 		err := s.Run(ctx)
 		if *textfile != "" {
 			// Not the run's result: a textfile that cannot be written shows

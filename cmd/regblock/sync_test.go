@@ -520,6 +520,14 @@ func TestSyncPolicy(t *testing.T) {
 	if code, _, stderr := regblock(t, append(args, "-trust", filepath.Join(dir, "regblock.trust"))...); code != 2 || !strings.Contains(stderr, "-trust judges lists") {
 		t.Errorf("-trust with a policy: exit %d, %s", code, stderr)
 	}
+	// A history's N.trust must hold serial N.
+	p.set("7.trust", []byte(mustRead(t, filepath.Join(dir, "regblock.trust"))), 0)
+	p.set("7.trust.minisig", []byte(mustRead(t, filepath.Join(dir, "regblock.trust.minisig"))), 0)
+	hist := t.TempDir()
+	if code, _, stderr := regblock(t, "sync", "-url", ts.URL+"/lists", "-insecure-http", "-name", "7.trust", "-dir", hist, "-p", pinned, "-once", "-retries", "0"); code != 1 || !strings.Contains(stderr, "not 7") {
+		t.Errorf("7.trust holding serial 2: exit %d, %s", code, stderr)
+	}
+
 	// A policy in the directory that the pinned key did not sign (the
 	// roots rotated twice since): nothing is judged against the pinned key
 	// alone, nothing is written.

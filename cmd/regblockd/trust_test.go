@@ -574,8 +574,8 @@ func TestRecoveryWithoutGap(t *testing.T) {
 // TestPolicyHistory: a resolver commissioned after two root rotations,
 // pinned to the first root only, walks the published history (1.trust,
 // 2.trust, 3.trust in a directory) to policy 3 and enforces a list its
-// line allows; so does regblock verify -trust DIR. A fourth version signed
-// by the retired first root is refused and 3 stays in force.
+// line allows. A junk file numbered higher than any hides no later
+// version; a version signed by the retired first root is refused.
 func TestPolicyHistory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the regblockd binary")
@@ -599,12 +599,18 @@ func TestPolicyHistory(t *testing.T) {
 		return r.blocked("abuse.example") && counted("coredns_regblock_trust_serial") == 3
 	})
 
-	publish(t, filepath.Join(history, "4.trust"), trustPolicy(4, "root 1 "+rootA.line, line), rootA)
-	testenv.Eventually(t, 10*time.Second, "policy 4, signed by a retired root, is refused", func() bool {
+	// A file planted under the highest number hides no version added after.
+	os.WriteFile(filepath.Join(history, "18446744073709551615.trust"), []byte("junk\n"), 0o644)
+	publish(t, filepath.Join(history, "4.trust"), trustPolicy(4, "root 1 "+rootC.line, line), rootC)
+	testenv.Eventually(t, 10*time.Second, "policy 4 is in force, past a junk file numbered higher", func() bool {
+		return counted("coredns_regblock_trust_serial") == 4
+	})
+	publish(t, filepath.Join(history, "5.trust"), trustPolicy(5, "root 1 "+rootA.line, line), rootA)
+	testenv.Eventually(t, 10*time.Second, "policy 5, signed by a retired root, is refused", func() bool {
 		return counted(`coredns_regblock_trust_reloads_total{result="threshold"}`) > 0
 	})
-	if got := counted("coredns_regblock_trust_serial"); got != 3 {
-		t.Errorf("trust serial %v after a refused fourth version, want 3\n%s", got, r.logs)
+	if got := counted("coredns_regblock_trust_serial"); got != 4 {
+		t.Errorf("trust serial %v after a refused fifth version, want 4\n%s", got, r.logs)
 	}
 }
 

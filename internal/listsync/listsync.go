@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -276,6 +277,10 @@ func (s *Syncer) syncPolicy(ctx context.Context) error {
 		return nil
 	case err != nil:
 		return &syncError{listset.Result(err), err}
+	}
+	if n, nerr := strconv.ParseUint(strings.TrimSuffix(s.Name, trust.HistorySuffix), 10, 64); nerr == nil && n != p.Serial {
+		// A history's N.trust must hold serial N, or the walk stops there.
+		return &syncError{"wrong_name", fmt.Errorf("%s holds trust policy serial %d, not %d: refusing it", policyURL, p.Serial, n)}
 	}
 	s.serial.WithLabelValues(s.name).Set(float64(p.Serial))
 	if err := os.Rename(sigTmp, s.listPath()+blocklist.SignatureSuffix); err != nil {

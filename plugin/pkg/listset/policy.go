@@ -50,12 +50,16 @@ func (s *Set) judge(l *blocklist.List) error {
 }
 
 // policyStamp identifies the trust policy's version on disk: its file's,
-// or the newest version's of a history directory.
+// or for a history directory the directory's own (a version renamed into
+// it changes it) with its newest version's, so that no file put there,
+// however high its number, hides the versions added after it.
 func policyStamp(path string) stamp {
 	if isDir(path) {
+		st := stamp{list: idOf(path)}
 		if vs, err := trust.History(path); err == nil && len(vs) > 0 {
-			return stampOf(vs[len(vs)-1].Path)
+			st.sig = idOf(vs[len(vs)-1].Path)
 		}
+		return st
 	}
 	return stampOf(path)
 }

@@ -234,8 +234,8 @@ const maxIssuer = 200
 // returns the issuer ("" when the line has no quote) and the line before it.
 func cutIssuer(line string) (issuer, rest string, err error) {
 	q := strings.IndexByte(line, '"')
-	if q < 0 {
-		return "", line, nil
+	if h := strings.IndexByte(line, '#'); q < 0 || h >= 0 && h < q {
+		return "", line, nil // no quote, or only in a comment
 	}
 	end := strings.IndexByte(line[q+1:], '"')
 	if end < 0 {

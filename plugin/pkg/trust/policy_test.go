@@ -245,6 +245,11 @@ func TestIssuerGranted(t *testing.T) {
 	if ws := p.Warnings(); len(ws) != 1 || ws[0].Line != 6 || !strings.Contains(ws[0].Msg, "court-* grants no issuer") {
 		t.Errorf("warnings %+v", ws)
 	}
+	// A quote in a comment is no issuer.
+	c, err := Parse("p.trust", []byte(policy(1, "root 1 "+line(a)+"\nlist pdrm-* 1 "+line(b)+` # was "Malaysian Communications and Multimedia Commission"`+"\n")))
+	if err != nil || c.Lists[0].Issuer != "" {
+		t.Errorf("a quote in a comment: %v, issuer %q", err, c.Lists[0].Issuer)
+	}
 	for _, tc := range []struct{ text, msg string }{
 		{`list x 1 ` + line(a) + ` "Unclosed`, "closing quote"},
 		{`list x 1 ` + line(a) + ` "Regulator" extra`, "the issuer ends the line"},
