@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"aead.dev/minisign"
 
@@ -397,9 +398,19 @@ func (p *Policy) Grant(l *blocklist.List) {
 // any (another authority's name, in its notice page and EDE).
 func (p *Policy) Warnings() []blocklist.Warning {
 	var ws []blocklist.Warning
+	granted := map[string]int{} // issuer: the first line granting it
 	for _, r := range p.Lists {
-		if r.Issuer == "" {
+		switch {
+		case r.Issuer == "":
 			ws = append(ws, blocklist.Warning{Line: r.Line, Msg: fmt.Sprintf("list %s grants no issuer: a list signed under it may claim any issuer; end the line with the issuer in quotes", r.Pattern)})
+			continue
+		case strings.ContainsFunc(r.Issuer, func(c rune) bool { return c != ' ' && !unicode.IsGraphic(c) || unicode.Is(unicode.Cf, c) || unicode.IsSpace(c) && c != ' ' }):
+			ws = append(ws, blocklist.Warning{Line: r.Line, Msg: fmt.Sprintf("list %s grants an issuer with an invisible or unusual space character: %+q", r.Pattern, r.Issuer)})
+		}
+		if first, ok := granted[r.Issuer]; ok && first != r.Line {
+			ws = append(ws, blocklist.Warning{Line: r.Line, Msg: fmt.Sprintf("list %s grants the issuer of line %d too: their lists will show the same name", r.Pattern, first)})
+		} else {
+			granted[r.Issuer] = r.Line
 		}
 	}
 	return ws

@@ -245,6 +245,14 @@ func TestIssuerGranted(t *testing.T) {
 	if ws := p.Warnings(); len(ws) != 1 || ws[0].Line != 6 || !strings.Contains(ws[0].Msg, "court-* grants no issuer") {
 		t.Errorf("warnings %+v", ws)
 	}
+	// Look-alikes and one issuer on two lines are warned of.
+	w, err := Parse("p.trust", []byte(policy(1, "root 1 "+line(a)+"\nlist a 1 "+line(a)+` "Example Regulator"`+"\nlist b 1 "+line(b)+" \"Example\u200bRegulator\"\nlist c 1 "+line(b)+` "Example Regulator"`+"\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ws := w.Warnings(); len(ws) != 2 || !strings.Contains(ws[0].Msg, "invisible") || ws[1].Line != 7 || !strings.Contains(ws[1].Msg, "issuer of line 5") {
+		t.Errorf("warnings %+v", ws)
+	}
 	// A quote in a comment is no issuer.
 	c, err := Parse("p.trust", []byte(policy(1, "root 1 "+line(a)+"\nlist pdrm-* 1 "+line(b)+` # was "Malaysian Communications and Multimedia Commission"`+"\n")))
 	if err != nil || c.Lists[0].Issuer != "" {
