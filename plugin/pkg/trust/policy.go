@@ -404,7 +404,9 @@ func (p *Policy) Warnings() []blocklist.Warning {
 		case r.Issuer == "":
 			ws = append(ws, blocklist.Warning{Line: r.Line, Msg: fmt.Sprintf("list %s grants no issuer: a list signed under it may claim any issuer; end the line with the issuer in quotes", r.Pattern)})
 			continue
-		case strings.ContainsFunc(r.Issuer, func(c rune) bool { return c != ' ' && !unicode.IsGraphic(c) || unicode.Is(unicode.Cf, c) || unicode.IsSpace(c) && c != ' ' }):
+		case strings.ContainsFunc(r.Issuer, func(c rune) bool {
+			return c != ' ' && !unicode.IsGraphic(c) || unicode.Is(unicode.Cf, c) || unicode.IsSpace(c) && c != ' '
+		}):
 			ws = append(ws, blocklist.Warning{Line: r.Line, Msg: fmt.Sprintf("list %s grants an issuer with an invisible or unusual space character: %+q", r.Pattern, r.Issuer)})
 		}
 		if first, ok := granted[r.Issuer]; ok && first != r.Line {
