@@ -116,7 +116,9 @@ type Set struct {
 	read    map[string]version  // by list file: the verified list it held when last read
 	marks   map[string]*Mark    // by list name: the highest version ever accepted, kept for good
 	waiting map[string]bool     // list files without a signature, reported once
-	scanned bool                // the first Scan is done
+	// strayPolicies are policy files found in a lists directory, reported once.
+	strayPolicies map[string]bool
+	scanned       bool // the first Scan is done
 
 	policy        *trust.Policy // in force, with cfg.Trust
 	policyStamp   stamp
@@ -144,9 +146,11 @@ func New(cfg Config, publish func(*blockindex.Index), events Events) *Set {
 		marks:   map[string]*Mark{},
 		waiting: map[string]bool{},
 		unsaved: unsaved{copies: map[string]pendingCopy{}},
-		publish: publish,
-		events:  events,
-		Now:     time.Now,
+
+		strayPolicies: map[string]bool{},
+		publish:       publish,
+		events:        events,
+		Now:           time.Now,
 	}
 }
 
@@ -505,10 +509,10 @@ func (s *Set) listFiles() []string {
 			case strings.HasPrefix(e.Name(), "."):
 			case blocklist.IsList(e.Name()):
 				paths = append(paths, name)
-			case strings.HasSuffix(e.Name(), trust.HistorySuffix) && name != s.cfg.Trust && !s.waiting[name]:
+			case strings.HasSuffix(e.Name(), trust.HistorySuffix) && name != s.cfg.Trust && !s.strayPolicies[name]:
 				// A policy is read from 'trust FILE', never from a lists
 				// directory: one put here by mistake would be ignored.
-				s.waiting[name] = true
+				s.strayPolicies[name] = true
 				s.events.Error(fmt.Errorf("%s is a trust policy in a lists directory: it is not read from here; name it with 'trust %s' (or its directory)", name, name))
 			}
 		}

@@ -22,9 +22,9 @@ import (
 //   - a serial not above inForce's: an error wrapping ErrRollback;
 //   - the threshold of inForce's root line, and of its own root line, in
 //     valid signatures by distinct keys (root rotation one step at a time,
-//     as in TUF); without inForce, its own root threshold and a majority
-//     of the pinned keys (the resolver's pubkey), from pinned keys that are
-//     its own root keys too: else an error wrapping ErrThreshold.
+//     as in TUF); without inForce, a majority of the pinned keys (the
+//     resolver's pubkey), and no fewer than its own root threshold, and the
+//     threshold of its own root line: else an error wrapping ErrThreshold.
 //
 // A parse error is a *blocklist.LoadError with reason parse_error, a file
 // without any valid signature by those keys one with bad_signature.
