@@ -92,8 +92,10 @@ func reserveLists(cfg config) (*lists, error) {
 // load reads the lists, once for all who share them: the audit log is
 // opened, the saved copies of the state directory put in force, then every
 // valid list on disk, and receipts start. It runs on startup, not in
-// setup, so that a Corefile reload that fails (on any directive) leaves no
-// trace: no ledger event, saved copy, metric or receipt. A rejected list
+// setup, so that a Corefile reload that fails in setup (on any directive)
+// leaves no trace: no ledger event, saved copy, metric or receipt. (One
+// that fails later, when its servers cannot listen, has loaded; what the
+// load recorded stays, and releasePending stops it.) A rejected list
 // is logged and counted; the resolver starts without it rather than not at
 // all.
 func (l *lists) load() error {
