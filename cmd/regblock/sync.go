@@ -21,6 +21,7 @@ import (
 )
 
 const syncUsage = `Usage: regblock sync -url BASE -name NAME -dir DIR -p PUB [-trust POLICY] [-once | -every DURATION] [flags]
+       regblock sync -url BASE -history -dir DIR -p ROOT.pub,... [-once | -every DURATION] [flags]
 
 Fetches BASE/NAME.list and BASE/NAME.list.minisig, verifies the signature and
 parses the list before anything touches DIR, refuses a list whose name is
@@ -38,6 +39,15 @@ https on the same host, unless -allow-redirect-host.
 reads it, only if the resolver would accept it: signed by the root
 threshold of the policy already in DIR (itself accepted from -p, the pinned
 root keys), or from -p when there is none; never a rollback.
+
+-history mirrors a trust policy's published history (BASE/1.trust,
+BASE/2.trust, ... each with its .minisig) into DIR, where a resolver's
+'trust DIR' walks it: from the newest version in DIR (DIR walked from -p),
+it fetches the next serial until the publisher answers 404, each version
+judged by the one before it, as TUF clients fetch root versions. With DIR
+empty it starts at 1.trust and passes by the versions -p does not accept
+(signed by roots since rotated). A version refused stops the run; the
+versions before it stay.
 
 -textfile writes the metrics after each run to a file for node_exporter's
 textfile collector (atomically), so that a sync run from a timer, which
@@ -60,6 +70,7 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("dir", "", "list `directory` to write into (the resolver's lists directory)")
 	var pubs multiFlag
 	fs.Var(&pubs, "p", "trusted public key `file` (repeat, or separate with commas)")
+	history := fs.Bool("history", false, "mirror a trust policy's history (BASE/1.trust, BASE/2.trust, ...) into -dir, instead of -name")
 	trustPath := fs.String("trust", "", "judge lists by the trust policy `file`, or its history directory (N.trust, walked from the pinned roots); -p then names the pinned root keys, as the resolver's")
 	once := fs.Bool("once", false, "fetch once and exit (the default)")
 	every := fs.Duration("every", 0, "fetch every `duration`, until stopped")
@@ -76,8 +87,9 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if code := require(fs,
 		need{*base != "", "-url is required: the base URL the lists are published under"},
-		need{*name != "", "-name is required: the list to fetch (NAME.list, or NAME.rpz), or a trust policy (NAME.trust)"},
-		need{*trustPath == "" || !listsync.IsPolicyName(*name), "-trust judges lists: a policy (-name NAME.trust) is judged by -p, its pinned root keys, and the policy already in -dir"},
+		need{*name != "" || *history, "-name is required: the list to fetch (NAME.list, or NAME.rpz), or a trust policy (NAME.trust); or -history"},
+		need{*name == "" || !*history, "-name and -history exclude each other: -history fetches every version, BASE/1.trust, BASE/2.trust, ..."},
+		need{*trustPath == "" || !listsync.IsPolicyName(*name) && !*history, "-trust judges lists: a policy (-name NAME.trust, -history) is judged by -p, its pinned root keys, and the policy already in -dir"},
 		need{*dir != "", "-dir is required: the lists directory to write into"},
 		need{len(pubs) > 0, "-p is required: the public keys the list must be signed with"},
 		need{fs.NArg() == 0, "sync takes no arguments; got " + gotArgs(fs)},
@@ -108,7 +120,7 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, 2, err, "")
 	}
 	logger := log.New(stderr, "regblock sync: ", log.LstdFlags)
-	s := listsync.New(listsync.Config{Base: u, Name: *name, Dir: *dir, Keys: keys, MaxSize: *maxSize, Timeout: *timeout,
+	s := listsync.New(listsync.Config{Base: u, Name: *name, History: *history, Dir: *dir, Keys: keys, MaxSize: *maxSize, Timeout: *timeout,
 		Retries: *retries, RetryWait: *retryWait, Insecure: *insecure, OtherHosts: *otherHosts, Log: logger, Policy: j.policy})
 	reg := s.Metrics()
 	if *metricsAddr != "" {

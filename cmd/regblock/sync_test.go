@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -538,5 +539,83 @@ func TestSyncPolicy(t *testing.T) {
 	version(10, a, a)
 	if code, _, stderr := regblock(t, args...); code != 1 || !strings.Contains(stderr, "not accepted from the pinned keys") || inDir() != inPlace {
 		t.Errorf("a policy in the directory not traced to the pinned key: exit %d, %s", code, stderr)
+	}
+}
+
+// TestSyncHistory mirrors a published policy history as TUF clients fetch
+// root versions: from an empty directory pinned to the first root it
+// fetches every version, through two root rotations, until the publisher
+// has no next one; pinned to today's root it passes by the versions the
+// earlier roots signed; a version by a retired root, or holding another
+// serial than its name's, stops the run and is not written; and what it
+// wrote is what verify -trust DIR walks to the newest policy.
+func TestSyncHistory(t *testing.T) {
+	a, b, c := blocklisttest.NewKey(t), blocklisttest.NewKey(t), blocklisttest.NewKey(t)
+	mcmc := blocklisttest.NewKey(t)
+	pinnedA, pinnedC := a.WritePublic(t, t.TempDir()), c.WritePublic(t, t.TempDir())
+	p := &publisher{files: map[string][]byte{}}
+	ts := httptest.NewServer(p)
+	defer ts.Close()
+	version := func(name string, serial int, root *blocklisttest.Key, signers ...*blocklisttest.Key) {
+		text := fmt.Sprintf("#! regblock-trust 1\n#! serial: %d\n#! issued: 2026-11-30T00:00:00Z\nroot 1 %s\nlist mcmc-csam 1 %s\n", serial, root.Public.String(), mcmc.Public.String())
+		var sig []byte
+		for _, k := range signers {
+			sig = append(sig, k.Sign([]byte(text))...)
+		}
+		p.set(name, []byte(text), 0)
+		p.set(name+".minisig", sig, 0)
+	}
+	sync := func(dir, pinned string) (int, string) {
+		code, _, stderr := regblock(t, "sync", "-url", ts.URL+"/lists", "-insecure-http", "-history", "-dir", dir, "-p", pinned, "-once", "-retries", "0")
+		return code, stderr
+	}
+	versions := func(dir string) []string {
+		names, _ := filepath.Glob(filepath.Join(dir, "*.trust"))
+		for i := range names {
+			names[i] = filepath.Base(names[i])
+		}
+		return names
+	}
+
+	empty := t.TempDir()
+	if code, stderr := sync(empty, pinnedA); code != 1 || !strings.Contains(stderr, "no trust policy history published") {
+		t.Errorf("nothing published: exit %d, %s", code, stderr)
+	}
+	version("1.trust", 1, a, a)
+	version("2.trust", 2, b, a, b) // the root rotated to b
+	version("3.trust", 3, c, b, c) // and to c
+	dir := t.TempDir()
+	if code, stderr := sync(dir, pinnedA); code != 0 || !slices.Equal(versions(dir), []string{"1.trust", "2.trust", "3.trust"}) {
+		t.Fatalf("a history from the first root: exit %d, %v, %s", code, versions(dir), stderr)
+	}
+	if code, stderr := sync(dir, pinnedA); code != 0 || !strings.Contains(stderr, "serial 3 is the newest") {
+		t.Errorf("again: exit %d, %s", code, stderr)
+	}
+	list := writeFile(t, t.TempDir(), "mcmc-csam.list", strings.Replace(exampleList, "name: example-csam", "name: mcmc-csam", 1))
+	os.WriteFile(list+".minisig", mcmc.Sign([]byte(mustRead(t, list))), 0o644)
+	if code, stdout, stderr := regblock(t, "verify", "-p", pinnedA, "-trust", dir, list); code != 0 || !strings.Contains(stdout, "trust policy serial 3") {
+		t.Errorf("verify -trust of the mirrored history: exit %d %s%s", code, stdout, stderr)
+	}
+
+	today := t.TempDir()
+	if code, stderr := sync(today, pinnedC); code != 0 || !slices.Equal(versions(today), []string{"3.trust"}) {
+		t.Errorf("pinned to today's root: exit %d, %v, %s", code, versions(today), stderr)
+	}
+
+	version("4.trust", 4, a, a) // by a retired root
+	if code, stderr := sync(dir, pinnedA); code != 1 || !strings.Contains(stderr, "threshold") || slices.Contains(versions(dir), "4.trust") {
+		t.Errorf("a version by a retired root: exit %d, %v, %s", code, versions(dir), stderr)
+	}
+	version("4.trust", 5, c, c)
+	if code, stderr := sync(dir, pinnedA); code != 1 || !strings.Contains(stderr, "not 4") || slices.Contains(versions(dir), "4.trust") {
+		t.Errorf("4.trust holding serial 5: exit %d, %v, %s", code, versions(dir), stderr)
+	}
+	version("4.trust", 4, c, c)
+	if code, stderr := sync(dir, pinnedA); code != 0 || !slices.Contains(versions(dir), "4.trust") {
+		t.Errorf("the next version: exit %d, %v, %s", code, versions(dir), stderr)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(dir, ".regblock-sync-*"))
+	if len(leftovers) > 0 {
+		t.Errorf("temporary files left in the directory: %v", leftovers)
 	}
 }

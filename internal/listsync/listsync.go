@@ -32,6 +32,9 @@ import (
 type Config struct {
 	Base       *url.URL // the lists are published under it; ends in /
 	Name       string   // the list's name: NAME.list, or NAME.rpz for an RPZ zone
+	// History, instead of Name, mirrors a trust policy's history (Base/1.trust,
+	// Base/2.trust, ...) into Dir, version after version (HistoryName).
+	History bool
 	Dir        string   // the lists directory to write into
 	Keys       []minisign.PublicKey
 	MaxSize    int64 // bytes
@@ -70,6 +73,8 @@ func New(cfg Config) *Syncer {
 		s.name, s.file = blocklist.TrimSuffix(cfg.Name), cfg.Name
 	case IsPolicyName(cfg.Name):
 		s.file = cfg.Name
+	case cfg.History:
+		s.name = HistoryName
 	}
 	s.client = &http.Client{Timeout: cfg.Timeout, CheckRedirect: s.checkRedirect}
 	s.reg = s.newMetrics()
@@ -90,6 +95,15 @@ type syncError struct {
 }
 
 func (e *syncError) Error() string { return e.err.Error() }
+func (e *syncError) Unwrap() error { return e.err }
+
+// refusal is a file that arrived whole and was refused.
+type refusal struct{ error }
+
+func (r refusal) Unwrap() error { return r.error }
+
+// errNotFound is a 404 from the publisher: for a history, the end.
+var errNotFound = errors.New("404 Not Found")
 
 // Metrics returns the registry of the syncer's metrics.
 func (s *Syncer) Metrics() *prometheus.Registry { return s.reg }
@@ -161,6 +175,9 @@ func (s *Syncer) validatorsPath() string { return filepath.Join(s.Dir, "."+s.fil
 // them into place. The list is streamed to disk under the size limit and
 // through the signature check, never held in memory.
 func (s *Syncer) syncOnce(ctx context.Context) error {
+	if s.History {
+		return s.syncHistory(ctx)
+	}
 	if IsPolicyName(s.Name) {
 		return s.syncPolicy(ctx)
 	}
@@ -251,45 +268,139 @@ func (s *Syncer) syncPolicy(ctx context.Context) error {
 		}
 		inForce = p
 	}
-	policyURL := s.Base.ResolveReference(&url.URL{Path: s.file}).String()
-	tmp, _, err := s.fetch(ctx, s.file, validators{}, trust.MaxSize)
+	p, unchanged, err := s.fetchPolicy(ctx, s.file, inForce)
 	if err != nil {
 		return err
 	}
-	defer removeTemp(tmp)
-	sigTmp, _, err := s.fetch(ctx, s.file+blocklist.SignatureSuffix, validators{}, blocklist.MaxSignatureSize)
-	if err != nil {
-		return err
-	}
-	defer removeTemp(sigTmp)
-	data, err := blocklist.ReadFile(tmp, trust.MaxSize)
-	if err != nil {
-		return &syncError{"write", err}
-	}
-	sig, err := blocklist.ReadFile(sigTmp, blocklist.MaxSignatureSize)
-	if err != nil {
-		return &syncError{"write", err}
-	}
-	p, unchanged, err := trust.Open(policyURL, data, sig, inForce, s.Keys)
+	defer p.drop()
 	switch {
 	case unchanged:
 		s.Log.Printf("%s: serial %d already in %s", s.name, inForce.Serial, s.Dir)
 		return nil
-	case err != nil:
-		return &syncError{listset.Result(err), err}
 	}
 	if n, nerr := strconv.ParseUint(strings.TrimSuffix(s.Name, trust.HistorySuffix), 10, 64); nerr == nil && n != p.Serial {
 		// A history's N.trust must hold serial N, or the walk stops there.
-		return &syncError{"wrong_name", fmt.Errorf("%s holds trust policy serial %d, not %d: refusing it", policyURL, p.Serial, n)}
+		return &syncError{"wrong_name", fmt.Errorf("%s holds trust policy serial %d, not %d: refusing it", p.File, p.Serial, n)}
 	}
-	s.serial.WithLabelValues(s.name).Set(float64(p.Serial))
-	if err := os.Rename(sigTmp, s.listPath()+blocklist.SignatureSuffix); err != nil {
+	return s.install(p, s.file)
+}
+
+// HistoryName labels the metrics of a history's sync.
+const HistoryName = "trust-history"
+
+// maxHistoryStep bounds the versions one run fetches, so that a publisher
+// cannot keep a run going for ever.
+const maxHistoryStep = 1000
+
+// syncHistory mirrors a trust policy's history into the directory, as TUF
+// clients fetch root versions: from the newest version there (the
+// directory walked from the pinned keys), it fetches N+1.trust, N+2.trust,
+// ... until the publisher has no next one (404), each accepted by the one
+// before it, and writes each beside the others, where a resolver's
+// 'trust DIR' walks them. With none in the directory, it starts at
+// 1.trust, passing by versions the pinned keys do not accept (signed by
+// roots since rotated) until one they do. A version refused stops the
+// run; those before it stay written.
+func (s *Syncer) syncHistory(ctx context.Context) error {
+	inForce, _, err := trust.Walk(s.Dir, nil, s.Keys)
+	if err != nil && !errors.Is(err, trust.ErrEmptyHistory) {
+		return &syncError{listset.Result(err), fmt.Errorf("the trust policy history in %s does not walk from the pinned keys (-p): %w", s.Dir, err)}
+	}
+	next := uint64(1)
+	if inForce != nil {
+		next = inForce.Serial + 1
+	}
+	var skipped error // the first version the pinned keys refused, none accepted yet
+	for range maxHistoryStep {
+		name := strconv.FormatUint(next, 10) + trust.HistorySuffix
+		p, _, err := s.fetchPolicy(ctx, name, inForce)
+		switch {
+		case errors.Is(err, errNotFound) && inForce == nil && skipped != nil:
+			return skipped
+		case errors.Is(err, errNotFound) && inForce == nil:
+			return &syncError{"http_status", fmt.Errorf("no trust policy history published under %s: %w", s.Base, err)}
+		case errors.Is(err, errNotFound):
+			s.Log.Printf("%s: serial %d is the newest, in %s", s.name, inForce.Serial, s.Dir)
+			s.serial.WithLabelValues(s.name).Set(float64(inForce.Serial))
+			return nil
+		case err != nil && inForce == nil:
+			if !errors.As(err, new(refusal)) {
+				return err
+			}
+			if skipped == nil {
+				skipped = err
+			}
+			next++
+			continue
+		case err != nil:
+			return err
+		case p.Serial != next:
+			p.drop()
+			return &syncError{"wrong_name", fmt.Errorf("%s holds trust policy serial %d, not %d: refusing it", p.File, p.Serial, next)}
+		}
+		err = s.install(p, name)
+		p.drop()
+		if err != nil {
+			return err
+		}
+		inForce = p.Policy
+		next++
+	}
+	return &syncError{"too_large", fmt.Errorf("more than %d new trust policy versions under %s in one run", maxHistoryStep, s.Base)}
+}
+
+// fetchedPolicy is a policy fetched into temporary files and judged.
+type fetchedPolicy struct {
+	*trust.Policy
+	tmp, sigTmp string // removed by drop unless installed
+}
+
+func (f fetchedPolicy) drop() { removeTemp(f.tmp); removeTemp(f.sigTmp) }
+
+// fetchPolicy fetches name and its signature into temporary files and
+// judges the policy as the resolver would against inForce (the pinned
+// keys when nil); unchanged when it is inForce. The policy's File is its
+// URL. Unless err, the caller drops what was fetched.
+func (s *Syncer) fetchPolicy(ctx context.Context, name string, inForce *trust.Policy) (f fetchedPolicy, unchanged bool, err error) {
+	defer func() {
+		if err != nil {
+			f.drop()
+		}
+	}()
+	if f.tmp, _, err = s.fetch(ctx, name, validators{}, trust.MaxSize); err != nil {
+		return f, false, err
+	}
+	if f.sigTmp, _, err = s.fetch(ctx, name+blocklist.SignatureSuffix, validators{}, blocklist.MaxSignatureSize); err != nil {
+		return f, false, err
+	}
+	data, err := blocklist.ReadFile(f.tmp, trust.MaxSize)
+	if err != nil {
+		return f, false, &syncError{"write", err}
+	}
+	sig, err := blocklist.ReadFile(f.sigTmp, blocklist.MaxSignatureSize)
+	if err != nil {
+		return f, false, &syncError{"write", err}
+	}
+	policyURL := s.Base.ResolveReference(&url.URL{Path: name}).String()
+	if f.Policy, unchanged, err = trust.Open(policyURL, data, sig, inForce, s.Keys); err != nil {
+		return f, false, &syncError{listset.Result(err), refusal{err}}
+	}
+	return f, unchanged, nil
+}
+
+// install renames a policy fetched into the directory as name: its
+// signature first, so that a resolver watching the directory never reads
+// the policy without it.
+func (s *Syncer) install(f fetchedPolicy, name string) error {
+	final := filepath.Join(s.Dir, name)
+	if err := os.Rename(f.sigTmp, final+blocklist.SignatureSuffix); err != nil {
 		return &syncError{"write", err}
 	}
-	if err := os.Rename(tmp, s.listPath()); err != nil {
+	if err := os.Rename(f.tmp, final); err != nil {
 		return &syncError{"write", err}
 	}
-	s.Log.Printf("%s: trust policy serial %d written to %s", s.name, p.Serial, s.listPath())
+	s.serial.WithLabelValues(s.name).Set(float64(f.Serial))
+	s.Log.Printf("%s: trust policy serial %d written to %s", s.name, f.Serial, final)
 	return nil
 }
 
@@ -333,6 +444,8 @@ func (s *Syncer) fetch(ctx context.Context, name string, v validators, limit int
 		return "", v, nil
 	case resp.StatusCode >= 500:
 		return "", v, fmt.Errorf("GET %s: %s", u, resp.Status) // retried
+	case resp.StatusCode == http.StatusNotFound:
+		return "", v, &syncError{"http_status", fmt.Errorf("GET %s: %w", u, errNotFound)}
 	case resp.StatusCode != http.StatusOK:
 		return "", v, &syncError{"http_status", fmt.Errorf("GET %s: %s", u, resp.Status)}
 	case resp.ContentLength > limit:

@@ -83,6 +83,9 @@ func (s *Set) scanPolicy() (removed bool) {
 		return false // the policy in force stays: a policy is replaced, not removed
 	}
 	p, unchanged, err := trust.Walk(s.cfg.Trust, s.policy, s.cfg.Keys)
+	if errors.Is(err, trust.ErrEmptyHistory) {
+		return false // as a policy file not written yet: lists wait, untrusted
+	}
 	if err != nil {
 		// Versions of a history before the one refused stand.
 		s.events.PolicyRejected(s.cfg.Trust, Result(err), err, s.policy)

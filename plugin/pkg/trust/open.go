@@ -2,6 +2,7 @@ package trust
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -132,6 +133,10 @@ func Load(path string, inForce *Policy, pinned []minisign.PublicKey) (*Policy, b
 // directory: N.trust for serial N.
 const HistorySuffix = ".trust"
 
+// ErrEmptyHistory is Walk's error for a history directory that holds no
+// version yet, as for a policy file not written yet.
+var ErrEmptyHistory = errors.New("no trust policy version in the directory yet (versions are named 1" + HistorySuffix + ", 2" + HistorySuffix + ", ...)")
+
 // Version is one published version of a policy history: N.trust.
 type Version struct {
 	Serial uint64
@@ -170,6 +175,10 @@ func History(dir string) ([]Version, error) {
 // accepted (inForce, unchanged, when none is newer). A version refused
 // stops the walk: its error comes back with the last version accepted
 // before it (nil when that is inForce), which stands.
+//
+// From the pinned keys alone, the walk starts at the first version they
+// accept: one pinned to today's roots passes by the versions that earlier
+// roots signed. When they accept none, the first refusal comes back.
 func Walk(path string, inForce *Policy, pinned []minisign.PublicKey) (p *Policy, unchanged bool, err error) {
 	if fi, serr := os.Stat(path); serr != nil || !fi.IsDir() {
 		return Load(path, inForce, pinned)
@@ -179,6 +188,7 @@ func Walk(path string, inForce *Policy, pinned []minisign.PublicKey) (p *Policy,
 		return nil, false, err
 	}
 	p = inForce
+	var first error // the first version the pinned keys refused
 	for _, v := range vs {
 		if p != nil && v.Serial <= p.Serial {
 			continue
@@ -187,15 +197,25 @@ func Walk(path string, inForce *Policy, pinned []minisign.PublicKey) (p *Policy,
 		if err == nil && next.Serial != v.Serial {
 			err = fmt.Errorf("%s: %w: the file holds trust policy serial %d, not %d", v.Path, ErrRollback, next.Serial, v.Serial)
 		}
-		if err != nil {
-			if p == inForce {
-				return nil, false, err
+		switch {
+		case err == nil:
+			p = next
+		case p == nil:
+			if first == nil {
+				first = err
 			}
+		case p == inForce:
+			return nil, false, err
+		default:
 			return p, false, err
 		}
-		p = next
 	}
-	if p == inForce {
+	switch {
+	case p == nil && first != nil:
+		return nil, false, first
+	case p == nil:
+		return nil, false, fmt.Errorf("%s: %w", path, ErrEmptyHistory)
+	case p == inForce:
 		return inForce, true, nil
 	}
 	return p, false, nil

@@ -288,6 +288,17 @@ func TestWalk(t *testing.T) {
 	if err != nil || unchanged || p.Serial != 2 {
 		t.Fatalf("Walk: %v, %v, %v; want serial 2", p, unchanged, err)
 	}
+	// Pinned to today's root, the walk passes by the version only the
+	// retired root signed; pinned to a stranger, it takes nothing.
+	if q, _, err := Walk(dir, nil, []minisign.PublicKey{b.Public}); err != nil || q.Serial != 2 {
+		t.Errorf("Walk pinned to the second root: %v, %v; want serial 2", q, err)
+	}
+	if q, _, err := Walk(dir, nil, []minisign.PublicKey{blocklisttest.NewKey(t).Public}); !errors.Is(err, ErrThreshold) || q != nil {
+		t.Errorf("Walk pinned to a stranger: %v, %v; want ErrThreshold", q, err)
+	}
+	if q, _, err := Walk(t.TempDir(), nil, []minisign.PublicKey{a.Public}); !errors.Is(err, ErrEmptyHistory) || q != nil {
+		t.Errorf("Walk of an empty directory: %v, %v; want ErrEmptyHistory", q, err)
+	}
 	if again, unchanged, err := Walk(dir, p, []minisign.PublicKey{a.Public}); err != nil || !unchanged || again != p {
 		t.Errorf("Walk again: %v, %v", unchanged, err)
 	}
