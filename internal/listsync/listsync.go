@@ -30,12 +30,10 @@ import (
 
 // Config says what to fetch from where, into which directory, and how.
 type Config struct {
-	Base *url.URL // the lists are published under it; ends in /
-	Name string   // the list's name: NAME.list, or NAME.rpz for an RPZ zone
-	// History, instead of Name, mirrors a trust policy's history (Base/1.trust,
-	// Base/2.trust, ...) into Dir, version after version (HistoryName).
-	History    bool
-	Dir        string // the lists directory to write into
+	Base       *url.URL // the lists are published under it; ends in /
+	Name       string   // the list's name: NAME.list, or NAME.rpz for an RPZ zone
+	History    bool     // instead of Name: a policy's history, Base/1.trust, 2.trust, ...
+	Dir        string   // the lists directory to write into
 	Keys       []minisign.PublicKey
 	MaxSize    int64 // bytes
 	Timeout    time.Duration
