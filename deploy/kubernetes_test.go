@@ -26,7 +26,7 @@ func TestKubernetes(t *testing.T) {
 	for _, c := range []struct {
 		dir                   string
 		withSync, withMonitor bool
-	}{{"kubernetes/base", true, false}, {"kubernetes/configmap", false, false}, {"kubernetes/monitored", true, true}} {
+	}{{"kubernetes/base", true, false}, {"kubernetes/configmap", false, false}, {"kubernetes/monitored", true, true}, {"kubernetes/trusted", true, false}} {
 		t.Run(c.dir, func(t *testing.T) {
 			checkManifests(t, kustomize(t, kubectl, c.dir), c.withSync, c.withMonitor)
 		})

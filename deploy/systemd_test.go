@@ -20,7 +20,12 @@ func TestSystemdUnits(t *testing.T) {
 		t.Fatalf("no units in systemd/: %v", err)
 	}
 	timers, _ := filepath.Glob("systemd/*.timer")
-	units = append(units, timers...)
+	trust, _ := filepath.Glob("systemd/trust/*.service")
+	units = append(append(units, timers...), trust...)
+	dropins, _ := filepath.Glob("systemd/trust/*.service.d/*.conf")
+	if len(trust) == 0 || len(dropins) == 0 {
+		t.Fatalf("no trust units or drop-ins in systemd/trust/")
+	}
 
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bin")
@@ -44,7 +49,17 @@ func TestSystemdUnits(t *testing.T) {
 		os.WriteFile(path, []byte(text), 0o644)
 		paths = append(paths, path)
 	}
-	out, err := exec.Command(analyze, append([]string{"verify"}, paths...)...).CombinedOutput()
+	// The drop-ins apply to the units verified: systemd-analyze reads them
+	// from the unit path, as systemd reads /etc/systemd/system.
+	for _, d := range dropins {
+		data, _ := os.ReadFile(d)
+		to := filepath.Join(dir, filepath.Base(filepath.Dir(d)), filepath.Base(d))
+		os.MkdirAll(filepath.Dir(to), 0o755)
+		os.WriteFile(to, []byte(strings.ReplaceAll(string(data), "/usr/local/bin/", bin+"/")), 0o644)
+	}
+	verify := exec.Command(analyze, append([]string{"verify"}, paths...)...)
+	verify.Env = append(os.Environ(), "SYSTEMD_UNIT_PATH="+dir+":")
+	out, err := verify.CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}

@@ -115,11 +115,17 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}
-	j, err := newJudge(*trustPath, keys)
-	if err != nil {
-		return fail(stderr, 2, err, "")
-	}
 	logger := log.New(stderr, "regblock sync: ", log.LstdFlags)
+	j, err := newJudge(*trustPath, keys)
+	switch {
+	case err != nil && *every == 0:
+		return fail(stderr, 2, err, "")
+	case err != nil:
+		// Read again before each run, and each run fails until it is
+		// valid: a sidecar may start before the policy's sync has
+		// written the first version.
+		logger.Printf("error: -trust: %v", err)
+	}
 	s := listsync.New(listsync.Config{Base: u, Name: *name, History: *history, Dir: *dir, Keys: keys, MaxSize: *maxSize, Timeout: *timeout,
 		Retries: *retries, RetryWait: *retryWait, Insecure: *insecure, OtherHosts: *otherHosts, Log: logger, Policy: j.policy})
 	reg := s.Metrics()
@@ -136,16 +142,19 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	run := func() error {
+		var err error
 		if *trustPath != "" && *every != 0 {
 			// The policy, read again at each run: one that changed since
 			// (a stolen key dropped) judges the lists of this run.
-			j, err := newJudge(*trustPath, keys)
-			if err != nil {
-				return err
-			}
+			j, err = newJudge(*trustPath, keys)
 			s.Policy = j.policy
 		}
-		err := s.Run(ctx)
+		if err != nil {
+			err = fmt.Errorf("-trust: %w", err)
+			s.Failed()
+		} else {
+			err = s.Run(ctx)
+		}
 		if *textfile != "" {
 			// Not the run's result: a textfile that cannot be written shows
 			// as a stale regblock_sync_last_run_timestamp_seconds.

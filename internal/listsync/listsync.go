@@ -111,7 +111,7 @@ func (s *Syncer) newMetrics() *prometheus.Registry {
 	s.lastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_sync_last_success_timestamp_seconds",
 		Help: "Time of the last sync that left the newest valid list in the directory."}, []string{"list"})
 	s.failures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regblock_sync_failures_total",
-		Help: "Syncs that failed, by reason (fetch, http_status, redirect, bad_signature, parse_error, too_large, wrong_name, rollback, write)."}, []string{"list", "reason"})
+		Help: "Syncs that failed, by reason (fetch, http_status, redirect, bad_signature, parse_error, too_large, wrong_name, rollback, write, policy)."}, []string{"list", "reason"})
 	s.serial = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_sync_serial",
 		Help: "Serial of the list last fetched and verified."}, []string{"list"})
 	s.lastRun = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_sync_last_run_timestamp_seconds",
@@ -132,6 +132,14 @@ func (s *Syncer) Run(ctx context.Context) error {
 	}
 	s.lastRunOK.WithLabelValues(s.name).Set(ok)
 	return err
+}
+
+// Failed records a run that could not start (its trust policy
+// unreadable, reason "policy") as a failed run, for the alerts on syncs.
+func (s *Syncer) Failed() {
+	s.failures.WithLabelValues(s.name, "policy").Inc()
+	s.lastRun.WithLabelValues(s.name).SetToCurrentTime()
+	s.lastRunOK.WithLabelValues(s.name).Set(0)
 }
 
 func (s *Syncer) run(ctx context.Context) error {
