@@ -27,9 +27,9 @@ import (
 
 // The binaries the end-to-end deploy tests run, built once.
 var (
-	buildOnce             sync.Once
+	buildOnce              sync.Once
 	regblockBin, daemonBin string
-	buildErr              error
+	buildErr               error
 )
 
 func binaries(t *testing.T) (regblock, regblockd string) {
