@@ -25,23 +25,31 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 )
 
-// The binaries the end-to-end deploy tests run, built once.
+// The binaries the end-to-end deploy tests run, built once into binDir,
+// which TestMain removes.
 var (
 	buildOnce              sync.Once
+	binDir                 string
 	regblockBin, daemonBin string
 	buildErr               error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 func binaries(t *testing.T) (regblock, regblockd string) {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "regblock-deploy-test")
-		if err != nil {
-			buildErr = err
+		if binDir, buildErr = os.MkdirTemp("", "regblock-deploy-test"); buildErr != nil {
 			return
 		}
-		if regblockBin, buildErr = testenv.Build(dir, "../cmd/regblock", "regblock"); buildErr == nil {
-			daemonBin, buildErr = testenv.Build(dir, "../cmd/regblockd", "regblockd")
+		if regblockBin, buildErr = testenv.Build(binDir, "../cmd/regblock", "regblock"); buildErr == nil {
+			daemonBin, buildErr = testenv.Build(binDir, "../cmd/regblockd", "regblockd")
 		}
 	})
 	if buildErr != nil {
