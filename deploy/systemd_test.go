@@ -4,6 +4,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -66,6 +68,14 @@ func TestSystemdUnits(t *testing.T) {
 	for _, p := range paths {
 		if !strings.HasSuffix(p, ".service") {
 			continue
+		}
+		// systemd-analyze security's exposure, 0 (locked down) to 10.
+		out, err := exec.Command(analyze, "security", "--offline=yes", "--no-pager", p).CombinedOutput()
+		m := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`).FindSubmatch(out)
+		if err != nil || m == nil {
+			t.Errorf("systemd-analyze security %s: %v\n%s", filepath.Base(p), err, out)
+		} else if exposure, _ := strconv.ParseFloat(string(m[1]), 64); exposure > 1.5 {
+			t.Errorf("%s: exposure %.1f, above 1.5 (systemd-analyze security --offline=yes)", filepath.Base(p), exposure)
 		}
 		unit, _ := os.ReadFile(p)
 		for _, want := range []string{"NoNewPrivileges=yes", "ProtectSystem=strict", "SystemCallFilter=@system-service", "User=regblock", "CapabilityBoundingSet="} {
