@@ -6,11 +6,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
 
@@ -44,16 +46,18 @@ func kustomize(t *testing.T, kubectl, dir string) []byte {
 
 // workload is what the checks need of a Deployment or a StatefulSet.
 type workload struct {
-	name     string
-	selector map[string]string
-	pod      corev1.PodTemplateSpec
-	claims   []corev1.PersistentVolumeClaim
+	name        string
+	selector    map[string]string
+	pod         corev1.PodTemplateSpec
+	claims      []corev1.PersistentVolumeClaim
+	serviceName string // a StatefulSet's governing Service
 }
 
 func checkManifests(t *testing.T, out []byte, withSync, withMonitor bool) {
 	configMaps := map[string]bool{}
 	var deployments []workload
 	var services []corev1.Service
+	var policies []networkingv1.NetworkPolicy
 	kinds := map[string]int{}
 	for _, doc := range bytes.Split(out, []byte("\n---\n")) {
 		var meta struct{ Kind string }
@@ -72,17 +76,21 @@ func checkManifests(t *testing.T, out []byte, withSync, withMonitor bool) {
 		case "Deployment":
 			var d appsv1.Deployment
 			err = yaml.UnmarshalStrict(doc, &d)
-			deployments = append(deployments, workload{d.Name, d.Spec.Selector.MatchLabels, d.Spec.Template, nil})
+			deployments = append(deployments, workload{d.Name, d.Spec.Selector.MatchLabels, d.Spec.Template, nil, ""})
 		case "StatefulSet":
 			var d appsv1.StatefulSet
 			err = yaml.UnmarshalStrict(doc, &d)
-			deployments = append(deployments, workload{d.Name, d.Spec.Selector.MatchLabels, d.Spec.Template, d.Spec.VolumeClaimTemplates})
+			deployments = append(deployments, workload{d.Name, d.Spec.Selector.MatchLabels, d.Spec.Template, d.Spec.VolumeClaimTemplates, d.Spec.ServiceName})
 		case "Service":
 			var s corev1.Service
 			err = yaml.UnmarshalStrict(doc, &s)
 			services = append(services, s)
 		case "PodDisruptionBudget":
 			err = yaml.UnmarshalStrict(doc, &policyv1.PodDisruptionBudget{})
+		case "NetworkPolicy":
+			var np networkingv1.NetworkPolicy
+			err = yaml.UnmarshalStrict(doc, &np)
+			policies = append(policies, np)
 		case "PodMonitor":
 			var pm struct {
 				APIVersion string `json:"apiVersion"`
@@ -104,7 +112,7 @@ func checkManifests(t *testing.T, out []byte, withSync, withMonitor bool) {
 			t.Errorf("%s: %v\n%s", meta.Kind, err, doc)
 		}
 	}
-	for _, kind := range []string{"Namespace", "Deployment", "StatefulSet", "Service", "PodDisruptionBudget", "ConfigMap"} {
+	for _, kind := range []string{"Namespace", "Deployment", "StatefulSet", "Service", "PodDisruptionBudget", "ConfigMap", "NetworkPolicy"} {
 		if kinds[kind] == 0 {
 			t.Errorf("no %s", kind)
 		}
@@ -169,6 +177,54 @@ func checkManifests(t *testing.T, out []byte, withSync, withMonitor bool) {
 			}
 		}
 	}
+	for _, d := range deployments {
+		app := d.selector["app.kubernetes.io/name"]
+		// A node that fails must not take every replica with it.
+		if !slices.ContainsFunc(d.pod.Spec.TopologySpreadConstraints, func(c corev1.TopologySpreadConstraint) bool {
+			return c.TopologyKey == "kubernetes.io/hostname" && c.LabelSelector != nil && c.LabelSelector.MatchLabels["app.kubernetes.io/name"] == app
+		}) {
+			t.Errorf("%s: no topology spread over nodes", d.name)
+		}
+		if d.serviceName != "" && !slices.ContainsFunc(services, func(s corev1.Service) bool {
+			return s.Name == d.serviceName && s.Spec.ClusterIP == corev1.ClusterIPNone && s.Spec.Selector["app.kubernetes.io/name"] == app
+		}) {
+			t.Errorf("%s: serviceName %s is not a headless Service selecting its pods", d.name, d.serviceName)
+		}
+		// Every pod is under a NetworkPolicy whose named ports it has.
+		selected := false
+		for _, np := range policies {
+			if np.Spec.PodSelector.MatchLabels["app.kubernetes.io/name"] != app {
+				continue
+			}
+			selected = true
+			for _, rule := range np.Spec.Ingress {
+				for _, p := range rule.Ports {
+					if p.Port != nil && p.Port.StrVal != "" && !slices.Contains(ports[app], p.Port.StrVal) {
+						t.Errorf("NetworkPolicy %s lets in port %q, which %s does not expose", np.Name, p.Port.StrVal, d.name)
+					}
+				}
+			}
+		}
+		if !selected {
+			t.Errorf("%s: no NetworkPolicy selects its pods", d.name)
+		}
+		// Metrics on the pod's address, and a container port for each.
+		for _, c := range d.pod.Spec.Containers {
+			for i, a := range c.Args {
+				if i == 0 || c.Args[i-1] != "-metrics" {
+					continue
+				}
+				if !strings.HasPrefix(a, "$(POD_IP):") || !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+					return e.Name == "POD_IP" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP"
+				}) {
+					t.Errorf("%s/%s: -metrics %s is not bound to the pod's address", d.name, c.Name, a)
+				}
+				if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return ":"+strconv.Itoa(int(p.ContainerPort)) == a[len("$(POD_IP)"):] }) {
+					t.Errorf("%s/%s: -metrics %s has no container port", d.name, c.Name, a)
+				}
+			}
+		}
+	}
 }
 
 // TestKubernetesCorefile checks that the cluster Corefile serves on the
@@ -179,7 +235,7 @@ func TestKubernetesCorefile(t *testing.T) {
 		t.Fatal(err)
 	}
 	resolver, _ := os.ReadFile("kubernetes/base/resolver.yaml")
-	for _, pair := range [][2]string{{".:1053", "containerPort: 1053"}, {"ready :8181", "port: 8181"}, {"health :8080", "port: 8080"}, {"prometheus :9153", "containerPort: 9153"}} {
+	for _, pair := range [][2]string{{".:1053", "containerPort: 1053"}, {"ready {$POD_IP}:8181", "port: 8181"}, {"health {$POD_IP}:8080", "port: 8080"}, {"prometheus {$POD_IP}:9153", "containerPort: 9153"}} {
 		if !strings.Contains(string(corefile), pair[0]) || !strings.Contains(string(resolver), pair[1]) {
 			t.Errorf("Corefile %q and resolver.yaml %q do not agree", pair[0], pair[1])
 		}

@@ -224,7 +224,8 @@ func (p *trustPublisher) checkServes(t *testing.T, regblockd, corefile string, n
 	free := func() string { return "127.0.0.1:" + testenv.FreePort(t) }
 	dnsPort := testenv.FreePort(t)
 	dnsAddr := "127.0.0.1:" + dnsPort
-	for _, old := range []string{"127.0.0.1:8080", ":8080", "127.0.0.1:8181", ":8181", ":9153"} {
+	corefile = strings.ReplaceAll(corefile, "{$POD_IP}", "127.0.0.1")
+	for _, old := range []string{"127.0.0.1:8080", ":8080", "127.0.0.1:8181", ":8181", ":9153", "127.0.0.1:9153"} {
 		corefile = strings.Replace(corefile, " "+old, " "+free(), 1)
 	}
 	for _, zone := range []string{"\n. {", "\n.:1053 {"} {
@@ -347,7 +348,7 @@ func TestKubernetesTrust(t *testing.T) {
 	regblock, regblockd := binaries(t)
 	p := newTrustPublisher(t)
 	h := host{root: t.TempDir(), bin: filepath.Dir(regblock)}
-	for _, dir := range []string{"/etc/regblock", "/var/lib/regblock/trust", "/var/lib/regblock/lists", "/var/lib/regblock/state"} {
+	for _, dir := range []string{"/etc/regblock", "/var/lib/regblock/trust", "/var/lib/regblock/lists", "/var/lib/regblock/state", "/var/log/regblock"} {
 		os.MkdirAll(h.path(dir), 0o755)
 	}
 
@@ -387,6 +388,7 @@ func TestKubernetesTrust(t *testing.T) {
 	}
 	env := configMaps["regblock-sync"]
 	env["REGBLOCK_URL"], env["REGBLOCK_TRUST_URL"] = p.srv.URL+"/lists/", p.srv.URL+"/trust/"
+	env["POD_IP"] = "127.0.0.1" // the downward API's status.podIP
 
 	// argv is a container's command as the kubelet runs it: $(VAR) from
 	// its environment, the image's entrypoint when it has no command.
@@ -401,8 +403,9 @@ func TestKubernetesTrust(t *testing.T) {
 			}
 			for i, a := range args {
 				args[i] = os.Expand(strings.NewReplacer("$(", "${", ")", "}").Replace(a), func(k string) string { return env[k] })
-				args[i] = strings.Replace(args[i], ":9155", "127.0.0.1:"+testenv.FreePort(t), 1)
-				args[i] = strings.Replace(args[i], ":9156", "127.0.0.1:"+testenv.FreePort(t), 1)
+				if i > 0 && args[i-1] == "-metrics" {
+					args[i] = "127.0.0.1:" + testenv.FreePort(t)
+				}
 			}
 			return h.argv(args)
 		}
