@@ -5,7 +5,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -47,6 +46,7 @@ func noticeCmd(args []string, stdout, stderr io.Writer) int {
 	certFile := fs.String("tls-cert", "", "TLS certificate `file` (serve HTTPS)")
 	keyFile := fs.String("tls-key", "", "TLS key `file`")
 	maxSize := fs.Int64("max-size", 1<<30, "largest list file accepted, in `bytes`")
+	logFormat := fs.String("log-format", "text", "log `format`: text, or json (one object a line, through log/slog)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -58,13 +58,17 @@ func noticeCmd(args []string, stdout, stderr io.Writer) int {
 	); code >= 0 {
 		return code
 	}
-	logger := log.New(stderr, "regblock notice: ", log.LstdFlags)
+	logger, err := newLogger(stderr, "notice", *logFormat)
+	if err != nil {
+		return fail(stderr, 2, err, "")
+	}
 
 	keys, err := readKeys(pubs)
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}
-	srv, err := notice.New(*templateFile, *langDir, prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	srv, err := notice.New(*templateFile, *langDir, reg)
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}
@@ -75,9 +79,7 @@ func noticeCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	defer set.Stop()
 
-	httpSrv := &http.Server{Addr: *listen, Handler: srv, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10,
-		ErrorLog: log.New(notice.Redact(stderr), "regblock notice: ", log.LstdFlags)}
+	httpSrv := newServer(srv, log.New(notice.Redact(logger.Writer()), logger.Prefix(), logger.Flags()))
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fail(stderr, 2, err, "")
@@ -85,9 +87,9 @@ func noticeCmd(args []string, stdout, stderr io.Writer) int {
 	var metricsSrv *http.Server
 	if *metricsAddr != "" {
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", srv.Metrics())
+		mux.Handle("/metrics", metricsHandler(reg))
 		mux.Handle("/ready", srv.Ready())
-		metricsSrv = &http.Server{Addr: *metricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		metricsSrv = newServer(mux, logger)
 		mln, err := net.Listen("tcp", *metricsAddr)
 		if err != nil {
 			return fail(stderr, 2, err, "")

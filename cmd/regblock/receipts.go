@@ -3,13 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/regblock/regblock/internal/receipts"
 )
@@ -46,6 +44,7 @@ func receiptsCmd(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&pubs, "p", "ISP public key `files`, or directories of *.pub files (repeat, or separate with commas)")
 	certFile := fs.String("tls-cert", "", "TLS certificate `file` (serve HTTPS)")
 	keyFile := fs.String("tls-key", "", "TLS key `file`")
+	logFormat := fs.String("log-format", "text", "log `format`: text, or json (one object a line, through log/slog)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -78,16 +77,18 @@ func receiptsCmd(args []string, stdout, stderr io.Writer) int {
 	for i, k := range keys {
 		names[k.ID()] = strings.TrimSuffix(filepath.Base(files[i]), ".pub")
 	}
-	logger := log.New(stderr, "regblock receipts: ", log.LstdFlags)
+	logger, err := newLogger(stderr, "receipts", *logFormat)
+	if err != nil {
+		return fail(stderr, 2, err, "")
+	}
 	srv, err := receipts.New(receipts.Config{Dir: *dir, Keys: keys, KeyNames: names, Log: logger})
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", srv.Metrics())
+	mux.Handle("/metrics", metricsHandler(srv.Gatherer()))
 	mux.Handle("/", srv)
-	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10, ErrorLog: logger}
+	httpSrv := newServer(mux, logger)
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fail(stderr, 2, err, "")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/regblock/regblock/internal/listsync"
 )
@@ -82,6 +80,7 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 	retries := fs.Int("retries", 4, "retries of a failed fetch")
 	retryWait := fs.Duration("retry-wait", time.Second, "first wait before a retry; doubles each time, with jitter")
 	maxSize := fs.Int64("max-size", 1<<30, "largest list accepted, in `bytes`")
+	logFormat := fs.String("log-format", "text", "log `format`: text, or json (one object a line, through log/slog)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -115,7 +114,10 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}
-	logger := log.New(stderr, "regblock sync: ", log.LstdFlags)
+	logger, err := newLogger(stderr, "sync", *logFormat)
+	if err != nil {
+		return fail(stderr, 2, err, "")
+	}
 	j, err := newJudge(*trustPath, keys)
 	switch {
 	case err != nil && *every == 0:
@@ -135,8 +137,8 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, 2, err, "")
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		go (&http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}).Serve(ln)
+		mux.Handle("/metrics", metricsHandler(reg)) // the textfile holds reg alone: node_exporter has its own go_*
+		go newServer(mux, logger).Serve(ln)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

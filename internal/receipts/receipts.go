@@ -228,6 +228,9 @@ func (s *Server) use(key uint64) *keyUse {
 // Metrics serves the server's metrics.
 func (s *Server) Metrics() http.Handler { return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}) }
 
+// Gatherer gathers the receiver's metrics, for a handler serving others too.
+func (s *Server) Gatherer() prometheus.Gatherer { return s.reg }
+
 // restore reads a resolver's file: the key of its first record, and the
 // receipt of its last. Damaged lines are counted and set aside first
 // (repair), so that the file holds whole records only.
