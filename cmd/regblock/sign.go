@@ -16,7 +16,7 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
 
-const signUsage = `Usage: regblock sign -s SEC [-bump | -append] [-password-file FILE] LIST...
+const signUsage = `Usage: regblock sign -s SEC [-bump | -append | -raw] [-password-file FILE] LIST...
 
 Lints each list, refuses one with errors, and writes its signature
 LIST.minisig (prehashed, as minisign -S makes it). With -bump, first raises
@@ -24,11 +24,13 @@ the list's serial by one and sets issued to now. With -append, adds the
 signature to those already in LIST.minisig, for a list that needs several
 signers (as 'cat a.minisig b.minisig' joins stock minisign's). Files are
 replaced atomically, so a resolver watching the directory never reads half
-a file.
+a file. With -raw, signs any file as its bytes, unchecked (a release's
+SHA256SUMS): stock minisign -V and 'regblock verify -raw' verify it.
 
 Examples:
   regblock sign -s regulator.key -bump blocklists/example.list
   regblock sign -s judge.key -append blocklists/court-order.list
+  regblock sign -s release.key -raw dist/SHA256SUMS
 
 `
 
@@ -38,11 +40,13 @@ func sign(args []string, stdout, stderr io.Writer) int {
 	bump := fs.Bool("bump", false, "raise serial by one and set issued to now before signing")
 	appendSig := fs.Bool("append", false, "add the signature to those in LIST.minisig instead of replacing them")
 	passwordFile := fs.String("password-file", "", "read the secret key's password from `file`")
+	raw := fs.Bool("raw", false, "sign any file as its bytes, not as a list or policy (unchecked)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
 	if code := require(fs,
 		need{!*bump || !*appendSig, "-bump and -append exclude each other: -bump changes the list, which the signatures already made no longer match"},
+		need{!*bump || !*raw, "-bump and -raw exclude each other: -raw leaves the file as it is"},
 		need{fs.NArg() > 0, "no LIST to sign"},
 	); code >= 0 {
 		return code
@@ -53,17 +57,20 @@ func sign(args []string, stdout, stderr io.Writer) int {
 	}
 	code := 0
 	for _, path := range fs.Args() {
-		if err := signList(path, key, *bump, *appendSig, stdout, stderr); err != nil {
+		if err := signList(path, key, *bump, *appendSig, *raw, stdout, stderr); err != nil {
 			code = fail(stderr, 1, err, "")
 		}
 	}
 	return code
 }
 
-func signList(path string, key minisign.PrivateKey, bump, appendSig bool, stdout, stderr io.Writer) error {
+func signList(path string, key minisign.PrivateKey, bump, appendSig, raw bool, stdout, stderr io.Writer) error {
 	data, err := blocklist.ReadFile(path, 1<<30)
 	if err != nil {
 		return err
+	}
+	if raw {
+		return writeSignature(path, data, key, appendSig, "file", stdout)
 	}
 	l, serial, what, err := describe(path, data)
 	if err != nil {
@@ -91,15 +98,21 @@ func signList(path string, key minisign.PrivateKey, bump, appendSig bool, stdout
 		}
 	}
 
-	r := minisign.NewReader(bytes.NewReader(data))
-	io.Copy(io.Discard, r)
-	trusted := fmt.Sprintf("timestamp:%d\tfile:%s\thashed", time.Now().Unix(), filepath.Base(path))
-	sig := r.SignWithComments(key, trusted, "signature from regblock secret key")
 	if bump {
 		if err := atomicfile.Write(path, data, 0o644); err != nil {
 			return err
 		}
 	}
+	return writeSignature(path, data, key, appendSig, what, stdout)
+}
+
+// writeSignature signs data, the bytes of path, into path.minisig (beside
+// the signatures there with appendSig), prehashed, as minisign -S does.
+func writeSignature(path string, data []byte, key minisign.PrivateKey, appendSig bool, what string, stdout io.Writer) error {
+	r := minisign.NewReader(bytes.NewReader(data))
+	io.Copy(io.Discard, r)
+	trusted := fmt.Sprintf("timestamp:%d\tfile:%s\thashed", time.Now().Unix(), filepath.Base(path))
+	sig := r.SignWithComments(key, trusted, "signature from regblock secret key")
 	sigPath := path + blocklist.SignatureSuffix
 	sig = append(sig, '\n')
 	if appendSig {
