@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +48,9 @@ type Server struct {
 	serial  *prometheus.GaugeVec   // of each list in force, to compare with the resolvers'
 	reloads *prometheus.CounterVec // list versions read, by list and result
 	reg     *prometheus.Registry   // its own, not the default: tests run several servers
+
+	mu      sync.Mutex
+	refused map[string]bool // list files given whose every version was refused
 }
 
 type pageLanguage struct{ Code, Name string }
@@ -160,8 +164,12 @@ func New(templateFile, langDir string, reg *prometheus.Registry) (*Server, error
 		Name: "regblock_notice_reloads_total",
 		Help: "List versions the notice server read, by list and result (applied, or why it was rejected; list unknown for a file no verified list names).",
 	}, []string{"list", "result"})
+	refused := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "regblock_notice_lists_refused",
+		Help: "List files the notice server was given and shows no version of (every version refused): it is not ready meanwhile.",
+	}, func() float64 { return float64(len(s.refusedFiles())) })
 	s.reg = reg
-	reg.MustRegister(s.views, s.serial, s.reloads)
+	reg.MustRegister(s.views, s.serial, s.reloads, refused)
 	empty, _ := blockindex.Build(nil)
 	s.index.Store(empty)
 	return s, nil
@@ -233,16 +241,53 @@ func (s *Server) Metrics() http.Handler {
 // Publish puts the lists of ix in force: the index a listset.Set publishes.
 func (s *Server) Publish(ix *blockindex.Index) { s.index.Store(ix) }
 
-// Ready answers 200 once a verified list is in force, else 503: a notice
-// server without lists would tell every visitor that no block applies.
+// Ready answers 200 once a verified list is in force and no list file it
+// was given is refused with no version shown, else 503: a notice server
+// without a list the resolvers enforce would tell its visitors that no
+// block applies, while one that is not ready is passed by for another.
 func (s *Server) Ready() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(s.index.Load().Lists()) == 0 {
 			http.Error(w, "no list in force", http.StatusServiceUnavailable)
 			return
 		}
+		if files := s.refusedFiles(); len(files) > 0 {
+			http.Error(w, fmt.Sprintf("%d list files refused, none of their versions shown (the log says why)", len(files)), http.StatusServiceUnavailable)
+			return
+		}
 		fmt.Fprintln(w, "OK")
 	})
+}
+
+// refuse records whether the list file at path is refused with no
+// version shown.
+func (s *Server) refuse(path string, refused bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refused == nil {
+		s.refused = map[string]bool{}
+	}
+	if refused {
+		s.refused[path] = true
+	} else {
+		delete(s.refused, path)
+	}
+}
+
+// refusedFiles returns the refused files that are still there: a file
+// removed from the lists directory is no longer a list given.
+func (s *Server) refusedFiles() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var files []string
+	for path := range s.refused {
+		if _, err := os.Lstat(path); err != nil {
+			delete(s.refused, path)
+			continue
+		}
+		files = append(files, path)
+	}
+	return files
 }
 
 // blockedBy is the Link target naming who ordered the block (RFC 7725): the
@@ -267,6 +312,7 @@ type Events struct {
 func (e Events) Applied(c *listset.Current, _ time.Duration) {
 	e.Log.Printf("list %q serial %d applied from %s: %d blocking entries", c.List.Name, c.List.Serial, c.Path, c.List.Blocking())
 	if e.Server != nil {
+		e.Server.refuse(c.Path, false)
 		e.Server.serial.WithLabelValues(c.List.Name).Set(float64(c.List.Serial))
 		if !c.Restored {
 			e.Server.reloads.WithLabelValues(c.List.Name, listset.ResultApplied).Inc()
@@ -277,6 +323,7 @@ func (e Events) Unchanged(string) {}
 func (e Events) Rejected(r listset.Rejection) {
 	e.Log.Printf("list %q rejected (%s): %v", r.List, r.Result, r.Err)
 	if e.Server != nil {
+		e.Server.refuse(r.Path, r.InForce == nil)
 		e.Server.reloads.WithLabelValues(r.Label(), r.Result).Inc()
 	}
 }

@@ -254,11 +254,24 @@ func TestNoticeReadyAndSerials(t *testing.T) {
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("ready without lists: %d, want 503", rec.Code)
 	}
-	_, srv := startNotice(t, map[string]string{"example.list": noticeList, "bad.list": "garbage\n"}, "", "")
-	rec = httptest.NewRecorder()
-	srv.Ready().ServeHTTP(rec, httptest.NewRequest("GET", "/ready", nil))
-	if rec.Code != http.StatusOK {
-		t.Errorf("ready with a list: %d, want 200", rec.Code)
+	// A list file given and refused, no version of it shown: visitors sent
+	// here for it would read "no block applies", so not ready until the
+	// file is valid or gone.
+	dir := t.TempDir()
+	key := blocklisttest.NewKey(t)
+	key.WriteList(t, dir, "example.list", noticeList)
+	key.WriteList(t, dir, "bad.list", "garbage\n")
+	srv, _ := New("", "", prometheus.NewRegistry())
+	set := listset.New(listset.Config{Lists: []string{dir}, Keys: []minisign.PublicKey{key.Public}, MaxSize: 1 << 20},
+		srv.Publish, Events{Log: log.New(io.Discard, "", 0), Server: srv})
+	set.Scan()
+	ready := func() (int, string) {
+		rec := httptest.NewRecorder()
+		srv.Ready().ServeHTTP(rec, httptest.NewRequest("GET", "/ready", nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := ready(); code != http.StatusServiceUnavailable || !strings.Contains(body, "1 list files refused") {
+		t.Errorf("ready with a refused list file: %d %q, want 503", code, body)
 	}
 	rec = httptest.NewRecorder()
 	srv.Metrics().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -266,9 +279,20 @@ func TestNoticeReadyAndSerials(t *testing.T) {
 		`regblock_notice_list_serial{list="example-csam"} 2.026112801e+09`,
 		`regblock_notice_reloads_total{list="example-csam",result="applied"} 1`,
 		`regblock_notice_reloads_total{list="unknown",result="parse_error"} 1`,
+		"regblock_notice_lists_refused 1\n",
 	} {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("metrics lack %s:\n%s", want, rec.Body.String())
 		}
+	}
+	os.Remove(filepath.Join(dir, "bad.list"))
+	if code, _ := ready(); code != http.StatusOK {
+		t.Errorf("ready once the refused file is gone: %d, want 200", code)
+	}
+	// A refused newer version leaves the one in force shown: ready.
+	key.WriteList(t, dir, "example.list", strings.Replace(noticeList, "serial: 2026112801", "serial: 2026112700", 1))
+	set.Scan()
+	if code, body := ready(); code != http.StatusOK {
+		t.Errorf("ready with a rollback refused and the list in force: %d %q, want 200", code, body)
 	}
 }
