@@ -94,7 +94,7 @@ func auditCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}
-	j, err := newJudge(*trustPath, keys)
+	j, err := newJudge(*trustPath, keys, stderr)
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}

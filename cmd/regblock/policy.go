@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -59,13 +60,18 @@ type judge struct {
 	policy *trust.Policy
 }
 
-func newJudge(trustPath string, keys []minisign.PublicKey) (judge, error) {
+func newJudge(trustPath string, keys []minisign.PublicKey, stderr io.Writer) (judge, error) {
 	if trustPath == "" {
 		return judge{keys: keys}, nil
 	}
 	p, _, err := trust.Walk(trustPath, nil, keys)
-	if err != nil {
+	switch {
+	case p == nil:
 		return judge{}, err
+	case err != nil:
+		// As the resolver: a version refused stops the walk, and the
+		// versions before it stand.
+		fmt.Fprintf(stderr, "regblock: warning: %v; judging by trust policy serial %d, the last version accepted before it\n", err, p.Serial)
 	}
 	return judge{keys: p.ListKeys(), policy: p}, nil
 }

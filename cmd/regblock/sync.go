@@ -118,7 +118,7 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}
-	j, err := newJudge(*trustPath, keys)
+	j, err := newJudge(*trustPath, keys, stderr)
 	switch {
 	case err != nil && *every == 0:
 		return fail(stderr, 2, err, "")
@@ -148,7 +148,7 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 		if *trustPath != "" && *every != 0 {
 			// The policy, read again at each run: one that changed since
 			// (a stolen key dropped) judges the lists of this run.
-			j, err = newJudge(*trustPath, keys)
+			j, err = newJudge(*trustPath, keys, stderr)
 			s.Policy = j.policy
 		}
 		if err != nil {

@@ -53,7 +53,7 @@ func verify(args []string, stdout, stderr io.Writer) int {
 	if *raw {
 		return verifyRaw(fs.Args(), keys, stdout, stderr)
 	}
-	j, err := newJudge(*trustPath, keys)
+	j, err := newJudge(*trustPath, keys, stderr)
 	if err != nil {
 		printErrors(stderr, err)
 		return fail(stderr, 1, fmt.Errorf("trust policy %s not accepted", *trustPath), "")

@@ -5,6 +5,7 @@ package listsync
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,6 +85,9 @@ func New(cfg Config) *Syncer {
 type validators struct {
 	ETag         string `json:"etag,omitempty"`
 	LastModified string `json:"last_modified,omitempty"`
+	// SHA256 is the digest of the list they vouch for: a file replaced in
+	// the directory since is not vouched for by a 304.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // syncError is a failed sync: the reason is the failures metric's label.
@@ -198,6 +202,9 @@ func (s *Syncer) syncOnce(ctx context.Context) error {
 		if data, err := blocklist.ReadFile(s.validatorsPath(), 4<<10); err == nil {
 			json.Unmarshal(data, &v)
 		}
+		if v.SHA256 != hex.EncodeToString(o.SHA256[:]) {
+			v = validators{}
+		}
 	}
 	listURL := s.Base.ResolveReference(&url.URL{Path: s.file}).String()
 	listTmp, newV, err := s.fetch(ctx, s.file, v, s.MaxSize)
@@ -228,6 +235,7 @@ func (s *Syncer) syncOnce(ctx context.Context) error {
 		return &syncError{listset.Result(err), fmt.Errorf("%s", strings.ReplaceAll(err.Error(), listTmp, listURL))}
 	}
 	l.File = listURL
+	newV.SHA256 = hex.EncodeToString(l.SHA256[:])
 	s.serial.WithLabelValues(s.name).Set(float64(l.Serial))
 	if l.Name != s.name {
 		return &syncError{"wrong_name", fmt.Errorf("%s holds list %q, not %q: refusing it (a publisher must not replace one list with another)", listURL, l.Name, s.name)}
@@ -310,7 +318,10 @@ const maxHistoryStep = 1000
 func (s *Syncer) syncHistory(ctx context.Context) error {
 	inForce, _, err := trust.Walk(s.Dir, nil, s.Keys)
 	if err != nil && !errors.Is(err, trust.ErrEmptyHistory) {
-		return &syncError{listset.Result(err), fmt.Errorf("the trust policy history in %s does not walk from the pinned keys (-p): %w", s.Dir, err)}
+		// A version refused here (half copied, damaged) is fetched again
+		// and written over: everything fetched is judged from the pinned
+		// keys' chain, whatever the directory holds.
+		s.Log.Printf("warning: %v; going on from %s", err, map[bool]string{true: "the first version", false: "the last version accepted"}[inForce == nil])
 	}
 	next := uint64(1)
 	if inForce != nil {
@@ -488,7 +499,7 @@ func (s *Syncer) fetch(ctx context.Context, name string, v validators, limit int
 		os.RemoveAll(tmp)
 		return "", v, &syncError{"too_large", fmt.Errorf("GET %s: larger than %d bytes", u, limit)}
 	}
-	return f.Name(), validators{resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")}, nil
+	return f.Name(), validators{ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified")}, nil
 }
 
 // diskWriter tells a failed write (a full disk, a quota) from a failed
