@@ -219,7 +219,9 @@ func checkManifests(t *testing.T, out []byte, withSync, withMonitor bool) {
 				}) {
 					t.Errorf("%s/%s: -metrics %s is not bound to the pod's address", d.name, c.Name, a)
 				}
-				if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return ":"+strconv.Itoa(int(p.ContainerPort)) == a[len("$(POD_IP)"):] }) {
+				if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool {
+					return ":"+strconv.Itoa(int(p.ContainerPort)) == a[len("$(POD_IP)"):]
+				}) {
 					t.Errorf("%s/%s: -metrics %s has no container port", d.name, c.Name, a)
 				}
 			}
