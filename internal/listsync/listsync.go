@@ -321,7 +321,11 @@ func (s *Syncer) syncHistory(ctx context.Context) error {
 		// A version refused here (half copied, damaged) is fetched again
 		// and written over: everything fetched is judged from the pinned
 		// keys' chain, whatever the directory holds.
-		s.Log.Printf("warning: %v; going on from %s", err, map[bool]string{true: "the first version", false: "the last version accepted"}[inForce == nil])
+		from := "the first version"
+		if inForce != nil {
+			from = fmt.Sprintf("serial %d, the last version accepted", inForce.Serial)
+		}
+		s.Log.Printf("warning: %v; going on from %s", err, from)
 	}
 	next := uint64(1)
 	if inForce != nil {
