@@ -73,7 +73,7 @@ func New(cfg Config) *Syncer {
 	case IsPolicyName(cfg.Name):
 		s.file = cfg.Name
 	case cfg.History:
-		s.name = HistoryName
+		s.name = historyName
 	}
 	s.client = &http.Client{Timeout: cfg.Timeout, CheckRedirect: s.checkRedirect}
 	s.reg = s.newMetrics()
@@ -299,8 +299,8 @@ func (s *Syncer) syncPolicy(ctx context.Context) error {
 	return s.install(p, s.file)
 }
 
-// HistoryName labels the metrics of a history's sync.
-const HistoryName = "trust-history"
+// historyName labels the metrics of a history's sync (list="trust-history").
+const historyName = "trust-history"
 
 // maxHistoryStep bounds the versions one run fetches, so that a publisher
 // cannot keep a run going for ever.
