@@ -11,6 +11,7 @@ import (
 
 	"github.com/regblock/regblock/internal/audit"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/regularfile"
 )
 
 const auditUsage = `Usage: regblock audit -server HOST:PORT -p PUB [-trust POLICY] [flags] LIST...
@@ -100,7 +101,7 @@ func auditCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	var lists []*blocklist.List
 	for _, path := range fs.Args() {
-		l, err := j.load(path, 1<<40)
+		l, err := j.load(path, regularfile.NoLimit)
 		if err != nil {
 			return fail(stderr, 2, err, "only a list whose signature verifies can be audited")
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/regularfile"
 )
 
 const exportUsage = `Usage: regblock export -format rpz [-p PUB] [-notice ADDR,...] [-ttl SECONDS] [-o FILE] LIST
@@ -68,7 +69,7 @@ func export(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(stderr, 2, err, "")
 		}
-		if l, err = blocklist.Load(path, keys, 1<<40); err != nil {
+		if l, err = blocklist.Load(path, keys, regularfile.NoLimit); err != nil {
 			printErrors(stderr, err)
 			return fail(stderr, 1, fmt.Errorf("%s was not exported", path), "")
 		}

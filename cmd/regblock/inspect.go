@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/regularfile"
 	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
@@ -73,7 +74,7 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 	if code := require(fs, need{fs.NArg() == 1, "want one LIST; got " + gotArgs(fs)}); code >= 0 {
 		return code
 	}
-	if data, err := blocklist.ReadFile(fs.Arg(0), trust.MaxSize); err == nil && trust.IsPolicy(data) {
+	if data, err := regularfile.Read(fs.Arg(0), trust.MaxSize); err == nil && trust.IsPolicy(data) {
 		return inspectPolicy(fs.Arg(0), data, *asJSON, stdout, stderr)
 	}
 	l, err := parseFile(fs.Arg(0), stderr)

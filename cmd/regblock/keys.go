@@ -7,9 +7,9 @@ import (
 	"strings"
 
 	"aead.dev/minisign"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
+	"github.com/regblock/regblock/plugin/pkg/regularfile"
 	"golang.org/x/term"
-
-	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
 
 // passwordEnv names the environment variable that holds a secret key's
@@ -23,7 +23,7 @@ const passwordEnv = "REGBLOCK_PASSWORD"
 // and -W is how to ask for no password.
 func readPassword(passwordFile string, confirm bool) (string, error) {
 	if passwordFile != "" {
-		data, err := blocklist.ReadFile(passwordFile, 4<<10)
+		data, err := regularfile.Read(passwordFile, 4<<10)
 		if err != nil {
 			return "", err
 		}
@@ -70,7 +70,7 @@ func readPassword(passwordFile string, confirm bool) (string, error) {
 // readSecretKey reads a minisign secret key file, decrypting it when it is
 // password-protected.
 func readSecretKey(path, passwordFile string) (minisign.PrivateKey, error) {
-	return blocklist.ReadSecretKey(path, func() (string, error) { return readPassword(passwordFile, false) })
+	return minisig.ReadSecretKey(path, func() (string, error) { return readPassword(passwordFile, false) })
 }
 
 // createFile writes data to a new file, refusing to replace one that exists.
@@ -90,17 +90,17 @@ func createFile(path string, data []byte, perm os.FileMode) error {
 }
 
 // readKeys reads the trusted public key files, refusing two that a key ID
-// would confuse (blocklist.CheckKeys).
+// would confuse (minisig.CheckKeys).
 func readKeys(paths []string) ([]minisign.PublicKey, error) {
 	var keys []minisign.PublicKey
 	for _, p := range paths {
-		key, err := blocklist.ReadPublicKey(p)
+		key, err := minisig.ReadPublicKey(p)
 		if err != nil {
 			return nil, err
 		}
 		keys = append(keys, key)
 	}
-	if err := blocklist.CheckKeys(keys, paths); err != nil {
+	if err := minisig.CheckKeys(keys, paths); err != nil {
 		return nil, err
 	}
 	return keys, nil

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/regularfile"
 	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
@@ -33,7 +34,7 @@ func lint(args []string, stdout, stderr io.Writer) int {
 	}
 	code := 0
 	for _, path := range fs.Args() {
-		data, err := blocklist.ReadFile(path, 1<<30)
+		data, err := regularfile.Read(path, 1<<30)
 		if err != nil {
 			code = fail(stderr, 1, err, "")
 			continue

@@ -11,6 +11,7 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/listset"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
 	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
@@ -103,7 +104,7 @@ func (j judge) satisfied(l *blocklist.List) string {
 	r := j.policy.RuleFor(l.Name)
 	var on []string
 	for _, k := range r.Keys {
-		if slices.ContainsFunc(l.Signers, func(s minisign.PublicKey) bool { return blocklist.SameKey(s, k) }) {
+		if slices.ContainsFunc(l.Signers, func(s minisign.PublicKey) bool { return minisig.SameKey(s, k) }) {
 			on = append(on, fmt.Sprintf("%X", k.ID()))
 		}
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
-	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/regularfile"
 	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
@@ -76,7 +76,7 @@ func policyCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, line)
 		return 0
 	}
-	data, err := blocklist.ReadFile(*file, trust.MaxSize)
+	data, err := regularfile.Read(*file, trust.MaxSize)
 	var text string
 	switch {
 	case errors.Is(err, os.ErrNotExist):

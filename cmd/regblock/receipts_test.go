@@ -20,8 +20,8 @@ import (
 
 	"github.com/regblock/regblock/internal/receipts"
 	"github.com/regblock/regblock/internal/testenv"
-	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/ledger"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
 	"github.com/regblock/regblock/plugin/pkg/receipt"
 )
 
@@ -233,7 +233,7 @@ func TestReceipts(t *testing.T) {
 	}
 
 	// What the receiver refuses, and what it counts.
-	ispKey, err := blocklist.ReadSecretKey(ispSec, nil)
+	ispKey, err := minisig.ReadSecretKey(ispSec, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +311,7 @@ func TestReceipts(t *testing.T) {
 
 func mustSecret(t *testing.T, path string) minisign.PrivateKey {
 	t.Helper()
-	k, err := blocklist.ReadSecretKey(path, nil)
+	k, err := minisig.ReadSecretKey(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func TestReceiverHostileISP(t *testing.T) {
 	dir, store := t.TempDir(), t.TempDir()
 	ispPub, ispSec := filepath.Join(dir, "isp.pub"), filepath.Join(dir, "isp.key")
 	regblock(t, "keygen", "-W", "-p", ispPub, "-s", ispSec)
-	ispKey, err := blocklist.ReadSecretKey(ispSec, nil)
+	ispKey, err := minisig.ReadSecretKey(ispSec, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

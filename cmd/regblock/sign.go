@@ -14,6 +14,8 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
+	"github.com/regblock/regblock/plugin/pkg/regularfile"
 )
 
 const signUsage = `Usage: regblock sign -s SEC [-bump | -append | -raw] [-password-file FILE] LIST...
@@ -65,7 +67,7 @@ func sign(args []string, stdout, stderr io.Writer) int {
 }
 
 func signList(path string, key minisign.PrivateKey, bump, appendSig, raw bool, stdout, stderr io.Writer) error {
-	data, err := blocklist.ReadFile(path, 1<<30)
+	data, err := regularfile.Read(path, 1<<30)
 	if err != nil {
 		return err
 	}
@@ -113,15 +115,15 @@ func writeSignature(path string, data []byte, key minisign.PrivateKey, appendSig
 	io.Copy(io.Discard, r)
 	trusted := fmt.Sprintf("timestamp:%d\tfile:%s\thashed", time.Now().Unix(), filepath.Base(path))
 	sig := r.SignWithComments(key, trusted, "signature from regblock secret key")
-	sigPath := path + blocklist.SignatureSuffix
+	sigPath := path + minisig.Suffix
 	sig = append(sig, '\n')
 	if appendSig {
-		before, err := blocklist.ReadFile(sigPath, blocklist.MaxSignatureSize)
+		before, err := regularfile.Read(sigPath, minisig.MaxSize)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 		case err != nil:
 			return err
-		case slices.Contains(blocklist.SignatureKeys(before), key.ID()):
+		case slices.Contains(minisig.KeyIDs(before), key.ID()):
 			return fmt.Errorf("%s already holds a signature by key %X: a key counts once, nothing appended", sigPath, key.ID())
 		default:
 			if len(before) > 0 && before[len(before)-1] != '\n' {

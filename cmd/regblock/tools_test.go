@@ -16,6 +16,7 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 	"github.com/regblock/regblock/plugin/pkg/ledger"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
 )
 
 const exampleList = `#! regblock-list 1
@@ -41,7 +42,7 @@ func writeFile(t *testing.T, dir, name, text string) string {
 
 func loads(t *testing.T, list, pub string) (*blocklist.List, error) {
 	t.Helper()
-	key, err := blocklist.ReadPublicKey(pub)
+	key, err := minisig.ReadPublicKey(pub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,8 +362,8 @@ func TestTrustToolkit(t *testing.T) {
 	}
 	// The police's key written under the regulator's key ID: lint names
 	// both lines, and -p refuses the two key files.
-	police, _ := blocklist.ReadPublicKey(filepath.Join(dir, "police.pub"))
-	mcmc, _ := blocklist.ReadPublicKey(filepath.Join(dir, "mcmc.pub"))
+	police, _ := minisig.ReadPublicKey(filepath.Join(dir, "police.pub"))
+	mcmc, _ := minisig.ReadPublicKey(filepath.Join(dir, "mcmc.pub"))
 	forged := blocklisttest.WithID(police, mcmc.ID())
 	clash := writeFile(t, dir, "clash.trust", "#! regblock-trust 1\n#! serial: 1\n#! issued: 2026-11-30T00:00:00Z\n"+
 		"root 2 "+line["root-a"]+" "+line["root-b"]+"\nlist pdrm-* 1 "+forged.String()+"\nlist mcmc-csam 1 "+line["mcmc"]+"\n")

@@ -8,6 +8,8 @@ import (
 	"aead.dev/minisign"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
+	"github.com/regblock/regblock/plugin/pkg/regularfile"
 	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
@@ -60,7 +62,7 @@ func verify(args []string, stdout, stderr io.Writer) int {
 	}
 	code := 0
 	for _, path := range fs.Args() {
-		if data, err := blocklist.ReadFile(path, trust.MaxSize); err == nil && trust.IsPolicy(data) {
+		if data, err := regularfile.Read(path, trust.MaxSize); err == nil && trust.IsPolicy(data) {
 			if p, _, err := trust.Load(path, nil, keys); err != nil {
 				printErrors(stderr, err)
 				code = fail(stderr, 1, fmt.Errorf("%s: not accepted", path), "")
@@ -70,7 +72,7 @@ func verify(args []string, stdout, stderr io.Writer) int {
 			}
 			continue
 		}
-		l, err := j.load(path, 1<<40)
+		l, err := j.load(path, regularfile.NoLimit)
 		if err != nil {
 			code = fail(stderr, 1, err, "")
 			continue
@@ -93,15 +95,15 @@ func printHeader(w io.Writer, l *blocklist.List) {
 func verifyRaw(paths []string, keys []minisign.PublicKey, stdout, stderr io.Writer) int {
 	code := 0
 	for _, path := range paths {
-		data, err := blocklist.ReadFile(path, 1<<30)
+		data, err := regularfile.Read(path, 1<<30)
 		if err != nil {
 			code = fail(stderr, 1, err, "")
 			continue
 		}
-		sig, err := blocklist.ReadSignature(path)
+		sig, err := minisig.Read(path)
 		if err == nil {
 			var signers []minisign.PublicKey
-			if signers, err = blocklist.Verify(data, sig, keys); err == nil {
+			if signers, err = minisig.Verify(data, sig, keys); err == nil {
 				var ids []string
 				for _, k := range signers {
 					ids = append(ids, fmt.Sprintf("%X", k.ID()))

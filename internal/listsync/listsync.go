@@ -26,6 +26,9 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/listset"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
+	"github.com/regblock/regblock/plugin/pkg/regularfile"
+	"github.com/regblock/regblock/plugin/pkg/result"
 	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
@@ -199,7 +202,7 @@ func (s *Syncer) syncOnce(ctx context.Context) error {
 	var v validators
 	if o, err := s.onDisk(); err == nil && o.Name == s.name && s.judge(o) == nil {
 		old, mark = o, listset.MarkOf(o)
-		if data, err := blocklist.ReadFile(s.validatorsPath(), 4<<10); err == nil {
+		if data, err := regularfile.Read(s.validatorsPath(), 4<<10); err == nil {
 			json.Unmarshal(data, &v)
 		}
 		if v.SHA256 != hex.EncodeToString(o.SHA256[:]) {
@@ -216,12 +219,12 @@ func (s *Syncer) syncOnce(ctx context.Context) error {
 		return nil
 	}
 	defer removeTemp(listTmp) // once renamed into place, only its directory
-	sigTmp, _, err := s.fetch(ctx, s.file+blocklist.SignatureSuffix, validators{}, blocklist.MaxSignatureSize)
+	sigTmp, _, err := s.fetch(ctx, s.file+minisig.Suffix, validators{}, minisig.MaxSize)
 	if err != nil {
 		return err
 	}
 	defer removeTemp(sigTmp)
-	sig, err := blocklist.ReadFile(sigTmp, blocklist.MaxSignatureSize)
+	sig, err := regularfile.Read(sigTmp, minisig.MaxSize)
 	if err != nil {
 		return &syncError{"write", err}
 	}
@@ -232,7 +235,7 @@ func (s *Syncer) syncOnce(ctx context.Context) error {
 		err = s.judge(l)
 	}
 	if err != nil {
-		return &syncError{listset.Result(err), fmt.Errorf("%s", strings.ReplaceAll(err.Error(), listTmp, listURL))}
+		return &syncError{string(result.Of(err)), fmt.Errorf("%s", strings.ReplaceAll(err.Error(), listTmp, listURL))}
 	}
 	l.File = listURL
 	newV.SHA256 = hex.EncodeToString(l.SHA256[:])
@@ -245,14 +248,14 @@ func (s *Syncer) syncOnce(ctx context.Context) error {
 		s.Log.Printf("%s: serial %d already in %s", s.name, l.Serial, s.Dir)
 		return s.saveValidators(newV)
 	case errors.Is(err, listset.ErrRollback):
-		return &syncError{listset.ResultRollback, fmt.Errorf("%s: the server offers serial %d, not newer than serial %d in %s: refusing a rollback",
+		return &syncError{string(result.Rollback), fmt.Errorf("%s: the server offers serial %d, not newer than serial %d in %s: refusing a rollback",
 			s.name, l.Serial, old.Serial, s.listPath())}
 	case err != nil:
-		return &syncError{listset.Result(err), err}
+		return &syncError{string(result.Of(err)), err}
 	}
 	// Both files are complete beside their final names before either is
 	// renamed, and the two renames follow each other at once.
-	if err := os.Rename(sigTmp, s.listPath()+blocklist.SignatureSuffix); err != nil {
+	if err := os.Rename(sigTmp, s.listPath()+minisig.Suffix); err != nil {
 		return &syncError{"write", err}
 	}
 	if err := os.Rename(listTmp, s.listPath()); err != nil {
@@ -278,7 +281,7 @@ func (s *Syncer) syncPolicy(ctx context.Context) error {
 		if err != nil {
 			// Without it, a version signed by any pinned key would do,
 			// though the policy here may have rotated those roots out.
-			return &syncError{listset.Result(err), fmt.Errorf("the trust policy in %s is not accepted from the pinned keys (-p), so a new one cannot be judged against it: %w", s.Dir, err)}
+			return &syncError{string(result.Of(err)), fmt.Errorf("the trust policy in %s is not accepted from the pinned keys (-p), so a new one cannot be judged against it: %w", s.Dir, err)}
 		}
 		inForce = p
 	}
@@ -391,20 +394,20 @@ func (s *Syncer) fetchPolicy(ctx context.Context, name string, inForce *trust.Po
 	if f.tmp, _, err = s.fetch(ctx, name, validators{}, trust.MaxSize); err != nil {
 		return f, false, err
 	}
-	if f.sigTmp, _, err = s.fetch(ctx, name+blocklist.SignatureSuffix, validators{}, blocklist.MaxSignatureSize); err != nil {
+	if f.sigTmp, _, err = s.fetch(ctx, name+minisig.Suffix, validators{}, minisig.MaxSize); err != nil {
 		return f, false, err
 	}
-	data, err := blocklist.ReadFile(f.tmp, trust.MaxSize)
+	data, err := regularfile.Read(f.tmp, trust.MaxSize)
 	if err != nil {
 		return f, false, &syncError{"write", err}
 	}
-	sig, err := blocklist.ReadFile(f.sigTmp, blocklist.MaxSignatureSize)
+	sig, err := regularfile.Read(f.sigTmp, minisig.MaxSize)
 	if err != nil {
 		return f, false, &syncError{"write", err}
 	}
 	policyURL := s.Base.ResolveReference(&url.URL{Path: name}).String()
 	if f.Policy, unchanged, err = trust.Open(policyURL, data, sig, inForce, s.Keys); err != nil {
-		return f, false, &syncError{listset.Result(err), refusal{err}}
+		return f, false, &syncError{string(result.Of(err)), refusal{err}}
 	}
 	return f, unchanged, nil
 }
@@ -414,7 +417,7 @@ func (s *Syncer) fetchPolicy(ctx context.Context, name string, inForce *trust.Po
 // the policy without it.
 func (s *Syncer) install(f fetchedPolicy, name string) error {
 	final := filepath.Join(s.Dir, name)
-	if err := os.Rename(f.sigTmp, final+blocklist.SignatureSuffix); err != nil {
+	if err := os.Rename(f.sigTmp, final+minisig.Suffix); err != nil {
 		return &syncError{"write", err}
 	}
 	if err := os.Rename(f.tmp, final); err != nil {
@@ -523,7 +526,7 @@ func (w diskWriter) Write(p []byte) (int, error) {
 // onDisk reads the list in the directory, verified as it streams through
 // the parser, its entries not kept: only its header and digest count here.
 func (s *Syncer) onDisk() (*blocklist.List, error) {
-	sig, err := blocklist.ReadSignature(s.listPath())
+	sig, err := minisig.Read(s.listPath())
 	if err != nil {
 		return nil, err
 	}

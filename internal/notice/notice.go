@@ -30,6 +30,7 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/listset"
+	"github.com/regblock/regblock/plugin/pkg/result"
 	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
@@ -315,7 +316,7 @@ func (e Events) Applied(c *listset.Current, _ time.Duration) {
 		e.Server.refuse(c.Path, false)
 		e.Server.serial.WithLabelValues(c.List.Name).Set(float64(c.List.Serial))
 		if !c.Restored {
-			e.Server.reloads.WithLabelValues(c.List.Name, listset.ResultApplied).Inc()
+			e.Server.reloads.WithLabelValues(c.List.Name, string(result.Applied)).Inc()
 		}
 	}
 }
@@ -324,7 +325,7 @@ func (e Events) Rejected(r listset.Rejection) {
 	e.Log.Printf("list %q rejected (%s): %v", r.List, r.Result, r.Err)
 	if e.Server != nil {
 		e.Server.refuse(r.Path, r.InForce == nil)
-		e.Server.reloads.WithLabelValues(r.Label(), r.Result).Inc()
+		e.Server.reloads.WithLabelValues(r.Label(), string(r.Result)).Inc()
 	}
 }
 func (e Events) Removed(c *listset.Current, why string) {
@@ -339,8 +340,8 @@ func (e Events) Moved(c *listset.Current, from string) {
 func (e Events) PolicyApplied(p *trust.Policy) {
 	e.Log.Printf("trust policy serial %d applied from %s", p.Serial, p.File)
 }
-func (e Events) PolicyRejected(path, result string, err error, _ *trust.Policy) {
-	e.Log.Printf("trust policy rejected (%s): %v", result, err)
+func (e Events) PolicyRejected(path string, r result.Result, err error, _ *trust.Policy) {
+	e.Log.Printf("trust policy rejected (%s): %v", r, err)
 }
 func (e Events) PolicyExpired(p *trust.Policy) {
 	e.Log.Printf("trust policy serial %d expired; still in force", p.Serial)

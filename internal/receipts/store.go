@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
-	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/receipt"
+	"github.com/regblock/regblock/plugin/pkg/regularfile"
 )
 
 // Record is one line of a resolver's file: the receipt's exact bytes as
@@ -107,7 +107,7 @@ func openStored(path string) (*os.File, error) {
 	} else if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
-	f, _, err := blocklist.OpenFile(path)
+	f, _, err := regularfile.Open(path)
 	return f, err
 }
 

@@ -7,6 +7,8 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/ledger"
 	"github.com/regblock/regblock/plugin/pkg/listset"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
+	"github.com/regblock/regblock/plugin/pkg/result"
 	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
@@ -30,16 +32,16 @@ func (ev events) Applied(c *listset.Current, swap time.Duration) {
 			l.Name, l.Serial, l.Blocking(), c.Applied.Format(time.RFC3339))
 		return
 	}
-	countReload(l.Name, listset.ResultApplied)
+	countReload(l.Name, result.Applied)
 	log.Infof("List %q serial %d applied from %s: %d blocking entries; read, verified and parsed in %v, index of all lists built and swapped in %v",
 		l.Name, l.Serial, c.Path, l.Blocking(), c.Took.Round(time.Microsecond), swap.Round(time.Microsecond))
 }
 
-func (ev events) Unchanged(list string) { countReload(list, listset.ResultUnchanged) }
+func (ev events) Unchanged(list string) { countReload(list, result.Unchanged) }
 
 func (ev events) Rejected(r listset.Rejection) {
 	countReload(r.Label(), r.Result)
-	e := ledger.Event{Time: ev.now().UTC(), Event: ledger.ListRejected, List: r.List, File: r.Path, Reason: r.Result, Error: r.Err.Error(), Serial: r.Serial}
+	e := ledger.Event{Time: ev.now().UTC(), Event: ledger.ListRejected, List: r.List, File: r.Path, Reason: string(r.Result), Error: r.Err.Error(), Serial: r.Serial}
 	if r.InForce != nil {
 		e.InForce = &r.InForce.List.Serial
 		ev.ledger(e)
@@ -71,7 +73,7 @@ func (ev events) Expired(c *listset.Current) {
 
 func (ev events) PolicyApplied(p *trust.Policy) {
 	setTrustMetrics(p)
-	countTrustReload(listset.ResultApplied)
+	countTrustReload(result.Applied)
 	serial, issued := p.Serial, p.Issued
 	e := ledger.Event{Time: ev.now().UTC(), Event: ledger.TrustApplied, Serial: &serial, SHA256: hex.EncodeToString(p.SHA256[:]), File: p.File, Issued: &issued}
 	if !p.Expires.IsZero() {
@@ -83,17 +85,17 @@ func (ev events) PolicyApplied(p *trust.Policy) {
 		p.Serial, p.File, len(p.Lists), len(p.Root.Keys), p.Root.Threshold)
 }
 
-func (ev events) PolicyRejected(path, result string, err error, inForce *trust.Policy) {
-	countTrustReload(result)
-	e := ledger.Event{Time: ev.now().UTC(), Event: ledger.TrustRejected, File: path, Reason: result, Error: err.Error()}
+func (ev events) PolicyRejected(path string, r result.Result, err error, inForce *trust.Policy) {
+	countTrustReload(r)
+	e := ledger.Event{Time: ev.now().UTC(), Event: ledger.TrustRejected, File: path, Reason: string(r), Error: err.Error()}
 	if inForce != nil {
 		e.InForce = &inForce.Serial
 		ev.ledger(e)
-		log.Errorf("Trust policy rejected (%s): %v; serial %d stays in force", result, err, inForce.Serial)
+		log.Errorf("Trust policy rejected (%s): %v; serial %d stays in force", r, err, inForce.Serial)
 		return
 	}
 	ev.ledger(e)
-	log.Errorf("Trust policy rejected (%s): %v; no policy is in force, so no list is", result, err)
+	log.Errorf("Trust policy rejected (%s): %v; no policy is in force, so no list is", r, err)
 }
 
 func (ev events) PolicyExpired(p *trust.Policy) {
@@ -103,7 +105,7 @@ func (ev events) PolicyExpired(p *trust.Policy) {
 }
 
 func (ev events) Waiting(path string) {
-	log.Infof("List file %s has no signature yet; waiting for %s", path, path+blocklist.SignatureSuffix)
+	log.Infof("List file %s has no signature yet; waiting for %s", path, path+minisig.Suffix)
 }
 
 func (ev events) Error(err error) { log.Error(err) }

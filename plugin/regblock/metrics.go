@@ -12,6 +12,7 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/listset"
+	"github.com/regblock/regblock/plugin/pkg/result"
 	"github.com/regblock/regblock/plugin/pkg/trust"
 	buildversion "github.com/regblock/regblock/plugin/pkg/version"
 )
@@ -155,9 +156,9 @@ func deleteListMetrics(name string) {
 	}
 }
 
-func countReload(list string, result string) { reloadsTotal.WithLabelValues(list, result).Inc() }
+func countReload(list string, r result.Result) { reloadsTotal.WithLabelValues(list, string(r)).Inc() }
 
-func countTrustReload(result string) { trustReloads.WithLabelValues(result).Inc() }
+func countTrustReload(r result.Result) { trustReloads.WithLabelValues(string(r)).Inc() }
 
 // setTrustMetrics sets the gauges of the trust policy just put in force.
 func setTrustMetrics(p *trust.Policy) {

@@ -12,7 +12,7 @@ import (
 
 	"aead.dev/minisign"
 
-	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
 	"github.com/regblock/regblock/plugin/pkg/receipt"
 )
 
@@ -43,7 +43,7 @@ func parseReceipts(args []string, keyPath string) (receiptsConfig, error) {
 	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
 		return c, fmt.Errorf("receipts: %q: use https (plain http only to a loopback address)", args[0])
 	}
-	c.key, err = blocklist.ReadSecretKey(keyPath, func() (string, error) {
+	c.key, err = minisig.ReadSecretKey(keyPath, func() (string, error) {
 		pw, ok := os.LookupEnv("REGBLOCK_PASSWORD")
 		if !ok {
 			return "", fmt.Errorf("receipts: %s is encrypted: give its password in $REGBLOCK_PASSWORD", keyPath)

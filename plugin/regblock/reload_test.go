@@ -20,6 +20,7 @@ import (
 	"github.com/regblock/regblock/internal/upstreamtest"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 	"github.com/regblock/regblock/plugin/pkg/listset"
+	"github.com/regblock/regblock/plugin/pkg/result"
 )
 
 // version is version k of the fixture's list test-csam: serial
@@ -257,7 +258,7 @@ func TestReloadRejected(t *testing.T) {
 func TestReloadUnchanged(t *testing.T) {
 	f := newFixture(t)
 	startServer(t, f, "")
-	counter := reloadsTotal.WithLabelValues("test-csam", listset.ResultUnchanged)
+	counter := reloadsTotal.WithLabelValues("test-csam", string(result.Unchanged))
 	before := testutil.ToFloat64(counter)
 	// The same bytes written again, as a ConfigMap remount or a sync would.
 	f.key.WriteList(t, f.dir, "test-csam.list", testList)
@@ -289,12 +290,12 @@ func TestStateAcrossRestart(t *testing.T) {
 	// While stopped, an older version is put back on disk: the restart keeps
 	// version 2 and counts a rollback.
 	f.key.WriteList(t, f.dir, "test-csam.list", version(1, "one.example\n"))
-	rollbacks := testutil.ToFloat64(reloadsTotal.WithLabelValues("test-csam", listset.ResultRollback))
+	rollbacks := testutil.ToFloat64(reloadsTotal.WithLabelValues("test-csam", string(result.Rollback)))
 	rb = start()
 	if !isBlocked(rb, "two.example.") || isBlocked(rb, "one.example.") {
 		t.Error("after a restart with an older list on disk, version 2 is not the one in force")
 	}
-	if testutil.ToFloat64(reloadsTotal.WithLabelValues("test-csam", listset.ResultRollback)) != rollbacks+1 {
+	if testutil.ToFloat64(reloadsTotal.WithLabelValues("test-csam", string(result.Rollback))) != rollbacks+1 {
 		t.Error("the rollback across the restart was not counted")
 	}
 

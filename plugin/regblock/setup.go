@@ -17,6 +17,7 @@ import (
 	"aead.dev/minisign"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
 )
 
 const pluginName = "regblock"
@@ -119,14 +120,14 @@ func parse(c *caddy.Controller) (config, error) {
 			case "pubkey":
 				for _, path := range args {
 					path = resolve(root, path)
-					key, err := blocklist.ReadPublicKey(path)
+					key, err := minisig.ReadPublicKey(path)
 					if err != nil {
 						return cfg, c.Errf("pubkey: %v", strings.TrimPrefix(err.Error(), "public key: "))
 					}
 					cfg.keys = append(cfg.keys, key)
 					keyFiles = append(keyFiles, path)
 				}
-				if err := blocklist.CheckKeys(cfg.keys, keyFiles); err != nil {
+				if err := minisig.CheckKeys(cfg.keys, keyFiles); err != nil {
 					return cfg, c.Errf("pubkey: %v", err)
 				}
 			case "notice":

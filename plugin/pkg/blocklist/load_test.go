@@ -18,6 +18,8 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
+	"github.com/regblock/regblock/plugin/pkg/result"
 )
 
 const list = `#! regblock-list 1
@@ -57,8 +59,8 @@ func TestVerify(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			signers, err := blocklist.Verify(tc.data, tc.sig, tc.keys)
-			if tc.err == "" && (err != nil || len(signers) != 1 || !blocklist.SameKey(signers[0], key.Public)) {
+			signers, err := minisig.Verify(tc.data, tc.sig, tc.keys)
+			if tc.err == "" && (err != nil || len(signers) != 1 || !minisig.SameKey(signers[0], key.Public)) {
 				t.Fatalf("Verify: %v, %v; want signed by %X alone", signers, err, key.Public.ID())
 			}
 			if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
@@ -96,33 +98,33 @@ func TestLoad(t *testing.T) {
 		name    string
 		path    string
 		maxSize int64
-		reason  blocklist.Reason
+		reason  result.Result
 		msg     string
 	}{
-		{"missing signature", unsigned, 1 << 20, blocklist.ReasonBadSignature, "no signature: " + unsigned + ".minisig is missing"},
-		{"tampered", tampered, 1 << 20, blocklist.ReasonBadSignature, "does not match"},
-		{"parse error", unparsable, 1 << 20, blocklist.ReasonParseError, "unparsable.list:6:"},
-		{"signature file of a megabyte", hugeSig, 1 << 20, blocklist.ReasonTooLarge, "hugesig.list.minisig: larger than the size limit of 65536 bytes"},
-		{"garbage signature", garbageSig, 1 << 20, blocklist.ReasonBadSignature, "not a minisign signature"},
-		{"too large", good, int64(len(list) - 1), blocklist.ReasonTooLarge, "size limit"},
-		{"missing file", filepath.Join(dir, "absent.list"), 1 << 20, blocklist.ReasonIOError, "absent.list"},
+		{"missing signature", unsigned, 1 << 20, result.BadSignature, "no signature: " + unsigned + ".minisig is missing"},
+		{"tampered", tampered, 1 << 20, result.BadSignature, "does not match"},
+		{"parse error", unparsable, 1 << 20, result.ParseError, "unparsable.list:6:"},
+		{"signature file of a megabyte", hugeSig, 1 << 20, result.TooLarge, "hugesig.list.minisig: larger than the size limit of 65536 bytes"},
+		{"garbage signature", garbageSig, 1 << 20, result.BadSignature, "not a minisign signature"},
+		{"too large", good, int64(len(list) - 1), result.TooLarge, "size limit"},
+		{"missing file", filepath.Join(dir, "absent.list"), 1 << 20, result.IOError, "absent.list"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			l, err := blocklist.Load(tc.path, keys, tc.maxSize)
-			var le *blocklist.LoadError
+			var le *result.Error
 			if !errors.As(err, &le) {
-				t.Fatalf("Load = %+v, %v; want a LoadError", l, err)
+				t.Fatalf("Load = %+v, %v; want a result.Error", l, err)
 			}
-			if le.Reason != tc.reason || !strings.Contains(err.Error(), tc.msg) {
-				t.Errorf("got %s: %v; want %s with %q", le.Reason, err, tc.reason, tc.msg)
+			if le.Result != tc.reason || !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("got %s: %v; want %s with %q", le.Result, err, tc.reason, tc.msg)
 			}
 		})
 	}
-	if _, err := blocklist.Load(unsigned, keys, 1<<20); !errors.Is(err, blocklist.ErrNoSignature) {
+	if _, err := blocklist.Load(unsigned, keys, 1<<20); !errors.Is(err, minisig.ErrNoSignature) {
 		t.Errorf("a list without signature: %v, want ErrNoSignature", err)
 	}
-	if _, err := blocklist.Load(tampered, keys, 1<<20); errors.Is(err, blocklist.ErrNoSignature) {
+	if _, err := blocklist.Load(tampered, keys, 1<<20); errors.Is(err, minisig.ErrNoSignature) {
 		t.Errorf("a tampered list is reported as unsigned: %v", err)
 	}
 	if _, err := blocklist.Load(good, keys, int64(len(list))); err != nil {
@@ -143,7 +145,7 @@ func TestStockMinisign(t *testing.T) {
 		}
 	}
 	run("-G", "-W", "-p", pub, "-s", sec)
-	key, err := blocklist.ReadPublicKey(pub)
+	key, err := minisig.ReadPublicKey(pub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,16 +173,16 @@ func TestStockMinisign(t *testing.T) {
 
 func TestReadPublicKey(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := blocklist.ReadPublicKey(filepath.Join(dir, "absent.pub")); err == nil || !strings.Contains(err.Error(), "absent.pub") {
+	if _, err := minisig.ReadPublicKey(filepath.Join(dir, "absent.pub")); err == nil || !strings.Contains(err.Error(), "absent.pub") {
 		t.Errorf("missing key file: %v", err)
 	}
 	bad := filepath.Join(dir, "bad.pub")
 	os.WriteFile(bad, []byte("not a key\n"), 0o644)
-	if _, err := blocklist.ReadPublicKey(bad); err == nil || !strings.Contains(err.Error(), "not a minisign public key") {
+	if _, err := minisig.ReadPublicKey(bad); err == nil || !strings.Contains(err.Error(), "not a minisign public key") {
 		t.Errorf("bad key file: %v", err)
 	}
 	key := blocklisttest.NewKey(t)
-	got, err := blocklist.ReadPublicKey(key.WritePublic(t, dir))
+	got, err := minisig.ReadPublicKey(key.WritePublic(t, dir))
 	if err != nil || !got.Equal(key.Public) {
 		t.Errorf("ReadPublicKey = %v, %v; want the written key", got, err)
 	}
@@ -198,7 +200,7 @@ func TestOpenStreamIntoIndex(t *testing.T) {
 		fmt.Fprintf(&b, "site%05d.example ORDER-%05d cat%d\n", i, i%7000, i%3)
 	}
 	path := key.WriteList(t, t.TempDir(), "big.list", b.String())
-	sig, err := blocklist.ReadSignature(path)
+	sig, err := minisig.Read(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,15 +231,15 @@ func TestVerifySigners(t *testing.T) {
 	a, b, c := blocklisttest.NewKey(t), blocklisttest.NewKey(t), blocklisttest.NewKey(t)
 	data := []byte(list)
 	trusted := []minisign.PublicKey{a.Public, b.Public}
-	signers, err := blocklist.Verify(data, join(b.Sign(data), c.Sign(data), a.SignLegacy(data), b.Sign(data), a.Sign(data)), trusted)
-	if err != nil || len(signers) != 2 || !blocklist.SameKey(signers[0], b.Public) || !blocklist.SameKey(signers[1], a.Public) {
+	signers, err := minisig.Verify(data, join(b.Sign(data), c.Sign(data), a.SignLegacy(data), b.Sign(data), a.Sign(data)), trusted)
+	if err != nil || len(signers) != 2 || !minisig.SameKey(signers[0], b.Public) || !minisig.SameKey(signers[1], a.Public) {
 		t.Errorf("signers %v, %v; want %X then %X", signers, err, b.Public.ID(), a.Public.ID())
 	}
 	// The same through OpenStream, which hashes the file once for both.
 	dir := t.TempDir()
 	path := a.WriteList(t, dir, "x.list", list)
 	os.WriteFile(path+".minisig", join(a.Sign(data), b.Sign(data)), 0o644)
-	sig, _ := blocklist.ReadSignature(path)
+	sig, _ := minisig.Read(path)
 	l, err := blocklist.OpenStream(path, 1<<20, sig, trusted, func(blocklist.Entry) {})
 	if err != nil || len(l.Signers) != 2 {
 		t.Errorf("OpenStream: signers %v, %v; want both keys", l, err)
@@ -263,7 +265,7 @@ func TestKeyIdentity(t *testing.T) {
 		for i := range names {
 			names[i] = fmt.Sprintf("k%d", i)
 		}
-		if err := blocklist.CheckKeys(tc.keys, names); (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
+		if err := minisig.CheckKeys(tc.keys, names); (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("CheckKeys: %v, want %q", err, tc.err)
 		}
 	}
@@ -271,13 +273,13 @@ func TestKeyIdentity(t *testing.T) {
 	data := []byte(list)
 	// b's signature rewritten to carry a's ID verifies under neither a nor
 	// b: the ID finds a, whose key does not verify it.
-	if signers, err := blocklist.Verify(data, blocklisttest.ReID(b.Sign(data), a.Public.ID()), []minisign.PublicKey{a.Public, b.Public}); err == nil {
+	if signers, err := minisig.Verify(data, blocklisttest.ReID(b.Sign(data), a.Public.ID()), []minisign.PublicKey{a.Public, b.Public}); err == nil {
 		t.Errorf("a signature re-IDed to another trusted key verified: %v", signers)
 	}
 	// Given a set with a's key under two IDs (which CheckKeys refuses), a's
 	// signature and its copy under the other ID still count once.
-	signers, err := blocklist.Verify(data, join(a.Sign(data), blocklisttest.ReID(a.Sign(data), b.Public.ID())), []minisign.PublicKey{a.Public, alias})
-	if err != nil || len(signers) != 1 || !blocklist.SameKey(signers[0], a.Public) {
+	signers, err := minisig.Verify(data, join(a.Sign(data), blocklisttest.ReID(a.Sign(data), b.Public.ID())), []minisign.PublicKey{a.Public, alias})
+	if err != nil || len(signers) != 1 || !minisig.SameKey(signers[0], a.Public) {
 		t.Errorf("one key under two IDs: signers %v, %v; want a once", signers, err)
 	}
 }
@@ -297,11 +299,11 @@ func TestSmallOrderKeys(t *testing.T) {
 		raw := append([]byte{'E', 'd', 1, 2, 3, 4, 5, 6, 7, byte(i)}, point...)
 		path := filepath.Join(dir, fmt.Sprintf("k%d.pub", i))
 		os.WriteFile(path, []byte("untrusted comment: minisign public key\n"+base64.StdEncoding.EncodeToString(raw)+"\n"), 0o644)
-		if _, err := blocklist.ReadPublicKey(path); err == nil || !strings.Contains(err.Error(), want[i]) {
+		if _, err := minisig.ReadPublicKey(path); err == nil || !strings.Contains(err.Error(), want[i]) {
 			t.Errorf("key %d (%x): %v, want %q", i, point, err, want[i])
 		}
 	}
-	if err := blocklist.CheckPublicKey(blocklisttest.NewKey(t).Public); err != nil {
+	if err := minisig.CheckPublicKey(blocklisttest.NewKey(t).Public); err != nil {
 		t.Errorf("a real key: %v", err)
 	}
 }

@@ -7,8 +7,8 @@ import (
 
 	"aead.dev/minisign"
 
-	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
 )
 
 // BenchmarkVerifyHostileSignature: a .minisig made to cost (one legacy
@@ -37,7 +37,7 @@ func BenchmarkVerifyHostileSignature(b *testing.B) {
 	good := all[0].Sign(data)
 	hostile := all[1].SignLegacy([]byte("other"))
 	junk := all[2].Sign([]byte("other"))
-	for i := 0; len(hostile) < blocklist.MaxSignatureSize-len(junk); i++ {
+	for i := 0; len(hostile) < minisig.MaxSize-len(junk); i++ {
 		hostile = append(hostile, blocklisttest.ReID(junk, keys[3+i%290].ID())...)
 	}
 	hostile = append(hostile, good...)
@@ -47,7 +47,7 @@ func BenchmarkVerifyHostileSignature(b *testing.B) {
 	}{{"good", good}, {"hostile", hostile}} {
 		b.Run(bc.name, func(b *testing.B) {
 			for b.Loop() {
-				blocklist.Verify(data, bc.sig, keys)
+				minisig.Verify(data, bc.sig, keys)
 			}
 		})
 	}

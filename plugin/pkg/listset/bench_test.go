@@ -17,6 +17,7 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
+	"github.com/regblock/regblock/plugin/pkg/result"
 	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
@@ -28,7 +29,7 @@ func (quiet) Rejected(r Rejection)            { panic(r.Err) }
 func (quiet) Removed(*Current, string)        {}
 func (quiet) Moved(*Current, string)          {}
 func (quiet) PolicyApplied(*trust.Policy)     {}
-func (quiet) PolicyRejected(_, _ string, err error, _ *trust.Policy) {
+func (quiet) PolicyRejected(_ string, _ result.Result, err error, _ *trust.Policy) {
 	panic(err)
 }
 func (quiet) PolicyExpired(*trust.Policy) {}

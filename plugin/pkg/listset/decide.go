@@ -1,31 +1,21 @@
 package listset
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
-	"github.com/regblock/regblock/plugin/pkg/trust"
-)
-
-// Results of reading a list version, besides the blocklist.Reason values.
-const (
-	ResultApplied   = "applied"
-	ResultUnchanged = "unchanged"
-	ResultRollback  = "rollback"
-	ResultUntrusted = "untrusted" // no line of the trust policy names the list
-	ResultThreshold = "threshold" // too few valid signatures by its line's keys
+	"github.com/regblock/regblock/plugin/pkg/result"
 )
 
 // ErrRollback is wrapped by Decide's error for a version older than the
 // one in force, or of the same serial with other bytes.
-var ErrRollback = errors.New("rollback")
+var ErrRollback = result.New(result.Rollback, "rollback")
 
 // ErrFromTheFuture is wrapped by Decide's error for a version issued more
 // than MaxClockSkew after now: applied, it would make the enforcement
 // delay negative, which hides the alert on a late list.
-var ErrFromTheFuture = errors.New("issued in the future")
+var ErrFromTheFuture = result.New(result.ParseError, "issued in the future") // the header is wrong
 
 // MaxClockSkew is how far ahead of this machine's clock a list's issue
 // time may be.
@@ -75,24 +65,4 @@ func Decide(inForce *blocklist.List, mark *Mark, next *blocklist.List, now time.
 			next.File, ErrRollback, next.Name, next.Serial, mark.Serial)
 	}
 	return false, nil
-}
-
-// Result returns the reload result an error stands for: rollback, the
-// reason of a *blocklist.LoadError, or io_error for anything else. It is
-// the result label of the reload and sync metrics.
-func Result(err error) string {
-	var le *blocklist.LoadError
-	switch {
-	case errors.Is(err, ErrRollback), errors.Is(err, trust.ErrRollback):
-		return ResultRollback
-	case errors.Is(err, trust.ErrUntrusted):
-		return ResultUntrusted
-	case errors.Is(err, trust.ErrThreshold):
-		return ResultThreshold
-	case errors.Is(err, ErrFromTheFuture):
-		return string(blocklist.ReasonParseError) // the header is wrong
-	case errors.As(err, &le):
-		return string(le.Reason)
-	}
-	return string(blocklist.ReasonIOError)
 }

@@ -11,6 +11,9 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
+	"github.com/regblock/regblock/plugin/pkg/regularfile"
+	"github.com/regblock/regblock/plugin/pkg/result"
 	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
@@ -88,7 +91,7 @@ func (s *Set) scanPolicy() (removed bool) {
 	}
 	if err != nil {
 		// Versions of a history before the one refused stand.
-		s.events.PolicyRejected(s.cfg.Trust, Result(err), err, s.policy)
+		s.events.PolicyRejected(s.cfg.Trust, result.Of(err), err, s.policy)
 	}
 	if unchanged || p == nil || p == s.policy {
 		return false
@@ -155,7 +158,7 @@ func lostKeys(prev *trust.Policy, after *trust.ListRule, name string) bool {
 		return false
 	}
 	for _, k := range before.Keys {
-		if after == nil || !slices.ContainsFunc(after.Keys, func(x minisign.PublicKey) bool { return blocklist.SameKey(x, k) }) {
+		if after == nil || !slices.ContainsFunc(after.Keys, func(x minisign.PublicKey) bool { return minisig.SameKey(x, k) }) {
 			return true
 		}
 	}
@@ -166,17 +169,17 @@ func lostKeys(prev *trust.Policy, after *trust.ListRule, name string) bool {
 // can have (a list's name starts with a letter or digit).
 const (
 	policyFile = ".trust"
-	policySig  = policyFile + blocklist.SignatureSuffix
+	policySig  = policyFile + minisig.Suffix
 )
 
 // savePolicy keeps a copy of the policy in force, read again from path and
 // checked against p's digest.
 func (d stateDir) savePolicy(path string, p *trust.Policy) error {
-	data, err := blocklist.ReadFile(path, trust.MaxSize)
+	data, err := regularfile.Read(path, trust.MaxSize)
 	if err != nil {
 		return err
 	}
-	sig, err := blocklist.ReadSignature(path)
+	sig, err := minisig.Read(path)
 	if err != nil {
 		return err
 	}
@@ -195,13 +198,13 @@ func (d stateDir) savePolicy(path string, p *trust.Policy) error {
 // loadPolicy reads the saved policy back; nil when there is none.
 func (d stateDir) loadPolicy() (*trust.Policy, error) {
 	path := filepath.Join(string(d), policyFile)
-	data, err := blocklist.ReadFile(path, trust.MaxSize)
+	data, err := regularfile.Read(path, trust.MaxSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	} else if err != nil {
 		return nil, err
 	}
-	sig, err := blocklist.ReadSignature(path)
+	sig, err := minisig.Read(path)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,8 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
+	"github.com/regblock/regblock/plugin/pkg/result"
 	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
@@ -50,9 +52,9 @@ type Current struct {
 // Rejection is a list version that was refused.
 type Rejection struct {
 	Path    string
-	List    string  // the list's name, or the file's name without .list when unknown
-	Unknown bool    // List is the file's name: nothing verified says which list it is
-	Result  string  // a blocklist.Reason or ResultRollback
+	List    string // the list's name, or the file's name without .list when unknown
+	Unknown bool   // List is the file's name: nothing verified says which list it is
+	Result  result.Result
 	Err     error   // what is wrong, naming the file and line
 	Serial  *uint64 // of the refused version, when it was read
 	InForce *Current
@@ -91,7 +93,7 @@ type Events interface {
 	PolicyApplied(p *trust.Policy)
 	// PolicyRejected is called when a version of the trust policy is
 	// refused; inForce, if any, stays.
-	PolicyRejected(path, result string, err error, inForce *trust.Policy)
+	PolicyRejected(path string, r result.Result, err error, inForce *trust.Policy)
 	// PolicyExpired is called once for a policy in force that expired.
 	PolicyExpired(p *trust.Policy)
 	// Waiting is called once for a list file whose signature has not come.
@@ -302,8 +304,8 @@ func (s *Set) build(applied []*Current) {
 func (s *Set) consider(path string) *Current {
 	start := time.Now()
 	delete(s.read, path)
-	sig, err := blocklist.ReadSignature(path)
-	if errors.Is(err, blocklist.ErrNoSignature) && s.fromPath(path) == nil {
+	sig, err := minisig.Read(path)
+	if errors.Is(err, minisig.ErrNoSignature) && s.fromPath(path) == nil {
 		// Not yet published whole: the signature may come next.
 		if !s.waiting[path] {
 			s.events.Waiting(path)
@@ -321,7 +323,7 @@ func (s *Set) consider(path string) *Current {
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
-		s.reject(path, "", &blocklist.LoadError{Reason: blocklist.ReasonIOError, Err: err}, nil)
+		s.reject(path, "", &result.Error{Result: result.IOError, Err: err}, nil)
 		return nil
 	}
 	// The file streams through the signature check and the parser, and
@@ -351,14 +353,14 @@ func (s *Set) consider(path string) *Current {
 		s.reject(path, l.Name, err, &l.Serial)
 		return nil
 	case cur == nil && len(s.inForce) >= blockindex.MaxLists:
-		s.reject(path, l.Name, &blocklist.LoadError{Reason: blocklist.ReasonParseError,
+		s.reject(path, l.Name, &result.Error{Result: result.ParseError,
 			Err: fmt.Errorf("%s: list %q would be list number %d; at most %d are supported", path, l.Name, len(s.inForce)+1, blockindex.MaxLists)}, &l.Serial)
 		return nil
 	}
 
 	li, err := compiler.Finish(l)
 	if err != nil {
-		s.reject(path, l.Name, &blocklist.LoadError{Reason: blocklist.ReasonParseError, Err: err}, &l.Serial)
+		s.reject(path, l.Name, &result.Error{Result: result.ParseError, Err: err}, &l.Serial)
 		return nil
 	}
 
@@ -384,7 +386,7 @@ func (s *Set) consider(path string) *Current {
 func compile(l *blocklist.List) (*blockindex.ListIndex, error) {
 	li, err := blockindex.Compile(l)
 	if err != nil {
-		return nil, &blocklist.LoadError{Reason: blocklist.ReasonParseError, Err: err}
+		return nil, &result.Error{Result: result.ParseError, Err: err}
 	}
 	l.DropEntries()
 	return li, nil
@@ -401,7 +403,7 @@ func (s *Set) reject(path, name string, err error, serial *uint64) {
 			name, unknown = blocklist.TrimSuffix(filepath.Base(path)), true
 		}
 	}
-	s.events.Rejected(Rejection{Path: path, List: name, Unknown: unknown, Result: Result(err), Err: err, Serial: serial, InForce: s.inForce[name]})
+	s.events.Rejected(Rejection{Path: path, List: name, Unknown: unknown, Result: result.Of(err), Err: err, Serial: serial, InForce: s.inForce[name]})
 }
 
 // remove takes list name out of force.
@@ -500,7 +502,7 @@ func (s *Set) listFiles() []string {
 		}
 		// Whatever is named like a list is considered, so that a directory
 		// or a special file named so is refused once, logged and counted
-		// (blocklist.OpenFile never opens one) rather than ignored. Hidden
+		// (regularfile.Open never opens one) rather than ignored. Hidden
 		// files are not lists: sync's and editors' temporary files, and
 		// the ..data directories of Kubernetes volumes.
 		for _, e := range entries {
@@ -533,7 +535,7 @@ type fileID struct {
 }
 
 func stampOf(path string) stamp {
-	return stamp{idOf(path), idOf(path + blocklist.SignatureSuffix)}
+	return stamp{idOf(path), idOf(path + minisig.Suffix)}
 }
 
 func idOf(path string) fileID {

@@ -15,6 +15,8 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
+	"github.com/regblock/regblock/plugin/pkg/result"
 	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
@@ -36,8 +38,8 @@ func (r *recorder) Moved(c *Current, from string) {
 	r.add("moved %s from %s to %s", c.List.Name, filepath.Base(from), filepath.Base(c.Path))
 }
 func (r *recorder) PolicyApplied(p *trust.Policy) { r.add("policy applied %d", p.Serial) }
-func (r *recorder) PolicyRejected(_, result string, _ error, _ *trust.Policy) {
-	r.add("policy rejected %s", result)
+func (r *recorder) PolicyRejected(_ string, res result.Result, _ error, _ *trust.Policy) {
+	r.add("policy rejected %s", res)
 }
 func (r *recorder) PolicyExpired(p *trust.Policy) { r.add("policy expired %d", p.Serial) }
 func (r *recorder) Expired(c *Current)            { r.add("expired %s %d", c.List.Name, c.List.Serial) }
@@ -83,7 +85,7 @@ func (f *fixture) write(file, text string) { f.key.WriteList(f.t, f.dir, file, t
 
 func (f *fixture) rename(from, to string) {
 	f.t.Helper()
-	for _, suffix := range []string{blocklist.SignatureSuffix, ""} {
+	for _, suffix := range []string{minisig.Suffix, ""} {
 		if err := os.Rename(filepath.Join(f.dir, from+suffix), filepath.Join(f.dir, to+suffix)); err != nil {
 			f.t.Fatal(err)
 		}
@@ -92,7 +94,7 @@ func (f *fixture) rename(from, to string) {
 
 func (f *fixture) remove(file string) {
 	os.Remove(filepath.Join(f.dir, file))
-	os.Remove(filepath.Join(f.dir, file+blocklist.SignatureSuffix))
+	os.Remove(filepath.Join(f.dir, file+minisig.Suffix))
 }
 
 // expect checks the events since the last check.
@@ -141,13 +143,13 @@ func TestDecide(t *testing.T) {
 		if unchanged != tc.unchanged || errors.Is(err, ErrRollback) != tc.rollback {
 			t.Errorf("%s: unchanged %v, error %v; want %v, rollback %v", tc.name, unchanged, err, tc.unchanged, tc.rollback)
 		}
-		if tc.rollback && Result(err) != ResultRollback {
-			t.Errorf("%s: result %q, want rollback", tc.name, Result(err))
+		if tc.rollback && result.Of(err) != result.Rollback {
+			t.Errorf("%s: result %q, want rollback", tc.name, result.Of(err))
 		}
 	}
 	for _, inForce := range []*blocklist.List{nil, list(5, 1)} {
-		if _, err := Decide(inForce, nil, future(MaxClockSkew+time.Second), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)); !errors.Is(err, ErrFromTheFuture) || Result(err) != "parse_error" {
-			t.Errorf("a version issued past the skew (in force: %v): %v, result %q", inForce != nil, err, Result(err))
+		if _, err := Decide(inForce, nil, future(MaxClockSkew+time.Second), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)); !errors.Is(err, ErrFromTheFuture) || result.Of(err) != "parse_error" {
+			t.Errorf("a version issued past the skew (in force: %v): %v, result %q", inForce != nil, err, result.Of(err))
 		}
 	}
 	// A mark without a version in force: the list was removed.
@@ -166,10 +168,10 @@ func TestDecide(t *testing.T) {
 			t.Errorf("no version in force, %s: unchanged %v, %v; want rollback %v", tc.name, unchanged, err, tc.rollback)
 		}
 	}
-	if got := Result(&blocklist.LoadError{Reason: blocklist.ReasonTooLarge, Err: errors.New("x")}); got != "too_large" {
+	if got := result.Of(&result.Error{Result: result.TooLarge, Err: errors.New("x")}); got != "too_large" {
 		t.Errorf("Result of a too_large LoadError: %q", got)
 	}
-	if got := Result(errors.New("x")); got != "io_error" {
+	if got := result.Of(errors.New("x")); got != "io_error" {
 		t.Errorf("Result of another error: %q", got)
 	}
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
+	"github.com/regblock/regblock/plugin/pkg/regularfile"
 	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
@@ -53,7 +55,7 @@ func (d stateDir) save(c *Current, sig []byte) error {
 	l := c.List
 	base := filepath.Join(string(d), l.Name)
 	file, rec := recordOf(c)
-	src, _, err := blocklist.OpenFile(c.Path)
+	src, _, err := regularfile.Open(c.Path)
 	if err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
@@ -71,7 +73,7 @@ func (d stateDir) save(c *Current, sig []byte) error {
 	for _, ext := range []string{blocklist.ListSuffix, blocklist.RPZSuffix} {
 		if old := base + ext; old != filepath.Join(string(d), file) {
 			os.Remove(old)
-			os.Remove(old + blocklist.SignatureSuffix)
+			os.Remove(old + minisig.Suffix)
 		}
 	}
 	if err := os.Rename(copied, filepath.Join(string(d), file)); err != nil {
@@ -80,7 +82,7 @@ func (d stateDir) save(c *Current, sig []byte) error {
 	for _, f := range []struct {
 		path string
 		data []byte
-	}{{filepath.Join(string(d), file) + blocklist.SignatureSuffix, sig}, {base + ".json", rec}} {
+	}{{filepath.Join(string(d), file) + minisig.Suffix, sig}, {base + ".json", rec}} {
 		if err := atomicfile.Write(f.path, f.data, 0o640); err != nil {
 			return fmt.Errorf("state: %w", err)
 		}
@@ -119,7 +121,7 @@ func (d stateDir) setSource(c *Current) error {
 // remove deletes the copy of list name.
 func (d stateDir) remove(name string) error {
 	base := filepath.Join(string(d), name)
-	for _, p := range []string{base + ".json", base + ".list", base + ".list" + blocklist.SignatureSuffix, base + ".rpz", base + ".rpz" + blocklist.SignatureSuffix} {
+	for _, p := range []string{base + ".json", base + ".list", base + ".list" + minisig.Suffix, base + ".rpz", base + ".rpz" + minisig.Suffix} {
 		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
 			return fmt.Errorf("state: %w", err)
 		}
@@ -136,7 +138,7 @@ func (d stateDir) load(keys []minisign.PublicKey, maxSize int64) (lists []saved,
 		return nil, []error{err}
 	}
 	for _, path := range records {
-		data, err := blocklist.ReadFile(path, maxRecordSize)
+		data, err := regularfile.Read(path, maxRecordSize)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("state: %w", err))
 			continue
@@ -179,7 +181,7 @@ type markRecord struct {
 // loadMarks reads the high-water marks; none when the file is missing.
 func (d stateDir) loadMarks() (map[string]*Mark, error) {
 	marks := map[string]*Mark{}
-	data, err := blocklist.ReadFile(filepath.Join(string(d), marksFile), 64<<20)
+	data, err := regularfile.Read(filepath.Join(string(d), marksFile), 64<<20)
 	if errors.Is(err, os.ErrNotExist) {
 		return marks, nil
 	} else if err != nil {

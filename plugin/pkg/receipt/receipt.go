@@ -19,6 +19,7 @@ import (
 	"aead.dev/minisign"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
 )
 
 // SignatureHeader is the HTTP header that carries a receipt's signature:
@@ -87,14 +88,14 @@ var (
 func Verify(body []byte, header string, keys []minisign.PublicKey) (Receipt, uint64, error) {
 	var r Receipt
 	sig, err := base64.StdEncoding.DecodeString(header)
-	if err != nil || len(sig) == 0 || len(sig) > blocklist.MaxSignatureSize {
+	if err != nil || len(sig) == 0 || len(sig) > minisig.MaxSize {
 		return r, 0, fmt.Errorf("%w: %s is not a base64 minisign signature", ErrMalformed, SignatureHeader)
 	}
 	if err := checkOneSignature(sig); err != nil {
 		return r, 0, fmt.Errorf("%w: %s: %v", ErrMalformed, SignatureHeader, err)
 	}
-	id := blocklist.SignatureKeys(sig)[0]
-	signers, err := blocklist.Verify(body, sig, keys)
+	id := minisig.KeyIDs(sig)[0]
+	signers, err := minisig.Verify(body, sig, keys)
 	if err != nil || len(signers) == 0 {
 		for _, k := range keys {
 			if k.ID() == id {
@@ -139,7 +140,7 @@ func Verify(body []byte, header string, keys []minisign.PublicKey) (Receipt, uin
 func checkOneSignature(sig []byte) error {
 	lines := strings.Split(strings.TrimSuffix(string(sig), "\n"), "\n")
 	switch {
-	case len(lines) != 4 || len(blocklist.SignatureKeys(sig)) != 1:
+	case len(lines) != 4 || len(minisig.KeyIDs(sig)) != 1:
 		return errors.New("not exactly one minisign signature")
 	case !strings.HasPrefix(lines[0], "untrusted comment: ") || !strings.HasPrefix(lines[2], "trusted comment: "):
 		return errors.New("not a minisign signature: its first and third lines are its comments")

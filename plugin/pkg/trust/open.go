@@ -11,8 +11,9 @@ import (
 	"strings"
 
 	"aead.dev/minisign"
-
-	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
+	"github.com/regblock/regblock/plugin/pkg/regularfile"
+	"github.com/regblock/regblock/plugin/pkg/result"
 )
 
 // Open parses the policy data, read from path, and checks that it may
@@ -27,7 +28,7 @@ import (
 //     resolver's pubkey), and no fewer than its own root threshold, and the
 //     threshold of its own root line: else an error wrapping ErrThreshold.
 //
-// A parse error is a *blocklist.LoadError with reason parse_error, a file
+// A parse error is a *result.Error with reason parse_error, a file
 // without any valid signature by those keys one with bad_signature.
 func Open(path string, data, sig []byte, inForce *Policy, pinned []minisign.PublicKey) (p *Policy, unchanged bool, err error) {
 	if p, err = parse(path, data); err != nil {
@@ -52,12 +53,12 @@ func Open(path string, data, sig []byte, inForce *Policy, pinned []minisign.Publ
 			names[i] = "a root key in force"
 		}
 	}
-	if err := blocklist.CheckKeys(signers, names); err != nil {
-		return nil, false, &blocklist.LoadError{Reason: blocklist.ReasonParseError, Err: fmt.Errorf("%s: %v", path, err)}
+	if err := minisig.CheckKeys(signers, names); err != nil {
+		return nil, false, &result.Error{Result: result.ParseError, Err: fmt.Errorf("%s: %v", path, err)}
 	}
-	ids, err := blocklist.Verify(data, sig, signers)
+	ids, err := minisig.Verify(data, sig, signers)
 	if err != nil {
-		return nil, false, &blocklist.LoadError{Reason: blocklist.ReasonBadSignature, Err: fmt.Errorf("%s: %v", path+blocklist.SignatureSuffix, err)}
+		return nil, false, &result.Error{Result: result.BadSignature, Err: fmt.Errorf("%s: %v", path+minisig.Suffix, err)}
 	}
 	p.Signers = ids
 	if inForce == nil {
@@ -87,9 +88,9 @@ func OpenSaved(path string, data, sig []byte) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	ids, err := blocklist.Verify(data, sig, p.Root.Keys)
+	ids, err := minisig.Verify(data, sig, p.Root.Keys)
 	if err != nil {
-		return nil, &blocklist.LoadError{Reason: blocklist.ReasonBadSignature, Err: fmt.Errorf("%s: %v", path+blocklist.SignatureSuffix, err)}
+		return nil, &result.Error{Result: result.BadSignature, Err: fmt.Errorf("%s: %v", path+minisig.Suffix, err)}
 	}
 	if n := p.Root.Count(ids); n < p.Root.Threshold {
 		return nil, fmt.Errorf("%s: %w: %d valid signatures by its root keys, it needs %d", path, ErrThreshold, n, p.Root.Threshold)
@@ -101,7 +102,7 @@ func OpenSaved(path string, data, sig []byte) (*Policy, error) {
 func parse(path string, data []byte) (*Policy, error) {
 	p, err := Parse(path, data)
 	if err != nil {
-		return nil, &blocklist.LoadError{Reason: blocklist.ReasonParseError, Err: err}
+		return nil, &result.Error{Result: result.ParseError, Err: err}
 	}
 	return p, nil
 }
@@ -118,11 +119,11 @@ func (p *Policy) rootKeys(pinned []minisign.PublicKey) []minisign.PublicKey {
 // Load reads the policy at path and its signature, and opens it as Open
 // does.
 func Load(path string, inForce *Policy, pinned []minisign.PublicKey) (*Policy, bool, error) {
-	data, err := blocklist.ReadFile(path, MaxSize)
+	data, err := regularfile.Read(path, MaxSize)
 	if err != nil {
 		return nil, false, err
 	}
-	sig, err := blocklist.ReadSignature(path)
+	sig, err := minisig.Read(path)
 	if err != nil {
 		return nil, false, err
 	}

@@ -17,6 +17,8 @@ import (
 	"aead.dev/minisign"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
+	"github.com/regblock/regblock/plugin/pkg/result"
 )
 
 // MaxSize bounds a policy file: a few lines a key.
@@ -62,12 +64,12 @@ type Policy struct {
 // Errors a list or policy is refused with, besides blocklist's.
 var (
 	// ErrUntrusted: no line of the policy names the list.
-	ErrUntrusted = errors.New("untrusted")
+	ErrUntrusted = result.New(result.Untrusted, "untrusted")
 	// ErrThreshold: fewer valid signatures by the line's keys than its
 	// threshold.
-	ErrThreshold = errors.New("threshold")
+	ErrThreshold = result.New(result.Threshold, "threshold")
 	// ErrRollback: a policy whose serial is not above the one in force.
-	ErrRollback = errors.New("rollback")
+	ErrRollback = result.New(result.Rollback, "rollback")
 )
 
 // Parse reads a trust policy from data, read from path. Every error names
@@ -209,8 +211,8 @@ func Parse(path string, data []byte) (*Policy, error) {
 			keys, on, names = append(keys, k), append(on, r.Line), append(names, fmt.Sprintf("line %d", r.Line))
 		}
 	}
-	var clash *blocklist.KeyClash
-	if errors.As(blocklist.CheckKeys(keys, names), &clash) {
+	var clash *minisig.KeyClash
+	if errors.As(minisig.CheckKeys(keys, names), &clash) {
 		errorf(on[clash.Second], "%v", clash)
 		return nil, errs
 	}
@@ -270,14 +272,14 @@ func parseRule(fields []string, line int) (Rule, error) {
 		if err := key.UnmarshalText([]byte(text)); err != nil {
 			return Rule{}, fmt.Errorf("%q is not a minisign public key (the second line of a .pub file)", short(text))
 		}
-		if err := blocklist.CheckPublicKey(key); err != nil {
+		if err := minisig.CheckPublicKey(key); err != nil {
 			return Rule{}, err
 		}
 		for _, k := range r.Keys {
 			switch {
-			case k.ID() == key.ID() && blocklist.SameKey(k, key):
+			case k.ID() == key.ID() && minisig.SameKey(k, key):
 				return Rule{}, fmt.Errorf("key %X given twice", key.ID())
-			case blocklist.SameKey(k, key):
+			case minisig.SameKey(k, key):
 				return Rule{}, fmt.Errorf("key %X given again under key ID %X: one public key under two IDs counts once", k.ID(), key.ID())
 			case k.ID() == key.ID():
 				return Rule{}, fmt.Errorf("two different public keys under key ID %X: a key ID is chosen by whoever makes the key, so one of them may be posing as the other", key.ID())
@@ -333,8 +335,8 @@ func (p *Policy) RuleFor(name string) *ListRule {
 func (r Rule) Count(signers []minisign.PublicKey) int {
 	n := 0
 	for i, s := range signers {
-		counted := slices.ContainsFunc(signers[:i], func(k minisign.PublicKey) bool { return blocklist.SameKey(k, s) })
-		if !counted && slices.ContainsFunc(r.Keys, func(k minisign.PublicKey) bool { return blocklist.SameKey(k, s) }) {
+		counted := slices.ContainsFunc(signers[:i], func(k minisign.PublicKey) bool { return minisig.SameKey(k, s) })
+		if !counted && slices.ContainsFunc(r.Keys, func(k minisign.PublicKey) bool { return minisig.SameKey(k, s) }) {
 			n++
 		}
 	}
@@ -372,7 +374,7 @@ func (p *Policy) ListKeys() []minisign.PublicKey {
 	seen := map[[32]byte]bool{}
 	for _, r := range p.Lists {
 		for _, k := range r.Keys {
-			if b := blocklist.KeyBytes(k); !seen[b] {
+			if b := minisig.KeyBytes(k); !seen[b] {
 				seen[b] = true
 				keys = append(keys, k)
 			}

@@ -1,4 +1,8 @@
-package blocklist
+// Package minisig reads minisign keys and signature files, and verifies
+// signatures: a .minisig file may hold several signatures, one after
+// another, and a key is its Ed25519 public key, never its key ID alone.
+// Lists, trust policies, receipts and releases are all signed this way.
+package minisig
 
 import (
 	"bytes"
@@ -14,23 +18,27 @@ import (
 
 	"aead.dev/minisign"
 	"filippo.io/edwards25519"
+
+	"github.com/regblock/regblock/plugin/pkg/regularfile"
+	"github.com/regblock/regblock/plugin/pkg/result"
 )
 
-// SignatureSuffix is appended to a list's path to name its detached signature.
-const SignatureSuffix = ".minisig"
+// Suffix is appended to a signed file's path to name its detached
+// signature.
+const Suffix = ".minisig"
 
 // maxKeySize bounds a public key file: its two lines take about 100 bytes.
 const maxKeySize = 4 << 10
 
-// MaxSignatureSize bounds a signature file; a minisign signature
+// MaxSize bounds a signature file; a minisign signature
 // with generous comments is well under 1 KiB.
-const MaxSignatureSize = 64 << 10
+const MaxSize = 64 << 10
 
 // ReadPublicKey reads a minisign public key file, as written by
 // "minisign -G" or "regblock keygen".
 func ReadPublicKey(path string) (minisign.PublicKey, error) {
 	var key minisign.PublicKey
-	data, err := ReadFile(path, maxKeySize)
+	data, err := regularfile.Read(path, maxKeySize)
 	if err != nil {
 		return key, fmt.Errorf("public key: %w", err)
 	}
@@ -65,7 +73,7 @@ func CheckPublicKey(k minisign.PublicKey) error {
 // for an encrypted key.
 func ReadSecretKey(path string, password func() (string, error)) (minisign.PrivateKey, error) {
 	var key minisign.PrivateKey
-	data, err := ReadFile(path, maxKeySize)
+	data, err := regularfile.Read(path, maxKeySize)
 	if err != nil {
 		return key, err
 	}
@@ -90,7 +98,7 @@ func ReadSecretKey(path string, password func() (string, error)) (minisign.Priva
 // signatures verify, each public key once. Both prehashed (the minisign
 // default) and legacy signatures verify.
 func Verify(data, sig []byte, keys []minisign.PublicKey) ([]minisign.PublicKey, error) {
-	signed, err := trustedSignatures(sig, keys)
+	signed, err := Trusted(sig, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -100,16 +108,16 @@ func Verify(data, sig []byte, keys []minisign.PublicKey) ([]minisign.PublicKey, 
 	// whole message), so only maxLegacy of them are checked.
 	var prehash *minisign.Reader
 	legacy := 0
-	return verified(signed, func(s signature) bool {
-		if !s.hashed {
+	return Verified(signed, func(s Signature) bool {
+		if !s.Hashed {
 			legacy++
-			return legacy <= maxLegacy && minisign.Verify(s.key, data, s.text)
+			return legacy <= maxLegacy && minisign.Verify(s.Key, data, s.Text)
 		}
 		if prehash == nil {
 			prehash = minisign.NewReader(bytes.NewReader(data))
 			io.Copy(io.Discard, prehash) // reading memory does not fail
 		}
-		return prehash.Verify(s.key, s.text)
+		return prehash.Verify(s.Key, s.Text)
 	})
 }
 
@@ -118,15 +126,15 @@ func Verify(data, sig []byte, keys []minisign.PublicKey) ([]minisign.PublicKey, 
 // a pass over the whole list.
 const maxLegacy = 4
 
-// signature is one signature of a .minisig file, to be checked under one
+// Signature is one signature of a .minisig file, to be checked under one
 // trusted key.
-type signature struct {
-	key    minisign.PublicKey
-	text   []byte // the four lines minisign writes
-	hashed bool   // prehashed (minisign's default), not legacy
+type Signature struct {
+	Key    minisign.PublicKey
+	Text   []byte // the four lines minisign writes
+	Hashed bool   // prehashed (minisign's default), not legacy
 }
 
-// trustedSignatures pairs the first signature of sig that carries each
+// Trusted pairs the first signature of sig that carries each
 // key ID with every key of keys that carries that ID: a .minisig file may
 // hold several signatures one after another (each the four lines stock
 // minisign writes; cat joins them). The key ID only finds the candidates:
@@ -135,8 +143,8 @@ type signature struct {
 // another key, a second block carrying an ID already seen) counts as
 // nothing, so that no file costs more checks than there are trusted keys.
 // It is an error when no signature names a trusted key.
-func trustedSignatures(sig []byte, keys []minisign.PublicKey) ([]signature, error) {
-	var signed []signature
+func Trusted(sig []byte, keys []minisign.PublicKey) ([]Signature, error) {
+	var signed []Signature
 	var others []string
 	var seen []uint64
 	for text, s := range signatureBlocks(sig) {
@@ -147,7 +155,7 @@ func trustedSignatures(sig []byte, keys []minisign.PublicKey) ([]signature, erro
 		found := false
 		for _, k := range keys {
 			if k.ID() == s.KeyID {
-				signed = append(signed, signature{k, text, s.Algorithm == minisign.HashEdDSA})
+				signed = append(signed, Signature{k, text, s.Algorithm == minisign.HashEdDSA})
 				found = true
 			}
 		}
@@ -188,9 +196,9 @@ func signatureBlocks(sig []byte) iter.Seq2[[]byte, minisign.Signature] {
 	}
 }
 
-// SignatureKeys returns the key IDs of the signatures in a .minisig file's
+// KeyIDs returns the key IDs of the signatures in a .minisig file's
 // text, verified or not, in order.
-func SignatureKeys(sig []byte) []uint64 {
+func KeyIDs(sig []byte) []uint64 {
 	var ids []uint64
 	for _, s := range signatureBlocks(sig) {
 		ids = append(ids, s.KeyID)
@@ -198,18 +206,18 @@ func SignatureKeys(sig []byte) []uint64 {
 	return ids
 }
 
-// verified returns the keys whose signatures ok accepts, each public key
+// Verified returns the keys whose signatures ok accepts, each public key
 // once however many blocks it signed or under however many IDs it was
 // written, or an error when there is none.
-func verified(signed []signature, ok func(signature) bool) ([]minisign.PublicKey, error) {
+func Verified(signed []Signature, ok func(Signature) bool) ([]minisign.PublicKey, error) {
 	var keys []minisign.PublicKey
 	for _, s := range signed {
-		if !slices.ContainsFunc(keys, func(k minisign.PublicKey) bool { return SameKey(k, s.key) }) && ok(s) {
-			keys = append(keys, s.key)
+		if !slices.ContainsFunc(keys, func(k minisign.PublicKey) bool { return SameKey(k, s.Key) }) && ok(s) {
+			keys = append(keys, s.Key)
 		}
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("signature by key %X does not match the list's contents", signed[0].key.ID())
+		return nil, fmt.Errorf("signature by key %X does not match the list's contents", signed[0].Key.ID())
 	}
 	return keys, nil
 }
@@ -258,13 +266,19 @@ type KeyClash struct {
 
 func (e *KeyClash) Error() string { return e.msg }
 
-// ReadSignature reads the signature of the list at path, path+".minisig".
-// A missing signature is an error that wraps ErrNoSignature.
-func ReadSignature(path string) ([]byte, error) {
-	sigPath := path + SignatureSuffix
-	sig, err := ReadFile(sigPath, MaxSignatureSize)
+// ErrNoSignature is wrapped by the error Read returns when a file has no
+// signature file (yet): a list being published may arrive before its
+// signature.
+var ErrNoSignature = errors.New("no signature")
+
+// Read reads the signature of the file at path, path+".minisig". A
+// missing signature is an error that wraps ErrNoSignature, with result
+// bad_signature.
+func Read(path string) ([]byte, error) {
+	sigPath := path + Suffix
+	sig, err := regularfile.Read(sigPath, MaxSize)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, &LoadError{ReasonBadSignature, fmt.Errorf("%s: %w: %s is missing", path, ErrNoSignature, sigPath)}
+		return nil, result.Errorf(result.BadSignature, "%s: %w: %s is missing", path, ErrNoSignature, sigPath)
 	}
 	return sig, err
 }

@@ -1,4 +1,4 @@
-package blocklist
+package regularfile
 
 import (
 	"os"
@@ -6,16 +6,16 @@ import (
 	"testing"
 )
 
-// TestReadFileExactLimit reads files at the limit and one byte over it.
-func TestReadFileExactLimit(t *testing.T) {
+// TestReadExactLimit reads files at the limit and one byte over it.
+func TestReadExactLimit(t *testing.T) {
 	dir := t.TempDir()
 	at, over := filepath.Join(dir, "at"), filepath.Join(dir, "over")
 	os.WriteFile(at, make([]byte, 10), 0o644)
 	os.WriteFile(over, make([]byte, 11), 0o644)
-	if data, err := ReadFile(at, 10); err != nil || len(data) != 10 {
+	if data, err := Read(at, 10); err != nil || len(data) != 10 {
 		t.Errorf("at the limit: %d bytes, %v", len(data), err)
 	}
-	if _, err := ReadFile(over, 10); err == nil {
+	if _, err := Read(over, 10); err == nil {
 		t.Error("one byte over the limit: read")
 	}
 }
