@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -84,11 +83,12 @@ func verifyLedger(args []string, stdout, stderr io.Writer) int {
 		head = h
 	}
 	last := fs.Arg(fs.NArg() - 1)
-	var total uint64 // ledger events since the chain began, as FILE.head says
-	data, err := os.ReadFile(last + ".head")
+	// total: ledger events since the chain began, as FILE.head says
+	want, total, _, err := ledger.ReadHead(last)
+	if errors.Is(err, ledger.ErrHeadCount) {
+		err = nil // a count that does not parse says nothing; the hash is still checked
+	}
 	if err == nil {
-		want, count, _ := strings.Cut(strings.TrimSpace(string(data)), " ") // "HASH COUNT"
-		total, _ = strconv.ParseUint(count, 10, 64)
 		if *receiptsDir != "" {
 			if code := checkReceipts(*receiptsDir, *resolverID, lines, total, stdout, stderr); code != 0 {
 				printTimeline(stdout, events)
@@ -226,51 +226,16 @@ func checkReceipts(dir, resolver string, lines []ledger.Line, headCount uint64, 
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}
-	// Each receipt names its event by hash: that places the lines given
-	// among all the resolver's ledger events, without taking the ledger's
-	// word for how many came before them.
-	at := make(map[string]int, len(lines))
-	for i, l := range lines {
-		at[l.Hash] = i
+	cs := make([]ledger.Commitment, len(rs))
+	for i, r := range rs {
+		cs[i] = ledger.Commitment{Time: r.Time, Head: r.Ledger.Head, Events: r.Ledger.Events}
 	}
-	offset, placed := uint64(0), false // events before lines[0]
-	for _, r := range rs {
-		if i, ok := at[r.Ledger.Head]; ok && r.Ledger.Events > uint64(i) {
-			offset, placed = r.Ledger.Events-uint64(i)-1, true
-			break
-		}
-	}
-	var problems []string
-	checked := 0
-	for _, r := range rs {
-		n := r.Ledger.Events
-		if n == 0 {
-			continue // sent without an audit log
-		}
-		when := r.Time.Format(time.RFC3339)
-		i, found := at[r.Ledger.Head]
-		switch {
-		case found && uint64(i)+1+offset == n:
-			checked++
-		case found:
-			problems = append(problems, fmt.Sprintf("%s:%d holds what the receipt of %s committed to as ledger event %d, but by the other receipts it is event %d: ledger lines were added or removed before it",
-				lines[i].File, lines[i].Line, when, n, uint64(i)+1+offset))
-		case n <= offset:
-			problems = append(problems, fmt.Sprintf("the receipt of %s commits to ledger event %d, before the first line given (event %d): give the rotated files that hold it, or the lines were removed",
-				when, n, offset+1))
-		case n > offset+uint64(len(lines)):
-			problems = append(problems, fmt.Sprintf("the receipt of %s commits to %d ledger events, but the files given end at event %d: ledger lines at the end were removed (the head was cut)",
-				when, n, offset+uint64(len(lines))))
-		default:
-			l := lines[n-offset-1]
-			problems = append(problems, fmt.Sprintf("%s:%d: ledger event %d hashes to %.12s…, but the receipt of %s committed to %.12s…: the ledger was edited or rewritten up to here",
-				l.File, l.Line, n, l.Hash, when, r.Ledger.Head))
-		}
-	}
-	if headCount > 0 && placed && headCount != offset+uint64(len(lines)) {
+	m := ledger.Match(lines, cs)
+	offset, problems := m.Offset, m.Problems
+	if headCount > 0 && m.Placed && headCount != offset+uint64(len(lines)) {
 		fmt.Fprintf(stdout, "note: the ledger's .head counts %d events; by the receipts the files given end at event %d (the count is the ledger's word: the receipts decide)\n", headCount, offset+uint64(len(lines)))
 	}
-	if checked == 0 && len(problems) == 0 {
+	if m.Checked == 0 && len(problems) == 0 {
 		// Receipts sent without an audit log (events 0), or none at all:
 		// they vouch for no ledger, so this one is checked against nothing.
 		problems = append(problems, fmt.Sprintf("no receipt of resolver %s commits to a ledger event: nothing here vouches for this ledger", resolver))
@@ -281,6 +246,6 @@ func checkReceipts(dir, resolver string, lines []ledger.Line, headCount uint64, 
 		}
 		return fail(stderr, 1, fmt.Errorf("%w: the ledger does not match %d of the %d receipts of resolver %s", ledger.ErrBroken, len(problems), len(rs), resolver), "")
 	}
-	fmt.Fprintf(stdout, "receipts of resolver %s: %d match the ledger, events %d to %d\n", resolver, checked, offset+1, offset+uint64(len(lines)))
+	fmt.Fprintf(stdout, "receipts of resolver %s: %d match the ledger, events %d to %d\n", resolver, m.Checked, offset+1, offset+uint64(len(lines)))
 	return 0
 }

@@ -1,9 +1,8 @@
 package regblock
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/regblock/regblock/plugin/pkg/atomicfile"
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/ledger"
@@ -82,48 +80,25 @@ func (r blockRecord) qnameText() string {
 	return r.qname
 }
 
-// auditLog appends events to the audit log. Block events go through a
-// bounded queue to a writer goroutine, within a budget per hour; ledger
-// events are written at once by the caller (never the query path),
-// hash-chained, and never dropped: when the disk refuses one, it is held
-// and retried (with every ledger event after it, in order) until it is
-// written, and meanwhile block events give way. A line a failed write left
-// half written is cut off before the next write, so the file stays whole
-// lines. FILE.head keeps the hash of the last ledger line written and the
-// count of ledger events, so that the chain continues across restarts and
-// rotations.
+// auditLog is the plugin's side of an audit log: block events go through a
+// bounded queue to a writer goroutine, within a budget per hour, and give
+// way to the ledger; ledger events are appended at once by the caller
+// (never the query path). The format, the chain and holding what the disk
+// refuses are the ledger package's (ledger.Writer).
 type auditLog struct {
 	path   string
+	w      *ledger.Writer
 	queue  chan blockRecord
 	stop   chan struct{}
 	done   chan struct{}
-	refs   int // guarded by audits
 	closed atomic.Bool
 	budget int // block events an hour, 0 for no limit; used by the writer goroutine only
 	window time.Time
 	spent  int
-
-	mu     sync.Mutex // guards the fields below
-	f      *os.File
-	head   string // hash of the last ledger line sealed, written or held
-	events uint64 // ledger events sealed
-	held   []heldLine
-	torn   bool     // a write failed part way: the file may end in a partial line
-	onDisk heldLine // the last ledger line written: what FILE.head is to say
-	stale  bool     // FILE.head does not say it yet: its write failed
+	// mu is held while a block event is written: whoever holds it stalls
+	// the writer goroutine as a slow disk would (tests do).
+	mu sync.Mutex
 }
-
-// heldLine is a sealed ledger line (with its newline) and where the chain
-// stands once it is written.
-type heldLine struct {
-	line   []byte
-	head   string
-	events uint64
-}
-
-// maxHeld bounds the ledger events held while the disk refuses them; past
-// it a new event is not sealed (the chain stays whole) and is counted lost.
-const maxHeld = 10000
 
 // retryEvery is how often held ledger events are tried again.
 const retryEvery = 2 * time.Second
@@ -131,161 +106,44 @@ const retryEvery = 2 * time.Second
 // audits shares one writer per file between plugin instances: on a Corefile
 // reload the new instance starts before the old one stops, and both must
 // extend the same chain.
-var audits = struct {
-	sync.Mutex
-	logs map[string]*auditLog
-}{logs: map[string]*auditLog{}}
+var audits = newRegistry[*auditLog]()
 
 // openAudit returns the writer of the audit log at path, starting it if it
 // is not running yet; budget is the block events it writes an hour (0: no
 // limit), the first opener's. Each call must be paired with a close.
 func openAudit(path string, budget int) (*auditLog, error) {
-	audits.Lock()
-	defer audits.Unlock()
-	if a := audits.logs[path]; a != nil {
-		a.refs++
+	return audits.acquire(path, func() (*auditLog, error) {
+		w, warning, err := ledger.Open(path, func(what string, err error) {
+			auditWriteErrors.Inc()
+			log.Errorf("Audit log %s: %s: %v; retrying every %v", path, what, err, retryEvery)
+		})
+		if err != nil {
+			return nil, err
+		}
+		if warning != nil {
+			log.Errorf("Audit log %s: %v", path, warning)
+		}
+		a := &auditLog{
+			path:   path,
+			w:      w,
+			queue:  make(chan blockRecord, auditQueue),
+			stop:   make(chan struct{}),
+			done:   make(chan struct{}),
+			budget: budget,
+		}
+		go a.run()
 		return a, nil
-	}
-	// A crash or a full disk may have left half a line at the end.
-	if err := cutPartialLine(path); err != nil && !os.IsNotExist(err) {
-		return nil, err
-	}
-	f, err := openAppend(path)
-	if err != nil {
-		return nil, err
-	}
-	head, events, err := readChain(path)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	a := &auditLog{
-		path:   path,
-		queue:  make(chan blockRecord, auditQueue),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
-		refs:   1,
-		budget: budget,
-		f:      f,
-		head:   head,
-		events: events,
-		onDisk: heldLine{head: head, events: events},
-	}
-	audits.logs[path] = a
-	go a.run()
-	return a, nil
-}
-
-// readHead reads FILE.head: the hash of the last ledger line and the count
-// of ledger events ("HASH COUNT"). A head without a count (written by an
-// older regblock) counts the ledger events of FILE.
-func readHead(path string) (head string, events uint64, err error) {
-	data, err := os.ReadFile(path + ".head")
-	if os.IsNotExist(err) {
-		return "", 0, nil
-	} else if err != nil {
-		return "", 0, err
-	}
-	fields := strings.Fields(string(data))
-	if len(fields) == 0 {
-		return "", 0, nil
-	}
-	if len(fields) > 1 {
-		if events, err = strconv.ParseUint(fields[1], 10, 64); err != nil {
-			return "", 0, fmt.Errorf("%s.head: event count %q: %v", path, fields[1], err)
-		}
-		return fields[0], events, nil
-	}
-	if f, err := os.Open(path); err == nil {
-		evs, _, _ := ledger.Check(f, path, "")
-		f.Close()
-		events = uint64(len(evs))
-	}
-	return fields[0], events, nil
-}
-
-// readChain returns where the chain of the audit log at path stands: what
-// FILE.head says, moved on past the ledger lines written after it, which a
-// head write the disk refused, or a crash between a line and its head,
-// left out of it. A new event then chains from the last line on disk and
-// the event count does not go back.
-func readChain(path string) (head string, events uint64, err error) {
-	head, events, err = readHead(path)
-	if err != nil {
-		return "", 0, err
-	}
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return head, events, nil
-	} else if err != nil {
-		return "", 0, err
-	}
-	lines, last, err := ledger.CheckLines(f, path, "")
-	f.Close()
-	if err != nil || len(lines) == 0 || last == head {
-		return head, events, nil // a broken chain is verify-ledger's to report
-	}
-	for i := len(lines) - 1; i >= 0; i-- {
-		if lines[i].Hash == head {
-			return last, events + uint64(len(lines)-1-i), nil
-		}
-	}
-	if lines[0].Event.Prev == head { // every line of the file came after the head
-		return last, events + uint64(len(lines)), nil
-	}
-	log.Errorf("Audit log %s: %s.head names a ledger line that is not in the file; the chain goes on from the head", path, path)
-	return head, events, nil
-}
-
-func openAppend(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-}
-
-// cutPartialLine truncates the file at path after its last newline, so that
-// a line a failed write left half written does not glue itself to the next.
-func cutPartialLine(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || fi.Size() == 0 {
-		return err
-	}
-	buf := make([]byte, 4096)
-	for end := fi.Size(); end > 0; {
-		start := max(0, end-int64(len(buf)))
-		n, err := f.ReadAt(buf[:end-start], start)
-		if err != nil && n < int(end-start) {
-			return err
-		}
-		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
-			if start+int64(i)+1 == fi.Size() {
-				return nil // ends whole
-			}
-			return f.Truncate(start + int64(i) + 1)
-		}
-		end = start
-	}
-	return f.Truncate(0)
+	})
 }
 
 // close releases the writer; the last one out drains the queue and closes
 // the file.
 func (a *auditLog) close() {
-	audits.Lock()
-	a.refs--
-	last := a.refs == 0
-	if last {
-		delete(audits.logs, a.path)
-	}
-	audits.Unlock()
-	if last {
+	audits.release(a.path, func() {
 		a.closed.Store(true)
 		close(a.stop)
 		<-a.done
-	}
+	})
 }
 
 // block queues a block event; when the queue is full it drops the event and
@@ -302,87 +160,24 @@ func (a *auditLog) block(r blockRecord) {
 	}
 }
 
-// ledger seals a ledger event onto the chain and writes it, after any
-// held before it; what the disk refuses is held and retried.
+// ledger appends a ledger event; what the disk refuses is held and
+// retried.
 func (a *auditLog) ledger(e ledger.Event) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.held) >= maxHeld {
+	if err := a.w.Append(e); errors.Is(err, ledger.ErrTooManyHeld) {
 		ledgerLost.Inc()
-		log.Errorf("Audit log %s: %d ledger events wait for the disk already; ledger event %s of list %q lost", a.path, len(a.held), e.Event, e.List)
-		return
-	}
-	line, head, err := ledger.Seal(&e, a.head)
-	if err != nil {
 		log.Errorf("Audit log %s: %v", a.path, err)
-		return
+	} else if err != nil {
+		log.Errorf("Audit log %s: %v", a.path, err)
 	}
-	a.head = head
-	a.events++
-	a.held = append(a.held, heldLine{append(line, '\n'), head, a.events})
-	a.flushLocked()
-}
-
-// flushLocked writes the held ledger lines in order, cutting off a partial
-// line first, and then FILE.head. It stops at the first failure, counting
-// it; a.mu is held.
-func (a *auditLog) flushLocked() {
-	defer func() {
-		n := len(a.held)
-		if a.stale {
-			n++ // the head, which a restart reads
-		}
-		ledgerHeld.Set(float64(n))
-	}()
-	if a.torn {
-		if err := cutPartialLine(a.path); err != nil {
-			a.failed("cutting off a partial line", err)
-			return
-		}
-		a.torn = false
-	}
-	if len(a.held) == 0 && !a.stale {
-		return
-	}
-	for len(a.held) > 0 {
-		h := a.held[0]
-		n, err := a.f.Write(h.line)
-		if err != nil {
-			a.torn = n > 0
-			a.failed(fmt.Sprintf("%d ledger events held", len(a.held)), err)
-			return
-		}
-		a.held = a.held[1:]
-		a.onDisk, a.stale = h, true
-	}
-	a.held = nil
-	if err := atomicfile.Write(a.path+".head", []byte(a.onDisk.head+" "+strconv.FormatUint(a.onDisk.events, 10)+"\n"), 0o640); err != nil {
-		a.failed("writing the head", err)
-		return
-	}
-	a.stale = false
-}
-
-// failed counts and logs a write error.
-func (a *auditLog) failed(what string, err error) {
-	auditWriteErrors.Inc()
-	log.Errorf("Audit log %s: %s: %v; retrying every %v", a.path, what, err, retryEvery)
+	ledgerHeld.Set(float64(a.w.Held()))
 }
 
 // healthy reports whether every ledger event, and FILE.head, is on disk.
-func (a *auditLog) healthy() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.held) == 0 && !a.stale
-}
+func (a *auditLog) healthy() bool { return a.w.Healthy() }
 
 // chain returns the hash of the last ledger line sealed and the count of
 // ledger events, for a receipt.
-func (a *auditLog) chain() (head string, events uint64) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.head, a.events
-}
+func (a *auditLog) chain() (head string, events uint64) { return a.w.Chain() }
 
 // run writes queued block events, retries held ledger events, and reopens
 // the file on SIGHUP (after logrotate moved it away).
@@ -398,23 +193,22 @@ func (a *auditLog) run() {
 		case r := <-a.queue:
 			a.write(r)
 		case <-retry.C:
-			a.mu.Lock()
-			if len(a.held) > 0 || a.torn || a.stale {
-				a.flushLocked()
-			}
-			a.mu.Unlock()
+			a.w.Retry()
+			ledgerHeld.Set(float64(a.w.Held()))
 		case <-hup:
-			a.reopen()
+			if err := a.w.Reopen(); err != nil {
+				log.Errorf("Audit log: reopening after SIGHUP: %v", err)
+			} else {
+				log.Infof("Audit log %s reopened", a.path)
+			}
 		case <-a.stop:
 			for {
 				select {
 				case r := <-a.queue:
 					a.write(r)
 				default:
-					a.mu.Lock()
-					a.flushLocked()
-					a.f.Close()
-					a.mu.Unlock()
+					a.w.Close()
+					ledgerHeld.Set(float64(a.w.Held()))
 					return
 				}
 			}
@@ -466,28 +260,13 @@ func (a *auditLog) write(r blockRecord) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.held) > 0 || a.torn || a.stale { // the ledger goes first
+	switch err := a.w.WriteLine(append(line, '\n')); {
+	case errors.Is(err, ledger.ErrLedgerFirst):
 		auditDropped.WithLabelValues(dropLedgerFirst).Inc()
-		return
-	}
-	if n, err := a.f.Write(append(line, '\n')); err != nil {
-		a.torn = n > 0
+	case err != nil:
 		auditDropped.WithLabelValues(dropWriteError).Inc()
 		auditWriteErrors.Inc()
 	}
-}
-
-func (a *auditLog) reopen() {
-	f, err := openAppend(a.path)
-	if err != nil {
-		log.Errorf("Audit log: reopening after SIGHUP: %v", err)
-		return
-	}
-	a.mu.Lock()
-	a.f.Close()
-	a.f = f
-	a.mu.Unlock()
-	log.Infof("Audit log %s reopened", a.path)
 }
 
 // clientText formats a client address as mode allows.

@@ -33,7 +33,6 @@ type lists struct {
 
 	key      string
 	cfg      config
-	refs     int  // guarded by shared
 	watching bool // guarded by shared
 }
 
@@ -41,10 +40,9 @@ type lists struct {
 // reload the new instance acquires before the old one releases, so lists
 // whose configuration did not change are kept, not read again.
 var shared = struct {
-	sync.Mutex
-	m       map[string]*lists
+	*registry[*lists]
 	pending []*lists // reserved by a Corefile not started yet, one entry a reservation (commitPending)
-}{m: map[string]*lists{}}
+}{registry: newRegistry[*lists]()}
 
 // listsKey identifies what the lists in force depend on.
 func listsKey(cfg config) string {
@@ -77,14 +75,12 @@ func reserveLists(cfg config) (*lists, error) {
 			return nil, fmt.Errorf("audit %s is also the audit log of another regblock configuration (other lists or keys) in this Corefile: give each its own", cfg.audit)
 		}
 	}
-	l := shared.m[key]
-	if l == nil {
-		l = &lists{key: key, cfg: cfg, inForce: map[string]receipt.List{}}
+	l, _ := shared.acquireLocked(key, func() (*lists, error) {
+		l := &lists{key: key, cfg: cfg, inForce: map[string]receipt.List{}}
 		empty, _ := blockindex.Build(nil)
 		l.index.Store(empty)
-		shared.m[key] = l
-	}
-	l.refs++
+		return l, nil
+	})
 	shared.pending = append(shared.pending, l)
 	return l, nil
 }
@@ -174,7 +170,7 @@ func releasePending() error {
 func (l *lists) watch() error {
 	shared.Lock()
 	defer shared.Unlock()
-	if l.watching || l.refs == 0 || l.set == nil {
+	if l.watching || !shared.heldLocked(l.key, l) || l.set == nil {
 		return nil
 	}
 	if err := l.set.Start(); err != nil {
@@ -187,26 +183,18 @@ func (l *lists) watch() error {
 // release gives the lists up; the last holder stops the watcher and
 // releases the audit log.
 func (l *lists) release() {
-	shared.Lock()
-	l.refs--
-	last := l.refs == 0
-	if last {
-		delete(shared.m, l.key)
-	}
-	shared.Unlock()
-	if !last {
-		return
-	}
-	if l.set == nil {
-		return // never loaded: its Corefile failed
-	}
-	l.set.Stop()
-	if l.receipts != nil {
-		l.receipts.stop()
-	}
-	if l.audit != nil {
-		l.audit.close()
-	}
+	shared.release(l.key, func() {
+		if l.set == nil {
+			return // never loaded: its Corefile failed
+		}
+		l.set.Stop()
+		if l.receipts != nil {
+			l.receipts.stop()
+		}
+		if l.audit != nil {
+			l.audit.close()
+		}
+	})
 }
 
 // ledger writes a ledger event to the audit log, if there is one, and has
