@@ -101,7 +101,7 @@ func auditCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	var lists []*blocklist.List
 	for _, path := range fs.Args() {
-		l, err := j.load(path, regularfile.NoLimit)
+		l, err := load(j, path, regularfile.NoLimit)
 		if err != nil {
 			return fail(stderr, 2, err, "only a list whose signature verifies can be audited")
 		}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/regblock/regblock/plugin/pkg/admit"
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/regularfile"
@@ -69,7 +70,7 @@ func export(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(stderr, 2, err, "")
 		}
-		if l, err = blocklist.Load(path, keys, regularfile.NoLimit); err != nil {
+		if l, err = load(admit.ByKeys(keys), path, regularfile.NoLimit); err != nil {
 			printErrors(stderr, err)
 			return fail(stderr, 1, fmt.Errorf("%s was not exported", path), "")
 		}

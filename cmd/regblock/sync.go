@@ -129,7 +129,7 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 		logger.Printf("error: -trust: %v", err)
 	}
 	s := listsync.New(listsync.Config{Base: u, Name: *name, History: *history, Dir: *dir, Keys: keys, MaxSize: *maxSize, Timeout: *timeout,
-		Retries: *retries, RetryWait: *retryWait, Insecure: *insecure, OtherHosts: *otherHosts, Log: logger, Policy: j.policy})
+		Retries: *retries, RetryWait: *retryWait, Insecure: *insecure, OtherHosts: *otherHosts, Log: logger, Policy: j.Policy()})
 	reg := s.Metrics()
 	if *metricsAddr != "" {
 		ln, err := net.Listen("tcp", *metricsAddr)
@@ -149,7 +149,7 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 			// The policy, read again at each run: one that changed since
 			// (a stolen key dropped) judges the lists of this run.
 			j, err = newJudge(*trustPath, keys, stderr)
-			s.Policy = j.policy
+			s.Policy = j.Policy()
 		}
 		if err != nil {
 			err = fmt.Errorf("-trust: %w", err)

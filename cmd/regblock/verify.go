@@ -72,12 +72,12 @@ func verify(args []string, stdout, stderr io.Writer) int {
 			}
 			continue
 		}
-		l, err := j.load(path, regularfile.NoLimit)
+		l, err := load(j, path, regularfile.NoLimit)
 		if err != nil {
 			code = fail(stderr, 1, err, "")
 			continue
 		}
-		fmt.Fprintf(stdout, "%s: signature valid, %s\n", path, j.satisfied(l))
+		fmt.Fprintf(stdout, "%s: signature valid, %s\n", path, satisfied(j, l))
 		printHeader(stdout, l)
 	}
 	return code

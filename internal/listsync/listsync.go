@@ -23,9 +23,9 @@ import (
 	"aead.dev/minisign"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/regblock/regblock/plugin/pkg/admit"
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
-	"github.com/regblock/regblock/plugin/pkg/listset"
 	"github.com/regblock/regblock/plugin/pkg/minisig"
 	"github.com/regblock/regblock/plugin/pkg/regularfile"
 	"github.com/regblock/regblock/plugin/pkg/result"
@@ -198,10 +198,10 @@ func (s *Syncer) syncOnce(ctx context.Context) error {
 	// named: only then is a conditional request sent, so that "not
 	// modified" never vouches for a file that was altered meanwhile.
 	var old *blocklist.List
-	var mark *listset.Mark
+	var mark *admit.Mark
 	var v validators
-	if o, err := s.onDisk(); err == nil && o.Name == s.name && s.judge(o) == nil {
-		old, mark = o, listset.MarkOf(o)
+	if o, err := s.onDisk(); err == nil && o.Name == s.name {
+		old, mark = o, admit.MarkOf(o)
 		if data, err := regularfile.Read(s.validatorsPath(), 4<<10); err == nil {
 			json.Unmarshal(data, &v)
 		}
@@ -230,24 +230,22 @@ func (s *Syncer) syncOnce(ctx context.Context) error {
 	}
 	// Verified and parsed as it streams from the file; the entries are
 	// not kept.
-	l, err := blocklist.OpenStream(listTmp, s.MaxSize, sig, s.keys(), func(blocklist.Entry) {})
-	if err == nil {
-		err = s.judge(l)
-	}
+	fetched, err := admit.Verify(listTmp, sig, s.MaxSize, s.judge(), func(blocklist.Entry) {})
 	if err != nil {
 		return &syncError{string(result.Of(err)), fmt.Errorf("%s", strings.ReplaceAll(err.Error(), listTmp, listURL))}
 	}
+	l := fetched.List
 	l.File = listURL
 	newV.SHA256 = hex.EncodeToString(l.SHA256[:])
 	s.serial.WithLabelValues(s.name).Set(float64(l.Serial))
 	if l.Name != s.name {
 		return &syncError{"wrong_name", fmt.Errorf("%s holds list %q, not %q: refusing it (a publisher must not replace one list with another)", listURL, l.Name, s.name)}
 	}
-	switch unchanged, err := listset.Decide(old, mark, l, time.Now()); {
+	switch unchanged, err := admit.Decide(old, mark, l, time.Now()); {
 	case unchanged:
 		s.Log.Printf("%s: serial %d already in %s", s.name, l.Serial, s.Dir)
 		return s.saveValidators(newV)
-	case errors.Is(err, listset.ErrRollback):
+	case errors.Is(err, admit.ErrRollback):
 		return &syncError{string(result.Rollback), fmt.Errorf("%s: the server offers serial %d, not newer than serial %d in %s: refusing a rollback",
 			s.name, l.Serial, old.Serial, s.listPath())}
 	case err != nil:
@@ -526,31 +524,19 @@ func (w diskWriter) Write(p []byte) (int, error) {
 // onDisk reads the list in the directory, verified as it streams through
 // the parser, its entries not kept: only its header and digest count here.
 func (s *Syncer) onDisk() (*blocklist.List, error) {
-	sig, err := minisig.Read(s.listPath())
+	v, err := admit.Open(s.listPath(), s.MaxSize, s.judge(), func(blocklist.Entry) {})
 	if err != nil {
 		return nil, err
 	}
-	return blocklist.OpenStream(s.listPath(), s.MaxSize, sig, s.keys(), func(blocklist.Entry) {})
+	return v.List, nil
 }
 
-// keys returns the keys a list is verified against.
-func (s *Syncer) keys() []minisign.PublicKey {
+// judge returns how lists are judged: by the policy, or by the keys.
+func (s *Syncer) judge() admit.Judge {
 	if s.Policy != nil {
-		return s.Policy.ListKeys()
+		return admit.ByPolicy(s.Policy)
 	}
-	return s.Keys
-}
-
-// judge checks a verified list against the policy, if there is one.
-func (s *Syncer) judge(l *blocklist.List) error {
-	if s.Policy == nil {
-		return nil
-	}
-	if err := s.Policy.Judge(l.Name, l.Issuer, l.Signers); err != nil {
-		return err
-	}
-	s.Policy.Grant(l)
-	return nil
+	return admit.ByKeys(s.Keys)
 }
 
 // removeTemp removes a file fetch made, and its directory.

@@ -9,47 +9,24 @@ import (
 
 	"aead.dev/minisign"
 
+	"github.com/regblock/regblock/plugin/pkg/admit"
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
-	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/minisig"
 	"github.com/regblock/regblock/plugin/pkg/regularfile"
 	"github.com/regblock/regblock/plugin/pkg/result"
 	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
-// errNoPolicy refuses every list while a set configured with a trust
-// policy has none in force yet.
-var errNoPolicy = fmt.Errorf("%w: no trust policy is in force yet", trust.ErrUntrusted)
-
 // Policy returns the trust policy in force, or nil.
 func (s *Set) Policy() *trust.Policy { return s.policy }
 
-// listKeys returns the keys a list's signatures are verified against: the
-// configured keys, or with a trust policy every key of its list lines.
-func (s *Set) listKeys() []minisign.PublicKey {
-	switch {
-	case s.cfg.Trust == "":
-		return s.cfg.Keys
-	case s.policy == nil:
-		return nil
+// judge returns how lists are judged now: by the configured keys, or with
+// a trust policy by the policy in force.
+func (s *Set) judge() admit.Judge {
+	if s.cfg.Trust == "" {
+		return admit.ByKeys(s.cfg.Keys)
 	}
-	return s.policy.ListKeys()
-}
-
-// judge checks a verified list against the trust policy, if one is
-// configured: the line for its name and that line's threshold.
-func (s *Set) judge(l *blocklist.List) error {
-	switch {
-	case s.cfg.Trust == "":
-		return nil
-	case s.policy == nil:
-		return fmt.Errorf("%s: %w", l.File, errNoPolicy)
-	}
-	if err := s.policy.Judge(l.Name, l.Issuer, l.Signers); err != nil {
-		return fmt.Errorf("%s: %w", l.File, err)
-	}
-	s.policy.Grant(l)
-	return nil
+	return admit.ByPolicy(s.policy)
 }
 
 // policyStamp identifies the trust policy's version on disk: its file's,
@@ -129,7 +106,7 @@ func (s *Set) scanPolicy() (removed bool) {
 // rotated with overlap keeps the mark; a thief's key taken off the line
 // lets it start again (TUF's fast-forward recovery). A mark kept before
 // signers were recorded stays unless the line lost a key of prev's.
-func markStands(prev, next *trust.Policy, name string, m *Mark) bool {
+func markStands(prev, next *trust.Policy, name string, m *admit.Mark) bool {
 	after := next.RuleFor(name)
 	if m.Signers == nil {
 		return !lostKeys(prev, after, name)

@@ -19,6 +19,7 @@ import (
 
 	"aead.dev/minisign"
 
+	"github.com/regblock/regblock/plugin/pkg/admit"
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/minisig"
@@ -113,11 +114,11 @@ type Events interface {
 // watcher); readers see only the indexes it publishes.
 type Set struct {
 	cfg     Config
-	inForce map[string]*Current // by list name
-	stamps  map[string]stamp    // by list file: the version last read
-	read    map[string]version  // by list file: the verified list it held when last read
-	marks   map[string]*Mark    // by list name: the highest version ever accepted, kept for good
-	waiting map[string]bool     // list files without a signature, reported once
+	inForce map[string]*Current    // by list name
+	stamps  map[string]stamp       // by list file: the version last read
+	read    map[string]version     // by list file: the verified list it held when last read
+	marks   map[string]*admit.Mark // by list name: the highest version ever accepted, kept for good
+	waiting map[string]bool        // list files without a signature, reported once
 	// strayPolicies are policy files found in a lists directory, reported once.
 	strayPolicies map[string]bool
 	scanned       bool // the first Scan is done
@@ -145,7 +146,7 @@ func New(cfg Config, publish func(*blockindex.Index), events Events) *Set {
 		inForce: map[string]*Current{},
 		stamps:  map[string]stamp{},
 		read:    map[string]version{},
-		marks:   map[string]*Mark{},
+		marks:   map[string]*admit.Mark{},
 		waiting: map[string]bool{},
 		unsaved: unsaved{copies: map[string]pendingCopy{}},
 
@@ -185,19 +186,15 @@ func (s *Set) Restore() {
 			s.events.PolicyApplied(p)
 		}
 	}
-	lists, errs := state.load(s.listKeys(), s.cfg.MaxSize)
+	lists, errs := state.load(s.judge(), s.cfg.MaxSize)
 	for _, err := range errs {
 		s.events.Error(fmt.Errorf("not restoring a saved list: %w", err))
 	}
 	var restored []*Current
 	for _, sv := range lists {
-		if err := s.judge(sv.list); err != nil {
-			s.events.Error(fmt.Errorf("not restoring a saved list: %w", err))
-			continue
-		}
 		// A copy below its mark is of a version since replaced by one whose
 		// copy the disk refused: restoring it would be a rollback.
-		if m := s.marks[sv.list.Name]; m != nil && (sv.list.Serial < m.Serial || sv.list.Serial == m.Serial && sv.list.SHA256 != m.SHA256) {
+		if m := s.marks[sv.list.Name]; m.Above(sv.list) {
 			s.events.Error(fmt.Errorf("not restoring the saved copy of list %q: its serial %d is below the high-water mark %d (the newer version was never saved)", sv.list.Name, sv.list.Serial, m.Serial))
 			continue
 		}
@@ -304,7 +301,16 @@ func (s *Set) build(applied []*Current) {
 func (s *Set) consider(path string) *Current {
 	start := time.Now()
 	delete(s.read, path)
-	sig, err := minisig.Read(path)
+	// The file streams through the signature check and the parser, and
+	// its entries straight into the index: a list being loaded is never
+	// held whole, neither as text nor as entries. The size only sizes the
+	// index being built.
+	var size int64
+	if fi, err := os.Stat(path); err == nil {
+		size = fi.Size()
+	}
+	compiler := blockindex.NewCompilerFor(min(size, s.cfg.MaxSize))
+	v, err := admit.Open(path, s.cfg.MaxSize, s.judge(), compiler.Add)
 	if errors.Is(err, minisig.ErrNoSignature) && s.fromPath(path) == nil {
 		// Not yet published whole: the signature may come next.
 		if !s.waiting[path] {
@@ -314,38 +320,23 @@ func (s *Set) consider(path string) *Current {
 		return nil
 	}
 	delete(s.waiting, path)
-	if err == nil && s.cfg.Trust != "" && s.policy == nil {
-		err = fmt.Errorf("%s: %w", path, errNoPolicy)
-	}
-	if err != nil {
+	var rejected *admit.Rejected
+	switch {
+	case errors.As(err, &rejected): // verified, but its signers may not sign it
+		s.reject(path, rejected.List.Name, err, &rejected.List.Serial)
+		return nil
+	case err != nil:
 		s.reject(path, "", err, nil)
 		return nil
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		s.reject(path, "", &result.Error{Result: result.IOError, Err: err}, nil)
-		return nil
-	}
-	// The file streams through the signature check and the parser, and
-	// its entries straight into the index: a list being loaded is never
-	// held whole, neither as text nor as entries.
-	compiler := blockindex.NewCompilerFor(min(fi.Size(), s.cfg.MaxSize))
-	l, err := blocklist.OpenStream(path, s.cfg.MaxSize, sig, s.listKeys(), compiler.Add)
-	if err != nil {
-		s.reject(path, "", err, nil)
-		return nil
-	}
-	if err := s.judge(l); err != nil {
-		s.reject(path, l.Name, err, &l.Serial)
-		return nil
-	}
+	l, sig := v.List, v.Sig
 	s.read[path] = version{l.Name, l.SHA256}
 	cur := s.inForce[l.Name]
 	var inForce *blocklist.List
 	if cur != nil {
 		inForce = cur.List
 	}
-	switch unchanged, err := Decide(inForce, s.marks[l.Name], l, s.Now()); {
+	switch unchanged, err := admit.Decide(inForce, s.marks[l.Name], l, s.Now()); {
 	case unchanged:
 		s.events.Unchanged(l.Name)
 		return nil
@@ -441,7 +432,7 @@ func (s *Set) raiseMark(l *blocklist.List) bool {
 	if m := s.marks[l.Name]; m != nil && m.Serial >= l.Serial {
 		return false
 	}
-	s.marks[l.Name] = MarkOf(l)
+	s.marks[l.Name] = admit.MarkOf(l)
 	return true
 }
 

@@ -13,8 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"aead.dev/minisign"
-
+	"github.com/regblock/regblock/plugin/pkg/admit"
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/minisig"
@@ -132,7 +131,7 @@ func (d stateDir) remove(name string) error {
 // load reads every saved list back, verifying it again against keys. A copy
 // that no longer verifies (its key is no longer trusted, or it was altered)
 // is skipped and reported in errs.
-func (d stateDir) load(keys []minisign.PublicKey, maxSize int64) (lists []saved, errs []error) {
+func (d stateDir) load(j admit.Judge, maxSize int64) (lists []saved, errs []error) {
 	records, err := filepath.Glob(filepath.Join(string(d), "*.json"))
 	if err != nil {
 		return nil, []error{err}
@@ -152,11 +151,16 @@ func (d stateDir) load(keys []minisign.PublicKey, maxSize int64) (lists []saved,
 		if rec.File != "" {
 			file = filepath.Join(string(d), filepath.Base(rec.File))
 		}
-		l, err := blocklist.Load(file, keys, maxSize)
-		if err != nil {
+		v, err := admit.Open(file, maxSize, j, nil)
+		var rejected *admit.Rejected
+		if errors.As(err, &rejected) { // as before: judged after the copy was read
+			errs = append(errs, err)
+			continue
+		} else if err != nil {
 			errs = append(errs, fmt.Errorf("state: %w", err))
 			continue
 		}
+		l := v.List
 		if l.Name != rec.Name || l.Serial < rec.Serial {
 			errs = append(errs, fmt.Errorf("state: %s holds list %q serial %d, its record says %q serial %d", l.File, l.Name, l.Serial, rec.Name, rec.Serial))
 			continue
@@ -179,8 +183,8 @@ type markRecord struct {
 }
 
 // loadMarks reads the high-water marks; none when the file is missing.
-func (d stateDir) loadMarks() (map[string]*Mark, error) {
-	marks := map[string]*Mark{}
+func (d stateDir) loadMarks() (map[string]*admit.Mark, error) {
+	marks := map[string]*admit.Mark{}
 	data, err := regularfile.Read(filepath.Join(string(d), marksFile), 64<<20)
 	if errors.Is(err, os.ErrNotExist) {
 		return marks, nil
@@ -192,7 +196,7 @@ func (d stateDir) loadMarks() (map[string]*Mark, error) {
 		return marks, fmt.Errorf("state: %s: %v", filepath.Join(string(d), marksFile), err)
 	}
 	for name, r := range records {
-		m := &Mark{Serial: r.Serial, Signers: r.Signers}
+		m := &admit.Mark{Serial: r.Serial, Signers: r.Signers}
 		if b, err := hex.DecodeString(r.SHA256); err == nil && len(b) == len(m.SHA256) {
 			copy(m.SHA256[:], b)
 		}
@@ -202,7 +206,7 @@ func (d stateDir) loadMarks() (map[string]*Mark, error) {
 }
 
 // saveMarks replaces the high-water marks.
-func (d stateDir) saveMarks(marks map[string]*Mark) error {
+func (d stateDir) saveMarks(marks map[string]*admit.Mark) error {
 	records := make(map[string]markRecord, len(marks))
 	for name, m := range marks {
 		records[name] = markRecord{m.Serial, hex.EncodeToString(m.SHA256[:]), m.Signers}

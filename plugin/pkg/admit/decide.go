@@ -1,4 +1,4 @@
-package listset
+package admit
 
 import (
 	"fmt"
@@ -24,7 +24,7 @@ const MaxClockSkew = 5 * time.Minute
 // Mark is the high-water mark of a list name: the highest serial ever
 // accepted under it, the digest of that version's bytes, and the keys
 // that signed it (each the base64 line of a minisign public key), so that
-// a new trust policy can tell whether they still may (see markStands).
+// a new trust policy can tell whether they still may.
 type Mark struct {
 	Serial  uint64
 	SHA256  [32]byte
@@ -60,9 +60,15 @@ func Decide(inForce *blocklist.List, mark *Mark, next *blocklist.List, now time.
 	case inForce != nil && next.Serial <= inForce.Serial:
 		return false, fmt.Errorf("%s: %w: list %q serial %d is not newer than serial %d in force (a published serial never changes)",
 			next.File, ErrRollback, next.Name, next.Serial, inForce.Serial)
-	case mark != nil && (next.Serial < mark.Serial || next.Serial == mark.Serial && next.SHA256 != mark.SHA256):
+	case mark.Above(next):
 		return false, fmt.Errorf("%s: %w: list %q serial %d is below serial %d, the highest ever accepted for the list (or that serial with other bytes)",
 			next.File, ErrRollback, next.Name, next.Serial, mark.Serial)
 	}
 	return false, nil
+}
+
+// Above reports whether l is below mark m, or at it with other bytes: a
+// rollback, whatever file it comes from. A nil mark is above nothing.
+func (m *Mark) Above(l *blocklist.List) bool {
+	return m != nil && (l.Serial < m.Serial || l.Serial == m.Serial && l.SHA256 != m.SHA256)
 }
