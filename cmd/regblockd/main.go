@@ -18,6 +18,7 @@ import (
 func init() {
 	// CoreDNS's plugin order, less the plugins not compiled in, with
 	// regblock right before cache.
+	plugins := compiled()
 	dnsserver.Directives = regblock.InsertDirective(slices.DeleteFunc(slices.Clone(dnsserver.Directives), func(d string) bool {
 		return !slices.Contains(plugins, d)
 	}))

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -445,9 +446,9 @@ func TestJoinedSignatures(t *testing.T) {
 	}
 }
 
-// TestPluginSet checks that the plugins regblockd names are the ones it
-// compiles in: each is registered (regblockd -plugins lists it) and has a
-// place in the plugin order, regblock right before cache.
+// TestPluginSet checks that the plugins regblockd compiles in are the
+// ones the README names: each is registered (regblockd -plugins lists it)
+// and has a place in the plugin order, regblock right before cache.
 func TestPluginSet(t *testing.T) {
 	out, err := exec.Command(bin, "-plugins").CombinedOutput()
 	if err != nil {
@@ -457,14 +458,27 @@ func TestPluginSet(t *testing.T) {
 	for _, name := range strings.Fields(string(out)) {
 		registered[name] = true
 	}
-	for _, p := range append(slices.Clone(plugins), "regblock") {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "compiled in: acl, any, ... view and whoami (`regblockd -plugins`)"
+	m := regexp.MustCompile(`(?s)compiled in: (.*?)\s*\(` + "`regblockd -plugins`").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("the README no longer lists the plugins compiled in")
+	}
+	named := strings.Fields(strings.NewReplacer(",", " ", " and ", " ").Replace(string(m[1])))
+	if !slices.Equal(slices.Sorted(slices.Values(named)), slices.Sorted(slices.Values(slices.DeleteFunc(compiled(), func(p string) bool { return p == "regblock" })))) {
+		t.Errorf("the README names %v; compiled in: %v", named, compiled())
+	}
+	for _, p := range append(named, "regblock") {
 		if !registered[p] || !slices.Contains(dnsserver.Directives, p) {
 			t.Errorf("%s: registered %v, in the plugin order %v", p, registered[p], slices.Contains(dnsserver.Directives, p))
 		}
 		delete(registered, p)
 	}
 	if len(registered) > 0 {
-		t.Errorf("compiled in but not listed in plugins: %v", registered)
+		t.Errorf("compiled in but not named in the README: %v", registered)
 	}
 	if i := slices.Index(dnsserver.Directives, "regblock"); i < 0 || dnsserver.Directives[i+1] != "cache" {
 		t.Errorf("regblock is not right before cache: %v", dnsserver.Directives)

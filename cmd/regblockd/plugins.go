@@ -7,6 +7,9 @@ package main
 // most of CoreDNS's dependencies and build time. A resolver that needs one
 // builds regblock into its own CoreDNS (README, "Your own CoreDNS").
 import (
+	"strings"
+
+	"github.com/coredns/caddy"
 	_ "github.com/coredns/coredns/plugin/acl"
 	_ "github.com/coredns/coredns/plugin/any"
 	_ "github.com/coredns/coredns/plugin/bind"
@@ -44,11 +47,15 @@ import (
 	_ "github.com/coredns/coredns/plugin/whoami"
 )
 
-// plugins are the directives of the plugins imported above, in no order
-// (CoreDNS's plugin order decides), regblock aside.
-var plugins = []string{
-	"acl", "any", "bind", "bufsize", "cache", "cancel", "chaos", "debug", "dnstap", "errors", "file", "forward",
-	"header", "health", "hosts", "https", "loadbalance", "local", "log", "loop", "metadata", "prometheus",
-	"minimal", "nsid", "pprof", "ready", "reload", "rewrite", "root", "template", "timeouts", "tls", "transfer",
-	"view", "whoami",
+// compiled returns the directives of the plugins compiled in: those the
+// imports above (and regblock) registered with CoreDNS, as -plugins lists
+// them. This file is the one list of them.
+func compiled() []string {
+	var names []string
+	for _, p := range caddy.ListPlugins()["others"] {
+		if name, ok := strings.CutPrefix(p, "dns."); ok {
+			names = append(names, name)
+		}
+	}
+	return names
 }
