@@ -72,7 +72,7 @@ func noticeCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}
-	set := listset.New(listset.Config{Lists: fs.Args(), Keys: keys, MaxSize: *maxSize, Trust: *trustPath}, srv.Publish, notice.Events{Log: logger, Server: srv})
+	set := listset.New(listset.Config{Lists: fs.Args(), Keys: keys, MaxSize: *maxSize, Trust: *trustPath}, srv.Publish, notice.Events{Log: logger, Server: srv}.Record)
 	set.Scan()
 	if err := set.Start(); err != nil {
 		return fail(stderr, 2, err, "")

@@ -31,7 +31,6 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/listset"
 	"github.com/regblock/regblock/plugin/pkg/result"
-	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
 //go:embed page.html *.json
@@ -304,54 +303,55 @@ func blockedBy(l *blocklist.List) string {
 }
 
 // Events logs what the list set of a notice server decides, and keeps
-// Server's list metrics when it is set.
+// Server's list metrics when it is set. Its Record is the list set's
+// record function.
 type Events struct {
 	Log    *log.Logger
 	Server *Server
 }
 
-func (e Events) Applied(c *listset.Current, _ time.Duration) {
-	e.Log.Printf("list %q serial %d applied from %s: %d blocking entries", c.List.Name, c.List.Serial, c.Path, c.List.Blocking())
-	if e.Server != nil {
-		e.Server.refuse(c.Path, false)
-		e.Server.serial.WithLabelValues(c.List.Name).Set(float64(c.List.Serial))
-		if !c.Restored {
-			e.Server.reloads.WithLabelValues(c.List.Name, string(result.Applied)).Inc()
+// Record records one change of the list set, before the index holding it
+// is published.
+func (e Events) Record(ch listset.Change) {
+	c := ch.List
+	switch ch.Kind {
+	case listset.Applied:
+		e.Log.Printf("list %q serial %d applied from %s: %d blocking entries", c.List.Name, c.List.Serial, c.Path, c.List.Blocking())
+		if e.Server != nil {
+			e.Server.refuse(c.Path, false)
+			e.Server.serial.WithLabelValues(c.List.Name).Set(float64(c.List.Serial))
+			if !c.Restored {
+				e.Server.reloads.WithLabelValues(c.List.Name, string(result.Applied)).Inc()
+			}
 		}
+	case listset.Refused:
+		r := ch.Refusal
+		e.Log.Printf("list %q rejected (%s): %v", r.List, r.Result, r.Err)
+		if e.Server != nil {
+			e.Server.refuse(r.Path, r.InForce == nil)
+			e.Server.reloads.WithLabelValues(r.Label(), string(r.Result)).Inc()
+		}
+	case listset.Removed:
+		e.Log.Printf("list %q serial %d unloaded: %s", c.List.Name, c.List.Serial, ch.Why)
+		if e.Server != nil {
+			e.Server.serial.DeleteLabelValues(c.List.Name)
+		}
+	case listset.Moved:
+		e.Log.Printf("list %q serial %d is now read from %s (was %s)", c.List.Name, c.List.Serial, c.Path, ch.From)
+	case listset.Expired:
+		e.Log.Printf("list %q serial %d expired; still shown", c.List.Name, c.List.Serial)
+	case listset.PolicyApplied:
+		e.Log.Printf("trust policy serial %d applied from %s", ch.Policy.Serial, ch.Policy.File)
+	case listset.PolicyRefused:
+		e.Log.Printf("trust policy rejected (%s): %v", ch.Result, ch.Err)
+	case listset.PolicyExpired:
+		e.Log.Printf("trust policy serial %d expired; still in force", ch.Policy.Serial)
+	case listset.Waiting:
+		e.Log.Printf("list file %s has no signature yet", ch.Path)
+	case listset.Problem:
+		e.Log.Print(ch.Err)
 	}
 }
-func (e Events) Unchanged(string) {}
-func (e Events) Rejected(r listset.Rejection) {
-	e.Log.Printf("list %q rejected (%s): %v", r.List, r.Result, r.Err)
-	if e.Server != nil {
-		e.Server.refuse(r.Path, r.InForce == nil)
-		e.Server.reloads.WithLabelValues(r.Label(), string(r.Result)).Inc()
-	}
-}
-func (e Events) Removed(c *listset.Current, why string) {
-	e.Log.Printf("list %q serial %d unloaded: %s", c.List.Name, c.List.Serial, why)
-	if e.Server != nil {
-		e.Server.serial.DeleteLabelValues(c.List.Name)
-	}
-}
-func (e Events) Moved(c *listset.Current, from string) {
-	e.Log.Printf("list %q serial %d is now read from %s (was %s)", c.List.Name, c.List.Serial, c.Path, from)
-}
-func (e Events) PolicyApplied(p *trust.Policy) {
-	e.Log.Printf("trust policy serial %d applied from %s", p.Serial, p.File)
-}
-func (e Events) PolicyRejected(path string, r result.Result, err error, _ *trust.Policy) {
-	e.Log.Printf("trust policy rejected (%s): %v", r, err)
-}
-func (e Events) PolicyExpired(p *trust.Policy) {
-	e.Log.Printf("trust policy serial %d expired; still in force", p.Serial)
-}
-func (e Events) Expired(c *listset.Current) {
-	e.Log.Printf("list %q serial %d expired; still shown", c.List.Name, c.List.Serial)
-}
-func (e Events) Waiting(path string) { e.Log.Printf("list file %s has no signature yet", path) }
-func (e Events) Error(err error)     { e.Log.Print(err) }
-func (e Events) Unsaved(n int)       {}
 
 // visitorAddr matches an IPv4 or IPv6 address with a port, as net/http
 // writes a client's address in its error log ("TLS handshake error from

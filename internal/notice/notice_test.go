@@ -47,7 +47,7 @@ func startNotice(t *testing.T, lists map[string]string, templateFile, langDir st
 		t.Fatal(err)
 	}
 	set := listset.New(listset.Config{Lists: []string{dir}, Keys: []minisign.PublicKey{key.Public}, MaxSize: 1 << 20},
-		srv.Publish, Events{Log: log.New(io.Discard, "", 0), Server: srv})
+		srv.Publish, Events{Log: log.New(io.Discard, "", 0), Server: srv}.Record)
 	set.Scan()
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
@@ -263,7 +263,7 @@ func TestNoticeReadyAndSerials(t *testing.T) {
 	key.WriteList(t, dir, "bad.list", "garbage\n")
 	srv, _ := New("", "", prometheus.NewRegistry())
 	set := listset.New(listset.Config{Lists: []string{dir}, Keys: []minisign.PublicKey{key.Public}, MaxSize: 1 << 20},
-		srv.Publish, Events{Log: log.New(io.Discard, "", 0), Server: srv})
+		srv.Publish, Events{Log: log.New(io.Discard, "", 0), Server: srv}.Record)
 	set.Scan()
 	ready := func() (int, string) {
 		rec := httptest.NewRecorder()

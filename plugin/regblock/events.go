@@ -20,7 +20,38 @@ type events struct {
 	now    func() time.Time
 }
 
-func (ev events) Applied(c *listset.Current, swap time.Duration) {
+// record records one change of the list set, before the index holding it
+// is published.
+func (ev events) record(c listset.Change) {
+	switch c.Kind {
+	case listset.Applied:
+		ev.applied(c.List, c.Swap)
+	case listset.Unchanged:
+		countReload(c.Name, result.Unchanged)
+	case listset.Refused:
+		ev.refused(c.Refusal)
+	case listset.Removed:
+		ev.removed(c.List, c.Why)
+	case listset.Moved:
+		ev.moved(c.List, c.From)
+	case listset.Expired:
+		ev.expired(c.List)
+	case listset.PolicyApplied:
+		ev.policyApplied(c.Policy)
+	case listset.PolicyRefused:
+		ev.policyRefused(c.Path, c.Result, c.Err, c.Policy)
+	case listset.PolicyExpired:
+		ev.policyExpired(c.Policy)
+	case listset.Waiting:
+		ev.waiting(c.Path)
+	case listset.Problem:
+		log.Error(c.Err)
+	case listset.Unsaved:
+		ev.unsaved(c.N)
+	}
+}
+
+func (ev events) applied(c *listset.Current, swap time.Duration) {
 	l := c.List
 	setListMetrics(c)
 	e := ev.event(ledger.ListApplied, l)
@@ -37,9 +68,7 @@ func (ev events) Applied(c *listset.Current, swap time.Duration) {
 		l.Name, l.Serial, c.Path, l.Blocking(), c.Took.Round(time.Microsecond), swap.Round(time.Microsecond))
 }
 
-func (ev events) Unchanged(list string) { countReload(list, result.Unchanged) }
-
-func (ev events) Rejected(r listset.Rejection) {
+func (ev events) refused(r listset.Rejection) {
 	countReload(r.Label(), r.Result)
 	e := ledger.Event{Time: ev.now().UTC(), Event: ledger.ListRejected, List: r.List, File: r.Path, Reason: string(r.Result), Error: r.Err.Error(), Serial: r.Serial}
 	if r.InForce != nil {
@@ -52,7 +81,7 @@ func (ev events) Rejected(r listset.Rejection) {
 	log.Errorf("List %q rejected (%s): %v", r.List, r.Result, r.Err)
 }
 
-func (ev events) Removed(c *listset.Current, why string) {
+func (ev events) removed(c *listset.Current, why string) {
 	deleteListMetrics(c.List.Name)
 	e := ev.event(ledger.ListRemoved, c.List)
 	e.Reason, e.File = why, c.Path
@@ -61,17 +90,17 @@ func (ev events) Removed(c *listset.Current, why string) {
 	log.Warningf("List %q serial %d unloaded: %s", c.List.Name, c.List.Serial, why)
 }
 
-func (ev events) Moved(c *listset.Current, from string) {
+func (ev events) moved(c *listset.Current, from string) {
 	log.Infof("List %q serial %d is now read from %s (was %s); it stays in force", c.List.Name, c.List.Serial, c.Path, from)
 }
 
-func (ev events) Expired(c *listset.Current) {
+func (ev events) expired(c *listset.Current) {
 	ev.ledger(ev.event(ledger.ListExpired, c.List))
 	log.Warningf("List %q serial %d expired at %s; it stays enforced until a newer serial arrives",
 		c.List.Name, c.List.Serial, c.List.Expires.Format(time.RFC3339))
 }
 
-func (ev events) PolicyApplied(p *trust.Policy) {
+func (ev events) policyApplied(p *trust.Policy) {
 	setTrustMetrics(p)
 	countTrustReload(result.Applied)
 	serial, issued := p.Serial, p.Issued
@@ -85,7 +114,7 @@ func (ev events) PolicyApplied(p *trust.Policy) {
 		p.Serial, p.File, len(p.Lists), len(p.Root.Keys), p.Root.Threshold)
 }
 
-func (ev events) PolicyRejected(path string, r result.Result, err error, inForce *trust.Policy) {
+func (ev events) policyRefused(path string, r result.Result, err error, inForce *trust.Policy) {
 	countTrustReload(r)
 	e := ledger.Event{Time: ev.now().UTC(), Event: ledger.TrustRejected, File: path, Reason: string(r), Error: err.Error()}
 	if inForce != nil {
@@ -98,19 +127,17 @@ func (ev events) PolicyRejected(path string, r result.Result, err error, inForce
 	log.Errorf("Trust policy rejected (%s): %v; no policy is in force, so no list is", r, err)
 }
 
-func (ev events) PolicyExpired(p *trust.Policy) {
+func (ev events) policyExpired(p *trust.Policy) {
 	serial := p.Serial
 	ev.ledger(ledger.Event{Time: ev.now().UTC(), Event: ledger.TrustExpired, Serial: &serial, SHA256: hex.EncodeToString(p.SHA256[:])})
 	log.Warningf("Trust policy serial %d expired at %s; it stays in force until a newer serial arrives", p.Serial, p.Expires.Format(time.RFC3339))
 }
 
-func (ev events) Waiting(path string) {
+func (ev events) waiting(path string) {
 	log.Infof("List file %s has no signature yet; waiting for %s", path, path+minisig.Suffix)
 }
 
-func (ev events) Error(err error) { log.Error(err) }
-
-func (ev events) Unsaved(n int) {
+func (ev events) unsaved(n int) {
 	stateUnsaved.Set(float64(n))
 	if n == 0 {
 		log.Infof("State directory: everything in force is saved")

@@ -17,26 +17,18 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
-	"github.com/regblock/regblock/plugin/pkg/result"
-	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
-type quiet struct{}
-
-func (quiet) Applied(*Current, time.Duration) {}
-func (quiet) Unchanged(string)                {}
-func (quiet) Rejected(r Rejection)            { panic(r.Err) }
-func (quiet) Removed(*Current, string)        {}
-func (quiet) Moved(*Current, string)          {}
-func (quiet) PolicyApplied(*trust.Policy)     {}
-func (quiet) PolicyRejected(_ string, _ result.Result, err error, _ *trust.Policy) {
-	panic(err)
+// quiet records nothing, and stops at the first refusal or problem: a
+// benchmark measures lists that load.
+func quiet(c Change) {
+	switch c.Kind {
+	case Refused:
+		panic(c.Refusal.Err)
+	case PolicyRefused, Problem:
+		panic(c.Err)
+	}
 }
-func (quiet) PolicyExpired(*trust.Policy) {}
-func (quiet) Expired(*Current)            {}
-func (quiet) Waiting(string)              {}
-func (quiet) Error(err error)             { panic(err) }
-func (quiet) Unsaved(int)                 {}
 
 // writeSynthetic writes a signed list of n names of about 25 bytes, half
 // with an order reference, as national lists hold, and returns its key and
@@ -109,7 +101,7 @@ func benchmarkLoad(b *testing.B, write func(*testing.B, string, int) (*blocklist
 		before := settled(b)
 		var ix *blockindex.Index
 		b.StartTimer()
-		s := New(cfg, func(i *blockindex.Index) { ix = i }, quiet{})
+		s := New(cfg, func(i *blockindex.Index) { ix = i }, quiet)
 		s.Scan()
 		b.StopTimer()
 		if s.Len() != 1 || ix == nil {
@@ -171,7 +163,7 @@ func BenchmarkReload(b *testing.B) {
 			dir := b.TempDir()
 			key, cfg := writeSynthetic(b, dir, n)
 			var ix *blockindex.Index
-			s := New(cfg, func(i *blockindex.Index) { ix = i }, quiet{})
+			s := New(cfg, func(i *blockindex.Index) { ix = i }, quiet)
 			s.Scan()
 			serial := 1
 			var steady, peak uint64
@@ -236,7 +228,7 @@ func BenchmarkLoadSignatures(b *testing.B) {
 			cfg.Keys = keys
 			for b.Loop() {
 				var ix *blockindex.Index
-				s := New(cfg, func(i *blockindex.Index) { ix = i }, quiet{})
+				s := New(cfg, func(i *blockindex.Index) { ix = i }, quiet)
 				s.Scan()
 				if len(ix.Lists()[0].Signers) != strings.Count(string(tc.sig), "untrusted comment:") {
 					b.Fatalf("signers %X", ix.Lists()[0].Signers)
@@ -293,7 +285,7 @@ func BenchmarkLoadUnderPolicy(b *testing.B) {
 				b.Fatal(err)
 			}
 			var ix *blockindex.Index
-			s := New(tc.cfg, func(i *blockindex.Index) { ix = i }, quiet{})
+			s := New(tc.cfg, func(i *blockindex.Index) { ix = i }, quiet)
 			s.Scan() // the policy is read once, as a resolver reads it
 			if ix == nil || len(ix.Lists()) != 1 {
 				b.Fatal("the list was not loaded")

@@ -68,7 +68,7 @@ func (s *Set) scanPolicy() (removed bool) {
 	}
 	if err != nil {
 		// Versions of a history before the one refused stand.
-		s.events.PolicyRejected(s.cfg.Trust, result.Of(err), err, s.policy)
+		s.note(Change{Kind: PolicyRefused, Path: s.cfg.Trust, Result: result.Of(err), Err: err, Policy: s.policy})
 	}
 	if unchanged || p == nil || p == s.policy {
 		return false
@@ -77,7 +77,7 @@ func (s *Set) scanPolicy() (removed bool) {
 	s.policy = p
 	s.unsaved.policy = p
 	s.saveState() // kept before it is reported in force, as before retries
-	s.events.PolicyApplied(p)
+	s.note(Change{Kind: PolicyApplied, Policy: p})
 
 	for name, c := range s.inForce {
 		if err := p.Judge(name, c.List.Issuer, c.List.Signers); err != nil {

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -76,39 +75,6 @@ func (r Rejection) Label() string {
 	return r.List
 }
 
-// Events receives what a Set decides, for logs, metrics and the ledger.
-// Its methods are called on the goroutine running the Set.
-type Events interface {
-	// Applied is called once the index holding c is built, just before it
-	// is published; swap is the time it took to build it.
-	Applied(c *Current, swap time.Duration)
-	Unchanged(list string)
-	Rejected(r Rejection)
-	Removed(c *Current, why string)
-	// Moved is called when the version in force of a list is now read
-	// from another file (from is the old one): the same list, still in
-	// force.
-	Moved(c *Current, from string)
-	Expired(c *Current)
-	// PolicyApplied is called when a trust policy is put in force.
-	PolicyApplied(p *trust.Policy)
-	// PolicyRejected is called when a version of the trust policy is
-	// refused; inForce, if any, stays.
-	PolicyRejected(path string, r result.Result, err error, inForce *trust.Policy)
-	// PolicyExpired is called once for a policy in force that expired.
-	PolicyExpired(p *trust.Policy)
-	// Waiting is called once for a list file whose signature has not come.
-	Waiting(path string)
-	// Error reports a problem that refuses nothing, such as a state
-	// directory that cannot be written.
-	Error(err error)
-	// Unsaved is called when the number of things the state directory
-	// refused (high-water marks, copies of versions in force, the policy)
-	// changes: they are retried, and until they are kept a restart could
-	// enforce an older version.
-	Unsaved(n int)
-}
-
 // Set holds the lists in force and decides which new versions to apply.
 // Its methods must be called from one goroutine at a time (setup, then the
 // watcher); readers see only the indexes it publishes.
@@ -127,7 +93,8 @@ type Set struct {
 	policyStamp   stamp
 	policyExpired bool // its expiry has been reported
 	publish       func(*blockindex.Index)
-	events        Events
+	record        func(Change)
+	changes       []Change // noted since the last commit
 
 	unsaved  unsaved      // what the state directory has yet to keep
 	nUnsaved atomic.Int32 // its count, for readers on other goroutines
@@ -138,9 +105,11 @@ type Set struct {
 	stop, done chan struct{}
 }
 
-// New returns a Set that publishes its indexes with publish and reports to
-// events. It reads nothing yet: call Restore, then Scan.
-func New(cfg Config, publish func(*blockindex.Index), events Events) *Set {
+// New returns a Set that publishes its indexes with publish and has record
+// record each change it decides (for logs, metrics and the ledger), on the
+// goroutine running the Set, before the index that holds the change is
+// published. It reads nothing yet: call Restore, then Scan.
+func New(cfg Config, publish func(*blockindex.Index), record func(Change)) *Set {
 	return &Set{
 		cfg:     cfg,
 		inForce: map[string]*Current{},
@@ -152,7 +121,7 @@ func New(cfg Config, publish func(*blockindex.Index), events Events) *Set {
 
 		strayPolicies: map[string]bool{},
 		publish:       publish,
-		events:        events,
+		record:        record,
 		Now:           time.Now,
 	}
 }
@@ -174,33 +143,33 @@ func (s *Set) Restore() {
 	state := stateDir(s.cfg.State)
 	marks, err := state.loadMarks()
 	if err != nil {
-		s.events.Error(fmt.Errorf("high-water marks not restored: %w", err))
+		s.note(Change{Kind: Problem, Err: fmt.Errorf("high-water marks not restored: %w", err)})
 	}
 	s.marks = marks
 	if s.cfg.Trust != "" {
 		p, err := state.loadPolicy()
 		if err != nil {
-			s.events.Error(fmt.Errorf("not restoring the saved trust policy: %w", err))
+			s.note(Change{Kind: Problem, Err: fmt.Errorf("not restoring the saved trust policy: %w", err)})
 		} else if p != nil {
 			s.policy = p
-			s.events.PolicyApplied(p)
+			s.note(Change{Kind: PolicyApplied, Policy: p})
 		}
 	}
 	lists, errs := state.load(s.judge(), s.cfg.MaxSize)
 	for _, err := range errs {
-		s.events.Error(fmt.Errorf("not restoring a saved list: %w", err))
+		s.note(Change{Kind: Problem, Err: fmt.Errorf("not restoring a saved list: %w", err)})
 	}
 	var restored []*Current
 	for _, sv := range lists {
 		// A copy below its mark is of a version since replaced by one whose
 		// copy the disk refused: restoring it would be a rollback.
 		if m := s.marks[sv.list.Name]; m.Above(sv.list) {
-			s.events.Error(fmt.Errorf("not restoring the saved copy of list %q: its serial %d is below the high-water mark %d (the newer version was never saved)", sv.list.Name, sv.list.Serial, m.Serial))
+			s.note(Change{Kind: Problem, Err: fmt.Errorf("not restoring the saved copy of list %q: its serial %d is below the high-water mark %d (the newer version was never saved)", sv.list.Name, sv.list.Serial, m.Serial)})
 			continue
 		}
 		li, err := compile(sv.list)
 		if err != nil {
-			s.events.Error(fmt.Errorf("not restoring a saved list: %w", err))
+			s.note(Change{Kind: Problem, Err: fmt.Errorf("not restoring a saved list: %w", err)})
 			continue
 		}
 		c := &Current{List: sv.list, Index: li, Path: sv.source, Applied: sv.applied, Restored: true}
@@ -210,10 +179,12 @@ func (s *Set) Restore() {
 		}
 		restored = append(restored, c)
 	}
+	var ix *blockindex.Index
 	if len(restored) > 0 {
-		s.build(restored)
+		ix = s.build(restored)
 	}
 	s.saveState()
+	s.commit(ix)
 }
 
 // Scan reads the list files that changed since the last scan, applies the
@@ -260,16 +231,17 @@ func (s *Set) Scan() {
 		removed = true
 	}
 	s.scanned = true
+	var ix *blockindex.Index
 	if len(applied) > 0 || removed {
-		s.build(applied)
+		ix = s.build(applied)
 	}
-	s.CheckExpiry()
+	s.checkExpiry()
 	s.saveState()
+	s.commit(ix)
 }
 
-// build indexes the lists in force, reports the lists just applied, and
-// then publishes the index.
-func (s *Set) build(applied []*Current) {
+// build indexes the lists in force and notes the lists just applied.
+func (s *Set) build(applied []*Current) *blockindex.Index {
 	start := time.Now()
 	lists := make([]*blockindex.ListIndex, 0, len(s.inForce))
 	for _, c := range s.inForce {
@@ -281,19 +253,10 @@ func (s *Set) build(applied []*Current) {
 		panic(err)
 	}
 	swap := time.Since(start)
-	// Recorded before it is published: whoever sees a block by a version
-	// finds that version in the ledger, the metrics and the log.
 	for _, c := range applied {
-		s.events.Applied(c, swap)
+		s.note(Change{Kind: Applied, List: c, Swap: swap})
 	}
-	s.publish(ix)
-	if len(applied) > 0 {
-		// Reading and parsing a list takes several times the memory its
-		// index keeps; hand that back to the system now rather than let the
-		// process stay at its peak size. Reloads are rare; the collection
-		// this forces is off the query path, after the list is reported.
-		debug.FreeOSMemory()
-	}
+	return ix
 }
 
 // consider reads the list file at path and puts it in force if it is valid
@@ -314,7 +277,7 @@ func (s *Set) consider(path string) *Current {
 	if errors.Is(err, minisig.ErrNoSignature) && s.fromPath(path) == nil {
 		// Not yet published whole: the signature may come next.
 		if !s.waiting[path] {
-			s.events.Waiting(path)
+			s.note(Change{Kind: Waiting, Path: path})
 			s.waiting[path] = true
 		}
 		return nil
@@ -338,7 +301,7 @@ func (s *Set) consider(path string) *Current {
 	}
 	switch unchanged, err := admit.Decide(inForce, s.marks[l.Name], l, s.Now()); {
 	case unchanged:
-		s.events.Unchanged(l.Name)
+		s.note(Change{Kind: Unchanged, Name: l.Name})
 		return nil
 	case err != nil:
 		s.reject(path, l.Name, err, &l.Serial)
@@ -394,7 +357,7 @@ func (s *Set) reject(path, name string, err error, serial *uint64) {
 			name, unknown = blocklist.TrimSuffix(filepath.Base(path)), true
 		}
 	}
-	s.events.Rejected(Rejection{Path: path, List: name, Unknown: unknown, Result: result.Of(err), Err: err, Serial: serial, InForce: s.inForce[name]})
+	s.note(Change{Kind: Refused, Refusal: Rejection{Path: path, List: name, Unknown: unknown, Result: result.Of(err), Err: err, Serial: serial, InForce: s.inForce[name]}})
 }
 
 // remove takes list name out of force.
@@ -403,25 +366,30 @@ func (s *Set) remove(name, why string) {
 	delete(s.inForce, name)
 	if s.cfg.State != "" {
 		if err := stateDir(s.cfg.State).remove(name); err != nil {
-			s.events.Error(err)
+			s.note(Change{Kind: Problem, Err: err})
 		}
 	}
-	s.events.Removed(c, why)
+	s.note(Change{Kind: Removed, List: c, Why: why})
 }
 
 // CheckExpiry reports, once per version, each list in force that expired.
 // An expired list stays in force: blocking must not lapse because a
 // re-signed list is late.
 func (s *Set) CheckExpiry() {
+	s.checkExpiry()
+	s.commit(nil)
+}
+
+func (s *Set) checkExpiry() {
 	now := s.Now()
 	if s.policy != nil && !s.policyExpired && s.policy.Expired(now) {
 		s.policyExpired = true
-		s.events.PolicyExpired(s.policy)
+		s.note(Change{Kind: PolicyExpired, Policy: s.policy})
 	}
 	for _, c := range s.inForce {
 		if !c.expired && c.List.Expired(now) {
 			c.expired = true
-			s.events.Expired(c)
+			s.note(Change{Kind: Expired, List: c})
 		}
 	}
 }
@@ -459,10 +427,10 @@ func (s *Set) moved(c *Current, path string) {
 	c.Path = path
 	if s.cfg.State != "" {
 		if err := stateDir(s.cfg.State).setSource(c); err != nil {
-			s.events.Error(err)
+			s.note(Change{Kind: Problem, Err: err})
 		}
 	}
-	s.events.Moved(c, old)
+	s.note(Change{Kind: Moved, List: c, From: old})
 }
 
 // fromPath returns the list in force that was applied from path, if any.
@@ -488,7 +456,7 @@ func (s *Set) listFiles() []string {
 		}
 		entries, err := os.ReadDir(path)
 		if err != nil {
-			s.events.Error(fmt.Errorf("reading list directory: %w", err))
+			s.note(Change{Kind: Problem, Err: fmt.Errorf("reading list directory: %w", err)})
 			continue
 		}
 		// Whatever is named like a list is considered, so that a directory
@@ -506,7 +474,7 @@ func (s *Set) listFiles() []string {
 				// A policy is read from 'trust FILE', never from a lists
 				// directory: one put here by mistake would be ignored.
 				s.strayPolicies[name] = true
-				s.events.Error(fmt.Errorf("%s is a trust policy in a lists directory: it is not read from here; name it with 'trust %s' (or its directory)", name, name))
+				s.note(Change{Kind: Problem, Err: fmt.Errorf("%s is a trust policy in a lists directory: it is not read from here; name it with 'trust %s' (or its directory)", name, name)})
 			}
 		}
 	}

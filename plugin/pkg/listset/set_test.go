@@ -14,8 +14,6 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 	"github.com/regblock/regblock/plugin/pkg/minisig"
-	"github.com/regblock/regblock/plugin/pkg/result"
-	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
 // recorder is an event sink that keeps what a Set reports, one line an
@@ -26,25 +24,33 @@ func (r *recorder) add(format string, args ...any) {
 	r.events = append(r.events, fmt.Sprintf(format, args...))
 }
 
-func (r *recorder) Applied(c *Current, _ time.Duration) {
-	r.add("applied %s %d", c.List.Name, c.List.Serial)
+func (r *recorder) record(c Change) {
+	switch c.Kind {
+	case Applied:
+		r.add("applied %s %d", c.List.List.Name, c.List.List.Serial)
+	case Unchanged:
+		r.add("unchanged %s", c.Name)
+	case Refused:
+		r.add("rejected %s %s", c.Refusal.List, c.Refusal.Result)
+	case Removed:
+		r.add("removed %s: %s", c.List.List.Name, c.Why)
+	case Moved:
+		r.add("moved %s from %s to %s", c.List.List.Name, filepath.Base(c.From), filepath.Base(c.List.Path))
+	case PolicyApplied:
+		r.add("policy applied %d", c.Policy.Serial)
+	case PolicyRefused:
+		r.add("policy rejected %s", c.Result)
+	case PolicyExpired:
+		r.add("policy expired %d", c.Policy.Serial)
+	case Expired:
+		r.add("expired %s %d", c.List.List.Name, c.List.List.Serial)
+	case Waiting:
+		r.add("waiting %s", filepath.Base(c.Path))
+	case Problem:
+		r.add("error %v", c.Err)
+	}
 }
-func (r *recorder) Unchanged(list string)          { r.add("unchanged %s", list) }
-func (r *recorder) Rejected(x Rejection)           { r.add("rejected %s %s", x.List, x.Result) }
-func (r *recorder) Removed(c *Current, why string) { r.add("removed %s: %s", c.List.Name, why) }
-func (r *recorder) Moved(c *Current, from string) {
-	r.add("moved %s from %s to %s", c.List.Name, filepath.Base(from), filepath.Base(c.Path))
-}
-func (r *recorder) PolicyApplied(p *trust.Policy) { r.add("policy applied %d", p.Serial) }
-func (r *recorder) PolicyRejected(_ string, res result.Result, _ error, _ *trust.Policy) {
-	r.add("policy rejected %s", res)
-}
-func (r *recorder) PolicyExpired(p *trust.Policy) { r.add("policy expired %d", p.Serial) }
-func (r *recorder) Expired(c *Current)            { r.add("expired %s %d", c.List.Name, c.List.Serial) }
-func (r *recorder) Waiting(path string)           { r.add("waiting %s", filepath.Base(path)) }
-func (r *recorder) Unsaved(n int)                 {}
-func (r *recorder) Error(err error)               { r.add("error %v", err) }
-func (r *recorder) take() (got []string)          { got, r.events = r.events, nil; return got }
+func (r *recorder) take() (got []string) { got, r.events = r.events, nil; return got }
 
 // fixture is a lists directory, a state directory, a key and a Set over
 // them with a recorder and a fake clock.
@@ -69,7 +75,7 @@ func newFixture(t *testing.T) *fixture {
 func (f *fixture) start() {
 	f.rec = &recorder{}
 	cfg := Config{Lists: []string{f.dir}, Keys: []minisign.PublicKey{f.key.Public}, MaxSize: 1 << 20, State: f.state}
-	f.set = New(cfg, func(ix *blockindex.Index) { f.index = ix }, f.rec)
+	f.set = New(cfg, func(ix *blockindex.Index) { f.index = ix }, f.rec.record)
 	f.set.Now = func() time.Time { return f.now }
 	f.set.Restore()
 	f.set.Scan()
@@ -261,7 +267,7 @@ func TestSetTrustPolicy(t *testing.T) {
 	start := func() {
 		f.rec = &recorder{}
 		cfg := Config{Lists: []string{f.dir}, Keys: []minisign.PublicKey{root.Public}, MaxSize: 1 << 20, State: f.state, Trust: policyPath}
-		f.set = New(cfg, func(ix *blockindex.Index) { f.index = ix }, f.rec)
+		f.set = New(cfg, func(ix *blockindex.Index) { f.index = ix }, f.rec.record)
 		f.set.Now = func() time.Time { return f.now }
 		f.set.Restore()
 		f.set.Scan()
@@ -350,7 +356,7 @@ func TestTrustFileInListsDir(t *testing.T) {
 	key.WriteList(t, dir, "example.list", listText("example", 1, ""))
 	os.WriteFile(filepath.Join(dir, "regblock.trust"), []byte("#! regblock-trust 1\n"), 0o644)
 	rec := &recorder{}
-	set := New(Config{Lists: []string{dir}, Keys: []minisign.PublicKey{key.Public}, MaxSize: 1 << 20}, func(*blockindex.Index) {}, rec)
+	set := New(Config{Lists: []string{dir}, Keys: []minisign.PublicKey{key.Public}, MaxSize: 1 << 20}, func(*blockindex.Index) {}, rec.record)
 	set.Scan()
 	set.Scan()
 	n := 0

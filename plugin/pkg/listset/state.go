@@ -288,7 +288,7 @@ func (s *Set) saveState() {
 	}
 	if len(errs) > 0 && !s.unsaved.reported {
 		s.unsaved.reported = true
-		s.events.Error(fmt.Errorf("state directory %s: %w; retrying every %v, not ready meanwhile", s.cfg.State, errors.Join(errs...), SaveRetry))
+		s.note(Change{Kind: Problem, Err: fmt.Errorf("state directory %s: %w; retrying every %v, not ready meanwhile", s.cfg.State, errors.Join(errs...), SaveRetry)})
 	}
 	n := s.unsaved.count()
 	if n == 0 {
@@ -296,7 +296,7 @@ func (s *Set) saveState() {
 	}
 	if int32(n) != s.nUnsaved.Load() {
 		s.nUnsaved.Store(int32(n))
-		s.events.Unsaved(n)
+		s.note(Change{Kind: Unsaved, N: n})
 	}
 }
 

@@ -106,7 +106,8 @@ func (s *Set) watch(w *fsnotify.Watcher) {
 			if !ok {
 				return
 			}
-			s.events.Error(fmt.Errorf("watching the lists: %w; scanning them all", err))
+			s.note(Change{Kind: Problem, Err: fmt.Errorf("watching the lists: %w; scanning them all", err)})
+			s.commit(nil)
 			timer.Reset(0)
 		case <-timer.C:
 			burst = time.Time{}
@@ -116,6 +117,7 @@ func (s *Set) watch(w *fsnotify.Watcher) {
 		case <-retry.C:
 			if s.Unsaved() > 0 {
 				s.saveState()
+				s.commit(nil)
 			}
 		}
 	}
