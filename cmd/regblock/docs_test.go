@@ -2,9 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // toolkitDoc is the users' reference of the toolkit: every command's usage,
@@ -47,5 +51,58 @@ func TestToolkitDoc(t *testing.T) {
 	}
 	if string(got) != want {
 		t.Errorf("%s is not what the commands print with -h: run REGBLOCK_UPDATE_DOCS=1 go test ./cmd/regblock -run TestToolkitDoc", toolkitDoc)
+	}
+}
+
+// TestArchitectureNames checks that every function, method and type that
+// docs/architecture.md names in backquotes (`pkg.Func`, `Type.Method`,
+// `file.go`) is still defined, so that the map of a list version's road
+// cannot go stale unseen.
+func TestArchitectureNames(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/architecture.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var src strings.Builder // every non-test Go file of the module
+	files := map[string]bool{}
+	err = filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() && strings.HasPrefix(d.Name(), ".") {
+			return err
+		}
+		if strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			files[d.Name()] = true
+			data, err := os.ReadFile(path)
+			src.Write(data)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := src.String()
+	checked := 0
+	for _, m := range regexp.MustCompile("`([A-Za-z][A-Za-z0-9_./]*)`").FindAllStringSubmatch(string(doc), -1) {
+		name := m[1]
+		if strings.HasSuffix(name, ".go") {
+			if !files[filepath.Base(name)] {
+				t.Errorf("docs/architecture.md names %s: no such file", name)
+			}
+			checked++
+			continue
+		}
+		parts := strings.Split(name, ".")
+		last := parts[len(parts)-1]
+		if len(parts) < 2 || last == "" || !unicode.IsLetter(rune(last[0])) || strings.Contains(name, "/") || parts[0] == strings.ToUpper(parts[0]) {
+			continue // a package, a path, a word, a file name pattern (FILE.head)
+		}
+		defined := regexp.MustCompile(`(?m)^(func (\([^)]*\) )?|type |\t)` + regexp.QuoteMeta(last) + `\b`)
+		if !defined.MatchString(code) {
+			t.Errorf("docs/architecture.md names %s: %s is defined nowhere", name, last)
+		}
+		checked++
+	}
+	if checked < 30 {
+		t.Errorf("only %d names checked in docs/architecture.md: the pattern no longer finds them", checked)
 	}
 }

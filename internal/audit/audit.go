@@ -80,7 +80,7 @@ type Config struct {
 	NXDomain          bool         // the resolver answers NXDOMAIN instead
 	Timeout           time.Duration
 	Concurrency       int     // queries in flight at most
-	Rate              float64 // queries a second at most
+	Rate              float64 // queries a second at most; 0 for no limit
 	TLSConfig         *tls.Config
 	Sample            int    // entries a list to audit, 0 for all
 	Seed              uint64 // of the sample and of generated names
@@ -252,8 +252,12 @@ func probesFor(name, expect, why string) []Probe {
 // cfg.Rate a second, and classifies the answers.
 func runProbes(cfg Config, probes []Probe, progress func(done, total int)) []Probe {
 	out := slices.Clone(probes)
-	tick := time.NewTicker(time.Duration(float64(time.Second) / cfg.Rate))
-	defer tick.Stop()
+	var pace <-chan time.Time // nil: no limit
+	if cfg.Rate > 0 {
+		tick := time.NewTicker(time.Duration(float64(time.Second) / cfg.Rate))
+		defer tick.Stop()
+		pace = tick.C
+	}
 	work := make(chan int)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -273,7 +277,9 @@ func runProbes(cfg Config, probes []Probe, progress func(done, total int)) []Pro
 		}()
 	}
 	for i := range out {
-		<-tick.C
+		if pace != nil {
+			<-pace
+		}
 		work <- i
 	}
 	close(work)
