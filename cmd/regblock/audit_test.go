@@ -40,11 +40,18 @@ func regblockd(t *testing.T) string {
 // returns its address.
 func resolver(t *testing.T, pluginBlock string, lines ...string) string {
 	t.Helper()
+	return resolverEnv(t, nil, pluginBlock, lines...)
+}
+
+// resolverEnv is resolver with env (NAME=VALUE) added to regblockd's
+// environment.
+func resolverEnv(t *testing.T, env []string, pluginBlock string, lines ...string) string {
+	t.Helper()
 	up := upstreamtest.Start(t)
 	port := testenv.FreePort(t)
 	corefile := ".:" + port + " {\n bind 127.0.0.1\n" + pluginBlock + "\n" + strings.Join(lines, "\n") + "\n forward . " + up.Addr + "\n}\n"
 	addr := "127.0.0.1:" + port
-	testenv.Regblockd(t, regblockd(t), corefile, "", addr, "ready.test.")
+	testenv.RegblockdEnv(t, regblockd(t), corefile, "", addr, "ready.test.", env)
 	return addr
 }
 
@@ -83,6 +90,7 @@ func (f auditFixture) pluginBlock(list string, extra ...string) string {
 }
 
 func TestAudit(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	good := resolver(t, f.pluginBlock(f.v2))
 	base := []string{"audit", "-p", f.pub, "-notice", "192.0.2.80", "-rate", "1000", "-timeout", "500ms"}

@@ -21,6 +21,7 @@ import (
 // object a line with a level, and closes a connection whose client never
 // finishes its request headers.
 func TestDaemons(t *testing.T) {
+	t.Parallel()
 	key := blocklisttest.NewKey(t)
 	pub := key.WritePublic(t, t.TempDir())
 	lists := t.TempDir()
@@ -40,6 +41,7 @@ func TestDaemons(t *testing.T) {
 	}
 	for _, d := range daemons {
 		t.Run(d.name, func(t *testing.T) {
+			t.Parallel() // each waits out a header timeout
 			logs := testenv.Process(t, "regblock "+d.name, exec.Command(bin, append([]string{d.args[0], "-log-format", "json"}, d.args[1:]...)...))
 			var body string
 			testenv.Eventually(t, 20*time.Second, d.name+" serves /metrics", func() bool {

@@ -34,6 +34,7 @@ func TestFleet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs 20 resolvers")
 	}
+	t.Parallel()
 	key := blocklisttest.NewKey(t)
 	pub := key.WritePublic(t, t.TempDir())
 	p := &publisher{files: map[string][]byte{}}
@@ -51,7 +52,6 @@ func TestFleet(t *testing.T) {
 	cert, certKey, _ := testenv.SelfSigned(t)
 	store := t.TempDir()
 	base, client := receiver(t, store, cert, certKey, ispKeys)
-	t.Setenv("SSL_CERT_FILE", cert)
 
 	type member struct{ name, dir, dns, metrics, audit string }
 	fleet := make([]member, fleetSize)
@@ -65,7 +65,7 @@ func TestFleet(t *testing.T) {
 		m := member{name: fmt.Sprintf("isp%d-r%02d", i%2, i), dir: t.TempDir(), metrics: "127.0.0.1:" + testenv.FreePort(t),
 			audit: filepath.Join(t.TempDir(), "audit.jsonl")}
 		syncInto(m)
-		m.dns = resolver(t, "regblock {\n lists "+m.dir+"\n pubkey "+pub+"\n notice 192.0.2.80\n audit "+m.audit+
+		m.dns = resolverEnv(t, []string{"SSL_CERT_FILE=" + cert}, "regblock {\n lists "+m.dir+"\n pubkey "+pub+"\n notice 192.0.2.80\n audit "+m.audit+
 			"\n receipts "+base+"/ "+secrets[i%2]+" "+m.name+"\n}", "prometheus "+m.metrics)
 		fleet[i] = m
 	}

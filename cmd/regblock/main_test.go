@@ -55,6 +55,7 @@ func TestUsage(t *testing.T) {
 // TestVersionStamp builds the toolkit as a release does, with a version
 // stamped at link time, and checks that version prints it.
 func TestVersionStamp(t *testing.T) {
+	t.Parallel()
 	stamped := filepath.Join(t.TempDir(), "regblock")
 	ldflags := "-X github.com/regblock/regblock/plugin/pkg/version.stamped=v9.8.7-test"
 	if out, err := exec.Command("go", "build", "-ldflags", ldflags, "-o", stamped, ".").CombinedOutput(); err != nil {

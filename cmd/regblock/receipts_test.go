@@ -66,6 +66,7 @@ func receiver(t *testing.T, dir, cert, key string, pubs ...string) (string, *htt
 // refuses forged, unknown-key, malformed and replayed receipts, and counts a
 // shrinking ledger.
 func TestReceipts(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	dir := t.TempDir()
 	ispPub, ispSec := filepath.Join(dir, "isp.pub"), filepath.Join(dir, "isp.key")
@@ -73,8 +74,8 @@ func TestReceipts(t *testing.T) {
 	// A second resolver's key is encrypted, as keygen makes by default:
 	// regblockd takes its password from $REGBLOCK_PASSWORD.
 	sealedPub, sealedSec := filepath.Join(dir, "r2.pub"), filepath.Join(dir, "r2.key")
-	t.Setenv("REGBLOCK_PASSWORD", "isp secret")
-	if code, _, stderr := regblock(t, "keygen", "-p", sealedPub, "-s", sealedSec); code != 0 {
+	pwFile := writeFile(t, dir, "pw", "isp secret\n")
+	if code, _, stderr := regblock(t, "keygen", "-p", sealedPub, "-s", sealedSec, "-password-file", pwFile); code != 0 {
 		t.Fatal(stderr)
 	}
 	cert, certKey, _ := testenv.SelfSigned(t)
@@ -85,10 +86,10 @@ func TestReceipts(t *testing.T) {
 	copyFile(t, f.v1, filepath.Join(lists, "example.list"))
 	copyFile(t, f.v1+".minisig", filepath.Join(lists, "example.list.minisig"))
 	audit := filepath.Join(t.TempDir(), "audit.jsonl")
-	t.Setenv("SSL_CERT_FILE", cert) // regblockd trusts the receiver's certificate
-	resolver(t, "regblock {\n lists "+lists+"\n pubkey "+f.pub+"\n notice 192.0.2.80\n audit "+audit+
+	env := []string{"SSL_CERT_FILE=" + cert, "REGBLOCK_PASSWORD=isp secret"} // regblockd trusts the receiver's certificate
+	resolverEnv(t, env, "regblock {\n lists "+lists+"\n pubkey "+f.pub+"\n notice 192.0.2.80\n audit "+audit+
 		"\n receipts "+base+"/ "+ispSec+" r1\n receipts_every 1s\n}")
-	resolver(t, "regblock {\n lists "+lists+"\n pubkey "+f.pub+"\n notice 192.0.2.80\n receipts "+base+"/ "+sealedSec+" r2\n}")
+	resolverEnv(t, env, "regblock {\n lists "+lists+"\n pubkey "+f.pub+"\n notice 192.0.2.80\n receipts "+base+"/ "+sealedSec+" r2\n}")
 	serial := `regblock_receipts_list_serial{list="example-csam",resolver="r1"}`
 	events := `regblock_receipts_ledger_events{resolver="r1"}`
 	testenv.Eventually(t, 20*time.Second, "the receiver has r1's first receipt", func() bool {

@@ -404,6 +404,7 @@ func TestSyncHostilePublisher(t *testing.T) {
 // with the write error, leaves no temporary file, and the list already in
 // the directory is untouched.
 func TestSyncDiskFull(t *testing.T) {
+	t.Parallel()
 	bash := testenv.Need(t, "bash", "bash")
 	key := blocklisttest.NewKey(t)
 	pub := key.WritePublic(t, t.TempDir())

@@ -101,6 +101,7 @@ func TestKeygenAndSign(t *testing.T) {
 }
 
 func TestKeygenPassword(t *testing.T) {
+	t.Parallel() // three scrypt key derivations: seconds each
 	dir := t.TempDir()
 	pub, sec := filepath.Join(dir, "r.pub"), filepath.Join(dir, "r.key")
 	pwFile := writeFile(t, dir, "pw", "correct horse\n")

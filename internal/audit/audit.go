@@ -1,4 +1,5 @@
-// Package audit checks, from outside, that a resolver enforces signed
+// Package audit is the prober of regblock audit (the audit log is package
+// ledger's). It checks, from outside, that a resolver enforces signed
 // lists: it asks for listed names, names below and beside each entry, the
 // canaries and control names, and compares each answer with what the lists
 // require.

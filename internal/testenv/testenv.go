@@ -128,12 +128,22 @@ func Process(t testing.TB, what string, cmd *exec.Cmd) *Output {
 // test fails, and returned.
 func Regblockd(t testing.TB, bin, corefile, wd, addr, probe string) *Output {
 	t.Helper()
+	return RegblockdEnv(t, bin, corefile, wd, addr, probe, nil)
+}
+
+// RegblockdEnv is Regblockd with env (NAME=VALUE) added to the process's
+// environment: a test that runs in parallel cannot set its own.
+func RegblockdEnv(t testing.TB, bin, corefile, wd, addr, probe string, env []string) *Output {
+	t.Helper()
 	conf := filepath.Join(t.TempDir(), "Corefile")
 	if err := os.WriteFile(conf, []byte(corefile), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-conf", conf)
 	cmd.Dir = wd
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	logs := Process(t, "regblockd", cmd)
 	c := &dns.Client{Timeout: 500 * time.Millisecond}
 	Eventually(t, 20*time.Second, "regblockd answers on "+addr, func() bool {

@@ -1,9 +1,13 @@
 // Package blocklist reads regblock's signed list format: a header of "#!"
 // lines followed by one entry a line, with a detached minisign signature.
 //
-// The format is described in docs/list-format.md. A list is accepted
-// whole or not at all: Parse reports every error it finds, each naming the file
-// and line, and returns no list when there is one.
+// It owns the list formats (plain, hashed, RPZ zones): reading, writing,
+// linting and bumping them, described in docs/list-format.md. A list is
+// accepted whole or not at all: Parse reports every error it finds, each
+// naming the file and line, and returns no list when there is one. Keys and
+// signature files are package minisig's, bounded file reads package
+// regularfile's, and whether a verified version may be enforced package
+// admit's.
 package blocklist
 
 import (

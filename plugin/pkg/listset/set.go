@@ -1,9 +1,11 @@
 // Package listset keeps the set of signed lists in force from list files
-// and directories on disk: it verifies and parses each new version off the
-// query path, refuses bad ones and rollbacks, keeps the last good version of
-// each list, optionally persists it, and publishes a lookup index of all
-// lists in force. The resolver plugin and the notice server share it, so
-// both enforce exactly the same lists.
+// and directories on disk: it admits each new version off the query path
+// (package admit: verified, judged, decided), keeps the last good version
+// of each list and its high-water mark, optionally in a state directory,
+// records each change it decides through one function, and then publishes
+// a lookup index of all lists in force. The resolver plugin and the notice
+// server both use it, so both enforce exactly the same lists. The road of
+// a list version is drawn in docs/architecture.md.
 package listset
 
 import (
