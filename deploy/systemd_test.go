@@ -83,5 +83,11 @@ func TestSystemdUnits(t *testing.T) {
 				t.Errorf("%s lacks %s", filepath.Base(p), want)
 			}
 		}
+		// The same user runs them all: only regblockd may reach its state
+		// directory, where a planted trust policy or a deleted mark would
+		// outlive a restart.
+		if filepath.Base(p) != "regblockd.service" && !strings.Contains(string(unit), "InaccessiblePaths=-/var/lib/regblock/state\n") {
+			t.Errorf("%s can reach regblockd's state directory: want InaccessiblePaths=-/var/lib/regblock/state", filepath.Base(p))
+		}
 	}
 }
