@@ -85,8 +85,14 @@ func verifyLedger(args []string, stdout, stderr io.Writer) int {
 	last := fs.Arg(fs.NArg() - 1)
 	// total: ledger events since the chain began, as FILE.head says
 	want, total, _, err := ledger.ReadHead(last)
-	if errors.Is(err, ledger.ErrHeadCount) {
+	switch {
+	case errors.Is(err, ledger.ErrHeadCount):
 		err = nil // a count that does not parse says nothing; the hash is still checked
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		// A head that is there must be read: a directory or a FIFO in
+		// its place must not pass for no head.
+		printTimeline(stdout, events)
+		return fail(stderr, 2, err, "")
 	}
 	if err == nil {
 		if *receiptsDir != "" {

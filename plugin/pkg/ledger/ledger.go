@@ -131,7 +131,7 @@ func CheckLines(r io.Reader, name, head string) ([]Line, string, error) {
 		}
 		var e Event
 		if err := json.Unmarshal(line, &e); err != nil {
-			torn = fmt.Errorf("%s:%d: not an audit event: %v", name, n, err)
+			torn = fmt.Errorf("%s:%d: %w: not an audit event: %v", name, n, ErrBroken, err)
 			continue
 		}
 		if !isLedger(e.Event) {

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
+	"github.com/regblock/regblock/plugin/pkg/regularfile"
 )
 
 // Writer appends to an audit log. Ledger events are sealed onto the chain
@@ -71,7 +72,7 @@ func Open(path string, failed func(what string, err error)) (w *Writer, warning,
 		return nil, nil, err
 	}
 	head, events, err := ReadChain(path)
-	if errors.Is(err, ErrHeadNotInFile) {
+	if errors.Is(err, ErrHeadNotInFile) || errors.Is(err, ErrHeadCount) {
 		warning = err
 	} else if err != nil {
 		f.Close()
@@ -224,7 +225,7 @@ func WriteHead(path, head string, events uint64) error {
 // whose count does not parse is an error wrapping ErrHeadCount that still
 // returns the hash.
 func ReadHead(path string) (head string, events uint64, counted bool, err error) {
-	data, err := os.ReadFile(path + ".head")
+	data, err := regularfile.Read(path+".head", maxHead)
 	if err != nil {
 		return "", 0, false, err
 	}
@@ -241,6 +242,9 @@ func ReadHead(path string) (head string, events uint64, counted bool, err error)
 	return fields[0], events, true, nil
 }
 
+// maxHead bounds FILE.head: a hash and a count.
+const maxHead = 4 << 10
+
 // ErrHeadCount is wrapped by ReadHead's error for a count that does not
 // parse.
 var ErrHeadCount = errors.New("event count")
@@ -254,19 +258,24 @@ var ErrHeadNotInFile = errors.New("names a ledger line that is not in the file; 
 // FILE.head says, moved on past the ledger lines written after it, which a
 // head write the disk refused, or a crash between a line and its head,
 // left out of it. A new event then chains from the last line on disk and
-// the event count does not go back. A head without a count counts the
-// ledger events of the file.
+// the event count does not go back. A head without a count, or with one
+// that does not parse, counts the ledger events of the file; the latter is
+// returned, with the head, as an error wrapping ErrHeadCount.
 func ReadChain(path string) (head string, events uint64, err error) {
 	head, events, counted, err := ReadHead(path)
-	if os.IsNotExist(err) {
+	var damaged error
+	switch {
+	case errors.Is(err, os.ErrNotExist):
 		head, events, counted, err = "", 0, true, nil
+	case errors.Is(err, ErrHeadCount):
+		damaged, err = err, nil
 	}
 	if err != nil {
 		return "", 0, err
 	}
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
-		return head, events, nil
+		return head, events, damaged
 	} else if err != nil {
 		return "", 0, err
 	}
@@ -276,15 +285,15 @@ func ReadChain(path string) (head string, events uint64, err error) {
 		events = uint64(len(lines))
 	}
 	if err != nil || len(lines) == 0 || last == head {
-		return head, events, nil // a broken chain is verify-ledger's to report
+		return head, events, damaged // a broken chain is verify-ledger's to report
 	}
 	for i := len(lines) - 1; i >= 0; i-- {
 		if lines[i].Hash == head {
-			return last, events + uint64(len(lines)-1-i), nil
+			return last, events + uint64(len(lines)-1-i), damaged
 		}
 	}
 	if lines[0].Event.Prev == head { // every line of the file came after the head
-		return last, events + uint64(len(lines)), nil
+		return last, events + uint64(len(lines)), damaged
 	}
 	return head, events, fmt.Errorf("%s.head %w", path, ErrHeadNotInFile)
 }

@@ -150,3 +150,13 @@ func TestMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestGarbageMidFileBreaksTheChain(t *testing.T) {
+	text, _ := chain(t, 3)
+	lines := strings.SplitAfter(text, "\n")
+	lines[1] = "not json\n" // a block event's line, mangled
+	_, _, err := CheckLines(strings.NewReader(strings.Join(lines, "")), "audit.jsonl", "")
+	if !errors.Is(err, ErrBroken) || !strings.Contains(err.Error(), "audit.jsonl:2:") {
+		t.Errorf("a garbled line before the end: %v, want ErrBroken at line 2", err)
+	}
+}
