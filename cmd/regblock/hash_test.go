@@ -23,6 +23,7 @@ const testSalt = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e
 // catches), diff, export (refused), sync, audit with the plain list of a
 // resolver enforcing the hashed one, and the notice page.
 func TestHashedToolkit(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	pub, sec := filepath.Join(dir, "r.pub"), filepath.Join(dir, "r.key")
 	regblock(t, "keygen", "-W", "-p", pub, "-s", sec)

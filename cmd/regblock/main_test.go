@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,7 +21,16 @@ import (
 // and output as a user does.
 var bin string
 
-func TestMain(m *testing.M) { testenv.Main(m, ".", "regblock", &bin) }
+func TestMain(m *testing.M) {
+	// The tests that run in parallel mostly wait on the processes they
+	// start (resolvers, daemons, key derivations in the binary): let them
+	// all run at once, not one a core, unless -parallel says otherwise.
+	flag.Parse()
+	if f := flag.Lookup("test.parallel"); f != nil && f.Value.String() == f.DefValue {
+		flag.Set("test.parallel", "16")
+	}
+	testenv.Main(m, ".", "regblock", &bin)
+}
 
 // regblock runs the binary and returns its exit code, stdout and stderr.
 func regblock(t *testing.T, args ...string) (int, string, string) {

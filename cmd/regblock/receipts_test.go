@@ -73,9 +73,8 @@ func TestReceipts(t *testing.T) {
 	regblock(t, "keygen", "-W", "-p", ispPub, "-s", ispSec)
 	// A second resolver's key is encrypted, as keygen makes by default:
 	// regblockd takes its password from $REGBLOCK_PASSWORD.
-	sealedPub, sealedSec := filepath.Join(dir, "r2.pub"), filepath.Join(dir, "r2.key")
-	pwFile := writeFile(t, dir, "pw", "isp secret\n")
-	if code, _, stderr := regblock(t, "keygen", "-p", sealedPub, "-s", sealedSec, "-password-file", pwFile); code != 0 {
+	sealedPub, sealedSec, password, code, stderr := encryptedKey(t)
+	if code != 0 {
 		t.Fatal(stderr)
 	}
 	cert, certKey, _ := testenv.SelfSigned(t)
@@ -86,7 +85,7 @@ func TestReceipts(t *testing.T) {
 	copyFile(t, f.v1, filepath.Join(lists, "example.list"))
 	copyFile(t, f.v1+".minisig", filepath.Join(lists, "example.list.minisig"))
 	audit := filepath.Join(t.TempDir(), "audit.jsonl")
-	env := []string{"SSL_CERT_FILE=" + cert, "REGBLOCK_PASSWORD=isp secret"} // regblockd trusts the receiver's certificate
+	env := []string{"SSL_CERT_FILE=" + cert, "REGBLOCK_PASSWORD=" + password} // regblockd trusts the receiver's certificate
 	resolverEnv(t, env, "regblock {\n lists "+lists+"\n pubkey "+f.pub+"\n notice 192.0.2.80\n audit "+audit+
 		"\n receipts "+base+"/ "+ispSec+" r1\n receipts_every 1s\n}")
 	resolverEnv(t, env, "regblock {\n lists "+lists+"\n pubkey "+f.pub+"\n notice 192.0.2.80\n receipts "+base+"/ "+sealedSec+" r2\n}")

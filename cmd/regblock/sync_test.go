@@ -191,6 +191,7 @@ func TestSync(t *testing.T) {
 // TestSyncIntoResolver syncs a new version into the directory a running
 // regblockd watches, and the new name becomes blocked without a restart.
 func TestSyncIntoResolver(t *testing.T) {
+	t.Parallel()
 	lists := t.TempDir()
 	key := blocklisttest.NewKey(t)
 	keyPub := key.WritePublic(t, t.TempDir())

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -100,12 +101,38 @@ func TestKeygenAndSign(t *testing.T) {
 	}
 }
 
+// sealed is a key pair keygen made with a password from a file, once for
+// the tests that need an encrypted key: each scrypt derivation takes
+// seconds.
+var sealed struct {
+	once             sync.Once
+	pub, sec         string
+	code             int
+	stderr, password string
+}
+
+// encryptedKey returns the encrypted key pair, made by keygen on first use,
+// with keygen's exit code and stderr.
+func encryptedKey(t *testing.T) (pub, sec, password string, code int, stderr string) {
+	t.Helper()
+	sealed.once.Do(func() {
+		dir, err := os.MkdirTemp(filepath.Dir(bin), "sealed") // removed with bin
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed.password = "correct horse"
+		sealed.pub, sealed.sec = filepath.Join(dir, "r.pub"), filepath.Join(dir, "r.key")
+		pwFile := writeFile(t, dir, "pw", sealed.password+"\n")
+		sealed.code, _, sealed.stderr = regblock(t, "keygen", "-p", sealed.pub, "-s", sealed.sec, "-password-file", pwFile)
+	})
+	return sealed.pub, sealed.sec, sealed.password, sealed.code, sealed.stderr
+}
+
 func TestKeygenPassword(t *testing.T) {
-	t.Parallel() // three scrypt key derivations: seconds each
+	t.Parallel() // scrypt key derivations: seconds each
 	dir := t.TempDir()
-	pub, sec := filepath.Join(dir, "r.pub"), filepath.Join(dir, "r.key")
-	pwFile := writeFile(t, dir, "pw", "correct horse\n")
-	if code, _, stderr := regblock(t, "keygen", "-p", pub, "-s", sec, "-password-file", pwFile); code != 0 {
+	pub, sec, password, code, stderr := encryptedKey(t)
+	if code != 0 {
 		t.Fatalf("keygen: exit %d: %s", code, stderr)
 	}
 	data, _ := os.ReadFile(sec)
@@ -113,14 +140,24 @@ func TestKeygenPassword(t *testing.T) {
 		t.Fatal("the secret key is not encrypted")
 	}
 	list := writeFile(t, dir, "example.list", exampleList)
+	// The wrong password and the right one, at once: each derivation takes
+	// a core for seconds.
+	var wrong []byte
+	var wrongErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		cmd := exec.Command(bin, "sign", "-s", sec, list)
+		cmd.Env = append(os.Environ(), "REGBLOCK_PASSWORD=wrong")
+		wrong, wrongErr = cmd.CombinedOutput()
+	})
 	cmd := exec.Command(bin, "sign", "-s", sec, list)
-	cmd.Env = append(os.Environ(), "REGBLOCK_PASSWORD=wrong")
-	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "wrong password") {
-		t.Errorf("sign with a wrong password: %v %s", err, out)
+	cmd.Env = append(os.Environ(), "REGBLOCK_PASSWORD="+password)
+	out, err := cmd.CombinedOutput()
+	wg.Wait()
+	if wrongErr == nil || !strings.Contains(string(wrong), "wrong password") {
+		t.Errorf("sign with a wrong password: %v %s", wrongErr, wrong)
 	}
-	cmd = exec.Command(bin, "sign", "-s", sec, list)
-	cmd.Env = append(os.Environ(), "REGBLOCK_PASSWORD=correct horse")
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if err != nil {
 		t.Fatalf("sign with $REGBLOCK_PASSWORD: %v %s", err, out)
 	}
 	if _, err := loads(t, list, pub); err != nil {
