@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/regblock/regblock/plugin/pkg/safename"
 )
 
 // Version is the list format version this package reads.
@@ -295,7 +297,7 @@ func (p *parser) header(text string) {
 	var err error
 	switch key {
 	case "name":
-		if !ValidListName(value) {
+		if !safename.Valid(value) {
 			err = fmt.Errorf("list name %q: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", value)
 		}
 		h.Name = value
@@ -330,27 +332,6 @@ func (p *parser) header(text string) {
 	if err != nil {
 		p.errorf("%v", err)
 	}
-}
-
-// ValidListName reports whether s may name a list. A list's name becomes
-// the name of its files in the state directory, a metric label and a
-// ledger field: 1 to 64 letters, digits, '.', '_' or '-', starting with a
-// letter or digit, so that no name is ".", "..", hidden, a path, or holds
-// a control character.
-func ValidListName(s string) bool {
-	if len(s) == 0 || len(s) > 64 || !isAlnum(s[0]) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !isAlnum(c) && c != '.' && c != '_' && c != '-' {
-			return false
-		}
-	}
-	return true
-}
-
-func isAlnum(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 func parseTime(key, value string) (time.Time, error) {

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/miekg/dns"
+	"github.com/regblock/regblock/plugin/pkg/safename"
 )
 
 // RPZ zone files (NAME.rpz) are the second input format: a Response Policy
@@ -88,7 +89,7 @@ func (p *parser) parseRPZ(text string) {
 	}
 	if !p.seen["name"] {
 		name := strings.TrimSuffix(filepath.Base(p.list.File), RPZSuffix)
-		if !ValidListName(name) {
+		if !safename.Valid(name) {
 			p.line = 0
 			p.errorf("list name %q (from the file name): use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit, or give one with %q", name, rpzHeader+" name: NAME")
 			return

@@ -18,8 +18,8 @@ import (
 
 	"aead.dev/minisign"
 
-	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/minisig"
+	"github.com/regblock/regblock/plugin/pkg/safename"
 )
 
 // SignatureHeader is the HTTP header that carries a receipt's signature:
@@ -120,7 +120,7 @@ func Verify(body []byte, header string, keys []minisign.PublicKey) (Receipt, uin
 		return r, 0, fmt.Errorf("%w: %d lists, more than a resolver holds (%d)", ErrMalformed, len(r.Lists), MaxLists)
 	}
 	for i, l := range r.Lists {
-		if !blocklist.ValidListName(l.Name) {
+		if !safename.Valid(l.Name) {
 			return r, 0, fmt.Errorf("%w: list name %.70q", ErrMalformed, l.Name)
 		}
 		for _, prev := range r.Lists[:i] {
@@ -222,7 +222,7 @@ func checkKeys(body []byte) error {
 // letter or digit (it names the resolver's file), or UnknownResolver.
 func CheckResolverName(name string) error {
 	switch {
-	case !blocklist.ValidListName(name):
+	case !safename.Valid(name):
 		return fmt.Errorf("resolver name %.70q: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
 	case name == UnknownResolver:
 		return fmt.Errorf("resolver name %q is what a receiver calls the resolvers it does not know: choose another", name)

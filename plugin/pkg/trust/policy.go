@@ -19,6 +19,7 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/minisig"
 	"github.com/regblock/regblock/plugin/pkg/result"
+	"github.com/regblock/regblock/plugin/pkg/safename"
 )
 
 // MaxSize bounds a policy file: a few lines a key.
@@ -307,7 +308,7 @@ func checkPattern(pattern string) error {
 	switch {
 	case strings.Contains(name, "*"):
 		return errors.New("'*' may only end a pattern")
-	case name == "" && prefix, blocklist.ValidListName(name):
+	case name == "" && prefix, safename.Valid(name):
 		return nil
 	}
 	return errors.New("not a list name (1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit), nor such a prefix followed by a star")
