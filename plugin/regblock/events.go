@@ -17,12 +17,13 @@ import (
 type events struct {
 	ledger func(ledger.Event)
 	track  func(name string, c *listset.Current) // the list in force under name; nil c when none is
-	now    func() time.Time
+	at     time.Time                             // when the change being recorded was decided
 }
 
 // record records one change of the list set, before the index holding it
 // is published.
 func (ev events) record(c listset.Change) {
+	ev.at = c.Time
 	switch c.Kind {
 	case listset.Applied:
 		ev.applied(c.List, c.Swap)
@@ -70,7 +71,7 @@ func (ev events) applied(c *listset.Current, swap time.Duration) {
 
 func (ev events) refused(r listset.Rejection) {
 	countReload(r.Label(), r.Result)
-	e := ledger.Event{Time: ev.now().UTC(), Event: ledger.ListRejected, List: r.List, File: r.Path, Reason: string(r.Result), Error: r.Err.Error(), Serial: r.Serial}
+	e := ledger.Event{Time: ev.at.UTC(), Event: ledger.ListRejected, List: r.List, File: r.Path, Reason: string(r.Result), Error: r.Err.Error(), Serial: r.Serial}
 	if r.InForce != nil {
 		e.InForce = &r.InForce.List.Serial
 		ev.ledger(e)
@@ -104,7 +105,7 @@ func (ev events) policyApplied(p *trust.Policy) {
 	setTrustMetrics(p)
 	countTrustReload(result.Applied)
 	serial, issued := p.Serial, p.Issued
-	e := ledger.Event{Time: ev.now().UTC(), Event: ledger.TrustApplied, Serial: &serial, SHA256: hex.EncodeToString(p.SHA256[:]), File: p.File, Issued: &issued}
+	e := ledger.Event{Time: ev.at.UTC(), Event: ledger.TrustApplied, Serial: &serial, SHA256: hex.EncodeToString(p.SHA256[:]), File: p.File, Issued: &issued}
 	if !p.Expires.IsZero() {
 		expires := p.Expires
 		e.Expires = &expires
@@ -116,7 +117,7 @@ func (ev events) policyApplied(p *trust.Policy) {
 
 func (ev events) policyRefused(path string, r result.Result, err error, inForce *trust.Policy) {
 	countTrustReload(r)
-	e := ledger.Event{Time: ev.now().UTC(), Event: ledger.TrustRejected, File: path, Reason: string(r), Error: err.Error()}
+	e := ledger.Event{Time: ev.at.UTC(), Event: ledger.TrustRejected, File: path, Reason: string(r), Error: err.Error()}
 	if inForce != nil {
 		e.InForce = &inForce.Serial
 		ev.ledger(e)
@@ -129,7 +130,7 @@ func (ev events) policyRefused(path string, r result.Result, err error, inForce 
 
 func (ev events) policyExpired(p *trust.Policy) {
 	serial := p.Serial
-	ev.ledger(ledger.Event{Time: ev.now().UTC(), Event: ledger.TrustExpired, Serial: &serial, SHA256: hex.EncodeToString(p.SHA256[:])})
+	ev.ledger(ledger.Event{Time: ev.at.UTC(), Event: ledger.TrustExpired, Serial: &serial, SHA256: hex.EncodeToString(p.SHA256[:])})
 	log.Warningf("Trust policy serial %d expired at %s; it stays in force until a newer serial arrives", p.Serial, p.Expires.Format(time.RFC3339))
 }
 
@@ -147,7 +148,7 @@ func (ev events) unsaved(n int) {
 // event returns a ledger event of kind about list l.
 func (ev events) event(kind string, l *blocklist.List) ledger.Event {
 	serial, entries, issued := l.Serial, l.Blocking(), l.Issued
-	e := ledger.Event{Time: ev.now().UTC(), Event: kind, List: l.Name, Serial: &serial,
+	e := ledger.Event{Time: ev.at.UTC(), Event: kind, List: l.Name, Serial: &serial,
 		SHA256: hex.EncodeToString(l.SHA256[:]), Issued: &issued, Entries: &entries}
 	if !l.Expires.IsZero() {
 		expires := l.Expires

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/coredns/caddy"
 
@@ -109,7 +108,7 @@ func (l *lists) load() error {
 		l.audit = a
 	}
 	l.set = listset.New(listset.Config{Lists: cfg.lists, Keys: cfg.keys, MaxSize: cfg.maxSize, State: cfg.state, Trust: cfg.trust},
-		l.index.Store, events{ledger: l.ledger, track: l.track, now: time.Now}.record)
+		l.index.Store, events{ledger: l.ledger, track: l.track}.record)
 	l.set.Restore()
 	l.set.Scan()
 	if l.set.Len() == 0 {

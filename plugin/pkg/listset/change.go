@@ -50,6 +50,7 @@ const (
 // set.
 type Change struct {
 	Kind    Kind
+	Time    time.Time // when it was decided, by the Set's clock
 	List    *Current
 	Refusal Rejection
 	Policy  *trust.Policy
@@ -64,7 +65,10 @@ type Change struct {
 }
 
 // note adds a change to those the next commit records.
-func (s *Set) note(c Change) { s.changes = append(s.changes, c) }
+func (s *Set) note(c Change) {
+	c.Time = s.Now()
+	s.changes = append(s.changes, c)
+}
 
 // commit records, in order, the changes noted since the last commit, and
 // then publishes ix when it is not nil. By then the state directory keeps
@@ -77,6 +81,16 @@ func (s *Set) commit(ix *blockindex.Index) {
 	for _, c := range changes {
 		s.record(c)
 		applied = applied || c.Kind == Applied
+	}
+	// A list removed leaves the state directory once its removal is on
+	// the record, unless a version of it went back in force meanwhile.
+	for _, c := range changes {
+		if c.Kind != Removed || s.cfg.State == "" || s.inForce[c.List.List.Name] != nil {
+			continue
+		}
+		if err := stateDir(s.cfg.State).remove(c.List.List.Name); err != nil {
+			s.record(Change{Kind: Problem, Time: s.Now(), Err: err})
+		}
 	}
 	if ix == nil {
 		return

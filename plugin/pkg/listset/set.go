@@ -236,6 +236,16 @@ func (s *Set) Scan() {
 		s.remove(name, why)
 		removed = true
 	}
+	// A file provides one list: when another list is in force from it
+	// (its files swapped, or two restored from the state directory after a
+	// crash between a file's new list and the old one's removal), the one
+	// it no longer holds goes.
+	for name, c := range s.inForce {
+		if other := s.read[c.Path].name; other != "" && other != name && s.inForce[other] != nil && s.inForce[other].Path == c.Path {
+			s.remove(name, fmt.Sprintf("its file %s now holds list %q", c.Path, other))
+			removed = true
+		}
+	}
 	s.scanned = true
 	var ix *blockindex.Index
 	if len(applied) > 0 || removed {
@@ -260,7 +270,11 @@ func (s *Set) build(applied []*Current) *blockindex.Index {
 	}
 	swap := time.Since(start)
 	for _, c := range applied {
-		s.note(Change{Kind: Applied, List: c, Swap: swap})
+		// Of two versions of a list applied in one scan (two files), only
+		// the later is in this index: the earlier was never enforced.
+		if s.inForce[c.List.Name] == c {
+			s.note(Change{Kind: Applied, List: c, Swap: swap})
+		}
 	}
 	return ix
 }
@@ -368,14 +382,12 @@ func (s *Set) reject(path, name string, err error, serial *uint64) {
 }
 
 // remove takes list name out of force.
+// Its copy leaves the state directory only once the removal is recorded
+// (commit): a crash before that restores it, and the next scan removes it
+// again, on the record.
 func (s *Set) remove(name, why string) {
 	c := s.inForce[name]
 	delete(s.inForce, name)
-	if s.cfg.State != "" {
-		if err := stateDir(s.cfg.State).remove(name); err != nil {
-			s.note(Change{Kind: Problem, Err: err})
-		}
-	}
 	s.note(Change{Kind: Removed, List: c, Why: why})
 }
 

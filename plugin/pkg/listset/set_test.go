@@ -395,3 +395,62 @@ func TestRefusedNamesAddNoSeries(t *testing.T) {
 		t.Errorf("labels %v, want %v", labels, want)
 	}
 }
+
+// TestTwoVersionsInOneScan: two files carrying versions of one list, read
+// in one scan: only the later, the one in the index published, is
+// recorded as applied.
+func TestTwoVersionsInOneScan(t *testing.T) {
+	f := newFixture(t)
+	f.write("a.list", listText("x", 6, "six.example\n"))
+	f.write("b.list", listText("x", 7, "seven.example\n"))
+	f.set.Scan()
+	f.expect("applied x 7")
+	if f.blocks("six.example.") || !f.blocks("seven.example.") {
+		t.Error("the index holds serial 6, or not serial 7")
+	}
+}
+
+// TestCrashBeforeCommit: a scan that dies after it decided to remove a list
+// but before it recorded the removal (an out-of-memory kill while a later
+// file is parsed) leaves the list's copy in the state directory, so that
+// the restart removes it again, on the record.
+func TestCrashBeforeCommit(t *testing.T) {
+	f := newFixture(t)
+	f.write("a.list", listText("x", 1, ""))
+	f.set.Scan()
+	f.expect("applied x 1")
+	f.write("a.list", listText("y", 1, "")) // the file now holds another list
+	clear(f.set.stamps)
+	f.set.consider(filepath.Join(f.dir, "a.list")) // decided, not committed: the crash
+	if _, err := os.Stat(filepath.Join(f.state, "x.json")); err != nil {
+		t.Fatalf("x's copy left the state directory before its removal was recorded: %v", err)
+	}
+	f.start()
+	f.expect("applied x 1", "applied y 1", "unchanged y", "removed x: its file "+filepath.Join(f.dir, "a.list")+" now holds list \"y\"")
+	if _, err := os.Stat(filepath.Join(f.state, "x.json")); err == nil {
+		t.Error("x's copy stays in the state directory after its removal was recorded")
+	}
+}
+
+// TestSwappedFiles: two lists' files swapped, then one deleted: the list
+// whose bytes went with it is removed, the other stays, whatever order the
+// scan meets them in.
+func TestSwappedFiles(t *testing.T) {
+	for range 5 { // map order varies between runs
+		f := newFixture(t)
+		f.write("alpha.list", listText("alpha", 1, "alpha.example\n"))
+		f.write("beta.list", listText("beta", 1, "beta.example\n"))
+		f.set.Scan()
+		f.rec.take()
+		f.rename("alpha.list", "tmp.list")
+		f.rename("beta.list", "alpha.list")
+		f.rename("tmp.list", "beta.list")
+		f.set.Scan()
+		f.rec.take()
+		f.remove("alpha.list") // holds beta
+		f.set.Scan()
+		if f.blocks("beta.example.") || !f.blocks("alpha.example.") {
+			t.Fatalf("after deleting the file that holds beta: blocks beta %v, alpha %v; events %q", f.blocks("beta.example."), f.blocks("alpha.example."), f.rec.take())
+		}
+	}
+}
