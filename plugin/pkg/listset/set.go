@@ -56,26 +56,22 @@ type Rejection struct {
 	Path    string
 	List    string // the list's name, or the file's name without .list when unknown
 	Unknown bool   // List is the file's name: nothing verified says which list it is
-	// Never: no version of the list was ever in force here (it has no
-	// high-water mark): whoever holds one trusted key can sign any name.
-	Never   bool
 	Result  result.Result
 	Err     error   // what is wrong, naming the file and line
 	Serial  *uint64 // of the refused version, when it was read
 	InForce *Current
 }
 
-// UnknownList is the metric label of a rejected file that no list ever in
-// force came from (a bad signature, a file that cannot be read, a name
-// signed under a key that may not sign it).
+// UnknownList is the metric label of a rejected file that no verified list
+// names (a bad signature, a file that cannot be read).
 const UnknownList = "unknown"
 
-// Label returns the list label to count r under: the list's name when a
-// version of it was once in force, else UnknownList, so that neither file
-// names made up by whoever can write the lists directory nor list names
-// made up by whoever holds one trusted key add series of their own.
+// Label returns the list label to count r under: the list's name, or
+// UnknownList when only the file's name says which list it is, so that
+// file names made up by whoever can write the lists directory add no
+// series of their own.
 func (r Rejection) Label() string {
-	if r.Unknown || r.Never {
+	if r.Unknown {
 		return UnknownList
 	}
 	return r.List
@@ -377,8 +373,7 @@ func (s *Set) reject(path, name string, err error, serial *uint64) {
 			name, unknown = blocklist.TrimSuffix(filepath.Base(path)), true
 		}
 	}
-	never := s.inForce[name] == nil && s.marks[name] == nil
-	s.note(Change{Kind: Refused, Refusal: Rejection{Path: path, List: name, Unknown: unknown, Never: never, Result: result.Of(err), Err: err, Serial: serial, InForce: s.inForce[name]}})
+	s.note(Change{Kind: Refused, Refusal: Rejection{Path: path, List: name, Unknown: unknown, Result: result.Of(err), Err: err, Serial: serial, InForce: s.inForce[name]}})
 }
 
 // remove takes list name out of force.

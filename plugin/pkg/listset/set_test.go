@@ -370,32 +370,6 @@ func TestTrustFileInListsDir(t *testing.T) {
 	}
 }
 
-// TestRefusedNamesAddNoSeries: a version refused after it verified is
-// counted under its list's name only when a version of that list was once
-// in force; any name one trusted key can make up counts as unknown.
-func TestRefusedNamesAddNoSeries(t *testing.T) {
-	f := newFixture(t)
-	var labels []string
-	f.set.record = func(c Change) {
-		if c.Kind == Refused {
-			labels = append(labels, c.Refusal.List+"="+c.Refusal.Label())
-		}
-	}
-	future := strings.Replace(listText("made-up-1", 1, ""), "2026-11-28T06:00:00Z", "2027-01-01T00:00:00Z", 1)
-	f.write("a.list", future) // verified, then refused: issued in the future
-	f.write("b.list", listText("real", 5, ""))
-	f.set.Scan()
-	f.write("c.list", listText("real", 4, "")) // a rollback of a list in force
-	f.set.Scan()
-	f.remove("b.list")
-	f.set.Scan()
-	f.write("d.list", listText("real", 3, "")) // and of one once in force
-	f.set.Scan()
-	if want := []string{"made-up-1=unknown", "real=real", "real=real"}; !slices.Equal(labels, want) {
-		t.Errorf("labels %v, want %v", labels, want)
-	}
-}
-
 // TestTwoVersionsInOneScan: two files carrying versions of one list, read
 // in one scan: only the later, the one in the index published, is
 // recorded as applied.
