@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -17,6 +18,8 @@ import (
 	"aead.dev/minisign"
 
 	"github.com/regblock/regblock/internal/receipts"
+	"github.com/regblock/regblock/internal/testenv"
+	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 	"github.com/regblock/regblock/plugin/pkg/receipt"
 )
 
@@ -82,5 +85,91 @@ func TestReceiptsDashboardAndRules(t *testing.T) {
 		if !slices.Contains(used, name) && !strings.HasSuffix(name, "_created") {
 			t.Errorf("%s is exported but neither on the receipts dashboard nor in its rules", name)
 		}
+	}
+}
+
+// TestKubernetesReceipts checks the receipts component: its Corefile is
+// base's with the receipts line and nothing else, its overlay mounts the
+// key's Secret into regblockd, and regblockd run on that Corefile (its
+// paths and ports moved to the test's) sends a receipt that a real
+// receiver stores.
+func TestKubernetesReceipts(t *testing.T) {
+	kubectl := testenv.Need(t, "kubectl", "kubectl")
+	base, err := os.ReadFile("kubernetes/base/Corefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withReceipts, err := os.ReadFile("kubernetes/components/receipts/Corefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Drop comments and blank lines: what is left must differ by the
+	// receipts line only.
+	directives := func(text []byte) []string {
+		var out []string
+		for _, line := range strings.Split(string(text), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				out = append(out, line)
+			}
+		}
+		return out
+	}
+	got := slices.DeleteFunc(directives(withReceipts), func(line string) bool { return strings.HasPrefix(line, "receipts ") })
+	if !slices.Equal(got, directives(base)) || len(got) == len(directives(withReceipts)) {
+		t.Fatalf("components/receipts/Corefile is not base's Corefile with a receipts line:\n%s", withReceipts)
+	}
+
+	out := string(kustomize(t, kubectl, "kubernetes/receipts"))
+	checkManifests(t, []byte(out), true, false)
+	for _, want := range []string{"receipts https://", "secretName: regblock-receipts-key", "mountPath: /var/lib/regblock/receipts"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kubernetes/receipts has no %q", want)
+		}
+	}
+
+	// The Corefile, run.
+	_, regblockd := binaries(t)
+	isp := blocklisttest.NewKey(t)
+	keyDir := t.TempDir()
+	keyFile := filepath.Join(keyDir, "resolver.key")
+	secret, err := isp.Private.MarshalText() // unencrypted, as regblock keygen -W writes it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	regulator := blocklisttest.NewKey(t)
+	lists := t.TempDir()
+	regulator.WriteList(t, lists, "example-csam.list", fleetList)
+	stored := t.TempDir()
+	srv, err := receipts.New(receipts.Config{Dir: stored, Keys: []minisign.PublicKey{isp.Public}, Log: log.New(io.Discard, "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	receiver := httptest.NewServer(srv)
+	defer receiver.Close()
+	dns := testenv.FreePort(t)
+	corefile := strings.NewReplacer(
+		".:1053", ".:"+dns,
+		"{$POD_IP}:8080", "127.0.0.1:"+testenv.FreePort(t),
+		"{$POD_IP}:8181", "127.0.0.1:"+testenv.FreePort(t),
+		"{$POD_IP}:9153", "127.0.0.1:"+testenv.FreePort(t),
+		"/var/lib/regblock/lists", lists,
+		"/etc/regblock/regulator.pub", regulator.WritePublic(t, t.TempDir()),
+		"/var/lib/regblock/state", t.TempDir(),
+		"/var/log/regblock", t.TempDir(),
+		"https://receipts.regulator.example/", receiver.URL+"/",
+		"/var/lib/regblock/receipts/resolver.key", keyFile,
+		"forward . /etc/resolv.conf", "",
+	).Replace(string(withReceipts))
+	testenv.Regblockd(t, regblockd, corefile, t.TempDir(), "127.0.0.1:"+dns, "abuse.example.")
+	testenv.Eventually(t, 20*time.Second, "the receiver takes a receipt naming the list in force", func() bool {
+		scrape := httptest.NewRecorder()
+		srv.Metrics().ServeHTTP(scrape, httptest.NewRequest("GET", "/metrics", nil))
+		return strings.Contains(scrape.Body.String(), `regblock_receipts_list_serial{list="example-csam",`)
+	})
+	if files, _ := filepath.Glob(filepath.Join(stored, "*.jsonl")); len(files) != 1 {
+		t.Errorf("receipts stored in %v, want one file", files)
 	}
 }
