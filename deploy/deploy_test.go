@@ -24,6 +24,11 @@ import (
 	"github.com/regblock/regblock/plugin/regblock"
 )
 
+// fleetList is a signed list's text that the fleet tests serve.
+const fleetList = "#! regblock-list 1\n#! name: example-csam\n#! serial: 2026120401\n" +
+	"#! issued: 2026-12-01T00:00:00Z\n#! issuer: Example Communications Commission\n" +
+	"abuse.example  ORDER-2026-0012  csam\n"
+
 func init() { dnsserver.Directives = regblock.InsertDirective(dnsserver.Directives) }
 
 func TestAlertRules(t *testing.T) {

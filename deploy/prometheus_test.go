@@ -1,3 +1,5 @@
+//go:build linux
+
 package deploy
 
 import (
@@ -19,10 +21,6 @@ import (
 	"github.com/regblock/regblock/internal/testenv"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 )
-
-const fleetList = "#! regblock-list 1\n#! name: example-csam\n#! serial: 2026120401\n" +
-	"#! issued: 2026-12-01T00:00:00Z\n#! issuer: Example Communications Commission\n" +
-	"abuse.example  ORDER-2026-0012  csam\n"
 
 // forLine is a rule's hold time, the one thing TestAlertsFire changes in
 // the shipped rule files: a test cannot wait out "for: 10m".
