@@ -27,7 +27,7 @@ cp "$repo/deploy/kubernetes/base/Corefile" "$root/etc/regblock/Corefile"
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
 echo 'nonroot:x:65532:65532:nonroot:/nonexistent:/sbin/nologin' > "$root/etc/passwd"
 echo 'nonroot:x:65532:' > "$root/etc/group"
-chmod -R go-w "$root"
+chmod -R u=rwX,go=rX "$root" "$work/own"   # whatever the umask
 
 # Binaries and configuration belong to root, so that the resolver cannot
 # change them; only its lists, state and audit directories are its own.

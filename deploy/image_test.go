@@ -35,7 +35,28 @@ func TestImage(t *testing.T) {
 		}
 		t.Skip("running containers needs root here; skipping")
 	}
-	store := t.TempDir()
+	// The image store, removed by hand: podman's cleanup of a container
+	// may still be writing to it when the test ends.
+	store, err := os.MkdirTemp("", "regblock-image-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conmon := filepath.Join(store, "conmon.pid")
+	t.Cleanup(func() {
+		// conmon outlives the container and cleans up after it in the
+		// store: wait for it to end first.
+		if pid, err := os.ReadFile(conmon); err == nil {
+			for range 100 {
+				if _, err := os.Stat("/proc/" + strings.TrimSpace(string(pid))); err != nil {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		if err := os.RemoveAll(store); err != nil {
+			t.Errorf("removing the image store: %v", err)
+		}
+	})
 	global := []string{"--root", filepath.Join(store, "root"), "--runroot", filepath.Join(store, "run"), "--storage-driver", "vfs"}
 	podman := func(args ...string) string {
 		t.Helper()
@@ -52,7 +73,9 @@ func TestImage(t *testing.T) {
 	}
 
 	const image = "localhost/regblock:test"
-	build := exec.Command("./image.sh", image)
+	// Under a strict umask: the runtime user must still read and run
+	// what root owns.
+	build := exec.Command("bash", "-c", `umask 077 && exec ./image.sh "$0"`, image)
 	build.Env = append(os.Environ(), "BUILDAH=buildah "+strings.Join(global, " "), "VERSION=v0.0.0-test")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("deploy/image.sh: %v\n%s", err, out)
@@ -89,7 +112,7 @@ func TestImage(t *testing.T) {
 	if err := os.WriteFile(resolv, []byte("nameserver 192.0.2.53\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	id := podman("run", "-d", "--runtime", "runc", "--cgroup-manager", "cgroupfs", "--network", "none",
+	id := podman("run", "-d", "--conmon-pidfile", conmon, "--runtime", "runc", "--cgroup-manager", "cgroupfs", "--network", "none",
 		"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "-e", "POD_IP=127.0.0.1",
 		"-v", resolv+":/etc/resolv.conf:ro", "-v", lists+":/var/lib/regblock/lists:ro",
 		"-v", pub+":/etc/regblock/regulator.pub:ro", "-v", state+":/var/lib/regblock/state",

@@ -121,7 +121,8 @@ func TestKubernetesReceipts(t *testing.T) {
 
 	out := string(kustomize(t, kubectl, "kubernetes/receipts"))
 	checkManifests(t, []byte(out), true, false)
-	for _, want := range []string{"receipts https://", "secretName: regblock-receipts-key", "mountPath: /var/lib/regblock/receipts"} {
+	for _, want := range []string{"receipts https://", "secretName: regblock-receipts-key", "mountPath: /var/lib/regblock/receipts",
+		"value: isp-example.cluster-1.$(POD_NAME)", "fieldPath: metadata.name"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("kubernetes/receipts has no %q", want)
 		}
@@ -163,11 +164,13 @@ func TestKubernetesReceipts(t *testing.T) {
 		"/var/lib/regblock/receipts/resolver.key", keyFile,
 		"forward . /etc/resolv.conf", "",
 	).Replace(string(withReceipts))
-	testenv.Regblockd(t, regblockd, corefile, t.TempDir(), "127.0.0.1:"+dns, "abuse.example.")
+	// What resolver.yaml sets for the first pod.
+	const id = "isp-example.cluster-1.regblockd-0"
+	testenv.RegblockdEnv(t, regblockd, corefile, t.TempDir(), "127.0.0.1:"+dns, "abuse.example.", []string{"RESOLVER_ID=" + id})
 	testenv.Eventually(t, 20*time.Second, "the receiver takes a receipt naming the list in force", func() bool {
 		scrape := httptest.NewRecorder()
 		srv.Metrics().ServeHTTP(scrape, httptest.NewRequest("GET", "/metrics", nil))
-		return strings.Contains(scrape.Body.String(), `regblock_receipts_list_serial{list="example-csam",`)
+		return strings.Contains(scrape.Body.String(), `regblock_receipts_list_serial{list="example-csam",resolver="`+id+`"}`)
 	})
 	if files, _ := filepath.Glob(filepath.Join(stored, "*.jsonl")); len(files) != 1 {
 		t.Errorf("receipts stored in %v, want one file", files)
