@@ -5,6 +5,7 @@ package deploy
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -48,7 +49,9 @@ func TestAlertsFire(t *testing.T) {
 	fullDisk := testenv.Tmpfs(t, "1m")
 	resolvers := []struct{ dns, metrics, audit string }{
 		{free(), free(), filepath.Join(t.TempDir(), "audit.jsonl") + "\n        audit_budget 1"},
-		{free(), free(), filepath.Join(fullDisk, "audit.jsonl")},
+		// A budget of more events than the audit file's last page holds,
+		// which events lost to the disk must not spend.
+		{free(), free(), filepath.Join(fullDisk, "audit.jsonl") + "\n        audit_budget 45"},
 	}
 	for _, r := range resolvers {
 		corefile := fmt.Sprintf(`.:%s {
@@ -172,7 +175,7 @@ func TestAlertsFire(t *testing.T) {
 	// the other (more than the audit file's last page still holds).
 	defer testenv.Fill(t, fullDisk)()
 	for _, r := range resolvers {
-		for range 40 {
+		for range 90 {
 			if _, err := dns.Exchange(new(dns.Msg).SetQuestion("abuse.example.", dns.TypeA), r.dns); err != nil {
 				t.Fatal(err)
 			}
@@ -201,6 +204,17 @@ func TestAlertsFire(t *testing.T) {
 	defer func() {
 		if t.Failed() {
 			t.Logf("not firing: %v\nalerts: %+v", missing, got)
+			for _, r := range resolvers {
+				if resp, err := http.Get("http://" + r.metrics + "/metrics"); err == nil {
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					for _, line := range strings.Split(string(body), "\n") {
+						if strings.HasPrefix(line, "coredns_regblock_audit_") {
+							t.Logf("%s: %s", r.metrics, line)
+						}
+					}
+				}
+			}
 		}
 	}()
 	testenv.Eventually(t, 60*time.Second, "every alert for the faults fires", func() bool {

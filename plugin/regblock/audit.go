@@ -216,6 +216,13 @@ func (a *auditLog) run() {
 	}
 }
 
+// refund gives back what spend took for an event that was not written.
+func (a *auditLog) refund() {
+	if a.budget > 0 && a.spent > 0 {
+		a.spent--
+	}
+}
+
 // spend reports whether the budget allows one more block event this hour.
 func (a *auditLog) spend(now time.Time) bool {
 	if a.budget <= 0 {
@@ -260,12 +267,16 @@ func (a *auditLog) write(r blockRecord) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	switch err := a.w.WriteLine(append(line, '\n')); {
+	err = a.w.WriteLine(append(line, '\n'))
+	switch {
 	case errors.Is(err, ledger.ErrLedgerFirst):
 		auditDropped.WithLabelValues(dropLedgerFirst).Inc()
 	case err != nil:
 		auditDropped.WithLabelValues(dropWriteError).Inc()
 		auditWriteErrors.Inc()
+	}
+	if err != nil {
+		a.refund() // the budget counts events written, so that a failing disk is not reported as a spent budget
 	}
 }
 
