@@ -134,7 +134,6 @@ func TestAlertsFire(t *testing.T) {
 		}
 		return body.Data.Alerts
 	}
-	var up int
 	var down []string
 	defer func() {
 		if t.Failed() {
@@ -147,7 +146,8 @@ func TestAlertsFire(t *testing.T) {
 				ActiveTargets []struct{ ScrapeURL, Health, LastError string }
 			}
 		}
-		up, down = 0, nil
+		up := 0
+		down = nil
 		if api("/api/v1/targets", &body) {
 			for _, target := range body.Data.ActiveTargets {
 				if target.Health == "up" {

@@ -267,16 +267,15 @@ func (a *auditLog) write(r blockRecord) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	err = a.w.WriteLine(append(line, '\n'))
-	switch {
-	case errors.Is(err, ledger.ErrLedgerFirst):
-		auditDropped.WithLabelValues(dropLedgerFirst).Inc()
-	case err != nil:
+	if err := a.w.WriteLine(append(line, '\n')); err != nil {
+		// The budget counts events written: a failing disk is not a spent budget.
+		a.refund()
+		if errors.Is(err, ledger.ErrLedgerFirst) {
+			auditDropped.WithLabelValues(dropLedgerFirst).Inc()
+			return
+		}
 		auditDropped.WithLabelValues(dropWriteError).Inc()
 		auditWriteErrors.Inc()
-	}
-	if err != nil {
-		a.refund() // the budget counts events written, so that a failing disk is not reported as a spent budget
 	}
 }
 
