@@ -49,6 +49,11 @@ type ListIndex struct {
 	// salt is a hashed list's salt: its records are keyed by the digests of
 	// names under it (digestHashes), not by hashName. nil for a plain list.
 	salt []byte
+	// sum is the checksum of the version's entries (see checksum.go).
+	sum checksum
+	// over holds the changes of the deltas applied since the records were
+	// compiled; nil when there are none (see overlay.go).
+	over *overlay
 }
 
 // record is one entry of a list.
@@ -139,7 +144,12 @@ type Compiler struct {
 	ips     prefixes
 	names   int // entries added by name
 	digests int // entries added by digest
-	err     error
+	sum     checksum
+	// metaSums are the metaHash of each meta, by index.
+	metaSums []uint64
+	// canary is set while the canary is added: it is not in the sum.
+	canary bool
+	err    error
 }
 
 // NewCompiler returns a compiler with room for about n entries.
@@ -170,20 +180,26 @@ func (c *Compiler) Add(e blocklist.Entry) {
 	}
 	if e.Prefix.IsValid() {
 		c.ips.add(e.Prefix, uint32(e.Kind)<<metaBits|id)
+		h, _ := nameHashes(e)
+		c.sum.add(entryValue(h, e.Kind, c.metaSums[id]))
 		return
 	}
+	var h hashes
 	if e.Hashed {
 		c.digests++
-		c.addHashes(e.Kind, digestHashes(e.Digest), id)
-		return
-	}
-	c.names++
-	h, ok := hashName(e.Name)
-	if !ok {
-		c.err = fmt.Errorf("blockindex: invalid name %q", e.Name)
-		return
+		h = digestHashes(e.Digest)
+	} else {
+		c.names++
+		var ok bool
+		if h, ok = hashName(e.Name); !ok {
+			c.err = fmt.Errorf("blockindex: invalid name %q", e.Name)
+			return
+		}
 	}
 	c.addHashes(e.Kind, h, id)
+	if !c.canary {
+		c.sum.add(entryValue(h, e.Kind, c.metaSums[id]))
+	}
 }
 
 // meta interns m.
@@ -202,6 +218,7 @@ func (c *Compiler) meta(m meta, k metaKey) (uint32, bool) {
 	m.order, m.category = strings.Clone(m.order), strings.Clone(m.category)
 	k.order, k.category = m.order, m.category
 	c.metas = append(c.metas, m)
+	c.metaSums = append(c.metaSums, metaHash(m))
 	c.metaIDs[k] = id
 	return id, true
 }
@@ -225,19 +242,27 @@ func (c *Compiler) Finish(l *blocklist.List) (*ListIndex, error) {
 		if l.Hashed() { // plain in the header, keyed by its digest like every name of the list
 			canary = blocklist.Entry{Kind: blocklist.Exact, Hashed: true, Digest: blocklist.HashName(l.Salt, l.Canary), Category: blocklist.CategoryCanary}
 		}
+		c.canary = true
 		c.Add(canary)
+		c.canary = false
 	}
 	if c.err != nil {
 		return nil, fmt.Errorf("list %q: %w", l.Name, c.err)
 	}
 	recs := c.recs
 	sortRecords(recs)
-	li := &ListIndex{list: l, recs: recs, metas: c.metas, recsMem: c.recsMem, salt: l.Salt}
+	li := &ListIndex{list: l, recs: recs, metas: c.metas, recsMem: c.recsMem, salt: l.Salt, sum: c.sum}
 	if c.ips.len() > 0 {
 		li.ips = &c.ips
 	}
-	c.recs, c.recsMem, c.metas, c.metaIDs = nil, nil, nil, nil
+	c.recs, c.recsMem, c.metas, c.metaIDs, c.metaSums = nil, nil, nil, nil, nil
+	li.table, li.tableMem, li.mask = buildTable(recs)
+	return li, nil
+}
 
+// buildTable returns the table that finds the first record of each key in
+// recs, sorted.
+func buildTable(recs []record) (table []uint64, mem *block, mask uint64) {
 	runs := 0
 	for i := range recs {
 		if i == 0 || recs[i].key != recs[i-1].key {
@@ -248,19 +273,19 @@ func (c *Compiler) Finish(l *blocklist.List) (*ListIndex, error) {
 	for size*3 < runs*4 { // keep the load at or below 3/4
 		size *= 2
 	}
-	li.table, li.tableMem = offHeap[uint64](size)
-	li.mask = uint64(size - 1)
+	table, mem = offHeap[uint64](size)
+	mask = uint64(size - 1)
 	for i := range recs {
 		if i > 0 && recs[i].key == recs[i-1].key {
 			continue
 		}
-		s := recs[i].key & li.mask
-		for li.table[s] != 0 {
-			s = (s + 1) & li.mask
+		s := recs[i].key & mask
+		for table[s] != 0 {
+			s = (s + 1) & mask
 		}
-		li.table[s] = recs[i].key>>32<<32 | uint64(i+1)
+		table[s] = recs[i].key>>32<<32 | uint64(i+1)
 	}
-	return li, nil
+	return table, mem, mask
 }
 
 // New combines compiled lists into an index. Lists must have distinct
@@ -510,6 +535,17 @@ func (ix *Index) decide(suffix []hashes, start []uint16, salted *saltedName) (Ma
 				if key, check, digest, ok = li.saltedKey(salted, i); !ok {
 					continue
 				}
+			}
+			if li.over != nil {
+				m, except, ok := li.decideOver(key, check, i == 0)
+				switch {
+				case except:
+					excepted[word] |= bit
+				case ok:
+					m.Start, m.Digest = int(start[i]), digest
+					return m, true
+				}
+				continue
 			}
 			r, ok := li.find(key)
 			if !ok {

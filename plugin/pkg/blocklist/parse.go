@@ -104,6 +104,8 @@ type parser struct {
 	seen     map[string]bool // header keys already given
 	emit     func(Entry)     // nil: keep the entries in list.Entries
 	blocking int             // blocking entries handed to emit
+	delta    *Delta          // non-nil when parsing a delta
+	removing bool            // the entry being parsed is a delta's "-" line
 }
 
 func (p *parser) errorf(format string, args ...any) {
@@ -197,6 +199,14 @@ func (p *parser) parseLines(src lineSource) {
 			continue
 		}
 
+		if p.line == 1 && p.delta != nil {
+			if strings.TrimSpace(line) != deltaVersionLine {
+				p.errorf("not a regblock delta: the first line must be %q", deltaVersionLine)
+				return
+			}
+			p.list.Version = Version
+			continue
+		}
 		if p.line == 1 {
 			if !strings.HasPrefix(line, "#! regblock-list") {
 				p.errorf("not a regblock list: the first line must be %q", versionLine)
@@ -217,7 +227,15 @@ func (p *parser) parseLines(src lineSource) {
 			p.header(header)
 			continue
 		}
-		fields := splitFields(stripComment(line), &buf)
+		text := stripComment(line)
+		if p.delta != nil {
+			var ok bool
+			if text, ok = p.deltaSign(text); !ok {
+				entries = true
+				continue
+			}
+		}
+		fields := splitFields(text, &buf)
 		if len(fields) == 0 {
 			continue
 		}
@@ -229,7 +247,11 @@ func (p *parser) parseLines(src lineSource) {
 		return
 	}
 	p.line = 1 // missing headers belong to the header block
-	for _, key := range []string{"name", "serial", "issued"} {
+	required := []string{"name", "serial", "issued"}
+	if p.delta != nil {
+		required = append(required, deltaHeaders...)
+	}
+	for _, key := range required {
 		if !p.seen[key] {
 			p.errorf("missing required header %q", key)
 		}
@@ -326,6 +348,12 @@ func (p *parser) header(text string) {
 		}
 	case "hashed":
 		h.Salt, err = parseSalt(value)
+	case "from", "sha256", "digest":
+		if p.delta == nil {
+			err = fmt.Errorf("header %q belongs in a delta, not in a list", key)
+			break
+		}
+		err = p.deltaHeader(key, value)
 	default:
 		err = fmt.Errorf("unknown header key %q (known: name, issuer, serial, issued, expires, authority, appeal, contact, canary, hashed)", key)
 	}
@@ -461,6 +489,10 @@ func (p *parser) shown(entry string) string {
 
 // add keeps e in the list, or hands it to emit.
 func (p *parser) add(e Entry) {
+	if p.delta != nil {
+		p.deltaEntry(e)
+		return
+	}
 	if p.emit == nil {
 		p.list.Entries = append(p.list.Entries, e)
 		return

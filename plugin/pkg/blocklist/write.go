@@ -20,18 +20,25 @@ func Write(w io.Writer, l *List) error {
 		if e.Action != Notice {
 			return errors.New("blocklist: only entries with the notice answer can be written in regblock's format")
 		}
-		bw.WriteString(e.Pattern())
-		if e.Order != "" || e.Category != "" {
-			order := e.Order
-			if order == "" {
-				order = "-"
-			}
-			bw.WriteString("  " + order)
-		}
-		if e.Category != "" {
-			bw.WriteString("  " + e.Category)
-		}
+		bw.WriteString(e.Text())
 		bw.WriteByte('\n')
 	}
 	return bw.Flush()
+}
+
+// Text returns the entry as a list writes it: "PATTERN ORDER-REF CATEGORY",
+// "-" for an absent order reference, and nothing after the last field set.
+func (e Entry) Text() string {
+	line := e.Pattern()
+	if e.Order != "" || e.Category != "" {
+		order := e.Order
+		if order == "" {
+			order = "-"
+		}
+		line += "  " + order
+	}
+	if e.Category != "" {
+		line += "  " + e.Category
+	}
+	return line
 }

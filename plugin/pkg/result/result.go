@@ -25,6 +25,10 @@ const (
 	Rollback     Result = "rollback"      // older than a version once accepted
 	Untrusted    Result = "untrusted"     // no line of the trust policy names the list
 	Threshold    Result = "threshold"     // too few valid signatures by its line's keys
+	// A delta that does not start from the version in force.
+	DeltaBase Result = "delta_base"
+	// A delta whose result is not the issuer's version (its digest header).
+	DeltaMismatch Result = "delta_mismatch"
 )
 
 // Error is a refusal: its result, and the error that says what is wrong

@@ -1,0 +1,280 @@
+package blockindex
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/result"
+)
+
+// A delta changes a list without recompiling it: the new ListIndex shares
+// the records and table of the old one (the base) and adds an overlay, a
+// small index of the entries added since and the set of base records
+// removed since. A lookup in a list without an overlay costs one more nil
+// check; in a list with one, a probe of the overlay's small table, which
+// stays in the cache. Compact folds an overlay into new records, off the
+// query path.
+
+// overlay is what the deltas applied since a list's records were compiled
+// changed. It is immutable once its ListIndex is published.
+type overlay struct {
+	added []blocklist.Entry // the entries added, compiled into index
+	index *ListIndex        // added compiled, and the canary when it changed; nil when empty
+	// hidden counts, for each base record removed, how many of the
+	// records identical to it (same key, check, kind and meta) are gone.
+	hidden map[record]int32
+	// canary is the canary compiled into the base records.
+	canary string
+}
+
+// OverlayLen returns how many entries the deltas applied since the records
+// were compiled changed: what Compact would fold in.
+func (li *ListIndex) OverlayLen() int {
+	if li.over == nil {
+		return 0
+	}
+	n := len(li.over.added)
+	for _, c := range li.over.hidden {
+		n += int(c)
+	}
+	return n
+}
+
+// Apply returns the index of the version delta d makes from the one li
+// holds, which must be the version d starts from (the caller checks its
+// serial and SHA-256). li is unchanged. The result is checked against the
+// delta's checksum before it is returned, at a cost in proportion to the
+// change: an error is a *result.Error with result DeltaMismatch when the
+// result would not be the issuer's version (an entry removed that li does
+// not hold, another checksum).
+func (li *ListIndex) Apply(d *blocklist.Delta) (*ListIndex, error) {
+	mismatch := func(format string, args ...any) error {
+		return result.Errorf(result.DeltaMismatch, "%s: "+format, append([]any{d.File}, args...)...)
+	}
+	if string(li.salt) != string(d.Salt) {
+		return nil, mismatch("the delta's list is hashed under another salt than the version in force")
+	}
+	ov := &overlay{canary: li.list.Canary, hidden: map[record]int32{}}
+	if li.over != nil {
+		ov.added = slices.Clone(li.over.added)
+		ov.hidden = maps.Clone(li.over.hidden)
+		ov.canary = li.over.canary
+	}
+	sum := li.sum
+	for _, e := range d.Removed {
+		v, err := valueOf(e)
+		if err != nil {
+			return nil, mismatch("line %d: %v", e.Line, err)
+		}
+		if i := slices.IndexFunc(ov.added, func(a blocklist.Entry) bool { return a.Text() == e.Text() }); i >= 0 {
+			ov.added = slices.Delete(ov.added, i, i+1)
+		} else if !li.hide(ov.hidden, e) {
+			return nil, mismatch("line %d: removes %s, which the version in force does not hold", e.Line, e.Pattern())
+		}
+		sum.sub(v)
+	}
+	for _, e := range d.Added {
+		v, err := valueOf(e)
+		if err != nil {
+			return nil, mismatch("line %d: %v", e.Line, err)
+		}
+		ov.added = append(ov.added, e)
+		sum.add(v)
+	}
+	if got := sum.bytes(); got != d.Checksum {
+		return nil, mismatch("the entries after applying it have the checksum %s, not the %s its digest header says", got, d.Checksum)
+	}
+
+	// The canary is the header's: when it changed, the base's is hidden and
+	// the overlay holds the new one.
+	header := *d.List
+	header.Canary = ""
+	if ov.canary != "" {
+		rec, ok := li.canaryRecord(ov.canary)
+		switch {
+		case !ok:
+		case d.Canary != ov.canary:
+			ov.hidden[rec] = 1
+		default:
+			delete(ov.hidden, rec)
+		}
+	}
+	if d.Canary != ov.canary {
+		header.Canary = d.Canary
+	}
+	if len(ov.added) > 0 || header.Canary != "" {
+		c := NewCompiler(len(ov.added))
+		for _, e := range ov.added {
+			c.Add(e)
+		}
+		index, err := c.Finish(&header)
+		if err != nil {
+			return nil, mismatch("%v", err)
+		}
+		ov.index = index
+	}
+	next := *li
+	next.list, next.sum, next.over = d.List, sum, ov
+	if len(ov.added) == 0 && len(ov.hidden) == 0 && ov.index == nil {
+		next.over = nil
+	}
+	return &next, nil
+}
+
+// hide notes in hidden that one more base record identical to entry e is
+// removed, and reports false when the base holds no more of them.
+func (li *ListIndex) hide(hidden map[record]int32, e blocklist.Entry) bool {
+	h, err := nameHashes(e)
+	if err != nil {
+		return false
+	}
+	key, check := h.key(), uint32(h.h2)
+	r, ok := li.find(key)
+	if !ok {
+		return false
+	}
+	want, _ := newMeta(e)
+	for ; r < len(li.recs) && li.recs[r].key == key; r++ {
+		rec := li.recs[r]
+		m := li.metas[rec.kindMeta&(1<<metaBits-1)]
+		if rec.check != check || rec.kind() != e.Kind || m.order != want.order || m.category != want.category || m.action != want.action {
+			continue
+		}
+		n := int32(0) // identical records sort next to each other
+		for i := r; i < len(li.recs) && li.recs[i] == rec; i++ {
+			n++
+		}
+		if hidden[rec] >= n {
+			return false
+		}
+		hidden[rec]++
+		return true
+	}
+	return false
+}
+
+// canaryRecord returns the base record of the canary name.
+func (li *ListIndex) canaryRecord(canary string) (record, bool) {
+	h, ok := hashName(canary)
+	if li.salt != nil {
+		h, ok = digestHashes(blocklist.HashName(li.salt, canary)), true
+	}
+	if !ok {
+		return record{}, false
+	}
+	key, check := h.key(), uint32(h.h2)
+	r, found := li.find(key)
+	for ; found && r < len(li.recs) && li.recs[r].key == key; r++ {
+		rec := li.recs[r]
+		if rec.check == check && rec.kind() == blocklist.Exact && li.metas[rec.kindMeta&(1<<metaBits-1)].category == blocklist.CategoryCanary {
+			return rec, true
+		}
+	}
+	return record{}, false
+}
+
+// decideOver is decide's step for a list with an overlay: of the base
+// records not hidden and the overlay's records at key, the first that
+// applies. It reports whether one applied, and the match (an exception's
+// when except).
+func (li *ListIndex) decideOver(key uint64, check uint32, self bool) (m Match, except, ok bool) {
+	var best record
+	var from *ListIndex
+	if r, found := li.find(key); found {
+		for ; r < len(li.recs) && li.recs[r].key == key; r++ {
+			rec := li.recs[r]
+			if rec.check != check || !applies(rec.kind(), self) {
+				continue
+			}
+			// Of a run of identical records, the first n are gone.
+			if n := li.over.hidden[rec]; n > 0 && (r == 0 || li.recs[r-1] != rec) {
+				r += int(n) - 1
+				continue
+			}
+			best, from = rec, li
+			break
+		}
+	}
+	if o := li.over.index; o != nil {
+		if r, found := o.find(key); found {
+			for ; r < len(o.recs) && o.recs[r].key == key; r++ {
+				rec := o.recs[r]
+				if rec.check != check || !applies(rec.kind(), self) {
+					continue
+				}
+				if from == nil || rank(rec.kind()) < rank(best.kind()) {
+					best, from = rec, o
+				}
+				break
+			}
+		}
+	}
+	if from == nil {
+		return Match{}, false, false
+	}
+	if best.kind().IsException() {
+		return Match{}, true, true
+	}
+	m = from.match(best.kindMeta)
+	m.List = li.list
+	return m, false, true
+}
+
+// Compact returns li with its overlay folded into new records and table:
+// the index a whole reload of the same version would build, without
+// reading the list again. It costs a pass over the records and is meant to
+// run off the query path; li is unchanged and stays valid.
+func (li *ListIndex) Compact() *ListIndex {
+	if li.over == nil {
+		return li
+	}
+	ov := li.over
+	n := len(li.recs)
+	for _, c := range ov.hidden {
+		n -= int(c)
+	}
+	var added []record
+	metas := li.metas
+	if ov.index != nil && len(li.metas)+len(ov.index.metas) >= 1<<metaBits {
+		return li // more metas than a record can index: a whole reload will tell
+	}
+	if ov.index != nil {
+		added = ov.index.recs
+		n += len(added)
+		metas = append(slices.Clip(li.metas), ov.index.metas...)
+	}
+	recs, mem := offHeap[record](n + 1)
+	recs = recs[:0]
+	shift := uint32(len(li.metas)) // the overlay's metas come after the base's
+	hidden := maps.Clone(ov.hidden)
+	i, j := 0, 0
+	for i < len(li.recs) || j < len(added) {
+		var next record
+		if j < len(added) {
+			next = added[j]
+			next.kindMeta += shift
+		}
+		if j == len(added) || i < len(li.recs) && !recordLess(next, li.recs[i]) {
+			rec := li.recs[i]
+			i++
+			if hidden[rec] > 0 {
+				hidden[rec]--
+				continue
+			}
+			recs = append(recs, rec)
+			continue
+		}
+		j++
+		recs = append(recs, next)
+	}
+	next := &ListIndex{list: li.list, recs: recs, recsMem: mem, metas: metas, ips: li.ips, salt: li.salt, sum: li.sum}
+	next.table, next.tableMem, next.mask = buildTable(recs)
+	return next
+}
+
+// String describes li for tests and logs.
+func (li *ListIndex) String() string {
+	return fmt.Sprintf("list %q: %d records, overlay of %d", li.list.Name, len(li.recs), li.OverlayLen())
+}

@@ -1,0 +1,207 @@
+package blockindex
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/result"
+)
+
+// reparse returns a list of l's name with another serial, canary and entries.
+func reparse(t testing.TB, l *blocklist.List, serial int, canary string, entries []blocklist.Entry) *blocklist.List {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "#! regblock-list 1\n#! name: %s\n#! serial: %d\n#! issued: 2026-11-28T06:00:00Z\n", l.Name, serial)
+	if l.Hashed() {
+		fmt.Fprintf(&b, "#! hashed: sha256 %x\n", l.Salt)
+	}
+	if canary != "" {
+		fmt.Fprintf(&b, "#! canary: %s\n", canary)
+	}
+	for _, e := range entries {
+		b.WriteString(e.Text() + "\n")
+	}
+	next, err := blocklist.Parse(l.Name+".list", []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return next
+}
+
+// delta is the delta from old to next with its checksum, as the toolkit
+// makes it.
+func delta(t testing.TB, old, next *blocklist.List) *blocklist.Delta {
+	t.Helper()
+	d, err := blocklist.MakeDelta(old, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Checksum, err = ChecksumOf(next.Entries); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestDeltaAgreesWithReference applies chains of random deltas, to plain
+// and hashed lists, and checks every lookup, before and after compaction,
+// against the reference rule on the list the chain ends with, and the
+// checksum against that of a whole compile.
+func TestDeltaAgreesWithReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	labels := []string{"a", "b", "c", "example"}
+	name := func(max int) string {
+		n := 1 + rng.IntN(max)
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = labels[rng.IntN(len(labels))]
+		}
+		return strings.Join(parts, ".")
+	}
+	prefixes := []string{"", "*.", "=", "!", "!=", "!*."}
+	orders := []string{"-", "ORDER-1", "ORDER-2"}
+	entry := func() string {
+		return prefixes[rng.IntN(len(prefixes))] + name(3) + " " + orders[rng.IntN(len(orders))]
+	}
+	canaries := []string{"", "canary.a.test", "canary.b.test"}
+	for round := range 300 {
+		var b strings.Builder
+		for range rng.IntN(10) {
+			b.WriteString(entry() + "\n")
+		}
+		plain := parse(t, "l", b.String())
+		plain = reparse(t, plain, 1, canaries[rng.IntN(3)], plain.Entries)
+		hashed := rng.IntN(2) == 0
+		index := func(l *blocklist.List) *blocklist.List {
+			if !hashed {
+				return l
+			}
+			h, err := blocklist.Hash(l, make([]byte, blocklist.SaltSize))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return h
+		}
+		li, err := Compile(index(plain))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for step := range 1 + rng.IntN(3) {
+			var entries []blocklist.Entry
+			for _, e := range plain.Entries {
+				if rng.IntN(3) > 0 {
+					entries = append(entries, e)
+				}
+			}
+			for range rng.IntN(4) {
+				entries = append(entries, parse(t, "l", entry()+"\n").Entries...)
+			}
+			next := reparse(t, plain, 2+step, canaries[rng.IntN(3)], entries)
+			d := delta(t, index(plain), index(next))
+			if li, err = li.Apply(d); err != nil {
+				t.Fatalf("round %d step %d: %v", round, step, err)
+			}
+			plain = next
+		}
+		whole, err := Compile(index(plain))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if li.Checksum() != whole.Checksum() {
+			t.Fatalf("round %d: checksum after deltas %s, whole compile %s", round, li.Checksum(), whole.Checksum())
+		}
+		for _, ix := range []*ListIndex{li, li.Compact()} {
+			idx, err := New([]*ListIndex{ix})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 40 {
+				q := name(5) + "."
+				if rng.IntN(8) == 0 {
+					q = canaries[1+rng.IntN(2)] + "."
+				}
+				wantPattern := ""
+				if _, p := reference([]*blocklist.List{plain}, q); p != "" {
+					wantPattern = p
+				}
+				if plain.Canary != "" && q == plain.Canary+"." {
+					wantPattern = "=" + plain.Canary
+				}
+				m, ok := idx.Lookup(q)
+				gotPattern := ""
+				if ok {
+					gotPattern = m.Kind.Prefix() + strings.ToLower(q[m.Start:len(q)-1])
+					if m.List != ix.list {
+						t.Fatalf("round %d: match names list %p, not the version in force", round, m.List)
+					}
+				}
+				if gotPattern != wantPattern {
+					t.Logf("entries: %v canary %q; index %v", plain.Entries, plain.Canary, ix)
+					t.Fatalf("round %d (hashed %v): Lookup(%q) = %q, reference says %q", round, hashed, q, gotPattern, wantPattern)
+				}
+			}
+		}
+		if li.Compact().OverlayLen() != 0 {
+			t.Fatal("compacted index keeps an overlay")
+		}
+	}
+}
+
+func TestDeltaMismatch(t *testing.T) {
+	old := parse(t, "l", "a.example ORDER-1\nb.example\n")
+	next := parse(t, "l", "b.example\nc.example\n")
+	next = reparse(t, next, 2, "", next.Entries)
+	li, err := Compile(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	d := delta(t, old, next)
+	d.Checksum[0] ^= 1
+	if _, err := li.Apply(d); result.Of(err) != result.DeltaMismatch || !strings.Contains(err.Error(), "checksum") {
+		t.Errorf("wrong checksum: %v", err)
+	}
+
+	// An entry removed that the version in force does not hold as written
+	// (another order reference).
+	d = delta(t, old, next)
+	d.Removed[0].Order = "ORDER-2"
+	if _, err := li.Apply(d); result.Of(err) != result.DeltaMismatch || !strings.Contains(err.Error(), "does not hold") {
+		t.Errorf("absent entry removed: %v", err)
+	}
+
+	// A duplicate removed twice.
+	dup := parse(t, "l", "a.example\na.example\n")
+	one := reparse(t, dup, 2, "", dup.Entries[:1])
+	none := reparse(t, dup, 3, "", nil)
+	li, _ = Compile(dup)
+	if li, err = li.Apply(delta(t, dup, one)); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := mustIndex(t, li).Lookup("a.example."); !ok || m.Kind != blocklist.Subtree {
+		t.Errorf("one of two duplicates removed: a.example passes")
+	}
+	if li, err = li.Apply(delta(t, one, none)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := mustIndex(t, li).Lookup("a.example."); ok {
+		t.Errorf("both duplicates removed: a.example still blocked")
+	}
+	if li.OverlayLen() != 2 {
+		t.Errorf("OverlayLen = %d, want 2", li.OverlayLen())
+	}
+	if _, err := li.Apply(delta(t, one, none)); result.Of(err) != result.DeltaMismatch {
+		t.Errorf("a duplicate removed once more than it was held: %v", err)
+	}
+}
+
+func mustIndex(t testing.TB, li *ListIndex) *Index {
+	t.Helper()
+	ix, err := New([]*ListIndex{li})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix
+}
