@@ -20,6 +20,7 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/minisig"
+	"github.com/regblock/regblock/plugin/pkg/regularfile"
 	"github.com/regblock/regblock/plugin/pkg/trust"
 )
 
@@ -122,3 +123,36 @@ type Rejected struct {
 
 func (e *Rejected) Error() string { return e.Err.Error() }
 func (e *Rejected) Unwrap() error { return e.Err }
+
+// DeltaVersion is a delta read, verified and judged: Decide is asked
+// about the version it makes (Delta.List).
+type DeltaVersion struct {
+	Delta     *blocklist.Delta
+	Data, Sig []byte // the delta file and its signature file, for a saved copy
+}
+
+// OpenDelta reads the delta at path (at most maxSize bytes) and its
+// signature, verifies it and judges its signers by j as Open does a list:
+// the trust policy's line for the list the delta changes says who signs
+// it. A missing signature file is an error wrapping minisig.ErrNoSignature.
+func OpenDelta(path string, maxSize int64, j Judge) (*DeltaVersion, error) {
+	sig, err := minisig.Read(path)
+	if err != nil {
+		return nil, err
+	}
+	if j.byPolicy && j.policy == nil {
+		return nil, fmt.Errorf("%s: %w", path, ErrNoPolicy)
+	}
+	data, err := regularfile.Read(path, maxSize)
+	if err != nil {
+		return nil, err
+	}
+	d, err := blocklist.OpenDelta(path, data, sig, j.Keys())
+	if err != nil {
+		return nil, err
+	}
+	if err := j.Check(d.List); err != nil {
+		return nil, &Rejected{d.List, err}
+	}
+	return &DeltaVersion{Delta: d, Data: data, Sig: sig}, nil
+}

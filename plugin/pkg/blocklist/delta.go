@@ -263,3 +263,21 @@ func (d *Delta) Apply(base []Entry) ([]Entry, error) {
 	}
 	return append(out, d.Added...), nil
 }
+
+// CountFrom sets the number of blocking entries of the version d makes
+// from base (what d.Blocking returns): base's, less those d removes, plus
+// those it adds.
+func (d *Delta) CountFrom(base *List) {
+	n := base.Blocking()
+	for _, e := range d.Removed {
+		if !e.Kind.IsException() {
+			n--
+		}
+	}
+	for _, e := range d.Added {
+		if !e.Kind.IsException() {
+			n++
+		}
+	}
+	d.List.blocking = n
+}

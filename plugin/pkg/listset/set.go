@@ -49,6 +49,10 @@ type Current struct {
 	Took     time.Duration // reading, verifying and parsing it
 	Restored bool          // put in force from the state directory at startup
 	expired  bool          // its expiry has been reported
+	// deltas are the deltas applied, in order, to the whole version base
+	// (which Path held) to make this one; none for a version read whole.
+	deltas []applied
+	base   blocklist.Base
 }
 
 // Rejection is a list version that was refused.
@@ -85,6 +89,7 @@ type Set struct {
 	inForce map[string]*Current    // by list name
 	stamps  map[string]stamp       // by list file: the version last read
 	read    map[string]version     // by list file: the verified list it held when last read
+	deltas  map[string]deltaTry    // by delta file: what it was last considered against
 	marks   map[string]*admit.Mark // by list name: the highest version ever accepted, kept for good
 	waiting map[string]bool        // list files without a signature, reported once
 	// strayPolicies are policy files found in a lists directory, reported once.
@@ -117,6 +122,7 @@ func New(cfg Config, publish func(*blockindex.Index), record func(Change)) *Set 
 		inForce: map[string]*Current{},
 		stamps:  map[string]stamp{},
 		read:    map[string]version{},
+		deltas:  map[string]deltaTry{},
 		marks:   map[string]*admit.Mark{},
 		waiting: map[string]bool{},
 		unsaved: unsaved{copies: map[string]pendingCopy{}},
@@ -165,7 +171,7 @@ func (s *Set) Restore() {
 	for _, sv := range lists {
 		// A copy below its mark is of a version since replaced by one whose
 		// copy the disk refused: restoring it would be a rollback.
-		if m := s.marks[sv.list.Name]; m.Above(sv.list) {
+		if m := s.marks[sv.list.Name]; len(sv.deltas) == 0 && m.Above(sv.list) {
 			s.note(Change{Kind: Problem, Err: fmt.Errorf("not restoring the saved copy of list %q: its serial %d is below the high-water mark %d (the newer version was never saved)", sv.list.Name, sv.list.Serial, m.Serial)})
 			continue
 		}
@@ -175,6 +181,21 @@ func (s *Set) Restore() {
 			continue
 		}
 		c := &Current{List: sv.list, Index: li, Path: sv.source, Applied: sv.applied, Restored: true}
+		if len(sv.deltas) > 0 {
+			c.base = blocklist.Base{Serial: sv.list.Serial, SHA256: sv.list.SHA256}
+			if c.Index, c.List, c.deltas, err = restoreDeltas(li, sv.list, sv.deltas); err != nil {
+				s.note(Change{Kind: Problem, Err: fmt.Errorf("not restoring the saved copy of list %q: %w", sv.list.Name, err)})
+				continue
+			}
+			if c.List.Serial != sv.serial || fmt.Sprintf("%x", c.List.SHA256) != sv.sha256 {
+				s.note(Change{Kind: Problem, Err: fmt.Errorf("not restoring the saved copy of list %q: its deltas make serial %d, its record says %d", sv.list.Name, c.List.Serial, sv.serial)})
+				continue
+			}
+			if m := s.marks[c.List.Name]; m.Above(c.List) {
+				s.note(Change{Kind: Problem, Err: fmt.Errorf("not restoring the saved copy of list %q: its serial %d is below the high-water mark %d (the newer version was never saved)", c.List.Name, c.List.Serial, m.Serial)})
+				continue
+			}
+		}
 		s.inForce[sv.list.Name] = c
 		if s.raiseMark(sv.list) { // a state directory from before marks were kept
 			s.unsaved.marks = true
@@ -196,7 +217,8 @@ func (s *Set) Scan() {
 	removed := s.scanPolicy()
 	present := map[string]bool{}
 	var applied []*Current
-	for _, path := range s.listFiles() {
+	lists, deltas := s.listFiles()
+	for _, path := range lists {
 		present[path] = true
 		st := stampOf(path)
 		if old, ok := s.stamps[path]; ok && old == st {
@@ -207,10 +229,20 @@ func (s *Set) Scan() {
 			applied = append(applied, c)
 		}
 	}
+	applied = append(applied, s.considerDeltas(deltas)...)
+	for _, path := range deltas {
+		present[path] = true
+	}
 	for path := range s.stamps {
 		if !present[path] {
 			delete(s.stamps, path)
 			delete(s.read, path)
+			delete(s.waiting, path)
+		}
+	}
+	for path := range s.deltas {
+		if !present[path] {
+			delete(s.deltas, path)
 			delete(s.waiting, path)
 		}
 	}
@@ -250,6 +282,9 @@ func (s *Set) Scan() {
 	s.checkExpiry()
 	s.saveState()
 	s.commit(ix)
+	if s.compact() {
+		s.commit(s.build(nil))
+	}
 }
 
 // build indexes the lists in force and notes the lists just applied.
@@ -316,7 +351,7 @@ func (s *Set) consider(path string) *Current {
 		inForce = cur.List
 	}
 	switch unchanged, err := admit.Decide(inForce, s.marks[l.Name], l, s.Now()); {
-	case unchanged:
+	case unchanged || cur != nil && cur.passedThrough(l.SHA256):
 		s.note(Change{Kind: Unchanged, Name: l.Name})
 		return nil
 	case err != nil:
@@ -458,9 +493,9 @@ func (s *Set) fromPath(path string) *Current {
 }
 
 // listFiles returns the list files configured now: the files named, and the
-// *.list files of the directories named.
-func (s *Set) listFiles() []string {
-	var paths []string
+// *.list files of the directories named; and the *.delta files of those
+// directories.
+func (s *Set) listFiles() (paths, deltas []string) {
 	for _, path := range s.cfg.Lists {
 		if !isDir(path) {
 			if _, err := os.Stat(path); err == nil {
@@ -484,6 +519,8 @@ func (s *Set) listFiles() []string {
 			case strings.HasPrefix(e.Name(), "."):
 			case blocklist.IsList(e.Name()):
 				paths = append(paths, name)
+			case blocklist.IsDelta(e.Name()):
+				deltas = append(deltas, name)
 			case strings.HasSuffix(e.Name(), trust.HistorySuffix) && name != s.cfg.Trust && !s.strayPolicies[name]:
 				// A policy is read from 'trust FILE', never from a lists
 				// directory: one put here by mistake would be ignored.
@@ -493,7 +530,7 @@ func (s *Set) listFiles() []string {
 		}
 	}
 	slices.Sort(paths)
-	return slices.Compact(paths)
+	return slices.Compact(paths), deltas
 }
 
 // stamp identifies a version of a list file and its signature without

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +34,10 @@ type saved struct {
 	list    *blocklist.List
 	source  string // the list file it was applied from
 	applied time.Time
+	// deltas make the version in force from list, the whole copy.
+	deltas []*admit.DeltaVersion
+	serial uint64 // of the version in force, as its record says
+	sha256 string
 }
 
 // record is the content of NAME.json.
@@ -43,6 +48,9 @@ type record struct {
 	Source  string    `json:"source"`
 	Applied time.Time `json:"applied"`
 	File    string    `json:"file,omitempty"` // the copy's name in the directory; NAME.list when absent
+	// Deltas name the copies, in the directory, of the deltas that made
+	// the version in force from the whole copy, in order.
+	Deltas []string `json:"deltas,omitempty"`
 }
 
 // save stores a copy of an accepted list, read again from c.Path (the list
@@ -51,9 +59,13 @@ type record struct {
 // place, the record last, so that a crash leaves either the old copy or
 // the new one.
 func (d stateDir) save(c *Current, sig []byte) error {
+	if len(c.deltas) > 0 {
+		return d.saveDeltas(c)
+	}
 	l := c.List
 	base := filepath.Join(string(d), l.Name)
 	file, rec := recordOf(c)
+	stale := d.deltasOf(l.Name)
 	src, _, err := regularfile.Open(c.Path)
 	if err != nil {
 		return fmt.Errorf("state: %w", err)
@@ -86,7 +98,80 @@ func (d stateDir) save(c *Current, sig []byte) error {
 			return fmt.Errorf("state: %w", err)
 		}
 	}
+	d.removeDeltas(stale, nil)
 	return nil
+}
+
+// saveDeltas stores a version made by deltas: the whole copy they start
+// from (saved when it was applied, or copied again from c.Path if that
+// still holds it), then a copy of each delta, then the record.
+func (d stateDir) saveDeltas(c *Current) error {
+	l := c.List
+	whole := filepath.Join(string(d), l.Name+blocklist.ListSuffix)
+	if sum, err := fileSHA256(whole); err != nil || sum != c.base.SHA256 {
+		sig, err := minisig.Read(c.Path)
+		if err != nil {
+			return fmt.Errorf("state: the whole copy list %q serial %d starts from: %w", l.Name, c.base.Serial, err)
+		}
+		base := &Current{List: &blocklist.List{Header: blocklist.Header{Name: l.Name, Serial: c.base.Serial}, SHA256: c.base.SHA256}, Path: c.Path, Applied: c.Applied}
+		if err := d.save(base, sig); err != nil {
+			return fmt.Errorf("state: the whole copy list %q serial %d starts from: %w", l.Name, c.base.Serial, err)
+		}
+	}
+	stale := d.deltasOf(l.Name)
+	var names []string
+	for _, a := range c.deltas {
+		name := fmt.Sprintf("%s.%d%s", l.Name, a.delta.From.Serial, blocklist.DeltaSuffix)
+		names = append(names, name)
+		path := filepath.Join(string(d), name)
+		if err := atomicfile.Write(path, a.data, 0o640); err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+		if err := atomicfile.Write(path+minisig.Suffix, a.sig, 0o640); err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+	}
+	_, rec := recordOf(c)
+	if err := atomicfile.Write(filepath.Join(string(d), l.Name+".json"), rec, 0o640); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	d.removeDeltas(stale, names)
+	return nil
+}
+
+// deltasOf returns the delta copies the record of list name names now.
+func (d stateDir) deltasOf(name string) []string {
+	data, err := regularfile.Read(filepath.Join(string(d), name+".json"), maxRecordSize)
+	if err != nil {
+		return nil
+	}
+	var rec record
+	json.Unmarshal(data, &rec)
+	return rec.Deltas
+}
+
+// removeDeltas removes the delta copies in stale that keep does not name.
+func (d stateDir) removeDeltas(stale, keep []string) {
+	for _, name := range stale {
+		if !slices.Contains(keep, name) {
+			path := filepath.Join(string(d), filepath.Base(name))
+			os.Remove(path)
+			os.Remove(path + minisig.Suffix)
+		}
+	}
+}
+
+func fileSHA256(path string) ([32]byte, error) {
+	f, _, err := regularfile.Open(path)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return [32]byte{}, err
+	}
+	return [32]byte(h.Sum(nil)), nil
 }
 
 // maxRecordSize bounds a NAME.json record, which takes a few hundred bytes.
@@ -100,7 +185,11 @@ func recordOf(c *Current) (file string, rec []byte) {
 	if blocklist.IsRPZ(c.Path) {
 		file = l.Name + blocklist.RPZSuffix
 	}
-	rec, err := json.Marshal(record{l.Name, l.Serial, hex.EncodeToString(l.SHA256[:]), c.Path, c.Applied.UTC(), file})
+	var deltas []string
+	for _, a := range c.deltas {
+		deltas = append(deltas, fmt.Sprintf("%s.%d%s", l.Name, a.delta.From.Serial, blocklist.DeltaSuffix))
+	}
+	rec, err := json.Marshal(record{l.Name, l.Serial, hex.EncodeToString(l.SHA256[:]), c.Path, c.Applied.UTC(), file, deltas})
 	if err != nil {
 		panic(err) // a record of strings, a number and a time always marshals
 	}
@@ -119,6 +208,7 @@ func (d stateDir) setSource(c *Current) error {
 
 // remove deletes the copy of list name.
 func (d stateDir) remove(name string) error {
+	d.removeDeltas(d.deltasOf(name), nil)
 	base := filepath.Join(string(d), name)
 	for _, p := range []string{base + ".json", base + ".list", base + ".list" + minisig.Suffix, base + ".rpz", base + ".rpz" + minisig.Suffix} {
 		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
@@ -161,11 +251,24 @@ func (d stateDir) load(j admit.Judge, maxSize int64) (lists []saved, errs []erro
 			continue
 		}
 		l := v.List
-		if l.Name != rec.Name || l.Serial < rec.Serial {
+		if l.Name != rec.Name || l.Serial < rec.Serial && len(rec.Deltas) == 0 {
 			errs = append(errs, fmt.Errorf("state: %s holds list %q serial %d, its record says %q serial %d", l.File, l.Name, l.Serial, rec.Name, rec.Serial))
 			continue
 		}
-		lists = append(lists, saved{list: l, source: rec.Source, applied: rec.Applied})
+		sv := saved{list: l, source: rec.Source, applied: rec.Applied, serial: rec.Serial, sha256: rec.SHA256}
+		for _, name := range rec.Deltas {
+			dv, err := admit.OpenDelta(filepath.Join(string(d), filepath.Base(name)), maxSize, j)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("state: %w", err))
+				sv.list = nil
+				break
+			}
+			sv.deltas = append(sv.deltas, dv)
+		}
+		if sv.list == nil {
+			continue
+		}
+		lists = append(lists, sv)
 	}
 	return lists, errs
 }

@@ -1,0 +1,215 @@
+package listset
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/regblock/regblock/plugin/pkg/admit"
+	"github.com/regblock/regblock/plugin/pkg/blockindex"
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
+	"github.com/regblock/regblock/plugin/pkg/result"
+)
+
+// A delta in a lists directory is a file NAME.SERIAL.delta (and its
+// .minisig), SERIAL being the serial it starts from. The set applies it to
+// the version in force when that is the exact version it names, checks the
+// result, and records the new version as if its whole file had arrived.
+// The version in force then remembers the deltas it was made with, so that
+// the state directory can keep them beside the whole copy they start from.
+
+// applied is a delta applied to make a version in force.
+type applied struct {
+	delta     *blocklist.Delta
+	data, sig []byte
+}
+
+// passedThrough reports whether the version whose file has the SHA-256 sum
+// is c's, or one c was made from by deltas: a file holding it, read again,
+// is unchanged rather than a rollback.
+func (c *Current) passedThrough(sum [32]byte) bool {
+	if c.List.SHA256 == sum || len(c.deltas) > 0 && c.base.SHA256 == sum {
+		return true
+	}
+	return slices.ContainsFunc(c.deltas, func(a applied) bool { return a.delta.From.SHA256 == sum })
+}
+
+// deltaSerial returns the serial in a delta file's name, NAME.SERIAL.delta,
+// and the list name before it.
+func deltaSerial(path string) (name string, serial uint64) {
+	base := strings.TrimSuffix(filepath.Base(path), blocklist.DeltaSuffix)
+	i := strings.LastIndexByte(base, '.')
+	if i < 0 {
+		return base, 0
+	}
+	serial, _ = strconv.ParseUint(base[i+1:], 10, 64)
+	return base[:i], serial
+}
+
+// sortDeltas orders delta files by list name, then by the serial they start
+// from, so that a chain applies in one scan.
+func sortDeltas(paths []string) {
+	slices.SortFunc(paths, func(a, b string) int {
+		na, sa := deltaSerial(a)
+		nb, sb := deltaSerial(b)
+		return cmp.Or(cmp.Compare(na, nb), cmp.Compare(sa, sb), cmp.Compare(a, b))
+	})
+}
+
+// deltaTry is what a delta file was last considered against: its stamp
+// and the version in force of the list its name names. A delta is
+// considered again when either changes (a delta refused for its base
+// applies once its base is in force).
+type deltaTry struct {
+	stamp   stamp
+	inForce [32]byte
+}
+
+// considerDeltas considers the delta files that changed, or whose list's
+// version in force changed, since they were last considered.
+func (s *Set) considerDeltas(paths []string) []*Current {
+	sortDeltas(paths)
+	var out []*Current
+	for _, path := range paths {
+		name, from := deltaSerial(path)
+		try := deltaTry{stamp: stampOf(path)}
+		c := s.inForce[name]
+		if c != nil {
+			try.inForce = c.List.SHA256
+		}
+		// One read is enough for a delta that starts, by its name, from a
+		// serial older than the one in force: it can never apply.
+		if old, ok := s.deltas[path]; ok && old.stamp == try.stamp && (old.inForce == try.inForce || c != nil && from < c.List.Serial) {
+			continue
+		}
+		if c = s.considerDelta(path); c != nil {
+			out = append(out, c)
+			try.inForce = c.List.SHA256
+		}
+		s.deltas[path] = try
+	}
+	return out
+}
+
+// considerDelta reads the delta at path and puts the version it makes in
+// force if it is valid, newer than the version in force and starts from
+// it. It returns the list applied, if any.
+func (s *Set) considerDelta(path string) *Current {
+	start := time.Now()
+	v, err := admit.OpenDelta(path, s.cfg.MaxSize, s.judge())
+	if errors.Is(err, minisig.ErrNoSignature) {
+		if !s.waiting[path] {
+			s.note(Change{Kind: Waiting, Path: path})
+			s.waiting[path] = true
+		}
+		return nil
+	}
+	delete(s.waiting, path)
+	var rejected *admit.Rejected
+	switch {
+	case errors.As(err, &rejected):
+		s.reject(path, rejected.List.Name, err, &rejected.List.Serial)
+		return nil
+	case err != nil:
+		s.rejectDelta(path, err)
+		return nil
+	}
+	d := v.Delta
+	cur := s.inForce[d.Name]
+	if cur != nil && cur.passedThrough(d.SHA256) {
+		s.note(Change{Kind: Unchanged, Name: d.Name})
+		return nil
+	}
+	var inForce *blocklist.List
+	if cur != nil {
+		inForce = cur.List
+	}
+	if _, err := admit.Decide(inForce, s.marks[d.Name], d.List, s.Now()); err != nil {
+		s.reject(path, d.Name, err, &d.Serial)
+		return nil
+	}
+	if cur == nil || cur.List.Serial != d.From.Serial || cur.List.SHA256 != d.From.SHA256 {
+		held := "no version of the list is in force"
+		if cur != nil {
+			held = fmt.Sprintf("serial %d (SHA-256 %x) is in force", cur.List.Serial, cur.List.SHA256)
+		}
+		s.reject(path, d.Name, result.Errorf(result.DeltaBase, "%s: the delta starts from serial %d (SHA-256 %x), but %s; waiting for the right delta or the whole list",
+			path, d.From.Serial, d.From.SHA256, held), &d.Serial)
+		return nil
+	}
+	li, err := cur.Index.Apply(d)
+	if err != nil {
+		s.reject(path, d.Name, err, &d.Serial)
+		return nil
+	}
+	d.CountFrom(cur.List)
+	c := &Current{List: d.List, Index: li, Path: cur.Path, Applied: s.Now(), Took: time.Since(start),
+		base: cur.base, deltas: append(slices.Clip(cur.deltas), applied{d, v.Data, v.Sig})}
+	if len(cur.deltas) == 0 {
+		c.base = blocklist.Base{Serial: cur.List.Serial, SHA256: cur.List.SHA256}
+	}
+	s.inForce[d.Name] = c
+	if s.raiseMark(d.List) {
+		s.unsaved.marks = true
+	}
+	s.unsaved.copies[d.Name] = pendingCopy{c: c}
+	s.saveState()
+	return c
+}
+
+// rejectDelta reports a delta that could not be verified or read: counted
+// under the list its file name names when that list is in force, else
+// under UnknownList.
+func (s *Set) rejectDelta(path string, err error) {
+	name, _ := deltaSerial(path)
+	if s.inForce[name] == nil {
+		s.note(Change{Kind: Refused, Refusal: Rejection{Path: path, List: name, Unknown: true, Result: result.Of(err), Err: err}})
+		return
+	}
+	s.reject(path, name, err, nil)
+}
+
+// compactAt is when an overlay is folded into new records: past this many
+// changed entries, or a sixteenth of the list's.
+const compactAt = 1 << 16
+
+// compact folds the overlays of lists that grew past compactAt into new
+// records, after the version that carries them is published, and reports
+// whether any was.
+func (s *Set) compact() bool {
+	done := false
+	for _, c := range s.inForce {
+		n := c.Index.OverlayLen()
+		if n == 0 || n < compactAt && n < c.List.Blocking()/16 {
+			continue
+		}
+		c.Index = c.Index.Compact()
+		done = true
+	}
+	return done
+}
+
+// restoreDeltas applies again the deltas a saved copy was made with.
+func restoreDeltas(li *blockindex.ListIndex, l *blocklist.List, deltas []*admit.DeltaVersion) (*blockindex.ListIndex, *blocklist.List, []applied, error) {
+	var chain []applied
+	for _, v := range deltas {
+		d := v.Delta
+		if d.Name != l.Name || d.From.Serial != l.Serial || d.From.SHA256 != l.SHA256 {
+			return nil, nil, nil, fmt.Errorf("state: %s does not start from list %q serial %d", d.File, l.Name, l.Serial)
+		}
+		next, err := li.Apply(d)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("state: %w", err)
+		}
+		d.CountFrom(l)
+		li, l = next, d.List
+		chain = append(chain, applied{d, v.Data, v.Sig})
+	}
+	return li, l, chain, nil
+}

@@ -1,0 +1,121 @@
+package listset
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"testing"
+
+	"github.com/regblock/regblock/plugin/pkg/blockindex"
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
+)
+
+// deltaText is the delta from list text old to list text next, as
+// 'regblock delta' writes it; tamper may change it before it is written.
+func deltaText(t *testing.T, old, next string, tamper func(*blocklist.Delta)) string {
+	t.Helper()
+	o, err := blocklist.Parse("old.list", []byte(old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := blocklist.Parse("new.list", []byte(next))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := blocklist.MakeDelta(o, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Checksum, err = blockindex.ChecksumOf(n.Entries); err != nil {
+		t.Fatal(err)
+	}
+	if tamper != nil {
+		tamper(d)
+	}
+	var b bytes.Buffer
+	if err := blocklist.WriteDelta(&b, d); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestSetDeltas(t *testing.T) {
+	f := newFixture(t)
+	v1 := listText("a", 1, "old.example ORDER-1\n")
+	v2 := listText("a", 2, "new.example ORDER-2\n")
+	v3 := listText("a", 3, "new.example ORDER-2\nthird.example\n")
+	f.write("a.list", v1)
+	f.set.Scan()
+	f.expect("applied a 1")
+
+	f.write("a.1.delta", deltaText(t, v1, v2, nil))
+	f.set.Scan()
+	f.expect("applied a 2")
+	if !f.blocks("new.example.") || f.blocks("old.example.") || !f.blocks("abuse.example.") {
+		t.Fatal("after the delta: new.example must be blocked, old.example not, abuse.example still")
+	}
+	c := f.set.InForce("a")
+	if c.List.SHA256 != sha256.Sum256([]byte(v2)) || c.List.Blocking() != 2 {
+		t.Errorf("version in force: SHA-256 %x, %d blocking entries; want those of serial 2's whole file and 2", c.List.SHA256, c.List.Blocking())
+	}
+
+	// The whole file of the same version is the version in force.
+	f.write("a.list", v2)
+	f.set.Scan()
+	f.expect("unchanged a")
+
+	// A restart enforces the version made by the delta, from the state
+	// directory; the delta still beside the list is the version in force.
+	f.write("a.list", v1)
+	f.set.Scan()
+	f.expect("unchanged a")
+	f.start()
+	f.expect("applied a 2", "unchanged a", "unchanged a")
+	if c := f.set.InForce("a"); c == nil || c.List.Serial != 2 || !c.Restored || !f.blocks("new.example.") || f.blocks("old.example.") {
+		t.Fatalf("after a restart: %+v", c)
+	}
+
+	// A chain: 2 -> 3 lands before its predecessor is read again.
+	f.write("a.2.delta", deltaText(t, v2, v3, nil))
+	f.set.Scan()
+	f.expect("applied a 3")
+	if !f.blocks("third.example.") {
+		t.Error("third.example not blocked after the second delta")
+	}
+
+	// Refusals keep serial 3.
+	v4 := listText("a", 4, "fourth.example\n")
+	f.write("a.1.delta", deltaText(t, v1, v4, nil)) // not from the version in force
+	f.set.Scan()
+	f.expect("rejected a delta_base")
+	f.write("a.3.delta", deltaText(t, v3, v4, func(d *blocklist.Delta) { d.Checksum[3] ^= 0x10 }))
+	f.set.Scan()
+	f.expect("rejected a delta_mismatch")
+	f.write("a.3.delta", deltaText(t, v3, v4, func(d *blocklist.Delta) {
+		d.Removed = append(d.Removed, blocklist.Entry{Name: "never.example"})
+	}))
+	f.set.Scan()
+	f.expect("rejected a delta_mismatch")
+	other := blocklisttest.NewKey(t)
+	other.WriteList(t, f.dir, "a.3.delta", deltaText(t, v3, v4, nil))
+	f.set.Scan()
+	f.expect("rejected a bad_signature")
+	if c := f.set.InForce("a"); c.List.Serial != 3 || f.blocks("fourth.example.") {
+		t.Fatalf("a refused delta changed the version in force: serial %d", c.List.Serial)
+	}
+
+	// The right delta applies; those that start from older serials are
+	// not read again.
+	f.write("a.3.delta", deltaText(t, v3, v4, nil))
+	f.set.Scan()
+	f.expect("applied a 4")
+	f.set.Scan()
+	f.expect()
+	if !f.blocks("fourth.example.") || f.blocks("third.example.") {
+		t.Error("serial 4 not enforced")
+	}
+	f.start()
+	if c := f.set.InForce("a"); c == nil || c.List.Serial != 4 || !f.blocks("fourth.example.") {
+		t.Fatalf("after a restart with a chain of three deltas: %+v", c)
+	}
+}
