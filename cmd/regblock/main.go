@@ -41,6 +41,7 @@ var commands = []command{
 	{"lint", "check lists without signing: every error with file:line, and warnings", lint},
 	{"inspect", "print a list's header, entry counts and time to expiry", inspect},
 	{"diff", "entries added, removed and changed between two versions of a list", diff},
+	{"delta", "write the delta that turns one version of a list into the next (sign it like a list)", deltaCmd},
 	{"hash", "write the confidential (hashed) form of a plain list", hashCmd},
 	{"verify-hashed", "check that a hashed list is exactly the hash of a plain one", verifyHashed},
 	{"export", "write a list as an RPZ zone for BIND, Unbound, PowerDNS and Knot", export},

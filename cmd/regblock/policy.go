@@ -26,6 +26,9 @@ func describe(path string, data []byte) (*blocklist.List, uint64, string, error)
 		}
 		return nil, p.Serial, fmt.Sprintf("trust policy serial %d (root %d of %d keys, %d list lines)", p.Serial, p.Root.Threshold, len(p.Root.Keys), len(p.Lists)), nil
 	}
+	if blocklist.IsDeltaData(data) {
+		return describeDelta(path, data)
+	}
 	l, err := blocklist.Parse(path, data)
 	if err != nil {
 		return nil, 0, "", err

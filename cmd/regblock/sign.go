@@ -79,6 +79,9 @@ func signList(path string, key minisign.PrivateKey, bump, appendSig, raw bool, s
 		printErrors(stderr, err)
 		return fmt.Errorf("%s: not signed: fix the errors above", path)
 	}
+	if bump && blocklist.IsDeltaData(data) {
+		return fmt.Errorf("%s: -bump cannot change a delta, whose header is the new version's: make it again with regblock delta", path)
+	}
 	if bump && blocklist.IsRPZ(path) {
 		return fmt.Errorf("%s: -bump rewrites regblock's list header; raise an RPZ zone's SOA serial in the zone itself", path)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"aead.dev/minisign"
 
+	"github.com/regblock/regblock/plugin/pkg/admit"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/minisig"
 	"github.com/regblock/regblock/plugin/pkg/regularfile"
@@ -70,6 +71,19 @@ func verify(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintf(stdout, "%s: trust policy serial %d valid, signed by %d of its %d root keys (threshold %d)\n",
 					path, p.Serial, p.Root.Count(p.Signers), len(p.Root.Keys), p.Root.Threshold)
 			}
+			continue
+		}
+		if data, err := regularfile.Read(path, 1<<30); err == nil && blocklist.IsDeltaData(data) {
+			v, err := admit.OpenDelta(path, regularfile.NoLimit, j)
+			if err != nil {
+				code = fail(stderr, 1, err, "")
+				continue
+			}
+			fmt.Fprintf(stdout, "%s: signature valid, %s\n", path, satisfied(j, v.Delta.List))
+			for _, f := range v.Delta.Fields() {
+				fmt.Fprintf(stdout, "  %-10s %s\n", f.Key+":", f.Value)
+			}
+			printDelta(stdout, v.Delta)
 			continue
 		}
 		l, err := load(j, path, regularfile.NoLimit)

@@ -2,6 +2,7 @@ package blocklist
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
@@ -280,4 +281,10 @@ func (d *Delta) CountFrom(base *List) {
 		}
 	}
 	d.List.blocking = n
+}
+
+// IsDeltaData reports whether data is a delta rather than a list: its
+// first line starts "#! regblock-delta".
+func IsDeltaData(data []byte) bool {
+	return bytes.HasPrefix(bytes.TrimPrefix(data, []byte("\uFEFF")), []byte("#! regblock-delta"))
 }
