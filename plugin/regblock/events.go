@@ -56,7 +56,7 @@ func (ev events) applied(c *listset.Current, swap time.Duration) {
 	l := c.List
 	setListMetrics(c)
 	e := ev.event(ledger.ListApplied, l)
-	e.File, e.Restored = c.Path, c.Restored
+	e.File, e.Restored = c.Source(), c.Restored
 	ev.track(l.Name, c)
 	ev.ledger(e)
 	if c.Restored {
@@ -66,7 +66,7 @@ func (ev events) applied(c *listset.Current, swap time.Duration) {
 	}
 	countReload(l.Name, result.Applied)
 	log.Infof("List %q serial %d applied from %s: %d blocking entries; read, verified and parsed in %v, index of all lists built and swapped in %v",
-		l.Name, l.Serial, c.Path, l.Blocking(), c.Took.Round(time.Microsecond), swap.Round(time.Microsecond))
+		l.Name, l.Serial, c.Source(), l.Blocking(), c.Took.Round(time.Microsecond), swap.Round(time.Microsecond))
 }
 
 func (ev events) refused(r listset.Rejection) {

@@ -213,3 +213,12 @@ func restoreDeltas(li *blockindex.ListIndex, l *blocklist.List, deltas []*admit.
 	}
 	return li, l, chain, nil
 }
+
+// Source returns the file c was applied from: the last delta that made
+// it, or the list file.
+func (c *Current) Source() string {
+	if n := len(c.deltas); n > 0 {
+		return c.deltas[n-1].delta.File
+	}
+	return c.Path
+}
