@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
@@ -74,7 +75,7 @@ func flagsFirst(args []string, names ...string) []string {
 	var flags, rest []string
 	for i := 0; i < len(args); i++ {
 		name, _, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
-		if !strings.HasPrefix(args[i], "-") || !contains(names, name) {
+		if !strings.HasPrefix(args[i], "-") || !slices.Contains(names, name) {
 			rest = append(rest, args[i])
 			continue
 		}
@@ -85,15 +86,6 @@ func flagsFirst(args []string, names ...string) []string {
 		}
 	}
 	return append(flags, rest...)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // describeDelta is describe for a delta.

@@ -104,10 +104,7 @@ func (s *Set) considerDelta(path string) *Current {
 	start := time.Now()
 	v, err := admit.OpenDelta(path, s.cfg.MaxSize, s.judge())
 	if errors.Is(err, minisig.ErrNoSignature) {
-		if !s.waiting[path] {
-			s.note(Change{Kind: Waiting, Path: path})
-			s.waiting[path] = true
-		}
+		s.wait(path)
 		return nil
 	}
 	delete(s.waiting, path)

@@ -326,11 +326,7 @@ func (s *Set) consider(path string) *Current {
 	compiler := blockindex.NewCompilerFor(min(size, s.cfg.MaxSize))
 	v, err := admit.Open(path, s.cfg.MaxSize, s.judge(), compiler.Add)
 	if errors.Is(err, minisig.ErrNoSignature) && s.fromPath(path) == nil {
-		// Not yet published whole: the signature may come next.
-		if !s.waiting[path] {
-			s.note(Change{Kind: Waiting, Path: path})
-			s.waiting[path] = true
-		}
+		s.wait(path) // not yet published whole: the signature may come next
 		return nil
 	}
 	delete(s.waiting, path)
@@ -561,4 +557,12 @@ func idOf(path string) fileID {
 func isDir(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.IsDir()
+}
+
+// wait reports, once, a file whose signature is not there yet.
+func (s *Set) wait(path string) {
+	if !s.waiting[path] {
+		s.note(Change{Kind: Waiting, Path: path})
+		s.waiting[path] = true
+	}
 }
