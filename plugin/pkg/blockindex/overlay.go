@@ -63,17 +63,38 @@ func (li *ListIndex) Apply(d *blocklist.Delta) (*ListIndex, error) {
 		ov.canary = li.over.canary
 	}
 	sum := li.sum
+	// An entry removed is taken from those an earlier delta added when it
+	// is one of them, else from the base records.
+	var fromAdded map[string][]int // entry text -> indexes in ov.added
+	if len(d.Removed) > 0 && len(ov.added) > 0 {
+		fromAdded = make(map[string][]int, len(ov.added))
+		for i, a := range ov.added {
+			t := a.Text()
+			fromAdded[t] = append(fromAdded[t], i)
+		}
+	}
+	gone := map[int]bool{}
 	for _, e := range d.Removed {
 		v, err := valueOf(e)
 		if err != nil {
 			return nil, mismatch("line %d: %v", e.Line, err)
 		}
-		if i := slices.IndexFunc(ov.added, func(a blocklist.Entry) bool { return a.Text() == e.Text() }); i >= 0 {
-			ov.added = slices.Delete(ov.added, i, i+1)
+		if is := fromAdded[e.Text()]; len(is) > 0 {
+			gone[is[len(is)-1]] = true
+			fromAdded[e.Text()] = is[:len(is)-1]
 		} else if !li.hide(ov.hidden, e) {
 			return nil, mismatch("line %d: removes %s, which the version in force does not hold", e.Line, e.Pattern())
 		}
 		sum.sub(v)
+	}
+	if len(gone) > 0 {
+		kept := ov.added[:0]
+		for i, a := range ov.added {
+			if !gone[i] {
+				kept = append(kept, a)
+			}
+		}
+		ov.added = kept
 	}
 	for _, e := range d.Added {
 		v, err := valueOf(e)

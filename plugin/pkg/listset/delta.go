@@ -118,6 +118,11 @@ func (s *Set) considerDelta(path string) *Current {
 		return nil
 	}
 	d := v.Delta
+	if name, from := deltaSerial(path); name != d.Name || from != d.From.Serial {
+		s.reject(path, d.Name, result.Errorf(result.ParseError, "%s: the file's name says list %q from serial %d, but it holds the delta of list %q from serial %d; name it %s.%d%s",
+			path, name, from, d.Name, d.From.Serial, d.Name, d.From.Serial, blocklist.DeltaSuffix), &d.Serial)
+		return nil
+	}
 	cur := s.inForce[d.Name]
 	if cur != nil && cur.passedThrough(d.SHA256) {
 		s.note(Change{Kind: Unchanged, Name: d.Name})
@@ -146,30 +151,24 @@ func (s *Set) considerDelta(path string) *Current {
 		return nil
 	}
 	d.CountFrom(cur.List)
+	d.Added, d.Removed = nil, nil // the overlay holds what it needs
 	c := &Current{List: d.List, Index: li, Path: cur.Path, Applied: s.Now(), Took: time.Since(start),
-		base: cur.base, deltas: append(slices.Clip(cur.deltas), applied{d, v.Data, v.Sig})}
+		base: cur.base, sig: cur.sig, deltas: append(slices.Clip(cur.deltas), applied{d, v.Data, v.Sig})}
 	if len(cur.deltas) == 0 {
 		c.base = blocklist.Base{Serial: cur.List.Serial, SHA256: cur.List.SHA256}
 	}
 	s.inForce[d.Name] = c
-	if s.raiseMark(d.List) {
-		s.unsaved.marks = true
-	}
-	s.unsaved.copies[d.Name] = pendingCopy{c: c}
-	s.saveState()
+	s.keep(c)
 	return c
 }
 
-// rejectDelta reports a delta that could not be verified or read: counted
-// under the list its file name names when that list is in force, else
-// under UnknownList.
+// rejectDelta reports a delta that could not be verified or read, under
+// UnknownList: nothing verified says which list it is, and a file name
+// made up by whoever can write the lists directory must not count
+// against a list in force.
 func (s *Set) rejectDelta(path string, err error) {
 	name, _ := deltaSerial(path)
-	if s.inForce[name] == nil {
-		s.note(Change{Kind: Refused, Refusal: Rejection{Path: path, List: name, Unknown: true, Result: result.Of(err), Err: err}})
-		return
-	}
-	s.reject(path, name, err, nil)
+	s.note(Change{Kind: Refused, Refusal: Rejection{Path: path, List: name, Unknown: true, Result: result.Of(err), Err: err}})
 }
 
 // compactAt is when an overlay is folded into new records: past this many
@@ -182,14 +181,19 @@ const compactAt = 1 << 16
 func (s *Set) compact() bool {
 	done := false
 	for _, c := range s.inForce {
-		n := c.Index.OverlayLen()
-		if n == 0 || n < compactAt && n < c.List.Blocking()/16 {
-			continue
+		if crowded(c.Index, c.List) {
+			c.Index = c.Index.Compact()
+			done = true
 		}
-		c.Index = c.Index.Compact()
-		done = true
 	}
 	return done
+}
+
+// crowded reports whether the overlay of li, which holds l, is due to be
+// folded into new records.
+func crowded(li *blockindex.ListIndex, l *blocklist.List) bool {
+	n := li.OverlayLen()
+	return n > 0 && (n >= compactAt || n >= l.Blocking()/16)
 }
 
 // restoreDeltas applies again the deltas a saved copy was made with.
@@ -205,7 +209,11 @@ func restoreDeltas(li *blockindex.ListIndex, l *blocklist.List, deltas []*admit.
 			return nil, nil, nil, fmt.Errorf("state: %w", err)
 		}
 		d.CountFrom(l)
+		d.Added, d.Removed = nil, nil
 		li, l = next, d.List
+		if crowded(li, l) { // as the set does after each scan
+			li = li.Compact()
+		}
 		chain = append(chain, applied{d, v.Data, v.Sig})
 	}
 	return li, l, chain, nil

@@ -3,6 +3,8 @@ package listset
 import (
 	"bytes"
 	"crypto/sha256"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
@@ -59,21 +61,43 @@ func TestSetDeltas(t *testing.T) {
 		t.Errorf("version in force: SHA-256 %x, %d blocking entries; want those of serial 2's whole file and 2", c.List.SHA256, c.List.Blocking())
 	}
 
-	// The whole file of the same version is the version in force.
-	f.write("a.list", v2)
+	// The base renamed: the version it made stays in force.
+	f.rename("a.list", "b.list")
 	f.set.Scan()
-	f.expect("unchanged a")
+	f.expect("unchanged a", "moved a from a.list to b.list")
 
 	// A restart enforces the version made by the delta, from the state
 	// directory; the delta still beside the list is the version in force.
-	f.write("a.list", v1)
-	f.set.Scan()
-	f.expect("unchanged a")
 	f.start()
 	f.expect("applied a 2", "unchanged a", "unchanged a")
 	if c := f.set.InForce("a"); c == nil || c.List.Serial != 2 || !c.Restored || !f.blocks("new.example.") || f.blocks("old.example.") {
 		t.Fatalf("after a restart: %+v", c)
 	}
+	f.remove("b.list")
+	f.write("a.list", v1)
+	f.set.Scan()
+	f.expect("unchanged a", "moved a from b.list to a.list")
+
+	// The whole file of the same version is the version in force, and
+	// the state directory keeps it instead of the base and the chain: an
+	// older file is a rollback from then on.
+	f.write("a.list", v2)
+	f.set.Scan()
+	f.expect("unchanged a")
+	if c := f.set.InForce("a"); len(c.deltas) != 0 || c.Path != filepath.Join(f.dir, "a.list") {
+		t.Errorf("the whole file of serial 2 did not replace the chain: %d deltas, from %s", len(c.deltas), c.Path)
+	}
+	if _, err := os.Stat(filepath.Join(f.state, "a.1.delta")); !os.IsNotExist(err) {
+		t.Errorf("the state directory still keeps the delta the whole file replaced: %v", err)
+	}
+	f.start()
+	f.expect("applied a 2", "unchanged a", "unchanged a")
+	f.write("a.list", v1)
+	f.set.Scan()
+	f.expect("rejected a rollback")
+	f.write("a.list", v2)
+	f.set.Scan()
+	f.expect("unchanged a")
 
 	// A chain: 2 -> 3 lands before its predecessor is read again.
 	f.write("a.2.delta", deltaText(t, v2, v3, nil))
@@ -96,6 +120,10 @@ func TestSetDeltas(t *testing.T) {
 	}))
 	f.set.Scan()
 	f.expect("rejected a delta_mismatch")
+	f.write("a.2.delta", deltaText(t, v3, v4, nil)) // named after the wrong serial
+	f.set.Scan()
+	f.expect("rejected a parse_error")
+	f.remove("a.2.delta")
 	other := blocklisttest.NewKey(t)
 	other.WriteList(t, f.dir, "a.3.delta", deltaText(t, v3, v4, nil))
 	f.set.Scan()
@@ -117,5 +145,47 @@ func TestSetDeltas(t *testing.T) {
 	f.start()
 	if c := f.set.InForce("a"); c == nil || c.List.Serial != 4 || !f.blocks("fourth.example.") {
 		t.Fatalf("after a restart with a chain of three deltas: %+v", c)
+	}
+}
+
+// TestDeltaMarkWaitsForCopy: the state directory refuses a delta's copy
+// (here a directory stands where it goes) and the program restarts before
+// it is saved. The mark must not have moved without the copy: the saved
+// base is restored and the delta beside it applies again, rather than the
+// base being refused below the mark and the list lost.
+func TestDeltaMarkWaitsForCopy(t *testing.T) {
+	f := newFixture(t)
+	v1 := listText("a", 1, "old.example\n")
+	v2 := listText("a", 2, "new.example\n")
+	f.write("a.list", v1)
+	f.set.Scan()
+	f.expect("applied a 1")
+
+	if err := os.Mkdir(filepath.Join(f.state, "a.1.delta"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.write("a.1.delta", deltaText(t, v1, v2, nil))
+	f.set.Scan()
+	if f.set.Unsaved() == 0 || !f.blocks("new.example.") {
+		t.Fatalf("serial 2 should be in force and its copy unsaved; %d unsaved", f.set.Unsaved())
+	}
+	f.rec.take()
+
+	f.start()
+	if c := f.set.InForce("a"); c == nil || c.List.Serial != 2 || !f.blocks("new.example.") {
+		t.Fatalf("after a restart with the delta's copy unsaved: %+v, events %q", c, f.rec.take())
+	}
+
+	// Once there is room, copy and mark are saved, and a restart finds
+	// serial 2 in the state directory alone.
+	os.Remove(filepath.Join(f.state, "a.1.delta"))
+	f.set.saveState()
+	if n := f.set.Unsaved(); n != 0 {
+		t.Fatalf("%d things unsaved once the state directory takes them", n)
+	}
+	f.remove("a.1.delta")
+	f.start()
+	if c := f.set.InForce("a"); c == nil || c.List.Serial != 2 || !c.Restored {
+		t.Fatalf("after a restart with the delta gone from the lists directory: %+v", c)
 	}
 }

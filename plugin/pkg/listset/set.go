@@ -53,6 +53,9 @@ type Current struct {
 	// (which Path held) to make this one; none for a version read whole.
 	deltas []applied
 	base   blocklist.Base
+	// sig is the signature of the whole file Path held: this version's,
+	// or for a version made by deltas, base's.
+	sig []byte
 }
 
 // Rejection is a list version that was refused.
@@ -180,7 +183,7 @@ func (s *Set) Restore() {
 			s.note(Change{Kind: Problem, Err: fmt.Errorf("not restoring a saved list: %w", err)})
 			continue
 		}
-		c := &Current{List: sv.list, Index: li, Path: sv.source, Applied: sv.applied, Restored: true}
+		c := &Current{List: sv.list, Index: li, Path: sv.source, Applied: sv.applied, Restored: true, sig: sv.sig}
 		if len(sv.deltas) > 0 {
 			c.base = blocklist.Base{Serial: sv.list.Serial, SHA256: sv.list.SHA256}
 			if c.Index, c.List, c.deltas, err = restoreDeltas(li, sv.list, sv.deltas); err != nil {
@@ -253,7 +256,7 @@ func (s *Set) Scan() {
 		// The same version under another file name is the same list: a
 		// file renamed (mv, a ConfigMap key renamed, sync -name changed)
 		// keeps it in force without a gap.
-		if path := s.copyOf(c.List); path != "" {
+		if path := s.copyOf(c); path != "" {
 			s.moved(c, path)
 			continue
 		}
@@ -348,6 +351,14 @@ func (s *Set) consider(path string) *Current {
 	}
 	switch unchanged, err := admit.Decide(inForce, s.marks[l.Name], l, s.Now()); {
 	case unchanged || cur != nil && cur.passedThrough(l.SHA256):
+		if cur != nil && len(cur.deltas) > 0 && cur.List.SHA256 == l.SHA256 {
+			// The whole file of a version made by deltas: the state
+			// directory keeps it instead of the chain.
+			whole := *cur
+			whole.Path, whole.sig, whole.deltas, whole.base = path, sig, nil, blocklist.Base{}
+			s.inForce[l.Name] = &whole
+			s.keep(&whole)
+		}
 		s.note(Change{Kind: Unchanged, Name: l.Name})
 		return nil
 	case err != nil:
@@ -371,14 +382,25 @@ func (s *Set) consider(path string) *Current {
 			s.remove(name, fmt.Sprintf("its file %s now holds list %q", path, l.Name))
 		}
 	}
-	c := &Current{List: l, Index: li, Path: path, Applied: s.Now(), Took: time.Since(start)}
+	c := &Current{List: l, Index: li, Path: path, Applied: s.Now(), Took: time.Since(start), sig: sig}
 	s.inForce[l.Name] = c
-	if s.raiseMark(l) {
+	s.keep(c)
+	return c
+}
+
+// keep raises the mark of c's list to c and saves c in the state
+// directory (saveState says in which order).
+func (s *Set) keep(c *Current) {
+	name := c.List.Name
+	p := pendingCopy{c: c, mark: s.marks[name]}
+	if old, ok := s.unsaved.copies[name]; ok {
+		p.mark = old.mark // the mark on disk is still the one before both
+	}
+	s.unsaved.copies[name] = p
+	if s.raiseMark(c.List) {
 		s.unsaved.marks = true
 	}
-	s.unsaved.copies[l.Name] = pendingCopy{c, sig}
 	s.saveState()
-	return c
 }
 
 // compile builds the lookup index of a list read whole (a saved copy) and
@@ -455,11 +477,12 @@ type version struct {
 	sha256 [32]byte
 }
 
-// copyOf returns a list file, other than the one l was applied from, that
-// held the same version of l when last read, or "".
-func (s *Set) copyOf(l *blocklist.List) string {
+// copyOf returns a list file, other than the one c was applied from, that
+// held c's version when last read (or, for a version made by deltas, one it
+// was made from), or "".
+func (s *Set) copyOf(c *Current) string {
 	for path, v := range s.read {
-		if v == (version{l.Name, l.SHA256}) && path != s.inForce[l.Name].Path {
+		if v.name == c.List.Name && path != c.Path && c.passedThrough(v.sha256) {
 			return path
 		}
 	}

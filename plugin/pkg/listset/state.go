@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,6 +33,7 @@ type stateDir string
 // saved is a list read back from the state directory.
 type saved struct {
 	list    *blocklist.List
+	sig     []byte
 	source  string // the list file it was applied from
 	applied time.Time
 	// deltas make the version in force from list, the whole copy.
@@ -58,7 +60,7 @@ type record struct {
 // accepted. Each file is written to a temporary name and renamed into
 // place, the record last, so that a crash leaves either the old copy or
 // the new one.
-func (d stateDir) save(c *Current, sig []byte) error {
+func (d stateDir) save(c *Current) error {
 	if len(c.deltas) > 0 {
 		return d.saveDeltas(c)
 	}
@@ -93,7 +95,7 @@ func (d stateDir) save(c *Current, sig []byte) error {
 	for _, f := range []struct {
 		path string
 		data []byte
-	}{{filepath.Join(string(d), file) + minisig.Suffix, sig}, {base + ".json", rec}} {
+	}{{filepath.Join(string(d), file) + minisig.Suffix, c.sig}, {base + ".json", rec}} {
 		if err := atomicfile.Write(f.path, f.data, 0o640); err != nil {
 			return fmt.Errorf("state: %w", err)
 		}
@@ -104,17 +106,14 @@ func (d stateDir) save(c *Current, sig []byte) error {
 
 // saveDeltas stores a version made by deltas: the whole copy they start
 // from (saved when it was applied, or copied again from c.Path if that
-// still holds it), then a copy of each delta, then the record.
+// still holds it), then a copy of each delta not yet kept, then the
+// record.
 func (d stateDir) saveDeltas(c *Current) error {
 	l := c.List
 	whole := filepath.Join(string(d), l.Name+blocklist.ListSuffix)
 	if sum, err := fileSHA256(whole); err != nil || sum != c.base.SHA256 {
-		sig, err := minisig.Read(c.Path)
-		if err != nil {
-			return fmt.Errorf("state: the whole copy list %q serial %d starts from: %w", l.Name, c.base.Serial, err)
-		}
-		base := &Current{List: &blocklist.List{Header: blocklist.Header{Name: l.Name, Serial: c.base.Serial}, SHA256: c.base.SHA256}, Path: c.Path, Applied: c.Applied}
-		if err := d.save(base, sig); err != nil {
+		base := &Current{List: &blocklist.List{Header: blocklist.Header{Name: l.Name, Serial: c.base.Serial}, SHA256: c.base.SHA256}, Path: c.Path, Applied: c.Applied, sig: c.sig}
+		if err := d.save(base); err != nil {
 			return fmt.Errorf("state: the whole copy list %q serial %d starts from: %w", l.Name, c.base.Serial, err)
 		}
 	}
@@ -124,6 +123,11 @@ func (d stateDir) saveDeltas(c *Current) error {
 		name := fmt.Sprintf("%s.%d%s", l.Name, a.delta.From.Serial, blocklist.DeltaSuffix)
 		names = append(names, name)
 		path := filepath.Join(string(d), name)
+		if kept, err := regularfile.Read(path, int64(len(a.data))+1); err == nil && bytes.Equal(kept, a.data) {
+			if sig, err := minisig.Read(path); err == nil && bytes.Equal(sig, a.sig) {
+				continue // kept when an earlier version of the chain was saved
+			}
+		}
 		if err := atomicfile.Write(path, a.data, 0o640); err != nil {
 			return fmt.Errorf("state: %w", err)
 		}
@@ -255,7 +259,7 @@ func (d stateDir) load(j admit.Judge, maxSize int64) (lists []saved, errs []erro
 			errs = append(errs, fmt.Errorf("state: %s holds list %q serial %d, its record says %q serial %d", l.File, l.Name, l.Serial, rec.Name, rec.Serial))
 			continue
 		}
-		sv := saved{list: l, source: rec.Source, applied: rec.Applied, serial: rec.Serial, sha256: rec.SHA256}
+		sv := saved{list: l, sig: v.Sig, source: rec.Source, applied: rec.Applied, serial: rec.Serial, sha256: rec.SHA256}
 		for _, name := range rec.Deltas {
 			dv, err := admit.OpenDelta(filepath.Join(string(d), filepath.Base(name)), maxSize, j)
 			if err != nil {
@@ -336,10 +340,10 @@ type unsaved struct {
 }
 
 // pendingCopy is a version in force to copy into the state directory,
-// with its signature.
+// and the mark of its list on disk before it (none for a new list).
 type pendingCopy struct {
-	c   *Current
-	sig []byte
+	c    *Current
+	mark *admit.Mark
 }
 
 func (u *unsaved) count() int {
@@ -362,22 +366,41 @@ func (s *Set) saveState() {
 	}
 	d := stateDir(s.cfg.State)
 	var errs []error
-	if s.unsaved.marks {
-		if err := d.saveMarks(s.marks); err != nil {
-			errs = append(errs, fmt.Errorf("high-water marks not saved: %w", err))
-		} else {
-			s.unsaved.marks = false
-		}
-	}
 	for name, p := range s.unsaved.copies {
 		if s.inForce[name] != p.c {
-			delete(s.unsaved.copies, name) // replaced or removed since
+			delete(s.unsaved.copies, name) // removed since (keep carries a replaced one's mark)
 			continue
 		}
-		if err := d.save(p.c, p.sig); err != nil {
+		if err := d.save(p.c); err != nil {
 			errs = append(errs, fmt.Errorf("list %q serial %d is in force but was not saved: %w", name, p.c.List.Serial, err))
 		} else {
 			delete(s.unsaved.copies, name)
+		}
+	}
+	if s.unsaved.marks {
+		// The mark of a version made by deltas waits for its copy: saved
+		// alone, it would refuse at a restart the older copy the directory
+		// holds, and the deltas beside the list would have no base to start
+		// from: the list would be lost. (Its copy comes from memory, so
+		// it is saved once there is room.) A version read whole raises its
+		// mark at once: a restart refuses the older copy, and its file, if
+		// still there, is read again.
+		marks, held := maps.Clone(s.marks), false
+		for name, p := range s.unsaved.copies {
+			if len(p.c.deltas) == 0 {
+				continue
+			}
+			held = true
+			if p.mark == nil {
+				delete(marks, name)
+			} else {
+				marks[name] = p.mark
+			}
+		}
+		if err := d.saveMarks(marks); err != nil {
+			errs = append(errs, fmt.Errorf("high-water marks not saved: %w", err))
+		} else {
+			s.unsaved.marks = held // saved again with the copies it waits for
 		}
 	}
 	if p := s.unsaved.policy; p != nil && p != s.policy {
