@@ -28,9 +28,20 @@ serial with other bytes), and renames both files into place, so that a
 resolver watching DIR sees one consistent pair. The list streams to a
 temporary file in DIR, never past -max-size. Conditional GET (ETag,
 Last-Modified) makes an unchanged list cost one small request, while the
-list in DIR still verifies. Failed fetches are retried with exponential
-back-off and jitter. HTTPS only, unless -insecure-http; redirects only to
-https on the same host, unless -allow-redirect-host.
+list in DIR still verifies.
+
+Deltas: for NAME.list, the first request asks only for the list's header
+(a range request, conditional). When the publisher's serial is newer than
+the version in DIR, sync fetches BASE/NAME.d/SERIAL.delta (and .minisig)
+from that version on, verifies each as the resolver will, and places it as
+DIR/NAME.SERIAL.delta beside the list: a change costs its own size, not the
+list's. A delta missing or refused, a server that ignores ranges, or deltas
+in DIR adding up to a quarter of the whole list bring the whole list
+instead, which replaces the deltas.
+
+Failed fetches are retried with exponential back-off and jitter. HTTPS
+only, unless -insecure-http; redirects only to https on the same host,
+unless -allow-redirect-host.
 
 -name NAME.trust fetches a trust policy instead (BASE/NAME.trust and its
 .minisig) and writes both into DIR, where a resolver's 'trust DIR/NAME.trust'

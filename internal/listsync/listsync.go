@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -65,6 +66,7 @@ type Syncer struct {
 	lastRunOK   *prometheus.GaugeVec
 	failures    *prometheus.CounterVec
 	serial      *prometheus.GaugeVec
+	deltas      *prometheus.CounterVec
 }
 
 // New returns a syncer for cfg.
@@ -88,9 +90,12 @@ func New(cfg Config) *Syncer {
 type validators struct {
 	ETag         string `json:"etag,omitempty"`
 	LastModified string `json:"last_modified,omitempty"`
-	// SHA256 is the digest of the list they vouch for: a file replaced in
+	// SHA256 is the digest of the version they vouch for, the newest the
+	// directory holds (the list's, or the last delta's): a file replaced in
 	// the directory since is not vouched for by a 304.
 	SHA256 string `json:"sha256,omitempty"`
+	// Serial is the serial of the publisher's whole list they came with.
+	Serial uint64 `json:"serial,omitempty"`
 }
 
 // syncError is a failed sync: the reason is the failures metric's label.
@@ -125,7 +130,9 @@ func (s *Syncer) newMetrics() *prometheus.Registry {
 		Help: "Time the last sync ended, whatever its result."}, []string{"list"})
 	s.lastRunOK = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_sync_last_run_success",
 		Help: "1 when the last sync left the newest valid list in the directory, 0 when it failed."}, []string{"list"})
-	reg.MustRegister(s.lastSuccess, s.lastRun, s.lastRunOK, s.failures, s.serial)
+	s.deltas = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regblock_sync_deltas_total",
+		Help: "Deltas asked for, by result: written, missing (not served: the whole list is fetched instead), or why one was refused (bad_signature, delta_base, rollback, ...)."}, []string{"list", "result"})
+	reg.MustRegister(s.lastSuccess, s.lastRun, s.lastRunOK, s.failures, s.serial, s.deltas)
 	return reg
 }
 
@@ -197,26 +204,42 @@ func (s *Syncer) syncOnce(ctx context.Context) error {
 	// The version in the directory, if it still verifies and is the list
 	// named: only then is a conditional request sent, so that "not
 	// modified" never vouches for a file that was altered meanwhile.
-	var old *blocklist.List
-	var mark *admit.Mark
+	h := s.head()
 	var v validators
-	if o, err := s.onDisk(); err == nil && o.Name == s.name {
-		old, mark = o, admit.MarkOf(o)
+	if h != nil {
 		if data, err := regularfile.Read(s.validatorsPath(), 4<<10); err == nil {
 			json.Unmarshal(data, &v)
 		}
-		if v.SHA256 != hex.EncodeToString(o.SHA256[:]) {
+		if v.SHA256 != hex.EncodeToString(h.list.SHA256[:]) {
 			v = validators{}
 		}
 	}
 	listURL := s.Base.ResolveReference(&url.URL{Path: s.file}).String()
-	listTmp, newV, err := s.fetch(ctx, s.file, v, s.MaxSize)
-	if err != nil {
-		return err
+	var listTmp string
+	var newV validators
+	if h != nil && !blocklist.IsRPZ(s.file) {
+		done, whole, wv, err := s.update(ctx, h, v)
+		if err != nil || done {
+			return err
+		}
+		listTmp, newV = whole, wv
+	} else {
+		tmp, tv, err := s.fetch(ctx, s.file, v, s.MaxSize)
+		if err != nil {
+			return err
+		}
+		if tmp == "" {
+			s.Log.Printf("%s: not modified", s.name)
+			return nil
+		}
+		listTmp, newV = tmp, tv
 	}
 	if listTmp == "" {
-		s.Log.Printf("%s: not modified", s.name)
-		return nil
+		tmp, tv, err := s.fetch(ctx, s.file, validators{}, s.MaxSize)
+		if err != nil {
+			return err
+		}
+		listTmp, newV = tmp, tv
 	}
 	defer removeTemp(listTmp) // once renamed into place, only its directory
 	sigTmp, _, err := s.fetch(ctx, s.file+minisig.Suffix, validators{}, minisig.MaxSize)
@@ -236,18 +259,25 @@ func (s *Syncer) syncOnce(ctx context.Context) error {
 	}
 	l := fetched.List
 	l.File = listURL
-	newV.SHA256 = hex.EncodeToString(l.SHA256[:])
+	newV.SHA256, newV.Serial = hex.EncodeToString(l.SHA256[:]), l.Serial
 	s.serial.WithLabelValues(s.name).Set(float64(l.Serial))
 	if l.Name != s.name {
 		return &syncError{"wrong_name", fmt.Errorf("%s holds list %q, not %q: refusing it (a publisher must not replace one list with another)", listURL, l.Name, s.name)}
 	}
+	var old *blocklist.List
+	var mark *admit.Mark
+	if h != nil {
+		old, mark = h.list, admit.MarkOf(h.list)
+	}
 	switch unchanged, err := admit.Decide(old, mark, l, time.Now()); {
-	case unchanged:
+	case unchanged && h.whole.SHA256 == l.SHA256:
 		s.Log.Printf("%s: serial %d already in %s", s.name, l.Serial, s.Dir)
 		return s.saveValidators(newV)
+	case unchanged:
+		// The whole file of the version deltas made: it replaces them.
 	case errors.Is(err, admit.ErrRollback):
 		return &syncError{string(result.Rollback), fmt.Errorf("%s: the server offers serial %d, not newer than serial %d in %s: refusing a rollback",
-			s.name, l.Serial, old.Serial, s.listPath())}
+			s.name, l.Serial, old.Serial, s.Dir)}
 	case err != nil:
 		return &syncError{string(result.Of(err)), err}
 	}
@@ -260,6 +290,7 @@ func (s *Syncer) syncOnce(ctx context.Context) error {
 		return &syncError{"write", err}
 	}
 	s.Log.Printf("%s: serial %d (%d blocking entries) written to %s", s.name, l.Serial, l.Blocking(), s.listPath())
+	s.pruneDeltas(l.Serial)
 	return s.saveValidators(newV)
 }
 
@@ -439,12 +470,23 @@ func (s *Syncer) saveValidators(v validators) error {
 // its path, to be removed with its directory (removeTemp) unless renamed
 // into place; "" for 304 Not Modified to a conditional request.
 func (s *Syncer) fetch(ctx context.Context, name string, v validators, limit int64) (string, validators, error) {
+	path, v, _, err := s.get(ctx, name, v, limit, 0)
+	return path, v, err
+}
+
+// get is fetch, asking only for the first head bytes when head > 0:
+// partial is then true when the server sent only those (206), and false
+// when it sent the whole file.
+func (s *Syncer) get(ctx context.Context, name string, v validators, limit, head int64) (file string, _ validators, partial bool, err error) {
 	u := s.Base.ResolveReference(&url.URL{Path: name})
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return "", v, err
+		return "", v, false, err
 	}
 	req.Header.Set("User-Agent", "regblock-sync")
+	if head > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=0-%d", head-1))
+	}
 	conditional := v.ETag != "" || v.LastModified != ""
 	if v.ETag != "" {
 		req.Header.Set("If-None-Match", v.ETag)
@@ -456,34 +498,36 @@ func (s *Syncer) fetch(ctx context.Context, name string, v validators, limit int
 	var refused *redirectError
 	switch {
 	case errors.As(err, &refused):
-		return "", v, &syncError{"redirect", fmt.Errorf("GET %s: %v", u, refused)}
+		return "", v, false, &syncError{"redirect", fmt.Errorf("GET %s: %v", u, refused)}
 	case err != nil:
-		return "", v, err // reason "fetch": retried
+		return "", v, false, err // reason "fetch": retried
 	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusNotModified && conditional:
-		return "", v, nil
+		return "", v, false, nil
+	case resp.StatusCode == http.StatusPartialContent && head > 0:
+		partial, limit = true, head
 	case resp.StatusCode >= 500:
-		return "", v, fmt.Errorf("GET %s: %s", u, resp.Status) // retried
+		return "", v, false, fmt.Errorf("GET %s: %s", u, resp.Status) // retried
 	case resp.StatusCode == http.StatusNotFound:
-		return "", v, &syncError{"http_status", fmt.Errorf("GET %s: %w", u, errNotFound)}
-	case resp.StatusCode != http.StatusOK:
-		return "", v, &syncError{"http_status", fmt.Errorf("GET %s: %s", u, resp.Status)}
+		return "", v, false, &syncError{"http_status", fmt.Errorf("GET %s: %w", u, errNotFound)}
+	case resp.StatusCode != http.StatusOK && !partial:
+		return "", v, false, &syncError{"http_status", fmt.Errorf("GET %s: %s", u, resp.Status)}
 	case resp.ContentLength > limit:
-		return "", v, &syncError{"too_large", fmt.Errorf("GET %s: %d bytes, larger than %d", u, resp.ContentLength, limit)}
+		return "", v, false, &syncError{"too_large", fmt.Errorf("GET %s: %d bytes, larger than %d", u, resp.ContentLength, limit)}
 	}
 	// The file has its final name, which says its format (and an RPZ
 	// zone's default list name), in a directory of its own in DIR whose
 	// name starts with a dot, so that the resolver passes it by.
 	tmp, err := os.MkdirTemp(s.Dir, ".regblock-sync-*")
 	if err != nil {
-		return "", v, &syncError{"write", err}
+		return "", v, false, &syncError{"write", err}
 	}
-	f, err := os.Create(filepath.Join(tmp, name))
+	f, err := os.Create(filepath.Join(tmp, path.Base(name)))
 	if err != nil {
 		os.RemoveAll(tmp)
-		return "", v, &syncError{"write", err}
+		return "", v, false, &syncError{"write", err}
 	}
 	n, err := io.Copy(diskWriter{f}, io.LimitReader(resp.Body, limit+1))
 	if err == nil {
@@ -496,15 +540,15 @@ func (s *Syncer) fetch(ctx context.Context, name string, v validators, limit int
 	switch {
 	case errors.As(err, &disk):
 		os.RemoveAll(tmp)
-		return "", v, &syncError{"write", disk.error} // a full disk: not retried
+		return "", v, false, &syncError{"write", disk.error} // a full disk: not retried
 	case err != nil:
 		os.RemoveAll(tmp)
-		return "", v, fmt.Errorf("GET %s: %w", u, err) // retried
-	case n > limit:
+		return "", v, false, fmt.Errorf("GET %s: %w", u, err) // retried
+	case n > limit && !partial:
 		os.RemoveAll(tmp)
-		return "", v, &syncError{"too_large", fmt.Errorf("GET %s: larger than %d bytes", u, limit)}
+		return "", v, false, &syncError{"too_large", fmt.Errorf("GET %s: larger than %d bytes", u, limit)}
 	}
-	return f.Name(), validators{ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified")}, nil
+	return f.Name(), validators{ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified")}, partial, nil
 }
 
 // diskWriter tells a failed write (a full disk, a quota) from a failed

@@ -147,6 +147,15 @@ func OpenDelta(path string, maxSize int64, j Judge) (*DeltaVersion, error) {
 	if err != nil {
 		return nil, err
 	}
+	return VerifyDelta(path, data, sig, j)
+}
+
+// VerifyDelta is OpenDelta with the delta and its signature file's text
+// given, of a delta fetched: path only names it in errors.
+func VerifyDelta(path string, data, sig []byte, j Judge) (*DeltaVersion, error) {
+	if j.byPolicy && j.policy == nil {
+		return nil, fmt.Errorf("%s: %w", path, ErrNoPolicy)
+	}
 	d, err := blocklist.OpenDelta(path, data, sig, j.Keys())
 	if err != nil {
 		return nil, err
