@@ -30,7 +30,7 @@ func listText(name, serial string) string {
 // publisher serves files from memory, with an ETag, and counts requests
 // by path.
 type publisher struct {
-	mu    sync.Mutex
+	mu       sync.Mutex
 	files    map[string][]byte
 	gets     map[string]int
 	noRanges bool // answer a range request with the whole file
