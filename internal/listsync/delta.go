@@ -31,8 +31,9 @@ import (
 // replaces the deltas.
 
 // headerBytes is how much of the whole list the first request asks for:
-// its header, which says its serial, fits many times over.
-const headerBytes = 16 << 10
+// its header, which says its serial, fits many times over. (A list whose
+// header runs past it is fetched whole each time it changes.)
+const headerBytes = 8 << 10
 
 // maxDeltaSteps bounds the deltas one run fetches; a resolver further
 // behind than that takes the whole list.
