@@ -151,6 +151,15 @@ func (ix *Index) exceptions(qname string) (excepted [MaxLists / 64]uint64) {
 					continue
 				}
 			}
+			if li.over != nil { // what deltas changed decides as in a name lookup
+				if _, except, ok := li.decideOver(key, check, i == 0); ok {
+					decided[word] |= bit
+					if except {
+						excepted[word] |= bit
+					}
+				}
+				continue
+			}
 			r, ok := li.find(key)
 			for ; ok && r < len(li.recs) && li.recs[r].key == key; r++ {
 				if rec := li.recs[r]; rec.check == check && applies(rec.kind(), i == 0) {
