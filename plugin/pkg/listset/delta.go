@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"aead.dev/minisign"
+
 	"github.com/regblock/regblock/plugin/pkg/admit"
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
@@ -153,13 +155,25 @@ func (s *Set) considerDelta(path string) *Current {
 	d.CountFrom(cur.List)
 	d.Added, d.Removed = nil, nil // the overlay holds what it needs
 	c := &Current{List: d.List, Index: li, Path: cur.Path, Applied: s.Now(), Took: time.Since(start),
-		base: cur.base, sig: cur.sig, deltas: append(slices.Clip(cur.deltas), applied{d, v.Data, v.Sig})}
+		base: cur.base, sig: cur.sig, deltas: append(slices.Clip(cur.deltas), applied{d, v.Data, v.Sig}),
+		chainSigners: addKeys(cur.chainSigners, cur.List.Signers)}
 	if len(cur.deltas) == 0 {
 		c.base = blocklist.Base{Serial: cur.List.Serial, SHA256: cur.List.SHA256}
 	}
 	s.inForce[d.Name] = c
 	s.keep(c)
 	return c
+}
+
+// addKeys returns keys with those of more it does not hold added.
+func addKeys(keys, more []minisign.PublicKey) []minisign.PublicKey {
+	keys = slices.Clip(keys)
+	for _, k := range more {
+		if !slices.ContainsFunc(keys, func(x minisign.PublicKey) bool { return minisig.SameKey(x, k) }) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // rejectDelta reports a delta that could not be verified or read, under

@@ -2,9 +2,14 @@ package listset
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"aead.dev/minisign"
 
 	"github.com/regblock/regblock/internal/deltatest"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
@@ -160,5 +165,75 @@ func TestDeltaMarkWaitsForCopy(t *testing.T) {
 	f.start()
 	if c := f.set.InForce("a"); c == nil || c.List.Serial != 2 || !c.Restored {
 		t.Fatalf("after a restart with the delta gone from the lists directory: %+v", c)
+	}
+}
+
+// deltaFiller is enough entries that a small delta stays in the overlay
+// (a list is compacted once its overlay holds a sixteenth of it).
+func deltaFiller() string {
+	var b strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&b, "filler%d.example\n", i)
+	}
+	return b.String()
+}
+
+// policyFixture is a fixture whose lists are judged by a trust policy
+// file signed by root; publish writes a new version of the policy.
+func policyFixture(t *testing.T, listKey *blocklisttest.Key) (f *fixture, publish func(serial int, lines string)) {
+	root := blocklisttest.NewKey(t)
+	f = &fixture{t: t, dir: t.TempDir(), state: t.TempDir(), key: listKey, now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	f.cfg = func(c *Config) {
+		c.Keys, c.Trust = []minisign.PublicKey{root.Public}, filepath.Join(f.policy, "regblock.trust")
+	}
+	f.policy = t.TempDir()
+	publish = func(serial int, lines string) {
+		text := fmt.Sprintf("#! regblock-trust 1\n#! serial: %d\n#! issued: 2026-11-30T00:00:00Z\nroot 1 %s\n%s", serial, keyLine(root), lines)
+		path := filepath.Join(f.policy, "regblock.trust")
+		os.WriteFile(path+".minisig", root.Sign([]byte(text)), 0o644)
+		os.WriteFile(path, []byte(text), 0o644)
+	}
+	return f, publish
+}
+
+// TestDeltaKeyRotation: a list key rotated with overlap (docs/trust.md)
+// while the version in force is made by deltas, the base and first delta
+// signed by the old key, the next by the new one. Once the old key leaves
+// the policy, the version stays in force, and a restart restores it: the
+// parts before the last delta are verified with the keys that signed
+// them, the last is judged by the policy in force.
+func TestDeltaKeyRotation(t *testing.T) {
+	oldKey, newKey := blocklisttest.NewKey(t), blocklisttest.NewKey(t)
+	f, publishPolicy := policyFixture(t, oldKey)
+	v1 := listText("a", 1, deltaFiller()+"one.example\n")
+	v2 := listText("a", 2, deltaFiller()+"one.example\ntwo.example\n")
+	v3 := listText("a", 3, deltaFiller()+"one.example\ntwo.example\nthree.example\n")
+	publishPolicy(1, "list a 1 "+keyLine(oldKey)+"\n")
+	f.start()
+	oldKey.WriteList(t, f.dir, "a.list", v1)
+	f.set.Scan()
+	// The new key's delta lands before the policy that trusts it: refused,
+	// then applied once that policy arrives.
+	newKey.WriteList(t, f.dir, "a.1.delta", deltaText(t, v1, v2, nil))
+	f.set.Scan()
+	f.expect("policy applied 1", "applied a 1", "rejected a bad_signature")
+	publishPolicy(2, "list a 1 "+keyLine(oldKey)+" "+keyLine(newKey)+"\n")
+	f.set.Scan()
+	f.expect("policy applied 2", "unchanged a", "applied a 2")
+	oldKey.WriteList(t, f.dir, "a.2.delta", deltaText(t, v2, v3, nil))
+	f.set.Scan()
+	f.expect("applied a 3")
+	newKey.WriteList(t, f.dir, "a.3.delta", deltaText(t, v3, listText("a", 4, deltaFiller()+"one.example\nfour.example\n"), nil))
+	f.set.Scan()
+	f.expect("applied a 4")
+	publishPolicy(3, "list a 1 "+keyLine(newKey)+"\n")
+	f.set.Scan()
+	if c := f.set.InForce("a"); c == nil || c.List.Serial != 4 {
+		t.Fatalf("serial 4, signed by the key that stays, left force with the old key: %+v", c)
+	}
+	f.rec.take()
+	f.start()
+	if c := f.set.InForce("a"); c == nil || c.List.Serial != 4 || !f.blocks("four.example.") || f.blocks("two.example.") {
+		t.Fatalf("after a restart: %+v; events %q", c, f.rec.take())
 	}
 }

@@ -96,7 +96,8 @@ func (s *Set) scanPolicy() (removed bool) {
 		s.unsaved.marks = true
 	}
 	s.saveState()
-	clear(s.stamps) // every list is judged again under the new policy
+	clear(s.stamps) // every list and delta is judged again under the new policy
+	clear(s.deltas)
 	return removed
 }
 

@@ -56,6 +56,11 @@ type Current struct {
 	// sig is the signature of the whole file Path held: this version's,
 	// or for a version made by deltas, base's.
 	sig []byte
+	// chainSigners are the keys that signed base and the deltas before
+	// the last: a restart verifies those parts with them, and judges only
+	// the last delta's signers by the trust in force, as the running set
+	// does (a key rotated out since must not lose the version).
+	chainSigners []minisign.PublicKey
 }
 
 // Rejection is a list version that was refused.
@@ -183,7 +188,7 @@ func (s *Set) Restore() {
 			s.note(Change{Kind: Problem, Err: fmt.Errorf("not restoring a saved list: %w", err)})
 			continue
 		}
-		c := &Current{List: sv.list, Index: li, Path: sv.source, Applied: sv.applied, Restored: true, sig: sv.sig}
+		c := &Current{List: sv.list, Index: li, Path: sv.source, Applied: sv.applied, Restored: true, sig: sv.sig, chainSigners: sv.chainSigners}
 		if len(sv.deltas) > 0 {
 			c.base = blocklist.Base{Serial: sv.list.Serial, SHA256: sv.list.SHA256}
 			if c.Index, c.List, c.deltas, err = restoreDeltas(li, sv.list, sv.deltas); err != nil {

@@ -62,6 +62,8 @@ type fixture struct {
 	set        *Set
 	index      *blockindex.Index
 	now        time.Time
+	cfg        func(*Config) // changes the configuration start makes, when set
+	policy     string        // a directory for the trust policy, when cfg names one
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -75,6 +77,9 @@ func newFixture(t *testing.T) *fixture {
 func (f *fixture) start() {
 	f.rec = &recorder{}
 	cfg := Config{Lists: []string{f.dir}, Keys: []minisign.PublicKey{f.key.Public}, MaxSize: 1 << 20, State: f.state}
+	if f.cfg != nil {
+		f.cfg(&cfg)
+	}
 	f.set = New(cfg, func(ix *blockindex.Index) { f.index = ix }, f.rec.record)
 	f.set.Now = func() time.Time { return f.now }
 	f.set.Restore()

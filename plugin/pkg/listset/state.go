@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"aead.dev/minisign"
+
 	"github.com/regblock/regblock/plugin/pkg/admit"
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
@@ -32,10 +34,11 @@ type stateDir string
 
 // saved is a list read back from the state directory.
 type saved struct {
-	list    *blocklist.List
-	sig     []byte
-	source  string // the list file it was applied from
-	applied time.Time
+	list         *blocklist.List
+	sig          []byte
+	chainSigners []minisign.PublicKey
+	source       string // the list file it was applied from
+	applied      time.Time
 	// deltas make the version in force from list, the whole copy.
 	deltas []*admit.DeltaVersion
 	serial uint64 // of the version in force, as its record says
@@ -53,6 +56,9 @@ type record struct {
 	// Deltas name the copies, in the directory, of the deltas that made
 	// the version in force from the whole copy, in order.
 	Deltas []string `json:"deltas,omitempty"`
+	// ChainSigners are the keys that signed the whole copy and the deltas
+	// before the last (Current.chainSigners).
+	ChainSigners []string `json:"chain_signers,omitempty"`
 }
 
 // save stores a copy of an accepted list, read again from c.Path (the list
@@ -165,6 +171,18 @@ func (d stateDir) removeDeltas(stale, keep []string) {
 	}
 }
 
+// keysOf parses public keys kept as text, passing by any that do not parse.
+func keysOf(texts []string) []minisign.PublicKey {
+	var keys []minisign.PublicKey
+	for _, t := range texts {
+		var k minisign.PublicKey
+		if k.UnmarshalText([]byte(t)) == nil {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
 func fileSHA256(path string) ([32]byte, error) {
 	f, _, err := regularfile.Open(path)
 	if err != nil {
@@ -189,11 +207,14 @@ func recordOf(c *Current) (file string, rec []byte) {
 	if blocklist.IsRPZ(c.Path) {
 		file = l.Name + blocklist.RPZSuffix
 	}
-	var deltas []string
+	var deltas, signers []string
 	for _, a := range c.deltas {
 		deltas = append(deltas, fmt.Sprintf("%s.%d%s", l.Name, a.delta.From.Serial, blocklist.DeltaSuffix))
 	}
-	rec, err := json.Marshal(record{l.Name, l.Serial, hex.EncodeToString(l.SHA256[:]), c.Path, c.Applied.UTC(), file, deltas})
+	for _, k := range c.chainSigners {
+		signers = append(signers, k.String())
+	}
+	rec, err := json.Marshal(record{l.Name, l.Serial, hex.EncodeToString(l.SHA256[:]), c.Path, c.Applied.UTC(), file, deltas, signers})
 	if err != nil {
 		panic(err) // a record of strings, a number and a time always marshals
 	}
@@ -245,7 +266,13 @@ func (d stateDir) load(j admit.Judge, maxSize int64) (lists []saved, errs []erro
 		if rec.File != "" {
 			file = filepath.Join(string(d), filepath.Base(rec.File))
 		}
-		v, err := admit.Open(file, maxSize, j, nil)
+		// The parts of a chain before its last delta are verified with
+		// the keys that signed them; the last is judged by j.
+		chainJudge, chainSigners := j, keysOf(rec.ChainSigners)
+		if len(rec.Deltas) > 0 && len(chainSigners) > 0 {
+			chainJudge = admit.ByKeys(chainSigners)
+		}
+		v, err := admit.Open(file, maxSize, chainJudge, nil)
 		var rejected *admit.Rejected
 		if errors.As(err, &rejected) { // as before: judged after the copy was read
 			errs = append(errs, err)
@@ -259,9 +286,13 @@ func (d stateDir) load(j admit.Judge, maxSize int64) (lists []saved, errs []erro
 			errs = append(errs, fmt.Errorf("state: %s holds list %q serial %d, its record says %q serial %d", l.File, l.Name, l.Serial, rec.Name, rec.Serial))
 			continue
 		}
-		sv := saved{list: l, sig: v.Sig, source: rec.Source, applied: rec.Applied, serial: rec.Serial, sha256: rec.SHA256}
-		for _, name := range rec.Deltas {
-			dv, err := admit.OpenDelta(filepath.Join(string(d), filepath.Base(name)), maxSize, j)
+		sv := saved{list: l, sig: v.Sig, chainSigners: chainSigners, source: rec.Source, applied: rec.Applied, serial: rec.Serial, sha256: rec.SHA256}
+		for i, name := range rec.Deltas {
+			dj := chainJudge
+			if i == len(rec.Deltas)-1 {
+				dj = j
+			}
+			dv, err := admit.OpenDelta(filepath.Join(string(d), filepath.Base(name)), maxSize, dj)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("state: %w", err))
 				sv.list = nil
