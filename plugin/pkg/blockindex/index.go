@@ -82,16 +82,21 @@ type metaKey struct {
 
 func newMeta(e blocklist.Entry) (meta, metaKey) {
 	m := meta{order: e.Order, category: e.Category, action: e.Action, local: e.Local}
-	k := metaKey{order: e.Order, category: e.Category, action: e.Action}
-	if len(e.Local) > 0 {
+	return m, m.key()
+}
+
+// key returns the metaKey of m.
+func (m meta) key() metaKey {
+	k := metaKey{order: m.order, category: m.category, action: m.action}
+	if len(m.local) > 0 {
 		var b strings.Builder
-		for _, rr := range e.Local {
+		for _, rr := range m.local {
 			b.WriteString(rr.String())
 			b.WriteByte('\n')
 		}
 		k.local = b.String()
 	}
-	return m, k
+	return k
 }
 
 // Index answers lookups over a set of compiled lists. It is immutable and

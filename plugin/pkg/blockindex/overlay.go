@@ -167,8 +167,9 @@ func (li *ListIndex) hide(hidden map[record]int32, e blocklist.Entry) bool {
 		for i := r; i < len(li.recs) && li.recs[i] == rec; i++ {
 			n++
 		}
-		if hidden[rec] >= n {
-			return false
+		if hidden[rec] >= n { // every one of this run is gone: try the next run
+			r += int(n) - 1
+			continue
 		}
 		hidden[rec]++
 		return true
@@ -258,24 +259,24 @@ func (li *ListIndex) Compact() *ListIndex {
 	}
 	var added []record
 	metas := li.metas
-	if ov.index != nil && len(li.metas)+len(ov.index.metas) >= 1<<metaBits {
-		return li // more metas than a record can index: a whole reload will tell
-	}
 	if ov.index != nil {
-		added = ov.index.recs
+		// The overlay's metas join the base's, each once: identical
+		// entries make identical records, as in a whole compile, and
+		// compactions do not add up metas.
+		var ok bool
+		if metas, added, ok = internMetas(li.metas, ov.index); !ok {
+			return li // more metas than a record can index: a whole reload will tell
+		}
 		n += len(added)
-		metas = append(slices.Clip(li.metas), ov.index.metas...)
 	}
 	recs, mem := offHeap[record](n + 1)
 	recs = recs[:0]
-	shift := uint32(len(li.metas)) // the overlay's metas come after the base's
 	hidden := maps.Clone(ov.hidden)
 	i, j := 0, 0
 	for i < len(li.recs) || j < len(added) {
 		var next record
 		if j < len(added) {
 			next = added[j]
-			next.kindMeta += shift
 		}
 		if j == len(added) || i < len(li.recs) && !recordLess(next, li.recs[i]) {
 			rec := li.recs[i]
@@ -293,6 +294,45 @@ func (li *ListIndex) Compact() *ListIndex {
 	next := &ListIndex{list: li.list, recs: recs, recsMem: mem, metas: metas, ips: li.ips, salt: li.salt, sum: li.sum}
 	next.table, next.tableMem, next.mask = buildTable(recs)
 	return next
+}
+
+// internMetas returns metas with those of the overlay index o that it
+// does not hold added, and o's records pointing into them, sorted; false
+// when they would not fit a record's meta bits.
+func internMetas(metas []meta, o *ListIndex) ([]meta, []record, bool) {
+	ids := make(map[metaKey]uint32, len(metas))
+	for i, m := range metas {
+		if _, dup := ids[m.key()]; !dup {
+			ids[m.key()] = uint32(i)
+		}
+	}
+	metas = slices.Clip(metas)
+	remap := make([]uint32, len(o.metas))
+	for i, m := range o.metas {
+		id, ok := ids[m.key()]
+		if !ok {
+			id = uint32(len(metas))
+			metas = append(metas, m)
+			ids[m.key()] = id
+		}
+		remap[i] = id
+	}
+	if len(metas) >= 1<<metaBits {
+		return nil, nil, false
+	}
+	recs := slices.Clone(o.recs)
+	for i, r := range recs {
+		recs[i].kindMeta = r.kindMeta&^(1<<metaBits-1) | remap[r.kindMeta&(1<<metaBits-1)]
+	}
+	slices.SortFunc(recs, func(a, b record) int {
+		if recordLess(a, b) {
+			return -1
+		} else if recordLess(b, a) {
+			return 1
+		}
+		return 0
+	})
+	return metas, recs, true
 }
 
 // String describes li for tests and logs.

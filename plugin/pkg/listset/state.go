@@ -273,6 +273,13 @@ func (d stateDir) load(j admit.Judge, maxSize int64) (lists []saved, errs []erro
 			chainJudge = admit.ByKeys(chainSigners)
 		}
 		v, err := admit.Open(file, maxSize, chainJudge, nil)
+		if err == nil && len(rec.Deltas) > 0 && hex.EncodeToString(v.List.SHA256[:]) == rec.SHA256 {
+			// The whole file of the version made by the deltas, saved by
+			// a run that stopped before its record: the copy is the
+			// version, judged as one.
+			rec.Deltas, chainSigners = nil, nil
+			v, err = admit.Open(file, maxSize, j, nil)
+		}
 		var rejected *admit.Rejected
 		if errors.As(err, &rejected) { // as before: judged after the copy was read
 			errs = append(errs, err)
