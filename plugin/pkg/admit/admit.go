@@ -143,6 +143,11 @@ func OpenDelta(path string, maxSize int64, j Judge) (*DeltaVersion, error) {
 	if j.byPolicy && j.policy == nil {
 		return nil, fmt.Errorf("%s: %w", path, ErrNoPolicy)
 	}
+	// Verified as a stream before it is read whole: a junk file as large
+	// as maxSize costs a read, not that much memory.
+	if err := blocklist.CheckSigned(path, maxSize, sig, j.Keys()); err != nil {
+		return nil, err
+	}
 	data, err := regularfile.Read(path, maxSize)
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"aead.dev/minisign"
 
 	"github.com/regblock/regblock/plugin/pkg/minisig"
+	"github.com/regblock/regblock/plugin/pkg/regularfile"
 	"github.com/regblock/regblock/plugin/pkg/result"
 )
 
@@ -101,6 +102,42 @@ func OpenDelta(path string, data, sig []byte, keys []minisign.PublicKey) (*Delta
 	}
 	d.Signers = signers
 	return d, nil
+}
+
+// CheckSigned verifies, reading the file at path once as a stream (at
+// most maxSize bytes), that sig holds a valid signature of it by one of
+// keys: a file that is not signed costs a read, not its size in memory,
+// before a delta is read whole. A legacy signature, which needs the whole
+// file, is left to OpenDelta. Errors are *result.Error.
+func CheckSigned(path string, maxSize int64, sig []byte, keys []minisign.PublicKey) error {
+	bad := func(err error) error {
+		return &result.Error{Result: result.BadSignature, Err: fmt.Errorf("%s: %v", path+minisig.Suffix, err)}
+	}
+	signed, err := minisig.Trusted(sig, keys)
+	if err != nil {
+		return bad(err)
+	}
+	if slices.ContainsFunc(signed, func(s minisig.Signature) bool { return !s.Hashed }) {
+		return nil
+	}
+	f, fi, err := regularfile.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if fi.Size() > maxSize {
+		return regularfile.TooLarge(path, maxSize)
+	}
+	r := minisign.NewReader(io.LimitReader(f, maxSize+1))
+	if n, err := io.Copy(io.Discard, r); err != nil {
+		return &result.Error{Result: result.IOError, Err: fmt.Errorf("%s: %w", path, err)}
+	} else if n > maxSize {
+		return regularfile.TooLarge(path, maxSize)
+	}
+	if _, err := minisig.Verified(signed, func(s minisig.Signature) bool { return r.Verify(s.Key, s.Text) }); err != nil {
+		return bad(err)
+	}
+	return nil
 }
 
 // LoadDelta reads the delta at path (at most maxSize bytes) and its

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -299,5 +300,35 @@ func TestDeltaCrashBeforeRecord(t *testing.T) {
 	f.start()
 	if c := f.set.InForce("a"); c == nil || c.List.Serial != 2 || !f.blocks("new.example.") {
 		t.Fatalf("after a restart: %+v, events %q", c, f.rec.take())
+	}
+}
+
+// TestDeltaJunkNotReadWhole: a large file named like a delta, with a
+// signature copied from a list (what anyone who can write the lists
+// directory can put there), is refused after a streamed check, without
+// being read into memory.
+func TestDeltaJunkNotReadWhole(t *testing.T) {
+	f := newFixture(t)
+	f.cfg = func(c *Config) { c.MaxSize = 256 << 20 }
+	f.start()
+	f.write("a.list", listText("a", 1, ""))
+	f.set.Scan()
+	f.expect("applied a 1")
+	junk := filepath.Join(f.dir, "a.1.delta")
+	if err := os.WriteFile(junk, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(junk, 200<<20); err != nil { // sparse: no disk used
+		t.Fatal(err)
+	}
+	sig, _ := os.ReadFile(filepath.Join(f.dir, "a.list.minisig"))
+	os.WriteFile(junk+".minisig", sig, 0o644)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f.set.Scan()
+	runtime.ReadMemStats(&after)
+	f.expect("rejected a bad_signature")
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 50<<20 {
+		t.Errorf("refusing a 200 MiB junk delta allocated %d MiB", grew>>20)
 	}
 }
