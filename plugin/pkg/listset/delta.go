@@ -138,6 +138,11 @@ func (s *Set) considerDelta(path string) *Current {
 		s.reject(path, d.Name, err, &d.Serial)
 		return nil
 	}
+	if cur != nil && blocklist.IsRPZ(cur.Path) {
+		s.reject(path, d.Name, result.Errorf(result.ParseError, "%s: list %q is in force from an RPZ zone, %s; deltas apply only to regblock lists: publish the zone whole",
+			path, d.Name, cur.Path), &d.Serial)
+		return nil
+	}
 	if cur == nil || cur.List.Serial != d.From.Serial || cur.List.SHA256 != d.From.SHA256 {
 		held := "no version of the list is in force"
 		if cur != nil {

@@ -332,3 +332,73 @@ func TestDeltaJunkNotReadWhole(t *testing.T) {
 		t.Errorf("refusing a 200 MiB junk delta allocated %d MiB", grew>>20)
 	}
 }
+
+// TestDeltaForgedSHA256: whoever holds the list's key signs a delta whose
+// sha256 header names the whole file W of the real next version, while
+// its entries make another set (target.example dropped). When W's whole
+// file arrives, its entries are enforced and the chain is counted as
+// delta_mismatch, rather than W being taken as unchanged with the forged
+// entries in force.
+func TestDeltaForgedSHA256(t *testing.T) {
+	f := newFixture(t)
+	v1 := listText("a", 1, deltaFiller()+"target.example ORDER-1\n")
+	w := listText("a", 2, deltaFiller()+"target.example ORDER-1\nnew.example ORDER-2\n")
+	forged := listText("a", 2, deltaFiller()+"new.example ORDER-2\n")
+	f.write("a.list", v1)
+	f.set.Scan()
+	f.write("a.1.delta", deltaText(t, v1, forged, func(d *blocklist.Delta) { d.SHA256 = sha256.Sum256([]byte(w)) }))
+	f.set.Scan()
+	f.expect("applied a 1", "applied a 2")
+	f.write("a.list", w)
+	f.set.Scan()
+	f.expect("rejected a delta_mismatch", "unchanged a")
+	if !f.blocks("target.example.") || !f.blocks("new.example.") {
+		t.Error("W's whole file arrived, but its entries are not what is enforced")
+	}
+	if c := f.set.InForce("a"); len(c.deltas) != 0 {
+		t.Error("the forged chain is still in force")
+	}
+	f.start()
+	if !f.blocks("target.example.") {
+		t.Error("after a restart, W is not enforced")
+	}
+}
+
+// TestDeltaLostMarks: with the marks file lost, a restart rebuilds the
+// mark of a version made by deltas from that version, not from its base:
+// the base put back is then a rollback.
+func TestDeltaLostMarks(t *testing.T) {
+	f := newFixture(t)
+	v1 := listText("a", 1, deltaFiller()+"old.example\n")
+	v2 := listText("a", 2, deltaFiller()+"new.example\n")
+	f.write("a.list", v1)
+	f.set.Scan()
+	f.write("a.1.delta", deltaText(t, v1, v2, nil))
+	f.set.Scan()
+	f.expect("applied a 1", "applied a 2")
+	f.remove("a.1.delta")
+	os.Remove(filepath.Join(f.state, marksFile))
+	f.start()
+	f.expect("applied a 2", "unchanged a")
+	f.remove("a.list")
+	f.set.Scan()
+	f.expect("removed a: its file " + filepath.Join(f.dir, "a.list") + " was removed")
+	f.write("a.list", v1)
+	f.set.Scan()
+	f.expect("rejected a rollback")
+}
+
+// TestDeltaNotForRPZ: a signed delta named after a list in force from an
+// RPZ zone is refused: an RPZ zone has no deltas.
+func TestDeltaNotForRPZ(t *testing.T) {
+	f := newFixture(t)
+	f.write("a.rpz", "$TTL 300\n@ SOA localhost. hostmaster.regulator.example. 1 3600 600 86400 300\n  NS localhost.\nold.example CNAME .\n")
+	f.set.Scan()
+	f.expect("applied a 1")
+	f.write("a.1.delta", deltaText(t, listText("a", 1, ""), listText("a", 2, "new.example\n"), nil))
+	f.set.Scan()
+	f.expect("rejected a parse_error")
+	if f.blocks("new.example.") || !f.blocks("old.example.") {
+		t.Error("a delta changed a list in force from an RPZ zone")
+	}
+}

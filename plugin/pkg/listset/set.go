@@ -98,6 +98,7 @@ type Set struct {
 	stamps  map[string]stamp       // by list file: the version last read
 	read    map[string]version     // by list file: the verified list it held when last read
 	deltas  map[string]deltaTry    // by delta file: what it was last considered against
+	swapped bool                   // an index in force changed without a new version (rebase)
 	marks   map[string]*admit.Mark // by list name: the highest version ever accepted, kept for good
 	waiting map[string]bool        // list files without a signature, reported once
 	// strayPolicies are policy files found in a lists directory, reported once.
@@ -205,7 +206,7 @@ func (s *Set) Restore() {
 			}
 		}
 		s.inForce[sv.list.Name] = c
-		if s.raiseMark(sv.list) { // a state directory from before marks were kept
+		if s.raiseMark(c.List) { // a lost marks file, or state from before marks were kept
 			s.unsaved.marks = true
 		}
 		restored = append(restored, c)
@@ -284,8 +285,9 @@ func (s *Set) Scan() {
 	}
 	s.scanned = true
 	var ix *blockindex.Index
-	if len(applied) > 0 || removed {
+	if len(applied) > 0 || removed || s.swapped {
 		ix = s.build(applied)
+		s.swapped = false
 	}
 	s.checkExpiry()
 	s.saveState()
@@ -357,12 +359,7 @@ func (s *Set) consider(path string) *Current {
 	switch unchanged, err := admit.Decide(inForce, s.marks[l.Name], l, s.Now()); {
 	case unchanged || cur != nil && cur.passedThrough(l.SHA256):
 		if cur != nil && len(cur.deltas) > 0 && cur.List.SHA256 == l.SHA256 {
-			// The whole file of a version made by deltas: the state
-			// directory keeps it instead of the chain.
-			whole := *cur
-			whole.Path, whole.sig, whole.deltas, whole.base = path, sig, nil, blocklist.Base{}
-			s.inForce[l.Name] = &whole
-			s.keep(&whole)
+			s.rebase(cur, path, l, sig, compiler)
 		}
 		s.note(Change{Kind: Unchanged, Name: l.Name})
 		return nil
@@ -391,6 +388,28 @@ func (s *Set) consider(path string) *Current {
 	s.inForce[l.Name] = c
 	s.keep(c)
 	return c
+}
+
+// rebase puts in force, in place of cur, a version made by deltas, the
+// whole file of that version: l, read from path, whose entries compiler
+// holds. Its index replaces the chain's (compacted for free), the state
+// directory keeps it instead of the chain, and the next Scan publishes
+// it. A delta's sha256 header is its signer's word: when the whole file's
+// entries are not the chain's, the chain's signers lied about which
+// version they made, and the whole file's entries are enforced from now.
+func (s *Set) rebase(cur *Current, path string, l *blocklist.List, sig []byte, compiler *blockindex.Compiler) {
+	li, err := compiler.Finish(l)
+	if err != nil {
+		return // the chain stays; so does its state
+	}
+	if li.Checksum() != cur.Index.Checksum() {
+		s.reject(cur.Source(), l.Name, result.Errorf(result.DeltaMismatch, "%s: the deltas that made list %q serial %d give other entries (checksum %s) than its whole file %s (checksum %s), which has the SHA-256 they named: enforcing the whole file",
+			cur.Source(), l.Name, l.Serial, cur.Index.Checksum(), path, li.Checksum()), &l.Serial)
+	}
+	whole := &Current{List: l, Index: li, Path: path, Applied: cur.Applied, Took: cur.Took, Restored: cur.Restored, sig: sig}
+	s.inForce[l.Name] = whole
+	s.keep(whole)
+	s.swapped = true
 }
 
 // keep raises the mark of c's list to c and saves c in the state
