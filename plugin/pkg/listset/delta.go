@@ -167,7 +167,18 @@ func (s *Set) considerDelta(path string) *Current {
 	}
 	s.inForce[d.Name] = c
 	s.keep(c)
+	if s.cfg.State == "" {
+		c.dropDeltaBytes() // kept only for the state directory
+	}
 	return c
+}
+
+// dropDeltaBytes forgets the bytes of the deltas that made c, once the
+// state directory keeps them: a chain's memory is then its overlay's.
+func (c *Current) dropDeltaBytes() {
+	for i := range c.deltas {
+		c.deltas[i].data, c.deltas[i].sig = nil, nil
+	}
 }
 
 // addKeys returns keys with those of more it does not hold added.

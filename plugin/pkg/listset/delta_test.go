@@ -39,6 +39,9 @@ func TestSetDeltas(t *testing.T) {
 	if c.List.SHA256 != sha256.Sum256([]byte(v2)) || c.List.Blocking() != 2 {
 		t.Errorf("version in force: SHA-256 %x, %d blocking entries; want those of serial 2's whole file and 2", c.List.SHA256, c.List.Blocking())
 	}
+	if c.deltas[0].data != nil || c.deltas[0].delta.Added != nil {
+		t.Error("the delta's bytes and entries stay in memory once the state directory keeps them")
+	}
 
 	// The base renamed: the version it made stays in force.
 	f.rename("a.list", "b.list")

@@ -204,6 +204,7 @@ func (s *Set) Restore() {
 				s.note(Change{Kind: Problem, Err: fmt.Errorf("not restoring the saved copy of list %q: its serial %d is below the high-water mark %d (the newer version was never saved)", c.List.Name, c.List.Serial, m.Serial)})
 				continue
 			}
+			c.dropDeltaBytes() // read from the state directory, which keeps them
 		}
 		s.inForce[sv.list.Name] = c
 		if s.raiseMark(c.List) { // a lost marks file, or state from before marks were kept

@@ -129,6 +129,9 @@ func (d stateDir) saveDeltas(c *Current) error {
 		name := fmt.Sprintf("%s.%d%s", l.Name, a.delta.From.Serial, blocklist.DeltaSuffix)
 		names = append(names, name)
 		path := filepath.Join(string(d), name)
+		if a.data == nil {
+			continue // saved with an earlier version of the chain, and dropped from memory
+		}
 		if kept, err := regularfile.Read(path, int64(len(a.data))+1); err == nil && bytes.Equal(kept, a.data) {
 			if sig, err := minisig.Read(path); err == nil && bytes.Equal(sig, a.sig) {
 				continue // kept when an earlier version of the chain was saved
@@ -413,6 +416,7 @@ func (s *Set) saveState() {
 			errs = append(errs, fmt.Errorf("list %q serial %d is in force but was not saved: %w", name, p.c.List.Serial, err))
 		} else {
 			delete(s.unsaved.copies, name)
+			p.c.dropDeltaBytes() // the state directory has them now
 		}
 	}
 	if s.unsaved.marks {
