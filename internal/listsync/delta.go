@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/regblock/regblock/plugin/pkg/admit"
+	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/minisig"
 	"github.com/regblock/regblock/plugin/pkg/regularfile"
@@ -44,22 +45,25 @@ const maxDeltaSteps = 1000
 type head struct {
 	whole      *blocklist.List // NAME.list's version
 	list       *blocklist.List // the newest: whole's, or the last delta's
+	sum        blockindex.Sum  // of list's entries
 	size       int64           // of NAME.list
 	deltaBytes int64           // of the deltas
 }
 
-// long reports whether the deltas add up to a quarter of the whole list:
-// then the whole list replaces them.
-func (h *head) long() bool { return h.deltaBytes > 0 && 4*h.deltaBytes >= h.size }
+// budget is how many bytes of deltas the directory may still take before
+// they add up to a quarter of the whole list: past that, the whole list
+// replaces them.
+func (h *head) budget() int64 { return h.size/4 - h.deltaBytes }
 
 // head returns what the directory holds of the list, or nil when it holds
 // no valid NAME.list of the list named.
 func (s *Syncer) head() *head {
-	o, err := s.onDisk()
+	var sum blockindex.Sum
+	o, err := s.onDisk(func(e blocklist.Entry) { sum.Add(e) })
 	if err != nil || o.Name != s.name {
 		return nil
 	}
-	h := &head{whole: o, list: o}
+	h := &head{whole: o, list: o, sum: sum}
 	if fi, err := os.Stat(s.listPath()); err == nil {
 		h.size = fi.Size()
 	}
@@ -71,9 +75,30 @@ func (s *Syncer) head() *head {
 		if err != nil || !follows(v.Delta, h.list) {
 			break
 		}
-		h.list, h.deltaBytes = v.Delta.List, h.deltaBytes+int64(len(v.Data))
+		next := h.sum
+		if !applySum(&next, v.Delta) {
+			break // the resolver refuses it too: fetched again, it brings the whole list
+		}
+		h.list, h.sum, h.deltaBytes = v.Delta.List, next, h.deltaBytes+int64(len(v.Data))
 	}
 	return h
+}
+
+// applySum applies delta d to the running checksum sum, and reports
+// whether the result is the checksum d says (its digest): what the
+// resolver checks before it answers from a delta.
+func applySum(sum *blockindex.Sum, d *blocklist.Delta) bool {
+	for _, e := range d.Removed {
+		if sum.Sub(e) != nil {
+			return false
+		}
+	}
+	for _, e := range d.Added {
+		if sum.Add(e) != nil {
+			return false
+		}
+	}
+	return sum.Checksum() == d.Checksum
 }
 
 // follows reports whether delta d starts from version l.
@@ -113,7 +138,11 @@ func (s *Syncer) update(ctx context.Context, h *head, v validators) (done bool, 
 		return s.saveValidators(pv)
 	}
 	switch {
-	case h.long():
+	case target < h.list.Serial:
+		// A cache behind the publisher, or a rollback: nothing to fetch.
+		return false, "", pv, &syncError{string(result.Rollback), fmt.Errorf("%s: the server offers serial %d, not newer than serial %d in %s: refusing a rollback",
+			s.name, target, h.list.Serial, s.Dir)}
+	case h.budget() <= 0:
 		s.Log.Printf("%s: the deltas in %s add up to %d bytes, a quarter of the whole list's %d or more; fetching it whole", s.name, s.Dir, h.deltaBytes, h.size)
 	case target == h.list.Serial:
 		s.Log.Printf("%s: serial %d already in %s", s.name, target, s.Dir)
@@ -134,34 +163,50 @@ func (s *Syncer) update(ctx context.Context, h *head, v validators) (done bool, 
 
 // followDeltas fetches, checks and places the deltas from h.list up to
 // serial target, advancing h.list; an error says why it stopped short.
+// The deltas of one run, like those in the directory, stay under a
+// quarter of the whole list: each is fetched with what is left of that
+// as its limit, and verified as a stream before it is read whole.
 func (s *Syncer) followDeltas(ctx context.Context, h *head, target uint64) error {
+	missing := func(what string, err error) error {
+		var se *syncError
+		if !errors.As(err, &se) || se.reason != "write" {
+			s.deltas.WithLabelValues(s.name, "missing").Inc()
+		}
+		return fmt.Errorf("%s from serial %d: %w", what, h.list.Serial, err)
+	}
 	for step := 0; h.list.Serial < target; step++ {
-		if step == maxDeltaSteps {
+		budget := min(h.budget(), s.MaxSize)
+		switch {
+		case step == maxDeltaSteps:
 			return fmt.Errorf("%d deltas fetched and serial %d not reached", step, target)
+		case budget <= 0:
+			return fmt.Errorf("the deltas add up to a quarter of the whole list at serial %d", h.list.Serial)
 		}
 		name := fmt.Sprintf("%s.d/%d%s", s.name, h.list.Serial, blocklist.DeltaSuffix)
 		u := s.Base.ResolveReference(&url.URL{Path: name}).String()
-		tmp, _, err := s.fetch(ctx, name, validators{}, s.MaxSize)
+		tmp, _, err := s.fetch(ctx, name, validators{}, budget)
 		if err != nil {
-			s.deltas.WithLabelValues(s.name, "missing").Inc()
-			return fmt.Errorf("the delta from serial %d: %w", h.list.Serial, err)
+			return missing("the delta", err)
 		}
 		defer removeTemp(tmp)
 		sigTmp, _, err := s.fetch(ctx, name+minisig.Suffix, validators{}, minisig.MaxSize)
 		if err != nil {
-			s.deltas.WithLabelValues(s.name, "missing").Inc()
-			return fmt.Errorf("the signature of the delta from serial %d: %w", h.list.Serial, err)
+			return missing("the signature of the delta", err)
 		}
 		defer removeTemp(sigTmp)
-		data, err := regularfile.Read(tmp, s.MaxSize)
-		if err != nil {
-			return &syncError{"write", err}
-		}
 		sig, err := regularfile.Read(sigTmp, minisig.MaxSize)
 		if err != nil {
 			return &syncError{"write", err}
 		}
-		d, err := s.checkDelta(u, data, sig, h.list)
+		if err := blocklist.CheckSigned(tmp, budget, sig, s.judge().Keys()); err != nil {
+			s.deltas.WithLabelValues(s.name, string(result.Of(err))).Inc()
+			return fmt.Errorf("%s", strings.ReplaceAll(err.Error(), tmp, u))
+		}
+		data, err := regularfile.Read(tmp, budget)
+		if err != nil {
+			return &syncError{"write", err}
+		}
+		d, err := s.checkDelta(u, data, sig, h)
 		if err != nil {
 			s.deltas.WithLabelValues(s.name, string(result.Of(err))).Inc()
 			return err
@@ -183,9 +228,10 @@ func (s *Syncer) followDeltas(ctx context.Context, h *head, target uint64) error
 	return nil
 }
 
-// checkDelta verifies a delta fetched from u and checks that it is what
-// the resolver would apply to version from.
-func (s *Syncer) checkDelta(u string, data, sig []byte, from *blocklist.List) (*blocklist.Delta, error) {
+// checkDelta verifies a delta fetched from u and checks that the resolver
+// would apply it to the version h holds, h's checksum then following it.
+func (s *Syncer) checkDelta(u string, data, sig []byte, h *head) (*blocklist.Delta, error) {
+	from := h.list
 	v, err := admit.VerifyDelta(u, data, sig, s.judge())
 	if err != nil {
 		return nil, err
@@ -198,6 +244,11 @@ func (s *Syncer) checkDelta(u string, data, sig []byte, from *blocklist.List) (*
 	if _, err := admit.Decide(from, admit.MarkOf(from), d.List, time.Now()); err != nil {
 		return nil, err
 	}
+	next := h.sum
+	if !applySum(&next, d) {
+		return nil, result.Errorf(result.DeltaMismatch, "%s: the entries after applying it do not have the checksum its digest header says", u)
+	}
+	h.sum = next
 	return d, nil
 }
 
@@ -222,14 +273,16 @@ func headerSerial(path string) (uint64, bool) {
 	if err != nil {
 		return 0, false
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc := bufio.NewScanner(bytes.NewReader(bytes.TrimPrefix(data, []byte("\uFEFF"))))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line != "" && !strings.HasPrefix(line, "#") {
 			break // the header is over
 		}
-		if v, ok := strings.CutPrefix(line, "#! serial:"); ok {
-			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		header, ok := strings.CutPrefix(line, "#!")
+		key, value, found := strings.Cut(header, ":")
+		if ok && found && strings.EqualFold(strings.TrimSpace(key), "serial") {
+			n, err := strconv.ParseUint(strings.TrimSpace(value), 10, 64)
 			return n, err == nil
 		}
 	}

@@ -2,12 +2,17 @@ package listsync
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -145,34 +150,198 @@ func TestSyncDeltas(t *testing.T) {
 	}
 }
 
-// TestSyncDeltasLong: once the deltas in the directory add up to a quarter
-// of the whole list, the next version comes whole.
+// TestSyncDeltasLong: deltas may add up to a quarter of the whole list;
+// the one that would pass it is not taken (nor read past that), and the
+// whole list comes instead.
 func TestSyncDeltasLong(t *testing.T) {
 	pub, key, s, dir := setup(t)
 	ctx := context.Background()
-	v1 := listText("test-csam", "1")
+	v1 := bigList(1, "")
 	pub.publish(key, "test-csam.list", v1)
 	if err := s.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	v2 := listText("test-csam", "2") + "two.example ORDER-2 csam\n"
+	v2 := bigList(2, "two.example ORDER-2 csam\n")
 	pub.publish(key, "test-csam.list", v2)
 	pub.publish(key, "test-csam.d/1.delta", deltatest.Text(t, v1, v2, nil))
 	if err := s.Run(ctx); err != nil || !slices.Contains(dirFiles(t, dir), "test-csam.1.delta") {
 		t.Fatalf("the first delta: %v, directory %v", err, dirFiles(t, dir))
 	}
-	// The delta is about as large as this small list.
-	v3 := listText("test-csam", "3") + "two.example ORDER-2 csam\nthree.example\n"
+	// A delta larger than what is left of the quarter.
+	var more strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&more, "more-%03d.example ORDER-3 csam\n", i)
+	}
+	v3 := bigList(3, "two.example ORDER-2 csam\n"+more.String())
 	pub.publish(key, "test-csam.list", v3)
 	pub.publish(key, "test-csam.d/2.delta", deltatest.Text(t, v2, v3, nil))
 	pub.requests()
 	if err := s.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := pub.requests(); got["/test-csam.d/2.delta"] != 0 || got["/test-csam.list"] != 2 {
-		t.Errorf("requests %v; want the header and the whole list, no delta", got)
+	if got := pub.requests(); got["/test-csam.d/2.delta"] > 1 || got["/test-csam.list"] != 2 {
+		t.Errorf("requests %v; want the header and the whole list", got)
 	}
 	if data, _ := os.ReadFile(filepath.Join(dir, "test-csam.list")); string(data) != v3 || slices.Contains(dirFiles(t, dir), "test-csam.1.delta") {
 		t.Errorf("the whole list did not replace the delta: %v", dirFiles(t, dir))
 	}
+}
+
+// TestSyncHostileCache: answers no key signed, from a cache or a
+// publisher that turned hostile. None stops sync for good, fills memory,
+// or puts in the directory a delta the resolver would refuse.
+func TestSyncHostileCache(t *testing.T) {
+	ctx := context.Background()
+	t.Run("poisoned validators", func(t *testing.T) {
+		for _, poison := range []func(http.Header){
+			func(h http.Header) { h.Set("ETag", "*") },
+			func(h http.Header) { h.Del("ETag"); h.Set("Last-Modified", "Fri, 01 Jan 2100 00:00:00 GMT") },
+		} {
+			pub, key, s, dir := setup(t)
+			v1, v2 := bigList(1, ""), bigList(2, "two.example\n")
+			pub.publish(key, "test-csam.list", v1)
+			if err := s.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// One answer of the genuine header with a validator that would
+			// match anything.
+			pub.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+				poison(w.Header())
+				w.Header().Set("Content-Range", fmt.Sprintf("bytes 0-%d/%d", headerBytes-1, len(v1)))
+				w.WriteHeader(http.StatusPartialContent)
+				w.Write([]byte(v1[:min(len(v1), headerBytes)]))
+				return true
+			}
+			if err := s.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			pub.intercept = nil
+			pub.publish(key, "test-csam.list", v2)
+			pub.publish(key, "test-csam.d/1.delta", deltatest.Text(t, v1, v2, nil))
+			if err := s.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if h := s.head(); h == nil || h.list.Serial != 2 {
+				t.Errorf("after one poisoned answer, serial 2 was not fetched: directory %v", dirFiles(t, dir))
+			}
+		}
+	})
+	t.Run("validators from long ago", func(t *testing.T) {
+		// A validator a cache served with the old header and the new
+		// version's tag holds sync back until the next hourly check.
+		pub, key, s, dir := setup(t)
+		v1, v2 := bigList(1, ""), bigList(2, "two.example\n")
+		pub.publish(key, "test-csam.list", v1)
+		if err := s.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pub.publish(key, "test-csam.list", v2)
+		pub.publish(key, "test-csam.d/1.delta", deltatest.Text(t, v1, v2, nil))
+		data, _ := os.ReadFile(s.validatorsPath())
+		var v validators
+		json.Unmarshal(data, &v)
+		v.ETag, v.Checked = `"`+fmt.Sprintf("%x", sha256.Sum256([]byte(v2)))[:16]+`"`, time.Now().Add(-2*revalidate)
+		data, _ = json.Marshal(v)
+		os.WriteFile(s.validatorsPath(), data, 0o644)
+		if err := s.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if h := s.head(); h == nil || h.list.Serial != 2 {
+			t.Errorf("validators older than %v still held sync back: directory %v", revalidate, dirFiles(t, dir))
+		}
+	})
+	t.Run("junk delta", func(t *testing.T) {
+		pub, key, s, dir := setup(t)
+		s.MaxSize = 256 << 20
+		v1, v2 := bigList(1, ""), bigList(2, "two.example\n")
+		pub.publish(key, "test-csam.list", v1)
+		if err := s.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pub.publish(key, "test-csam.list", v2)
+		junk := make([]byte, 64<<20)
+		pub.put("test-csam.d/1.delta", junk)
+		pub.put("test-csam.d/1.delta.minisig", key.Sign([]byte(v1)))
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		if err := s.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&after)
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+			t.Errorf("a 64 MiB junk delta for a %d-byte list cost %d MiB of memory", len(v1), grew>>20)
+		}
+		if data, _ := os.ReadFile(filepath.Join(dir, "test-csam.list")); string(data) != v2 {
+			t.Error("the whole list did not come instead of the junk delta")
+		}
+		if slices.ContainsFunc(dirFiles(t, dir), func(f string) bool { return strings.HasPrefix(f, ".regblock-sync-") }) {
+			t.Errorf("the junk stays in the directory: %v", dirFiles(t, dir))
+		}
+	})
+	t.Run("a delta whose digest does not match", func(t *testing.T) {
+		pub, key, s, dir := setup(t)
+		v1, v2 := bigList(1, ""), bigList(2, "two.example\n")
+		pub.publish(key, "test-csam.list", v1)
+		if err := s.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pub.publish(key, "test-csam.list", v2)
+		pub.publish(key, "test-csam.d/1.delta", deltatest.Text(t, v1, v2, func(d *blocklist.Delta) { d.Checksum[0] ^= 1 }))
+		if err := s.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(dirFiles(t, dir), "test-csam.1.delta") || testutil.ToFloat64(s.deltas.WithLabelValues("test-csam", "delta_mismatch")) != 1 {
+			t.Errorf("a delta the resolver refuses was placed: %v", dirFiles(t, dir))
+		}
+		if data, _ := os.ReadFile(filepath.Join(dir, "test-csam.list")); string(data) != v2 {
+			t.Error("the whole list did not come instead")
+		}
+	})
+	t.Run("a cache behind", func(t *testing.T) {
+		pub, key, s, _ := setup(t)
+		v1, v2 := bigList(1, ""), bigList(2, "two.example\n")
+		pub.publish(key, "test-csam.list", v2)
+		if err := s.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pub.publish(key, "test-csam.list", v1)
+		pub.requests()
+		if err := s.Run(ctx); err == nil || !strings.Contains(err.Error(), "refusing a rollback") {
+			t.Errorf("an older serial in the header: %v", err)
+		}
+		if got := pub.requests(); len(got) != 1 {
+			t.Errorf("an older serial in the header: requests %v, want the header alone", got)
+		}
+	})
+	t.Run("header spellings", func(t *testing.T) {
+		for _, text := range []string{"\uFEFF#! regblock-list 1\n#! serial: 7\n", "#! regblock-list 1\n#!serial:7\n", "#! regblock-list 1\n# a comment\n#! Serial : 7\n"} {
+			path := filepath.Join(t.TempDir(), "h.list")
+			os.WriteFile(path, []byte(text+"a.example\n"), 0o644)
+			if n, ok := headerSerial(path); !ok || n != 7 {
+				t.Errorf("headerSerial of %q: %d, %v", text, n, ok)
+			}
+		}
+	})
+	t.Run("a dead run's leftovers", func(t *testing.T) {
+		pub, key, s, dir := setup(t)
+		pub.publish(key, "test-csam.list", bigList(1, ""))
+		old := filepath.Join(dir, ".regblock-sync-dead")
+		live := filepath.Join(dir, ".regblock-sync-live")
+		for _, d := range []string{old, live} {
+			os.Mkdir(d, 0o755)
+			os.WriteFile(filepath.Join(d, "test-csam.list"), []byte("partial"), 0o644)
+		}
+		long := time.Now().Add(-2 * staleTemp)
+		os.Chtimes(filepath.Join(old, "test-csam.list"), long, long)
+		os.Chtimes(old, long, long)
+		if err := s.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(old); !os.IsNotExist(err) {
+			t.Error("a dead run's temporary directory stays")
+		}
+		if _, err := os.Stat(live); err != nil {
+			t.Error("a live run's temporary directory was removed")
+		}
+	})
 }

@@ -96,6 +96,34 @@ type validators struct {
 	SHA256 string `json:"sha256,omitempty"`
 	// Serial is the serial of the publisher's whole list they came with.
 	Serial uint64 `json:"serial,omitempty"`
+	// Checked is when the publisher last answered without them.
+	Checked time.Time `json:"checked,omitzero"`
+}
+
+// revalidate is how often sync asks without validators all the same.
+const revalidate = time.Hour
+
+// validatorsOf returns the validators of a response that a later request
+// may send back: a well-formed entity tag, and a date not in the future
+// ("*" or a date in 2100 would make every later answer 304).
+func validatorsOf(h http.Header) validators {
+	v := validators{Checked: time.Now().UTC()}
+	if tag := h.Get("ETag"); validETag(tag) {
+		v.ETag = tag
+	}
+	if lm := h.Get("Last-Modified"); lm != "" {
+		if t, err := http.ParseTime(lm); err == nil && !t.After(time.Now().Add(time.Minute)) {
+			v.LastModified = lm
+		}
+	}
+	return v
+}
+
+// validETag reports whether tag is an entity tag: "...", or W/"...",
+// with no quote inside.
+func validETag(tag string) bool {
+	tag = strings.TrimPrefix(tag, "W/")
+	return len(tag) >= 2 && tag[0] == '"' && tag[len(tag)-1] == '"' && !strings.Contains(tag[1:len(tag)-1], `"`)
 }
 
 // syncError is a failed sync: the reason is the failures metric's label.
@@ -195,6 +223,7 @@ func (s *Syncer) validatorsPath() string { return filepath.Join(s.Dir, "."+s.fil
 // them into place. The list is streamed to disk under the size limit and
 // through the signature check, never held in memory.
 func (s *Syncer) syncOnce(ctx context.Context) error {
+	s.removeStaleTemps()
 	if s.History {
 		return s.syncHistory(ctx)
 	}
@@ -212,6 +241,12 @@ func (s *Syncer) syncOnce(ctx context.Context) error {
 		}
 		if v.SHA256 != hex.EncodeToString(h.list.SHA256[:]) {
 			v = validators{}
+		}
+		// Validators come from an unsigned answer: an hourly request
+		// without them, and one whenever the list in the directory has
+		// expired, bound how long a wrong one can hold sync back.
+		if time.Since(v.Checked) > revalidate || h.list.Expired(time.Now()) {
+			v.ETag, v.LastModified = "", ""
 		}
 	}
 	listURL := s.Base.ResolveReference(&url.URL{Path: s.file}).String()
@@ -548,7 +583,7 @@ func (s *Syncer) get(ctx context.Context, name string, v validators, limit, head
 		os.RemoveAll(tmp)
 		return "", v, false, &syncError{"too_large", fmt.Errorf("GET %s: larger than %d bytes", u, limit)}
 	}
-	return f.Name(), validators{ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified")}, partial, nil
+	return f.Name(), validatorsOf(resp.Header), partial, nil
 }
 
 // diskWriter tells a failed write (a full disk, a quota) from a failed
@@ -567,8 +602,8 @@ func (w diskWriter) Write(p []byte) (int, error) {
 
 // onDisk reads the list in the directory, verified as it streams through
 // the parser, its entries not kept: only its header and digest count here.
-func (s *Syncer) onDisk() (*blocklist.List, error) {
-	v, err := admit.Open(s.listPath(), s.MaxSize, s.judge(), func(blocklist.Entry) {})
+func (s *Syncer) onDisk(add func(blocklist.Entry)) (*blocklist.List, error) {
+	v, err := admit.Open(s.listPath(), s.MaxSize, s.judge(), add)
 	if err != nil {
 		return nil, err
 	}
@@ -581,6 +616,33 @@ func (s *Syncer) judge() admit.Judge {
 		return admit.ByPolicy(s.Policy)
 	}
 	return admit.ByKeys(s.Keys)
+}
+
+// staleTemp is how long a temporary directory of sync's must have been
+// left alone before a run takes it for a dead run's and removes it.
+const staleTemp = time.Hour
+
+// removeStaleTemps removes what runs that died (killed, out of memory)
+// left in the directory: temporary directories nothing has written to
+// for staleTemp. A run in progress, of this list or another synced into
+// the same directory, writes to its own as it downloads.
+func (s *Syncer) removeStaleTemps() {
+	dirs, _ := filepath.Glob(filepath.Join(s.Dir, ".regblock-sync-*"))
+	for _, dir := range dirs {
+		newest := time.Time{}
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if fi, err := e.Info(); err == nil && fi.ModTime().After(newest) {
+				newest = fi.ModTime()
+			}
+		}
+		if fi, err := os.Stat(dir); err == nil && fi.IsDir() && fi.ModTime().After(newest) {
+			newest = fi.ModTime()
+		}
+		if time.Since(newest) > staleTemp {
+			os.RemoveAll(dir)
+		}
+	}
 }
 
 // removeTemp removes a file fetch made, and its directory.

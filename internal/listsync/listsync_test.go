@@ -34,6 +34,9 @@ type publisher struct {
 	files    map[string][]byte
 	gets     map[string]int
 	noRanges bool // answer a range request with the whole file
+	// intercept, when set, may answer a request in the publisher's place
+	// (a hostile cache in between), and reports whether it did.
+	intercept func(w http.ResponseWriter, r *http.Request) bool
 }
 
 func (p *publisher) put(name string, data []byte) {
@@ -46,6 +49,9 @@ func (p *publisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.gets[r.URL.Path]++
+	if p.intercept != nil && p.intercept(w, r) {
+		return
+	}
 	data, ok := p.files[strings.TrimPrefix(r.URL.Path, "/")]
 	if !ok {
 		http.NotFound(w, r)

@@ -117,3 +117,26 @@ func ChecksumOf(entries []blocklist.Entry) (blocklist.Checksum, error) {
 
 // Checksum returns the checksum of the entries of the version li holds.
 func (li *ListIndex) Checksum() blocklist.Checksum { return li.sum.bytes() }
+
+// Sum is a running checksum of a version's entries, for whoever follows
+// a list's deltas without indexing it (regblock sync): add a version's
+// entries, then each delta's additions, subtract its removals, and
+// compare with its digest.
+type Sum struct{ c checksum }
+
+// Add adds entry e to the sum.
+func (s *Sum) Add(e blocklist.Entry) error {
+	v, err := valueOf(e)
+	s.c.add(v)
+	return err
+}
+
+// Sub takes entry e from the sum.
+func (s *Sum) Sub(e blocklist.Entry) error {
+	v, err := valueOf(e)
+	s.c.sub(v)
+	return err
+}
+
+// Checksum returns the checksum of the entries summed.
+func (s Sum) Checksum() blocklist.Checksum { return s.c.bytes() }
