@@ -142,3 +142,68 @@ func BenchmarkLookupAddr(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLookupOverlay compares, in one run, lookups in a list's index
+// as loaded and in the same index after a delta of 1,000 added names (an
+// overlay): the cost the overlay adds to each query.
+func BenchmarkLookupOverlay(b *testing.B) {
+	n := 1_000_000
+	if os.Getenv("REGBLOCK_BENCH_10M") != "" {
+		n = 10_000_000
+	}
+	l := synthetic(n)
+	base, err := Compile(l)
+	if err != nil {
+		b.Fatal(err)
+	}
+	next := *l
+	next.Entries = nil
+	d := &blocklist.Delta{List: &next}
+	sum := base.sum
+	for i := range 1000 {
+		e := blocklist.Entry{Name: fmt.Sprintf("added%04d.host%03d.example", i, i%997), Order: "ORDER-2026-9999", Category: "csam"}
+		v, err := valueOf(e)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sum.add(v)
+		d.Added = append(d.Added, e)
+	}
+	d.Checksum = sum.bytes()
+	over, err := base.Apply(d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	random := make([]string, 4096)
+	for i := range random {
+		j := rng.IntN(n)
+		random[i] = fmt.Sprintf("site%07d.host%03d.example.", j, j%997)
+	}
+	for _, li := range []*ListIndex{base, over} {
+		ix, err := New([]*ListIndex{li})
+		if err != nil {
+			b.Fatal(err)
+		}
+		what := "loaded"
+		if li.over != nil {
+			what = "overlay"
+		}
+		b.Run(what+"/random-listed", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				ix.Lookup(random[i%len(random)])
+				i++
+			}
+		})
+		for _, q := range []string{"www.cdn.site0123456.host555.example.", "a.b.c.d.e.unlisted.test."} {
+			b.Run(what+"/"+q, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					ix.Lookup(q)
+				}
+			})
+		}
+	}
+}

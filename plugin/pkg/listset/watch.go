@@ -13,7 +13,7 @@ const (
 	// Settle is how long a burst of file events must have been quiet before
 	// the lists are scanned: writing a list and then its signature is one
 	// change, not two.
-	Settle = 100 * time.Millisecond
+	Settle = 25 * time.Millisecond
 	// maxSettle bounds the wait when events never stop.
 	maxSettle = time.Second
 	// rescan is how often the lists are scanned without an event, in case one
