@@ -541,7 +541,7 @@ func (ix *Index) decide(suffix []hashes, start []uint16, salted *saltedName) (Ma
 					continue
 				}
 			}
-			if li.over != nil {
+			if li.over != nil && li.over.touches(key) {
 				m, except, ok := li.decideOver(key, check, i == 0)
 				switch {
 				case except:

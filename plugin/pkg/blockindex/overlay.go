@@ -27,6 +27,50 @@ type overlay struct {
 	hidden map[record]int32
 	// canary is the canary compiled into the base records.
 	canary string
+	// touched has two bits set for each key of a record added or hidden
+	// (a Bloom filter): a key not in it decides in the base records
+	// alone, at a lookup's cost before any delta.
+	touched   []uint64
+	touchMask uint64
+}
+
+// touchBits returns the two bits of touched that stand for key: from
+// two parts of the key, which is a hash already.
+func (ov *overlay) touchBits(key uint64) (a, b uint64) {
+	return key >> 40 & ov.touchMask, key >> 8 & ov.touchMask
+}
+
+// touches reports whether the overlay may hold or hide records of key.
+func (ov *overlay) touches(key uint64) bool {
+	a, b := ov.touchBits(key)
+	return ov.touched[a/64]&(1<<(a%64)) != 0 && ov.touched[b/64]&(1<<(b%64)) != 0
+}
+
+// filter sets touched for the overlay's keys: 16 bits a key, so that
+// about 1 key in 70 it does not hold passes it.
+func (ov *overlay) filter() {
+	n := len(ov.hidden)
+	if ov.index != nil {
+		n += len(ov.index.recs)
+	}
+	bits := 512
+	for bits < 16*n && bits < 1<<24 {
+		bits *= 2
+	}
+	ov.touched, ov.touchMask = make([]uint64, bits/64), uint64(bits-1)
+	mark := func(key uint64) {
+		a, b := ov.touchBits(key)
+		ov.touched[a/64] |= 1 << (a % 64)
+		ov.touched[b/64] |= 1 << (b % 64)
+	}
+	for rec := range ov.hidden {
+		mark(rec.key)
+	}
+	if ov.index != nil {
+		for _, rec := range ov.index.recs {
+			mark(rec.key)
+		}
+	}
 }
 
 // OverlayLen returns how many entries the deltas applied since the records
@@ -140,6 +184,8 @@ func (li *ListIndex) Apply(d *blocklist.Delta) (*ListIndex, error) {
 	next.list, next.sum, next.over = d.List, sum, ov
 	if len(ov.added) == 0 && len(ov.hidden) == 0 && ov.index == nil {
 		next.over = nil
+	} else {
+		ov.filter()
 	}
 	return &next, nil
 }

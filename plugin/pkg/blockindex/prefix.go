@@ -151,7 +151,7 @@ func (ix *Index) exceptions(qname string) (excepted [MaxLists / 64]uint64) {
 					continue
 				}
 			}
-			if li.over != nil { // what deltas changed decides as in a name lookup
+			if li.over != nil && li.over.touches(key) { // what deltas changed decides as in a name lookup
 				if _, except, ok := li.decideOver(key, check, i == 0); ok {
 					decided[word] |= bit
 					if except {
