@@ -2,9 +2,12 @@ package main
 
 import (
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -74,5 +77,48 @@ func TestNoticeHeadersAndPrivacy(t *testing.T) {
 	})
 	if strings.Contains(strings.ReplaceAll(logs.String(), addr, "the server"), "127.0.0.1:") {
 		t.Errorf("the log holds a visitor's address:\n%s", logs)
+	}
+}
+
+// TestNoticeDelta: the notice server follows a signed delta in its lists
+// directory as the resolver does: a name the delta adds gets the notice
+// page with its order, a name it removes no longer does.
+func TestNoticeDelta(t *testing.T) {
+	dir, work := t.TempDir(), t.TempDir()
+	key := blocklisttest.NewKey(t)
+	key.WriteList(t, dir, "example-csam.list", exampleList)
+	pub := key.WritePublic(t, t.TempDir())
+	next := strings.Replace(strings.Replace(exampleList, "2026112801", "2026112802", 1), "abuse.example          ORDER-2026-0012  csam\n", "", 1) +
+		"added.example ORDER-2026-0099 csam\n"
+	old := writeFile(t, work, "old.list", exampleList)
+	nextPath := writeFile(t, work, "next.list", next)
+	addr := "127.0.0.1:" + testenv.FreePort(t)
+	testenv.Process(t, "regblock notice", exec.Command(bin, "notice", "-listen", addr, "-p", pub, dir))
+	status := func(host string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, ""
+		}
+		defer resp.Body.Close()
+		body := new(strings.Builder)
+		io.Copy(body, resp.Body)
+		return resp.StatusCode, body.String()
+	}
+	testenv.Eventually(t, 10*time.Second, "the notice server serves serial 1", func() bool { code, _ := status("abuse.example"); return code == 451 })
+
+	delta := filepath.Join(work, "example-csam.2026112801.delta")
+	if code, _, stderr := regblock(t, "delta", "-o", delta, old, nextPath); code != 0 {
+		t.Fatalf("regblock delta: %s", stderr)
+	}
+	data, _ := os.ReadFile(delta)
+	key.WriteList(t, dir, filepath.Base(delta), string(data))
+	testenv.Eventually(t, 10*time.Second, "the notice page of a name the delta adds", func() bool {
+		code, body := status("added.example")
+		return code == 451 && strings.Contains(body, "ORDER-2026-0099")
+	})
+	if code, _ := status("abuse.example"); code != 404 {
+		t.Errorf("a name the delta removes: %d, want 404", code)
 	}
 }
