@@ -187,6 +187,19 @@ func TestSyncDeltasLong(t *testing.T) {
 	}
 }
 
+// syncedAt1 returns a syncer whose directory holds serial 1 of bigList,
+// fetched from its publisher, and the texts of serials 1 and 2.
+func syncedAt1(t *testing.T) (pub *publisher, key *blocklisttest.Key, s *Syncer, dir, v1, v2 string) {
+	t.Helper()
+	pub, key, s, dir = setup(t)
+	v1, v2 = bigList(1, ""), bigList(2, "two.example\n")
+	pub.publish(key, "test-csam.list", v1)
+	if err := s.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return pub, key, s, dir, v1, v2
+}
+
 // TestSyncHostileCache: answers no key signed, from a cache or a
 // publisher that turned hostile. None stops sync for good, fills memory,
 // or puts in the directory a delta the resolver would refuse.
@@ -197,12 +210,7 @@ func TestSyncHostileCache(t *testing.T) {
 			func(h http.Header) { h.Set("ETag", "*") },
 			func(h http.Header) { h.Del("ETag"); h.Set("Last-Modified", "Fri, 01 Jan 2100 00:00:00 GMT") },
 		} {
-			pub, key, s, dir := setup(t)
-			v1, v2 := bigList(1, ""), bigList(2, "two.example\n")
-			pub.publish(key, "test-csam.list", v1)
-			if err := s.Run(ctx); err != nil {
-				t.Fatal(err)
-			}
+			pub, key, s, dir, v1, v2 := syncedAt1(t)
 			// One answer of the genuine header with a validator that would
 			// match anything.
 			pub.intercept = func(w http.ResponseWriter, r *http.Request) bool {
@@ -229,12 +237,7 @@ func TestSyncHostileCache(t *testing.T) {
 	t.Run("validators from long ago", func(t *testing.T) {
 		// A validator a cache served with the old header and the new
 		// version's tag holds sync back until the next hourly check.
-		pub, key, s, dir := setup(t)
-		v1, v2 := bigList(1, ""), bigList(2, "two.example\n")
-		pub.publish(key, "test-csam.list", v1)
-		if err := s.Run(ctx); err != nil {
-			t.Fatal(err)
-		}
+		pub, key, s, dir, v1, v2 := syncedAt1(t)
 		pub.publish(key, "test-csam.list", v2)
 		pub.publish(key, "test-csam.d/1.delta", deltatest.Text(t, v1, v2, nil))
 		data, _ := os.ReadFile(s.validatorsPath())
@@ -279,12 +282,7 @@ func TestSyncHostileCache(t *testing.T) {
 		}
 	})
 	t.Run("a delta whose digest does not match", func(t *testing.T) {
-		pub, key, s, dir := setup(t)
-		v1, v2 := bigList(1, ""), bigList(2, "two.example\n")
-		pub.publish(key, "test-csam.list", v1)
-		if err := s.Run(ctx); err != nil {
-			t.Fatal(err)
-		}
+		pub, key, s, dir, v1, v2 := syncedAt1(t)
 		pub.publish(key, "test-csam.list", v2)
 		pub.publish(key, "test-csam.d/1.delta", deltatest.Text(t, v1, v2, func(d *blocklist.Delta) { d.Checksum[0] ^= 1 }))
 		if err := s.Run(ctx); err != nil {

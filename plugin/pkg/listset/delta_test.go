@@ -275,19 +275,26 @@ func TestDeltaChainRestartDuplicates(t *testing.T) {
 	}
 }
 
-// TestDeltaCrashBeforeRecord: the process stops after the state directory
-// took the whole file of a version made by deltas, before its record: the
-// record still names the deltas. The copy is that version, and a restart
-// enforces it, whatever older file the lists directory holds.
-func TestDeltaCrashBeforeRecord(t *testing.T) {
-	f := newFixture(t)
-	v1 := listText("a", 1, deltaFiller()+"old.example\n")
-	v2 := listText("a", 2, deltaFiller()+"new.example\n")
+// madeByDelta returns a fixture whose list a is at serial 2, made by the
+// delta a.1.delta from a.list at serial 1, and the two versions' texts.
+func madeByDelta(t *testing.T) (f *fixture, v1, v2 string) {
+	f = newFixture(t)
+	v1 = listText("a", 1, deltaFiller()+"old.example\n")
+	v2 = listText("a", 2, deltaFiller()+"new.example\n")
 	f.write("a.list", v1)
 	f.set.Scan()
 	f.write("a.1.delta", deltaText(t, v1, v2, nil))
 	f.set.Scan()
 	f.expect("applied a 1", "applied a 2")
+	return f, v1, v2
+}
+
+// TestDeltaCrashBeforeRecord: the process stops after the state directory
+// took the whole file of a version made by deltas, before its record: the
+// record still names the deltas. The copy is that version, and a restart
+// enforces it, whatever older file the lists directory holds.
+func TestDeltaCrashBeforeRecord(t *testing.T) {
+	f, v1, v2 := madeByDelta(t)
 	f.remove("a.1.delta")
 	// What save leaves when it stops before the record: the whole copy and
 	// its signature in place.
@@ -371,14 +378,7 @@ func TestDeltaForgedSHA256(t *testing.T) {
 // mark of a version made by deltas from that version, not from its base:
 // the base put back is then a rollback.
 func TestDeltaLostMarks(t *testing.T) {
-	f := newFixture(t)
-	v1 := listText("a", 1, deltaFiller()+"old.example\n")
-	v2 := listText("a", 2, deltaFiller()+"new.example\n")
-	f.write("a.list", v1)
-	f.set.Scan()
-	f.write("a.1.delta", deltaText(t, v1, v2, nil))
-	f.set.Scan()
-	f.expect("applied a 1", "applied a 2")
+	f, v1, _ := madeByDelta(t)
 	f.remove("a.1.delta")
 	os.Remove(filepath.Join(f.state, marksFile))
 	f.start()
