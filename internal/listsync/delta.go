@@ -237,6 +237,9 @@ func (s *Syncer) checkDelta(u string, data, sig []byte, h *head) (*blocklist.Del
 		return nil, err
 	}
 	d := v.Delta
+	if string(d.Salt) != string(from.Salt) {
+		return nil, result.Errorf(result.DeltaMismatch, "%s: the delta's list is hashed under another salt than serial %d in %s", u, from.Serial, s.Dir)
+	}
 	if !follows(d, from) {
 		return nil, result.Errorf(result.DeltaBase, "%s: the delta starts from list %q serial %d (SHA-256 %x), not from serial %d (SHA-256 %x) in %s",
 			u, d.Name, d.From.Serial, d.From.SHA256, from.Serial, from.SHA256, s.Dir)

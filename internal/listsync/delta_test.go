@@ -253,6 +253,21 @@ func TestSyncHostileCache(t *testing.T) {
 			t.Errorf("validators older than %v still held sync back: directory %v", revalidate, dirFiles(t, dir))
 		}
 	})
+	t.Run("a forged validators file", func(t *testing.T) {
+		// Written by someone who can write the lists directory, no key.
+		pub, key, s, dir, v1, v2 := syncedAt1(t)
+		sum := sha256.Sum256([]byte(v1))
+		forged := fmt.Sprintf(`{"etag":"*","last_modified":"Fri, 01 Jan 2100 00:00:00 GMT","sha256":"%x","serial":1,"checked":"2999-01-01T00:00:00Z"}`, sum)
+		os.WriteFile(s.validatorsPath(), []byte(forged), 0o644)
+		pub.publish(key, "test-csam.list", v2)
+		pub.publish(key, "test-csam.d/1.delta", deltatest.Text(t, v1, v2, nil))
+		if err := s.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if h := s.head(); h == nil || h.list.Serial != 2 {
+			t.Errorf("a forged validators file held sync back: directory %v", dirFiles(t, dir))
+		}
+	})
 	t.Run("junk delta", func(t *testing.T) {
 		pub, key, s, dir := setup(t)
 		s.MaxSize = 256 << 20

@@ -107,14 +107,22 @@ const revalidate = time.Hour
 // may send back: a well-formed entity tag, and a date not in the future
 // ("*" or a date in 2100 would make every later answer 304).
 func validatorsOf(h http.Header) validators {
-	v := validators{Checked: time.Now().UTC()}
-	if tag := h.Get("ETag"); validETag(tag) {
-		v.ETag = tag
+	return validators{ETag: h.Get("ETag"), LastModified: h.Get("Last-Modified"), Checked: time.Now().UTC()}.sane()
+}
+
+// sane returns v without what a later request must not send back: a tag
+// that is not an entity tag, a date in the future; and without a Checked
+// time in the future. The validators file lies in the lists directory,
+// which others may write: it is read through this too.
+func (v validators) sane() validators {
+	if !validETag(v.ETag) {
+		v.ETag = ""
 	}
-	if lm := h.Get("Last-Modified"); lm != "" {
-		if t, err := http.ParseTime(lm); err == nil && !t.After(time.Now().Add(time.Minute)) {
-			v.LastModified = lm
-		}
+	if t, err := http.ParseTime(v.LastModified); err != nil || t.After(time.Now().Add(time.Minute)) {
+		v.LastModified = ""
+	}
+	if v.Checked.After(time.Now().Add(time.Minute)) {
+		v.Checked = time.Time{}
 	}
 	return v
 }
@@ -238,6 +246,7 @@ func (s *Syncer) syncOnce(ctx context.Context) error {
 	if h != nil {
 		if data, err := regularfile.Read(s.validatorsPath(), 4<<10); err == nil {
 			json.Unmarshal(data, &v)
+			v = v.sane()
 		}
 		if v.SHA256 != hex.EncodeToString(h.list.SHA256[:]) {
 			v = validators{}

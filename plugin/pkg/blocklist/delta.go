@@ -201,6 +201,23 @@ func (p *parser) deltaEntry(e Entry) {
 		p.errorf("address entry %s: a delta cannot change address entries; publish the whole list", p.shown(e.Pattern()))
 		return
 	}
+	// A delta made from two versions never removes and adds one entry;
+	// one that does could cancel, in the digest, the removal of an entry
+	// the version it starts from does not hold, which the resolver
+	// refuses but a reader of the digest alone would pass.
+	if p.changed == nil {
+		p.changed = map[string]int{}
+	}
+	line := p.line
+	if p.removing {
+		line = -line
+	}
+	text := e.Text()
+	if other, ok := p.changed[text]; ok && (other < 0) != (line < 0) {
+		p.errorf("%s is both removed and added (line %d): a delta names each changed entry once", p.shown(e.Pattern()), max(other, -other))
+		return
+	}
+	p.changed[text] = line
 	if p.removing {
 		p.delta.Removed = append(p.delta.Removed, e)
 	} else {

@@ -106,6 +106,9 @@ type parser struct {
 	blocking int             // blocking entries handed to emit
 	delta    *Delta          // non-nil when parsing a delta
 	removing bool            // the entry being parsed is a delta's "-" line
+	// changed holds, for a delta, the line of each entry's text it removes
+	// (negative) or adds: an entry both removed and added is refused.
+	changed map[string]int
 }
 
 func (p *parser) errorf(format string, args ...any) {
