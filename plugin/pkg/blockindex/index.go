@@ -565,6 +565,9 @@ func (ix *Index) decide(suffix []hashes, start []uint16, salted *saltedName) (Ma
 					excepted[word] |= bit
 					continue lists
 				}
+				if r+1 < len(li.recs) && li.recs[r+1].key == key { // listed more than once?
+					rec = li.first(r)
+				}
 				m := li.match(rec.kindMeta)
 				m.Start, m.Digest = int(start[i]), digest
 				return m, true

@@ -1,6 +1,7 @@
 package blockindex
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -244,38 +245,19 @@ func (li *ListIndex) canaryRecord(canary string) (record, bool) {
 }
 
 // decideOver is decide's step for a list with an overlay: of the base
-// records not hidden and the overlay's records at key, the first that
-// applies. It reports whether one applied, and the match (an exception's
-// when except).
+// records not hidden and the overlay's records at key, the one that
+// decides, as in a whole compile of the same version (pick). It reports
+// whether one applied, and the match (an exception's when except).
 func (li *ListIndex) decideOver(key uint64, check uint32, self bool) (m Match, except, ok bool) {
-	var best record
-	var from *ListIndex
-	if r, found := li.find(key); found {
-		for ; r < len(li.recs) && li.recs[r].key == key; r++ {
-			rec := li.recs[r]
-			if rec.check != check || !applies(rec.kind(), self) {
-				continue
-			}
-			// Of a run of identical records, the first n are gone.
-			if n := li.over.hidden[rec]; n > 0 && (r == 0 || li.recs[r-1] != rec) {
-				r += int(n) - 1
-				continue
-			}
-			best, from = rec, li
-			break
-		}
+	best, from := record{}, (*ListIndex)(nil)
+	if rec, found := li.pick(key, check, self, li.over.hidden); found {
+		best, from = rec, li
 	}
 	if o := li.over.index; o != nil {
-		if r, found := o.find(key); found {
-			for ; r < len(o.recs) && o.recs[r].key == key; r++ {
-				rec := o.recs[r]
-				if rec.check != check || !applies(rec.kind(), self) {
-					continue
-				}
-				if from == nil || rank(rec.kind()) < rank(best.kind()) {
-					best, from = rec, o
-				}
-				break
+		if rec, found := o.pick(key, check, self, nil); found {
+			if from == nil || rank(rec.kind()) < rank(best.kind()) ||
+				rank(rec.kind()) == rank(best.kind()) && metaCompare(o.metaOf(rec), from.metaOf(best)) < 0 {
+				best, from = rec, o
 			}
 		}
 	}
@@ -289,6 +271,66 @@ func (li *ListIndex) decideOver(key uint64, check uint32, self bool) (m Match, e
 	m.List = li.list
 	return m, false, true
 }
+
+// pick returns, of li's records at key that apply and that hidden does not
+// remove, the one that decides: the lowest rank, and of those (one kind:
+// kinds of a rank never apply to one query together) the one whose order
+// reference, category and answer sort first. A tie goes by content, not by
+// the order of the file's lines, which a delta does not carry.
+func (li *ListIndex) pick(key uint64, check uint32, self bool, hidden map[record]int32) (best record, ok bool) {
+	r, found := li.find(key)
+	if !found {
+		return record{}, false
+	}
+	for ; r < len(li.recs) && li.recs[r].key == key; r++ {
+		rec := li.recs[r]
+		if rec.check != check || !applies(rec.kind(), self) {
+			continue
+		}
+		// Of a run of identical records, the first n are gone.
+		if n := hidden[rec]; n > 0 && (r == 0 || li.recs[r-1] != rec) {
+			r += int(n) - 1
+			continue
+		}
+		switch {
+		case !ok:
+			best, ok = rec, true
+		case rank(rec.kind()) != rank(best.kind()):
+			return best, true // sorted by rank: the rest decide later
+		case metaCompare(li.metaOf(rec), li.metaOf(best)) < 0:
+			best = rec
+		}
+	}
+	return best, ok
+}
+
+// first returns the record that decides among li.recs[r], which applies,
+// and the records after it of its key, check and kind: a name listed more
+// than once with one pattern (pick's rule).
+func (li *ListIndex) first(r int) record {
+	best := li.recs[r]
+	for i := r + 1; i < len(li.recs); i++ {
+		rec := li.recs[i]
+		if rec.key != best.key || rec.check != best.check || rec.kind() != best.kind() {
+			break
+		}
+		if metaCompare(li.metaOf(rec), li.metaOf(best)) < 0 {
+			best = rec
+		}
+	}
+	return best
+}
+
+func (li *ListIndex) metaOf(rec record) meta { return li.metas[rec.kindMeta&(1<<metaBits-1)] }
+
+// metaCompare orders metas by content: order reference, category, answer.
+func metaCompare(a, b meta) int {
+	if c := cmp.Or(cmp.Compare(a.order, b.order), cmp.Compare(a.category, b.category), cmp.Compare(a.action, b.action)); c != 0 || len(a.local)+len(b.local) == 0 {
+		return c
+	}
+	return cmp.Compare(a.key().local, b.key().local)
+}
+
 
 // Compact returns li with its overlay folded into new records and table:
 // the index a whole reload of the same version would build, without

@@ -62,7 +62,7 @@ func TestDeltaAgreesWithReference(t *testing.T) {
 		return strings.Join(parts, ".")
 	}
 	prefixes := []string{"", "*.", "=", "!", "!=", "!*."}
-	orders := []string{"-", "ORDER-1", "ORDER-2"}
+	orders := []string{"-", "ORDER-1", "ORDER-2", "ORDER-1 csam", "ORDER-2 court"}
 	entry := func() string {
 		return prefixes[rng.IntN(len(prefixes))] + name(3) + " " + orders[rng.IntN(len(orders))]
 	}
@@ -157,6 +157,12 @@ func TestDeltaAgreesWithReference(t *testing.T) {
 				if gotPattern != wantPattern {
 					t.Logf("entries: %v canary %q; index %v", plain.Entries, plain.Canary, ix)
 					t.Fatalf("round %d (hashed %v): Lookup(%q) = %q, reference says %q", round, hashed, q, gotPattern, wantPattern)
+				}
+				// The entry that decides is the one a whole compile picks:
+				// the same order reference and category.
+				if wm, wok := wholeIdx.Lookup(q); ok != wok || ok && (m.Order != wm.Order || m.Category != wm.Category || m.Kind != wm.Kind) {
+					t.Logf("entries: %v", plain.Entries)
+					t.Fatalf("round %d (hashed %v): Lookup(%q) = %+v after deltas, %+v after a whole compile", round, hashed, q, m, wm)
 				}
 				// The address path decides with the same entries.
 				_, gotAddr := idx.LookupAddr(q, blockedNet)
