@@ -331,7 +331,6 @@ func metaCompare(a, b meta) int {
 	return cmp.Compare(a.key().local, b.key().local)
 }
 
-
 // Compact returns li with its overlay folded into new records and table:
 // the index a whole reload of the same version would build, without
 // reading the list again. It costs a pass over the records and is meant to
