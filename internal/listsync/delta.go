@@ -76,29 +76,12 @@ func (s *Syncer) head() *head {
 			break
 		}
 		next := h.sum
-		if !applySum(&next, v.Delta) {
+		if !next.Apply(v.Delta) {
 			break // the resolver refuses it too: fetched again, it brings the whole list
 		}
 		h.list, h.sum, h.deltaBytes = v.Delta.List, next, h.deltaBytes+int64(len(v.Data))
 	}
 	return h
-}
-
-// applySum applies delta d to the running checksum sum, and reports
-// whether the result is the checksum d says (its digest): what the
-// resolver checks before it answers from a delta.
-func applySum(sum *blockindex.Sum, d *blocklist.Delta) bool {
-	for _, e := range d.Removed {
-		if sum.Sub(e) != nil {
-			return false
-		}
-	}
-	for _, e := range d.Added {
-		if sum.Add(e) != nil {
-			return false
-		}
-	}
-	return sum.Checksum() == d.Checksum
 }
 
 // follows reports whether delta d starts from version l.
@@ -248,7 +231,7 @@ func (s *Syncer) checkDelta(u string, data, sig []byte, h *head) (*blocklist.Del
 		return nil, err
 	}
 	next := h.sum
-	if !applySum(&next, d) {
+	if !next.Apply(d) {
 		return nil, result.Errorf(result.DeltaMismatch, "%s: the entries after applying it do not have the checksum its digest header says", u)
 	}
 	h.sum = next

@@ -140,3 +140,20 @@ func (s *Sum) Sub(e blocklist.Entry) error {
 
 // Checksum returns the checksum of the entries summed.
 func (s Sum) Checksum() blocklist.Checksum { return s.c.bytes() }
+
+// Apply applies delta d to the sum, and reports whether the result is the
+// checksum d says (its digest): what a resolver checks before it answers
+// from a delta. It does not know whether d's removals were summed.
+func (s *Sum) Apply(d *blocklist.Delta) bool {
+	for _, e := range d.Removed {
+		if s.Sub(e) != nil {
+			return false
+		}
+	}
+	for _, e := range d.Added {
+		if s.Add(e) != nil {
+			return false
+		}
+	}
+	return s.Checksum() == d.Checksum
+}

@@ -87,16 +87,7 @@ func newMeta(e blocklist.Entry) (meta, metaKey) {
 
 // key returns the metaKey of m.
 func (m meta) key() metaKey {
-	k := metaKey{order: m.order, category: m.category, action: m.action}
-	if len(m.local) > 0 {
-		var b strings.Builder
-		for _, rr := range m.local {
-			b.WriteString(rr.String())
-			b.WriteByte('\n')
-		}
-		k.local = b.String()
-	}
-	return k
+	return metaKey{order: m.order, category: m.category, action: m.action, local: blocklist.LocalText(m.local)}
 }
 
 // Index answers lookups over a set of compiled lists. It is immutable and

@@ -1,7 +1,6 @@
 package blockindex
 
 import (
-	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -323,12 +322,9 @@ func (li *ListIndex) first(r int) record {
 
 func (li *ListIndex) metaOf(rec record) meta { return li.metas[rec.kindMeta&(1<<metaBits-1)] }
 
-// metaCompare orders metas by content: order reference, category, answer.
+// metaCompare orders metas as blocklist.CompareClaims orders entries.
 func metaCompare(a, b meta) int {
-	if c := cmp.Or(cmp.Compare(a.order, b.order), cmp.Compare(a.category, b.category), cmp.Compare(a.action, b.action)); c != 0 || len(a.local)+len(b.local) == 0 {
-		return c
-	}
-	return cmp.Compare(a.key().local, b.key().local)
+	return blocklist.CompareClaims(a.order, a.category, a.action, a.local, b.order, b.category, b.action, b.local)
 }
 
 // Compact returns li with its overlay folded into new records and table:

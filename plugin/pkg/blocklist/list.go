@@ -11,6 +11,7 @@
 package blocklist
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/netip"
@@ -61,6 +62,29 @@ func (k Kind) Rank() int {
 		return 2
 	}
 	return 3
+}
+
+// CompareClaims orders what two entries of one pattern at one name say
+// (order reference, category, answer, local data): of such entries the
+// first in this order speaks for the name, whatever the order of their
+// lines, so that a version answers the same whether it arrived whole or
+// as a delta, and exported to RPZ.
+func CompareClaims(aOrder, aCategory string, aAction Action, aLocal []dns.RR, bOrder, bCategory string, bAction Action, bLocal []dns.RR) int {
+	if c := cmp.Or(cmp.Compare(aOrder, bOrder), cmp.Compare(aCategory, bCategory), cmp.Compare(aAction, bAction)); c != 0 || len(aLocal)+len(bLocal) == 0 {
+		return c
+	}
+	return cmp.Compare(LocalText(aLocal), LocalText(bLocal))
+}
+
+// LocalText is local data as text, a record a line: what tells two
+// answers apart.
+func LocalText(rrs []dns.RR) string {
+	var b strings.Builder
+	for _, rr := range rrs {
+		b.WriteString(rr.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 // Prefix returns the pattern prefix of k as written in a list file.

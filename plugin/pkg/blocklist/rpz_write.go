@@ -96,7 +96,7 @@ func rpzRecords(l *List) []rpzRecord {
 	consider := func(owner string, e Entry, rank int) {
 		// Of entries as narrow at a name, the one whose order reference
 		// (then category) sorts first, as regblockd picks it.
-		if d, ok := best[owner]; !ok || rank < d.rank || rank == d.rank && !e.Prefix.IsValid() && speaksBefore(e, d.entry) {
+		if d, ok := best[owner]; !ok || rank < d.rank || rank == d.rank && !e.Prefix.IsValid() && CompareClaims(e.Order, e.Category, e.Action, e.Local, d.entry.Order, d.entry.Category, d.entry.Action, d.entry.Local) < 0 {
 			best[owner] = decision{e, rank}
 		}
 	}
@@ -179,24 +179,6 @@ func dnsName(name string) string {
 		default:
 			b.WriteByte(c)
 		}
-	}
-	return b.String()
-}
-
-// speaksBefore reports whether entry a speaks for a name before entry b
-// of the same pattern: by order reference, category, answer.
-func speaksBefore(a, b Entry) bool {
-	if c := cmp.Or(cmp.Compare(a.Order, b.Order), cmp.Compare(a.Category, b.Category), cmp.Compare(a.Action, b.Action)); c != 0 {
-		return c < 0
-	}
-	return localText(a) < localText(b)
-}
-
-func localText(e Entry) string {
-	var b strings.Builder
-	for _, rr := range e.Local {
-		b.WriteString(rr.String())
-		b.WriteByte('\n')
 	}
 	return b.String()
 }
