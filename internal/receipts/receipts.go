@@ -94,6 +94,8 @@ type Server struct {
 	total   *prometheus.CounterVec
 	serial  *prometheus.GaugeVec
 	applied *prometheus.GaugeVec
+	blocked *prometheus.GaugeVec
+	started *prometheus.GaugeVec
 	last    *prometheus.GaugeVec
 	events  *prometheus.GaugeVec
 	info    *prometheus.GaugeVec
@@ -148,12 +150,19 @@ func (res *resolver) mayStore(now time.Time) bool {
 // minute: storing each would be 1 440 lines a day, most of them alike.
 const heartbeat = time.Hour
 
-// says fingerprints what a receipt commits to, its time and name aside.
+// says fingerprints what a receipt commits to, its time and name aside,
+// and its blocked counts too: they change with every receipt, and the
+// hourly one is enough to follow them (a restart, a new started, is news).
 func says(r receipt.Receipt) [sha256.Size]byte {
+	lists := slices.Clone(r.Lists)
+	for i := range lists {
+		lists[i].Blocked = 0
+	}
 	data, _ := json.Marshal(struct {
-		Lists  []receipt.List
-		Ledger receipt.Ledger
-	}{r.Lists, r.Ledger})
+		Started time.Time
+		Lists   []receipt.List
+		Ledger  receipt.Ledger
+	}{r.Started, lists, r.Ledger})
 	return sha256.Sum256(data)
 }
 
@@ -185,6 +194,10 @@ func New(cfg Config) (*Server, error) {
 		Help: "Serial of each list a resolver's last receipt says is in force."}, []string{"resolver", "list"})
 	s.applied = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_receipts_list_applied_timestamp_seconds",
 		Help: "When the resolver applied that serial, by its own clock."}, []string{"resolver", "list"})
+	s.blocked = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_receipts_list_blocked",
+		Help: "Queries each list blocked since the resolver started, as its last receipt says: it falls back at a restart, so take increase() of it."}, []string{"resolver", "list"})
+	s.started = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_receipts_started_timestamp_seconds",
+		Help: "When the resolver's process started, as its last receipt says (absent when older resolvers do not say)."}, []string{"resolver"})
 	s.last = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_receipts_last_timestamp_seconds",
 		Help: "When the last receipt of a resolver was stored, by the receiver's clock."}, []string{"resolver"})
 	s.events = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_receipts_ledger_events",
@@ -195,7 +208,7 @@ func New(cfg Config) (*Server, error) {
 		Help: "Receipts refused as too_many, by the bound they would have passed."}, []string{"bound"})
 	s.damaged = prometheus.NewCounter(prometheus.CounterOpts{Name: "regblock_receipts_damaged_lines_total",
 		Help: "Stored lines found damaged (torn, oversized or not a record) at start and set aside."})
-	s.reg.MustRegister(s.total, s.serial, s.applied, s.last, s.events, s.info, s.bounds, s.damaged)
+	s.reg.MustRegister(s.total, s.serial, s.applied, s.blocked, s.started, s.last, s.events, s.info, s.bounds, s.damaged)
 	for _, b := range []string{boundResolvers, boundResolversPerKey, boundListSeriesPerKey, boundResolverBytes, boundKeyBytes, boundRate} {
 		s.bounds.WithLabelValues(b)
 	}
@@ -472,13 +485,18 @@ func (s *Server) update(res *resolver, r receipt.Receipt, now time.Time) {
 	for _, l := range r.Lists {
 		s.serial.WithLabelValues(r.Resolver, l.Name).Set(float64(l.Serial))
 		s.applied.WithLabelValues(r.Resolver, l.Name).Set(float64(l.Applied.Unix()))
+		s.blocked.WithLabelValues(r.Resolver, l.Name).Set(float64(l.Blocked))
 		names = append(names, l.Name)
 	}
 	for _, old := range res.lists {
 		if !slices.Contains(names, old) {
 			s.serial.DeleteLabelValues(r.Resolver, old)
 			s.applied.DeleteLabelValues(r.Resolver, old)
+			s.blocked.DeleteLabelValues(r.Resolver, old)
 		}
+	}
+	if !r.Started.IsZero() {
+		s.started.WithLabelValues(r.Resolver).Set(float64(r.Started.Unix()))
 	}
 	res.lists = names
 	s.last.WithLabelValues(r.Resolver).Set(float64(now.Unix()))

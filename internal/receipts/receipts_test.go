@@ -12,13 +12,15 @@ import (
 	"time"
 
 	"aead.dev/minisign"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/regblock/regblock/plugin/pkg/receipt"
 )
 
 // TestStorage checks what a resolver's file keeps: a receipt that says
 // something new at once, one that says nothing new only after an hour, and
-// a shrinking ledger always; and that a server started again on the files
+// a shrinking ledger always (blocked counts that grow are nothing new, a
+// restart is); and that a server started again on the files
 // keeps the resolver bound to its key.
 func TestStorage(t *testing.T) {
 	pub, priv, _ := minisign.GenerateKey(nil)
@@ -46,9 +48,11 @@ func TestStorage(t *testing.T) {
 		return len(recs)
 	}
 	lists := []receipt.List{{Name: "example-csam", Serial: 1}}
+	started := clock
 	send := func(minutes, events int) int {
 		clock = clock.Add(time.Duration(minutes) * time.Minute)
-		return post(srv, receipt.Receipt{Resolver: "r1", Time: clock, Lists: lists, Ledger: receipt.Ledger{Head: "h", Events: uint64(events)}}, priv)
+		lists[0].Blocked += 7 // the resolver blocks all along
+		return post(srv, receipt.Receipt{Resolver: "r1", Time: clock, Started: started, Lists: lists, Ledger: receipt.Ledger{Head: "h", Events: uint64(events)}}, priv)
 	}
 	for _, step := range []struct {
 		what            string
@@ -62,9 +66,16 @@ func TestStorage(t *testing.T) {
 		{"a new ledger event", 1, 2, 204, 3},
 		{"a shrinking ledger", 1, 1, 204, 4},
 		{"the same shrunk ledger again", 1, 1, 204, 4},
+		{"a restart", -1, 1, 204, 5},
 	} {
+		if step.minutes < 0 { // the resolver started again a minute later
+			step.minutes, started, lists[0].Blocked = 1, clock.Add(time.Second), 0
+		}
 		if got := send(step.minutes, step.events); got != step.status || stored() != step.stored {
 			t.Fatalf("%s: HTTP %d, %d stored; want %d, %d", step.what, got, stored(), step.status, step.stored)
+		}
+		if got := testutil.ToFloat64(srv.blocked.WithLabelValues("r1", "example-csam")); got != float64(lists[0].Blocked) {
+			t.Fatalf("%s: regblock_receipts_list_blocked %v, want %d", step.what, got, lists[0].Blocked)
 		}
 	}
 	again, err := New(cfg)

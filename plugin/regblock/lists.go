@@ -222,8 +222,9 @@ func (l *lists) track(name string, c *listset.Current) {
 // name, and where the ledger stands.
 func (l *lists) receipt() receipt.Receipt {
 	l.mu.Lock()
-	r := receipt.Receipt{Lists: make([]receipt.List, 0, len(l.inForce))}
+	r := receipt.Receipt{Started: processStarted, Lists: make([]receipt.List, 0, len(l.inForce))}
 	for _, v := range l.inForce {
+		v.Blocked = blockedSinceStart.get(v.Name)
 		r.Lists = append(r.Lists, v)
 	}
 	l.mu.Unlock()

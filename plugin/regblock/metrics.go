@@ -3,6 +3,8 @@ package regblock
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/coredns/coredns/plugin"
 
@@ -189,6 +191,33 @@ func countBlock(server string, m blockindex.Match, qtype uint16) {
 		category = "none"
 	}
 	blockedTotal.WithLabelValues(server, m.List.Name, category, qtypeLabel(qtype)).Inc()
+	blockedSinceStart.add(m.List.Name)
+}
+
+// processStarted is when this process started: receipts say so, for the
+// counts they carry run from then.
+var processStarted = time.Now().UTC().Truncate(time.Millisecond)
+
+// blockedSinceStart counts the queries each list blocked since the process
+// started, whatever the server block, for receipts: one number per list
+// name, as blocked_total summed over its other labels.
+var blockedSinceStart listCounts
+
+type listCounts struct{ m sync.Map } // list name -> *atomic.Uint64
+
+func (c *listCounts) add(list string) {
+	v, ok := c.m.Load(list)
+	if !ok {
+		v, _ = c.m.LoadOrStore(list, new(atomic.Uint64))
+	}
+	v.(*atomic.Uint64).Add(1)
+}
+
+func (c *listCounts) get(list string) uint64 {
+	if v, ok := c.m.Load(list); ok {
+		return v.(*atomic.Uint64).Load()
+	}
+	return 0
 }
 
 // qtypeLabel bounds the type label: the types browsers and mail ask for by

@@ -42,8 +42,11 @@ const UnknownResolver = "unknown"
 type Receipt struct {
 	Resolver string    `json:"resolver"`
 	Time     time.Time `json:"time"`
-	Lists    []List    `json:"lists"`
-	Ledger   Ledger    `json:"ledger"`
+	// Started is when the resolver's process started: the Blocked counts
+	// of its lists run from then. Zero in receipts of older resolvers.
+	Started time.Time `json:"started,omitzero"`
+	Lists   []List    `json:"lists"`
+	Ledger  Ledger    `json:"ledger"`
 }
 
 // List is a list version in force.
@@ -52,6 +55,9 @@ type List struct {
 	Serial  uint64    `json:"serial"`
 	SHA256  string    `json:"sha256"` // of the list file's bytes, hex
 	Applied time.Time `json:"applied"`
+	// Blocked counts the queries this list blocked since Started (whatever
+	// its version): an aggregate, naming no query and no client.
+	Blocked uint64 `json:"blocked"`
 }
 
 // Ledger is where the resolver's ledger stands: the hash of its last line
@@ -162,8 +168,8 @@ const (
 // fields are the keys of a receipt's objects, by depth: the receipt, then
 // a list or the ledger.
 var fields = map[string][]string{
-	"":       {"resolver", "time", "lists", "ledger"},
-	"lists":  {"name", "serial", "sha256", "applied"},
+	"":       {"resolver", "time", "started", "lists", "ledger"},
+	"lists":  {"name", "serial", "sha256", "applied", "blocked"},
 	"ledger": {"head", "events"},
 }
 

@@ -66,3 +66,30 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestStartedAndBlocked: a receipt carries its process's start and each
+// list's blocked count; one from an older resolver, without them, still
+// verifies (with zeros), and a count spelled otherwise is refused.
+func TestStartedAndBlocked(t *testing.T) {
+	pub, priv, _ := minisign.GenerateKey(nil)
+	keys := []minisign.PublicKey{pub}
+	started := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	body, sig, _ := Sign(Receipt{Resolver: "r1", Time: started.Add(time.Hour), Started: started,
+		Lists: []List{{Name: "example-csam", Serial: 7, Blocked: 42}}}, priv)
+	got, _, err := Verify(body, sig, keys)
+	if err != nil || !got.Started.Equal(started) || got.Lists[0].Blocked != 42 {
+		t.Fatalf("Verify = %+v, %v", got, err)
+	}
+	if !strings.Contains(string(body), `"started":"2026-12-01T08:00:00Z"`) || !strings.Contains(string(body), `"blocked":42`) {
+		t.Errorf("body %s", body)
+	}
+	old := []byte(`{"resolver":"r1","time":"2026-12-01T09:00:00Z","lists":[{"name":"example-csam","serial":7,"sha256":"00","applied":"2026-12-01T08:00:00Z"}],"ledger":{"head":"","events":0}}`)
+	got, _, err = Verify(old, base64.StdEncoding.EncodeToString(minisign.Sign(priv, old)), keys)
+	if err != nil || !got.Started.IsZero() || got.Lists[0].Blocked != 0 {
+		t.Errorf("an older resolver's receipt: %+v, %v", got, err)
+	}
+	spelled := []byte(strings.Replace(string(body), `"blocked"`, `"Blocked"`, 1))
+	if _, _, err := Verify(spelled, base64.StdEncoding.EncodeToString(minisign.Sign(priv, spelled)), keys); !errors.Is(err, ErrMalformed) {
+		t.Errorf(`"Blocked": %v, want malformed`, err)
+	}
+}
