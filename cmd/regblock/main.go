@@ -51,6 +51,7 @@ var commands = []command{
 	{"probe", "exit 0 when a URL answers 200 (a container health check)", probe},
 	{"verify-ledger", "check the audit log's hash chain and print which serial was in force when", verifyLedger},
 	{"receipts", "take resolvers' signed enforcement receipts, keep them and export metrics (the regulator's side)", receiptsCmd},
+	{"report", "build the transparency report for a period from receipts and the published lists", reportCmd},
 	{"version", "print the version of this build", versionCmd},
 }
 

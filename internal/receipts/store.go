@@ -191,6 +191,12 @@ func Load(path string) (recs []Record, damaged int, err error) {
 	return recs, damaged, err
 }
 
+// Scan hands fn each record of one resolver's file, oldest first, as Load
+// reads them, without holding them all: for a reader of a whole store.
+func Scan(path string, fn func(Record)) (damaged int, err error) {
+	return scanRecords(path, func(rec Record, _ []byte) { fn(rec) })
+}
+
 // storeFiles returns the resolvers' files in dir. A directory that cannot
 // be read is an error: starting without its resolvers would let others
 // take their names.

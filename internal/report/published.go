@@ -1,0 +1,224 @@
+package report
+
+import (
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"aead.dev/minisign"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/minisig"
+)
+
+// version is one published version of a list, from its whole file, from
+// a delta that makes it, or both.
+type version struct {
+	serial uint64
+	issued time.Time
+	sha256 string // of the whole file, hex
+	header blocklist.Header
+	file   string // a file that holds or makes it, for messages
+
+	// entries of the whole file, by entryKey, when it was published
+	// whole; nil otherwise.
+	entries map[string]int
+	// count of entries (blocking or not), -1 until known.
+	count int
+	// delta from the version before, when one was published.
+	delta *blocklist.Delta
+}
+
+// entryKey identifies an entry for counting changes: its pattern (a hashed
+// list's is its digest), order reference and category.
+func entryKey(e blocklist.Entry) string {
+	return e.Pattern() + "\x00" + e.Order + "\x00" + e.Category
+}
+
+// orderOf returns the order reference of an entryKey.
+func orderOf(key string) string {
+	_, rest, _ := strings.Cut(key, "\x00")
+	order, _, _ := strings.Cut(rest, "\x00")
+	return order
+}
+
+// readPublished reads the publisher's directory: every signed *.list and
+// *.delta in dir and in its NAME.d/ directories, with keys verified when
+// keys are given. It returns each list's versions, oldest first.
+func readPublished(dir string, keys []minisign.PublicKey, maxSize int64) (map[string][]*version, error) {
+	var files []string
+	top, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range top {
+		path := filepath.Join(dir, e.Name())
+		switch {
+		case e.IsDir() && strings.HasSuffix(e.Name(), ".d"):
+			sub, err := os.ReadDir(path)
+			if err != nil {
+				return nil, err
+			}
+			for _, s := range sub {
+				if blocklist.IsDelta(s.Name()) {
+					files = append(files, filepath.Join(path, s.Name()))
+				}
+			}
+		case blocklist.IsDelta(e.Name()) || blocklist.IsList(e.Name()) && !blocklist.IsRPZ(e.Name()):
+			files = append(files, path)
+		}
+	}
+	slices.Sort(files)
+
+	byList := map[string]map[uint64]*version{}
+	add := func(name string, v *version) error {
+		if byList[name] == nil {
+			byList[name] = map[uint64]*version{}
+		}
+		old := byList[name][v.serial]
+		if old == nil {
+			byList[name][v.serial] = v
+			return nil
+		}
+		if old.sha256 != v.sha256 {
+			return fmt.Errorf("%s and %s: two versions of list %q with serial %d and different contents", old.file, v.file, name, v.serial)
+		}
+		if v.entries != nil {
+			old.entries, old.count = v.entries, v.count
+		}
+		if v.delta != nil {
+			old.delta = v.delta
+		}
+		return nil
+	}
+	for _, path := range files {
+		if _, err := os.Stat(path + minisig.Suffix); err != nil {
+			continue // not signed: not published
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		if int64(len(data)) > maxSize {
+			return nil, fmt.Errorf("%s: larger than %d bytes", path, maxSize)
+		}
+		sig, err := os.ReadFile(path + minisig.Suffix)
+		if err != nil {
+			return nil, err
+		}
+		if blocklist.IsDelta(path) {
+			var d *blocklist.Delta
+			if keys != nil {
+				d, err = blocklist.OpenDelta(path, data, sig, keys)
+			} else {
+				d, err = blocklist.ParseDelta(path, data)
+			}
+			if err != nil {
+				return nil, err
+			}
+			v := &version{serial: d.Serial, issued: d.Issued, sha256: hex.EncodeToString(d.SHA256[:]), header: d.Header, file: path, count: -1, delta: d}
+			if err := add(d.Name, v); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		var l *blocklist.List
+		if keys != nil {
+			l, err = blocklist.Open(path, data, sig, keys)
+		} else {
+			l, err = blocklist.Parse(path, data)
+		}
+		if err != nil {
+			return nil, err
+		}
+		v := &version{serial: l.Serial, issued: l.Issued, sha256: hex.EncodeToString(l.SHA256[:]), header: l.Header, file: path,
+			entries: make(map[string]int, len(l.Entries)), count: len(l.Entries)}
+		for _, e := range l.Entries {
+			v.entries[entryKey(e)]++
+		}
+		if err := add(l.Name, v); err != nil {
+			return nil, err
+		}
+	}
+
+	out := map[string][]*version{}
+	for name, m := range byList {
+		var vs []*version
+		for _, v := range m {
+			vs = append(vs, v)
+		}
+		slices.SortFunc(vs, func(a, b *version) int { return cmpUint(a.serial, b.serial) })
+		countEntries(vs)
+		out[name] = vs
+	}
+	return out, nil
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// follows reports whether v's delta starts from prev.
+func follows(v, prev *version) bool {
+	return v.delta != nil && v.delta.From.Serial == prev.serial && hex.EncodeToString(v.delta.From.SHA256[:]) == prev.sha256
+}
+
+// countEntries fills in the count of each version that was not published
+// whole, following deltas forward and backward from those that were.
+func countEntries(vs []*version) {
+	for changed := true; changed; {
+		changed = false
+		for i := 1; i < len(vs); i++ {
+			prev, v := vs[i-1], vs[i]
+			if !follows(v, prev) {
+				continue
+			}
+			switch {
+			case v.count < 0 && prev.count >= 0:
+				v.count = prev.count + len(v.delta.Added) - len(v.delta.Removed)
+				changed = true
+			case prev.count < 0 && v.count >= 0:
+				prev.count = v.count - len(v.delta.Added) + len(v.delta.Removed)
+				changed = true
+			}
+		}
+	}
+}
+
+// change returns the entries v added and removed against prev, the
+// version before it, and the order references of those it added; ok is
+// false when the publisher's directory cannot tell (no delta between
+// them, and not both published whole).
+func change(prev, v *version) (added, removed int, orders []string, ok bool) {
+	switch {
+	case follows(v, prev):
+		for _, e := range v.delta.Added {
+			orders = append(orders, e.Order)
+		}
+		return len(v.delta.Added), len(v.delta.Removed), orders, true
+	case prev.entries != nil && v.entries != nil:
+		for k, n := range v.entries {
+			if more := n - prev.entries[k]; more > 0 {
+				added += more
+				orders = append(orders, orderOf(k))
+			}
+		}
+		for k, n := range prev.entries {
+			if fewer := n - v.entries[k]; fewer > 0 {
+				removed += fewer
+			}
+		}
+		return added, removed, orders, true
+	}
+	return 0, 0, nil, false
+}

@@ -1,0 +1,225 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regblock/regblock/internal/deltatest"
+	"github.com/regblock/regblock/internal/receipts"
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
+	"github.com/regblock/regblock/plugin/pkg/receipt"
+)
+
+func at(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func listText(serial int, issued string, entries ...string) string {
+	return fmt.Sprintf("#! regblock-list 1\n#! name: example-csam\n#! issuer: Example Communications Commission\n#! serial: %d\n#! issued: %s\n#! authority: Example Act, section 1\n%s\n",
+		serial, issued, strings.Join(entries, "\n"))
+}
+
+// fixture writes a publisher's directory and a receipts store whose
+// figures are worked out by hand in TestBuild.
+func fixture(t *testing.T) (lists, store string) {
+	lists, store = t.TempDir(), t.TempDir()
+	key := blocklisttest.NewKey(t)
+	v1 := listText(1, "2026-12-01T10:00:00Z", "a.example ORDER-1 csam", "b.example ORDER-1 csam")
+	v2 := listText(2, "2026-12-02T00:00:00Z", "b.example ORDER-1 csam", "c.example ORDER-2 csam", "d.example ORDER-3 csam")
+	v3 := listText(3, "2026-12-03T12:00:00Z", "b.example ORDER-1 csam", "c.example ORDER-2 csam", "d.example ORDER-3 csam", "e.example ORDER-3 csam")
+	key.WriteList(t, lists, "example-csam.1.list", v1) // kept by the publisher
+	key.WriteList(t, lists, "example-csam.list", v2)
+	os.Mkdir(filepath.Join(lists, "example-csam.d"), 0o755)
+	key.WriteList(t, lists, "example-csam.d/1.delta", deltatest.Text(t, v1, v2, nil))
+	key.WriteList(t, lists, "example-csam.d/2.delta", deltatest.Text(t, v2, v3, nil)) // v3 only as a delta
+	os.WriteFile(filepath.Join(lists, "unsigned.list"), []byte(listText(9, "2026-12-01T00:00:00Z", "x.example")), 0o644)
+
+	plain, err := blocklist.Parse("w.list", []byte(strings.Replace(listText(7, "2026-12-01T09:00:00Z", "secret-one.example ORDER-9 csam", "secret-two.example ORDER-9 csam"), "example-csam", "worst-of", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashed, err := blocklist.Hash(plain, bytes.Repeat([]byte{7}, blocklist.SaltSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	blocklist.Write(&b, hashed)
+	key.WriteList(t, lists, "worst-of.list", b.String())
+	sha := func(name string) string {
+		l, err := blocklist.Parse(name, []byte(map[string]string{"1": v1, "2": v2, "3": v3, "w": b.String()}[name]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%x", l.SHA256)
+	}
+
+	type list struct {
+		serial  string
+		blocked uint64
+	}
+	write := func(resolver, key string, rs ...receipt.Receipt) {
+		var out []byte
+		for _, r := range rs {
+			r.Resolver = resolver
+			body, _ := json.Marshal(r)
+			line, _ := json.Marshal(receipts.Record{Received: r.Time, Key: key, Result: "accepted", Body: body, Signature: "-"})
+			out = append(append(out, line...), '\n')
+		}
+		os.WriteFile(filepath.Join(store, resolver+".jsonl"), out, 0o640)
+	}
+	rec := func(when, started string, lists ...list) receipt.Receipt {
+		r := receipt.Receipt{Time: at(when)}
+		if started != "" {
+			r.Started = at(started)
+		}
+		for _, l := range lists {
+			name := "example-csam"
+			if l.serial == "w" {
+				name = "worst-of"
+			}
+			serial := map[string]uint64{"1": 1, "2": 2, "3": 3, "w": 7}[l.serial]
+			r.Lists = append(r.Lists, receipt.List{Name: name, Serial: serial, SHA256: sha(l.serial), Blocked: l.blocked})
+		}
+		return r
+	}
+	const keyA, keyB = "00000000000000AA", "00000000000000BB"
+	write("r1", keyA,
+		rec("2026-12-01T10:05:00Z", "2026-12-01T08:00:00Z", list{"1", 5}, list{"w", 50}),
+		rec("2026-12-01T11:05:00Z", "2026-12-01T08:00:00Z", list{"1", 25}, list{"w", 50}),
+		rec("2026-12-02T00:10:00Z", "2026-12-01T08:00:00Z", list{"2", 125}, list{"w", 50}),
+		rec("2026-12-03T12:40:00Z", "2026-12-01T08:00:00Z", list{"3", 125}, list{"w", 50}))
+	write("r2", keyA,
+		rec("2026-12-01T10:20:00Z", "2026-12-01T10:00:00Z", list{"1", 3}),
+		rec("2026-12-02T00:03:00Z", "2026-12-01T10:00:00Z", list{"2", 3}),
+		rec("2026-12-02T06:01:00Z", "2026-12-02T06:00:00Z", list{"2", 4}),
+		rec("2026-12-03T13:00:00Z", "2026-12-02T06:00:00Z", list{"2", 4}))
+	write("r3", keyB, // an older resolver: no started, no counts
+		rec("2026-12-01T10:01:00Z", "", list{"1", 0}),
+		rec("2026-12-03T12:05:00Z", "", list{"3", 0}))
+	return lists, store
+}
+
+// TestBuild checks every figure of a report against the fixture's, worked
+// out by hand.
+func TestBuild(t *testing.T) {
+	lists, store := fixture(t)
+	r, err := Build(Options{Receipts: store, Lists: lists, From: at("2026-12-01T00:00:00Z"), To: at("2026-12-04T00:00:00Z")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	WriteJSON(&got, r)
+	var j struct {
+		Lists []struct {
+			Name                   string
+			Hashed                 bool
+			Added, Removed, Orders int
+			Entries                *int
+			Versions               []struct {
+				Serial                  uint64
+				Added, Removed, Entries *int
+				Resolvers               int
+				WithinDeadline          *float64 `json:"within_deadline"`
+				Never                   []string
+				MedianSeconds           *float64 `json:"median_seconds"`
+				P95Seconds              *float64 `json:"p95_seconds"`
+				WorstSeconds            *float64 `json:"worst_seconds"`
+			}
+			BlockedPerDay []struct {
+				Date    string
+				Queries any
+			} `json:"blocked_per_day"`
+		}
+		ISPs []struct {
+			Key            string
+			Resolvers      int
+			WithinDeadline *float64 `json:"within_deadline"`
+		}
+	}
+	if err := json.Unmarshal(got.Bytes(), &j); err != nil {
+		t.Fatal(err)
+	}
+	show := func(v any) string {
+		switch v := v.(type) {
+		case *int:
+			if v == nil {
+				return "null"
+			}
+			return fmt.Sprint(*v)
+		case *float64:
+			if v == nil {
+				return "null"
+			}
+			return fmt.Sprint(*v)
+		}
+		return fmt.Sprint(v)
+	}
+	var lines []string
+	for _, l := range j.Lists {
+		lines = append(lines, fmt.Sprintf("%s hashed=%v added=%d removed=%d orders=%d entries=%s", l.Name, l.Hashed, l.Added, l.Removed, l.Orders, show(l.Entries)))
+		for _, v := range l.Versions {
+			lines = append(lines, fmt.Sprintf("  v%d +%s -%s =%s resolvers=%d within=%s never=%v median=%s p95=%s worst=%s", v.Serial,
+				show(v.Added), show(v.Removed), show(v.Entries), v.Resolvers, show(v.WithinDeadline), v.Never, show(v.MedianSeconds), show(v.P95Seconds), show(v.WorstSeconds)))
+		}
+		for _, d := range l.BlockedPerDay {
+			lines = append(lines, fmt.Sprintf("  %s %v", d.Date, d.Queries))
+		}
+	}
+	for _, i := range j.ISPs {
+		lines = append(lines, fmt.Sprintf("isp %s resolvers=%d within=%s", i.Key, i.Resolvers, show(i.WithinDeadline)))
+	}
+	want := `example-csam hashed=false added=3 removed=1 orders=2 entries=4
+  v1 +null -null =2 resolvers=3 within=1 never=[] median=0 p95=0 worst=0
+  v2 +2 -1 =3 resolvers=3 within=0.6667 never=[] median=600 p95=129900 worst=129900
+  v3 +1 -0 =4 resolvers=3 within=0.3333 never=[r2] median=300 p95=2400 worst=2400
+  2026-12-01 126
+  2026-12-02 < 10
+  2026-12-03 < 10
+worst-of hashed=true added=0 removed=0 orders=0 entries=2
+  v7 +null -null =2 resolvers=1 within=1 never=[] median=0 p95=0 worst=0
+  2026-12-01 50
+  2026-12-02 < 10
+  2026-12-03 < 10
+isp 00000000000000AA resolvers=2 within=0.7143
+isp 00000000000000BB resolvers=1 within=0.6667`
+	if have := strings.Join(lines, "\n"); have != want {
+		t.Errorf("report:\n%s\nwant:\n%s\nJSON:\n%s", have, want, got.String())
+	}
+
+	if !bytes.Contains(got.Bytes(), []byte(`"queries": "< 10"`)) {
+		t.Error(`a count below the threshold is not written "< 10"`)
+	}
+
+	// The same inputs, the same bytes, in every form; and no entry of
+	// the hashed list in any of them.
+	again, err := Build(Options{Receipts: store, Lists: lists, From: at("2026-12-01T00:00:00Z"), To: at("2026-12-04T00:00:00Z")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lang := range Languages {
+		var a, b, ja bytes.Buffer
+		WriteHTML(&a, r, lang)
+		WriteHTML(&b, again, lang)
+		WriteJSON(&ja, again)
+		if !bytes.Equal(a.Bytes(), b.Bytes()) || !bytes.Equal(ja.Bytes(), got.Bytes()) {
+			t.Errorf("%s: a second build gave other bytes", lang)
+		}
+		for _, out := range [][]byte{a.Bytes(), got.Bytes()} {
+			if bytes.Contains(out, []byte("secret-")) {
+				t.Errorf("%s: a name of the hashed list is in the output", lang)
+			}
+		}
+	}
+}
+
