@@ -222,4 +222,3 @@ isp 00000000000000BB resolvers=1 within=0.6667`
 		}
 	}
 }
-
