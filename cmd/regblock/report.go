@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -71,6 +73,12 @@ func reportCmd(args []string, stdout, stderr io.Writer) int {
 		need{slices.Contains(report.Languages, *lang), "-lang: en or ms"},
 	); code >= 0 {
 		return code
+	}
+	if os.Getenv("GOGC") == "" {
+		// Millions of small receipts make garbage fast while the heap
+		// stays small: collecting a quarter as often saves a fifth of
+		// the time for a few tens of MB more.
+		debug.SetGCPercent(400)
 	}
 	var keys []minisign.PublicKey
 	if len(pubs) > 0 {

@@ -3,6 +3,7 @@ package receipts
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,8 +63,8 @@ func scanRecords(path string, keep func(rec Record, line []byte)) (damaged int, 
 	for {
 		line, whole, err := readLine(r)
 		if len(line) > 0 {
-			var rec Record
-			if whole && line[len(line)-1] == '\n' && json.Unmarshal(line, &rec) == nil && rec.Bytes() != nil {
+			rec, ok := readRecord(line)
+			if whole && line[len(line)-1] == '\n' && ok {
 				keep(rec, line)
 			} else {
 				damaged++
@@ -75,6 +76,55 @@ func scanRecords(path string, keep func(rec Record, line []byte)) (damaged int, 
 			return damaged, fmt.Errorf("%s: %w", path, err)
 		}
 	}
+}
+
+// readRecord reads one stored line. A line as this receiver writes it
+// (encoding/json's order of Record's fields, no escapes in the strings)
+// takes a fast path that skips validating the whole line with
+// encoding/json, a third of a report's time; any other line is read by
+// encoding/json.
+func readRecord(line []byte) (rec Record, ok bool) {
+	if rec, ok := readWritten(line); ok {
+		return rec, true
+	}
+	return rec, json.Unmarshal(line, &rec) == nil && rec.Bytes() != nil
+}
+
+// readWritten reads a line exactly as appendLine writes a Record, or
+// reports false.
+func readWritten(line []byte) (rec Record, ok bool) {
+	rest := line
+	field := func(name string) (string, bool) {
+		prefix := `"` + name + `":"`
+		if len(rest) < 1+len(prefix) || (rest[0] != '{' && rest[0] != ',') || string(rest[1:1+len(prefix)]) != prefix {
+			return "", false
+		}
+		rest = rest[1+len(prefix):]
+		end := bytes.IndexByte(rest, '"')
+		if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+			return "", false
+		}
+		value := rest[:end]
+		rest = rest[end+1:]
+		return string(value), true
+	}
+	received, ok1 := field("received")
+	key, ok2 := field("key")
+	result, ok3 := field("result")
+	body, ok4 := field("body")
+	sig, ok5 := field("signature")
+	if !(ok1 && ok2 && ok3 && ok4 && ok5) || string(rest) != "}\n" || body == "" {
+		return rec, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, received)
+	if err != nil {
+		return rec, false
+	}
+	decoded, err := base64.StdEncoding.DecodeString(body)
+	if err != nil || len(decoded) == 0 {
+		return rec, false
+	}
+	return Record{Received: t, Key: key, Result: result, Body: decoded, Signature: sig}, true
 }
 
 // readLine returns the next line with its newline, or what is left of the

@@ -289,3 +289,40 @@ func TestConcurrentResolvers(t *testing.T) {
 		t.Errorf("%d resolvers taken, want 5", taken.Load())
 	}
 }
+
+// TestReadRecordFastPath: a line as the receiver writes it reads the same
+// through the fast path as through encoding/json, and a line written
+// otherwise (escapes, another order, a field more, an old record) is read
+// by encoding/json, or refused as it refuses it.
+func TestReadRecordFastPath(t *testing.T) {
+	when := time.Date(2026, 12, 1, 10, 0, 0, 123456789, time.UTC)
+	rec := Record{Received: when, Key: "00000000000000AA", Result: Accepted, Body: []byte(`{"resolver":"r1"}`), Signature: "c2ln"}
+	line, _ := json.Marshal(rec)
+	line = append(line, '\n')
+	got, ok := readWritten(line)
+	if !ok || !got.Received.Equal(when) || got.Key != rec.Key || got.Result != rec.Result || string(got.Body) != string(rec.Body) || got.Signature != rec.Signature {
+		t.Fatalf("fast path: %+v, %v", got, ok)
+	}
+	for _, c := range []struct {
+		what string
+		line string
+		ok   bool
+	}{
+		{"an escape in a string", strings.Replace(string(line), `"result":"accepted"`, `"result":"acc\u0065pted"`, 1), true},
+		{"another order", `{"key":"00","received":"2026-12-01T10:00:00Z","result":"accepted","body":"e30=","signature":"c2ln"}` + "\n", true},
+		{"a field more", strings.Replace(string(line), `}`, `,"x":1}`, 1), true},
+		{"an old record", `{"received":"2026-12-01T10:00:00Z","key":"00","result":"accepted","receipt":{"resolver":"r1"}}` + "\n", true},
+		{"a body that is not base64", strings.Replace(string(line), `"body":"`, `"body":"%`, 1), false},
+		{"no body", `{"received":"2026-12-01T10:00:00Z","key":"00","result":"accepted","signature":"c2ln"}` + "\n", false},
+	} {
+		var want Record
+		wantOK := json.Unmarshal([]byte(c.line), &want) == nil && want.Bytes() != nil
+		got, ok := readRecord([]byte(c.line))
+		if ok != c.ok || ok != wantOK || ok && (!got.Received.Equal(want.Received) || got.Result != want.Result || string(got.Bytes()) != string(want.Bytes())) {
+			t.Errorf("%s: %+v, %v; encoding/json: %+v, %v", c.what, got, ok, want, wantOK)
+		}
+		if _, fast := readWritten([]byte(c.line)); fast {
+			t.Errorf("%s: took the fast path", c.what)
+		}
+	}
+}

@@ -103,8 +103,9 @@ func readFleet(dir string) ([]*resolver, int, error) {
 // readResolver reads one resolver's file, oldest receipt first.
 func readResolver(path string) (*resolver, int, error) {
 	res := &resolver{id: strings.TrimSuffix(filepath.Base(path), ".jsonl"), lists: map[string]*held{}}
+	var r lean // reused: its lists keep their room from one receipt to the next
 	damaged, err := receipts.Scan(path, func(rec receipts.Record) {
-		var r lean
+		r.Time, r.Started, r.Lists = time.Time{}, time.Time{}, r.Lists[:0]
 		if json.Unmarshal(rec.Bytes(), &r) != nil {
 			return
 		}
