@@ -8,11 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/regblock/regblock/internal/receipts"
 )
 
-const receiptsUsage = `Usage: regblock receipts -listen ADDR -dir DIR -p KEY... [-tls-cert FILE -tls-key FILE]
+const receiptsUsage = `Usage: regblock receipts -listen ADDR -dir DIR -p KEY... [-tls-cert FILE -tls-key FILE] [-keep-every DUR]
 
 The regulator's receiver of enforcement receipts. Resolvers with
 "receipts URL KEY [ID]" in their Corefile POST a signed receipt (the lists
@@ -22,12 +23,16 @@ receipt is verified against the ISPs' public keys (-p files, or a directory
 of *.pub files); a resolver's name is bound to the key of its first
 receipt. Accepted receipts are appended, with their signature, to
 DIR/RESOLVER.jsonl, which regblock verify-ledger -receipts reads; one that
-says nothing new (the same lists and ledger) is stored once an hour.
+says nothing new (the same lists, ledger and process; counts of blocked
+queries aside) is stored once an hour, or once per -keep-every: the
+blocked counts of regblock report are as fine as that.
 
 POST / takes a receipt; GET /metrics serves, per resolver, the serial of
-each list in force, the time of its last receipt and its ledger event count
-(regblock_receipts_list_serial, regblock_receipts_last_timestamp_seconds,
-regblock_receipts_ledger_events), the key each resolver is bound to, named
+each list in force, the queries it blocked since the resolver started,
+the time of its last receipt and its ledger event count
+(regblock_receipts_list_serial, regblock_receipts_list_blocked,
+regblock_receipts_last_timestamp_seconds, regblock_receipts_ledger_events),
+the key each resolver is bound to, named
 by its file (regblock_receipts_resolver_info{key}: name the files after the
 ISPs), and the receipts received by result.
 
@@ -44,6 +49,7 @@ func receiptsCmd(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&pubs, "p", "ISP public key `files`, or directories of *.pub files (repeat, or separate with commas)")
 	certFile := fs.String("tls-cert", "", "TLS certificate `file` (serve HTTPS)")
 	keyFile := fs.String("tls-key", "", "TLS key `file`")
+	keepEvery := fs.Duration("keep-every", receipts.Heartbeat, "store a receipt that says nothing new once per `duration`")
 	logFormat := fs.String("log-format", "text", "log `format`: text, or json (one object a line, through log/slog)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
@@ -54,6 +60,7 @@ func receiptsCmd(args []string, stdout, stderr io.Writer) int {
 		need{len(pubs) > 0, "-p is required: the public keys of the resolvers"},
 		need{(*certFile == "") == (*keyFile == ""), "-tls-cert and -tls-key go together"},
 		need{fs.NArg() == 0, "receipts takes no arguments; got " + gotArgs(fs)},
+		need{*keepEvery >= time.Second, "-keep-every: at least 1s"},
 	); code >= 0 {
 		return code
 	}
@@ -81,7 +88,7 @@ func receiptsCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}
-	srv, err := receipts.New(receipts.Config{Dir: *dir, Keys: keys, KeyNames: names, Log: logger})
+	srv, err := receipts.New(receipts.Config{Dir: *dir, Keys: keys, KeyNames: names, Log: logger, KeepEvery: *keepEvery})
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}

@@ -49,8 +49,15 @@ func metrics(t *testing.T, client *http.Client, url string) map[string]float64 {
 // ends, and returns its base URL and a client that trusts its certificate.
 func receiver(t *testing.T, dir, cert, key string, pubs ...string) (string, *http.Client) {
 	t.Helper()
+	return receiverWith(t, nil, dir, cert, key, pubs...)
+}
+
+// receiverWith is receiver with more flags.
+func receiverWith(t *testing.T, flags []string, dir, cert, key string, pubs ...string) (string, *http.Client) {
+	t.Helper()
 	addr := "127.0.0.1:" + testenv.FreePort(t)
-	testenv.Process(t, "regblock receipts", exec.Command(bin, "receipts", "-listen", addr, "-dir", dir, "-p", strings.Join(pubs, ","), "-tls-cert", cert, "-tls-key", key))
+	args := append([]string{"receipts", "-listen", addr, "-dir", dir, "-p", strings.Join(pubs, ","), "-tls-cert", cert, "-tls-key", key}, flags...)
+	testenv.Process(t, "regblock receipts", exec.Command(bin, args...))
 	pool := testenv.Pool(t, cert)
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	base := "https://" + addr

@@ -78,6 +78,9 @@ type Config struct {
 	KeyNames map[uint64]string
 	Log      *log.Logger
 	Now      func() time.Time // time.Now when nil
+	// KeepEvery is how often a receipt that says nothing new is stored;
+	// Heartbeat when 0.
+	KeepEvery time.Duration
 	// PerKey bounds the resolvers one key may report for;
 	// MaxResolversPerKey when 0. The other bounds likewise.
 	PerKey           int
@@ -145,10 +148,11 @@ func (res *resolver) mayStore(now time.Time) bool {
 	return true
 }
 
-// heartbeat is how often a receipt that says nothing new is stored all the
-// same; in between, it only refreshes the metrics. A resolver sends one a
-// minute: storing each would be 1 440 lines a day, most of them alike.
-const heartbeat = time.Hour
+// Heartbeat is how often, by default, a receipt that says nothing new is
+// stored all the same; in between, it only refreshes the metrics. A
+// resolver sends one a minute: storing each would be 1 440 lines a day,
+// most of them alike.
+const Heartbeat = time.Hour
 
 // says fingerprints what a receipt commits to, its time and name aside,
 // and its blocked counts too: they change with every receipt, and the
@@ -171,6 +175,9 @@ func says(r receipt.Receipt) [sha256.Size]byte {
 func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.KeepEvery == 0 {
+		cfg.KeepEvery = Heartbeat
 	}
 	if cfg.PerKey == 0 {
 		cfg.PerKey = MaxResolversPerKey
@@ -398,7 +405,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if !res.time.IsZero() && r.Ledger.Events < res.events {
 		result = LedgerShrunk
 	}
-	if said := says(r); said != res.said || now.Sub(res.stored) >= heartbeat || result != Accepted {
+	if said := says(r); said != res.said || now.Sub(res.stored) >= s.cfg.KeepEvery || result != Accepted {
 		if !res.mayStore(now) {
 			s.tooMany(w, r.Resolver, boundRate, http.StatusTooManyRequests, fmt.Errorf("resolver %s: more receipts than %d at once and one every %v", r.Resolver, storeBurst, storeEvery))
 			return
