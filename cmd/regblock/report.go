@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"time"
@@ -15,9 +16,9 @@ import (
 	"github.com/regblock/regblock/plugin/pkg/atomicfile"
 )
 
-const reportUsage = `Usage: regblock report -receipts DIR -lists DIR [-from DATE] [-to DATE]
+const reportUsage = `Usage: regblock report -receipts DIR -lists DIR [-from DATE -to DATE | -month YYYY-MM|previous]
        [-deadline DUR] [-threshold N] [-lang en|ms] [-p PUB...]
-       [-o HTML] [-json FILE] [-csv DIR]
+       [-o HTML] [-json FILE] [-csv DIR] [-out DIR]
 
 Builds the transparency report for a period: per list, its versions, the
 entries they added and removed and the orders behind them; how fast the
@@ -30,9 +31,13 @@ reads the receiver's store (-receipts, the directory of regblock receipts
 delta in it and in NAME.d/). It names no entry and no client.
 
 The period runs from -from to -to (dates, UTC, -to excluded; RFC 3339
-times are taken too); by default, the days the receipts cover. The page
-(-o) is one HTML file with its charts drawn in, nothing loaded, nothing
-run; -json writes the report's figures, -csv a directory of tables. The
+times are taken too), or is the calendar month -month names ("previous":
+the month before this one, for a monthly timer); by default, the days the
+receipts cover. The page (-o) is one HTML file with its charts drawn in,
+nothing loaded, nothing run; -json writes the report's figures, -csv a
+directory of tables. -out DIR writes everything into DIR/PERIOD (PERIOD:
+YYYY-MM for a month, else FROM_TO): report.json, csv/, and the page in
+each language, report.en.html and report.ms.html. The
 same inputs give the same bytes: sign the files with 'regblock sign -raw'.
 With -p, every list and delta read must be signed by one of the keys.
 Without -o, -json or -csv, the JSON goes to standard output. Exits 0 when
@@ -41,6 +46,8 @@ written, 1 when the inputs cannot be read, 2 on bad usage.
 Example:
   regblock report -receipts /var/lib/regblock/receipts -lists /srv/lists \
       -from 2026-11-01 -to 2026-12-01 -o report.html -json report.json
+  regblock report -receipts /var/lib/regblock/receipts -lists /srv/lists \
+      -month previous -out /var/lib/regblock/reports
 
 `
 
@@ -56,6 +63,8 @@ func reportCmd(args []string, stdout, stderr io.Writer) int {
 	htmlOut := fs.String("o", "", "write the page to `file`")
 	jsonOut := fs.String("json", "", "write the JSON to `file`")
 	csvOut := fs.String("csv", "", "write CSV tables to `directory`")
+	month := fs.String("month", "", "the period is calendar `month` YYYY-MM, or previous")
+	outDir := fs.String("out", "", "write everything into `directory`/PERIOD")
 	var pubs multiFlag
 	fs.Var(&pubs, "p", "public key `file` that must have signed the lists and deltas (repeat or comma list)")
 	if code := parseFlags(fs, args); code >= 0 {
@@ -63,7 +72,11 @@ func reportCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	from, fromErr := parseDay(*fromFlag)
 	to, toErr := parseDay(*toFlag)
+	if *month != "" && fromErr == nil && toErr == nil {
+		from, to, fromErr = parseMonth(*month, time.Now())
+	}
 	if code := require(fs,
+		need{*month == "" || *fromFlag == "" && *toFlag == "", "-month excludes -from and -to"},
 		need{*store != "" && *lists != "", "-receipts DIR and -lists DIR are both needed"},
 		need{fs.NArg() == 0, "unexpected arguments " + gotArgs(fs)},
 		need{fromErr == nil, fmt.Sprint(fromErr)},
@@ -94,26 +107,36 @@ func reportCmd(args []string, stdout, stderr io.Writer) int {
 	if r.DamagedLines > 0 {
 		fmt.Fprintf(stderr, "warning: %d damaged lines in %s left out\n", r.DamagedLines, *store)
 	}
+	if *outDir != "" {
+		period := r.From.Format(time.DateOnly) + "_" + r.To.Format(time.DateOnly)
+		if *month != "" {
+			period = r.From.Format("2006-01")
+		}
+		dir := filepath.Join(*outDir, period)
+		*jsonOut, *csvOut = filepath.Join(dir, "report.json"), filepath.Join(dir, "csv")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fail(stderr, 1, err, "")
+		}
+		for _, l := range report.Languages {
+			page := filepath.Join(dir, "report."+l+".html")
+			if err := writeRendered(page, func(w io.Writer) error { return report.WriteHTML(w, r, l) }); err != nil {
+				return fail(stderr, 1, err, "")
+			}
+		}
+	}
 	if *htmlOut == "" && *jsonOut == "" && *csvOut == "" {
 		if err := report.WriteJSON(stdout, r); err != nil {
 			return fail(stderr, 1, err, "")
 		}
 		return 0
 	}
-	write := func(path string, render func(io.Writer) error) error {
-		var b bytes.Buffer
-		if err := render(&b); err != nil {
-			return err
-		}
-		return atomicfile.Write(path, b.Bytes(), 0o644)
-	}
 	if *htmlOut != "" {
-		if err := write(*htmlOut, func(w io.Writer) error { return report.WriteHTML(w, r, *lang) }); err != nil {
+		if err := writeRendered(*htmlOut, func(w io.Writer) error { return report.WriteHTML(w, r, *lang) }); err != nil {
 			return fail(stderr, 1, err, "")
 		}
 	}
 	if *jsonOut != "" {
-		if err := write(*jsonOut, func(w io.Writer) error { return report.WriteJSON(w, r) }); err != nil {
+		if err := writeRendered(*jsonOut, func(w io.Writer) error { return report.WriteJSON(w, r) }); err != nil {
 			return fail(stderr, 1, err, "")
 		}
 	}
@@ -123,6 +146,31 @@ func reportCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// writeRendered writes what render makes to path, whole or not at all.
+func writeRendered(path string, render func(io.Writer) error) error {
+	var b bytes.Buffer
+	if err := render(&b); err != nil {
+		return err
+	}
+	return atomicfile.Write(path, b.Bytes(), 0o644)
+}
+
+// parseMonth reads a calendar month, YYYY-MM or "previous" (the month
+// before the one of now, UTC), as the period from its first day to the
+// next month's.
+func parseMonth(s string, now time.Time) (from, to time.Time, err error) {
+	if s == "previous" {
+		now = now.UTC()
+		to = time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+		return to.AddDate(0, -1, 0), to, nil
+	}
+	from, err = time.Parse("2006-01", s)
+	if err != nil {
+		return from, to, fmt.Errorf("-month %q: want YYYY-MM or previous", s)
+	}
+	return from, from.AddDate(0, 1, 0), nil
 }
 
 // parseDay reads a day (YYYY-MM-DD, midnight UTC) or an RFC 3339 time;

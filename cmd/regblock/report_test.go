@@ -344,3 +344,22 @@ func show(f *float64) string {
 	}
 	return fmt.Sprint(*f)
 }
+
+// TestReportMonth: -month previous is the calendar month before now's,
+// across a year's end, in UTC.
+func TestReportMonth(t *testing.T) {
+	for _, c := range []struct{ month, now, from, to string }{
+		{"previous", "2027-01-01T00:30:00+08:00", "2026-11-01", "2026-12-01"}, // still December in UTC
+		{"previous", "2027-01-15T12:00:00Z", "2026-12-01", "2027-01-01"},
+		{"2026-02", "2027-01-15T12:00:00Z", "2026-02-01", "2026-03-01"},
+	} {
+		now, _ := time.Parse(time.RFC3339, c.now)
+		from, to, err := parseMonth(c.month, now)
+		if err != nil || from.Format(time.DateOnly) != c.from || to.Format(time.DateOnly) != c.to {
+			t.Errorf("-month %s at %s: %v to %v, %v; want %s to %s", c.month, c.now, from, to, err, c.from, c.to)
+		}
+	}
+	if _, _, err := parseMonth("2026-13", time.Now()); err == nil {
+		t.Error("-month 2026-13 taken")
+	}
+}
