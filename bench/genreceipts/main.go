@@ -4,7 +4,7 @@
 // new version (a 100-entry delta) each day and a hashed list that does not
 // change. Each resolver's file holds what a receiver stores of a quiet
 // resolver: a receipt an hour and one when it enforces a new version,
-// 5 to 60 minutes after its issue, with blocked counts that grow and a
+// 1 to 40 minutes after its issue, with blocked counts that grow and a
 // restart every 10 days.
 //
 //	go run ./bench/genreceipts -resolvers 10000 -days 30 -dir /tmp/regblock-report
@@ -179,7 +179,7 @@ func writeResolver(store string, r, days int, versions []published, worst publis
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	key := fmt.Sprintf("%016X", 0xA0+r%10)
-	delay := func(d int) time.Duration { return time.Duration(5+(r*7+d*13)%56) * time.Minute }
+	delay := func(d int) time.Duration { return time.Duration(1+(r*7+d*13)%40) * time.Minute }
 	var started time.Time
 	var blocked, blockedWorst uint64
 	applied := map[uint64]time.Time{}

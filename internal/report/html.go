@@ -116,6 +116,9 @@ func latencyChart(l List, deadline int64) *chart {
 		line{X1: left, Y1: bottom, X2: x(top), Y2: bottom, Class: "axis"})
 	c.Labels = append(c.Labels, label{X: x(float64(deadline)), Y: bottom + 16, Text: duration(float64(deadline)), Anchor: "middle"},
 		label{X: left, Y: bottom + 16, Text: "0", Anchor: "middle"})
+	if end := x(top); end-x(float64(deadline)) > 60 {
+		c.Labels = append(c.Labels, label{X: end, Y: bottom + 16, Text: duration(top), Anchor: "end"})
+	}
 	return c
 }
 
