@@ -34,7 +34,7 @@ func TestReceiptsDashboardAndRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, sig, _ := receipt.Sign(receipt.Receipt{Resolver: "r1", Time: time.Now(), Lists: []receipt.List{{Name: "a", Serial: 1, Applied: time.Now()}}}, priv)
+	body, sig, _ := receipt.Sign(receipt.Receipt{Resolver: "r1", Time: time.Now(), Started: time.Now(), Lists: []receipt.List{{Name: "a", Serial: 1, Applied: time.Now(), Blocked: 3}}}, priv)
 	req := httptest.NewRequest("POST", "/", bytes.NewReader(body))
 	req.Header.Set(receipt.SignatureHeader, sig)
 	rec := httptest.NewRecorder()
