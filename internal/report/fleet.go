@@ -2,6 +2,7 @@ package report
 
 import (
 	"encoding/json"
+	"math"
 	"math/bits"
 	"os"
 	"path/filepath"
@@ -163,24 +164,51 @@ func (h *held) grow(started, at time.Time, count uint64) {
 
 // spread adds n to the days from..to, in proportion to the time of each
 // day in it, each share rounded down and the rest given to the last day.
+// Only the last maxSpreadDays days are walked: the share of days before
+// them (a process that says it started in year 1) is dropped, so that no
+// receipt costs more than that.
 func spread(perDay map[int64]uint64, n uint64, from, to time.Time) {
 	if n == 0 {
 		return
 	}
 	if from.IsZero() || !from.Before(to) {
-		perDay[day(to)] += n
+		perDay[day(to)] = addSat(perDay[day(to)], n)
 		return
 	}
+	if oldest := to.AddDate(-10, 0, 0); from.Before(oldest) {
+		from = oldest // no process runs for ten years; and time.Duration stops at 292
+	}
 	span := uint64(to.Sub(from) / time.Millisecond)
-	given := uint64(0)
-	for d := day(from); d < day(to); d++ {
-		end := time.Unix((d+1)*86400, 0)
+	share := func(d int64) uint64 { // of the days before d
+		end := time.Unix(d*86400, 0)
+		if !end.After(from) {
+			return 0
+		}
 		hi, lo := bits.Mul64(n, uint64(end.Sub(from)/time.Millisecond))
 		upto, _ := bits.Div64(hi, lo, max(span, 1))
-		perDay[d] += upto - given
+		return upto
+	}
+	first := max(day(from), day(to)-maxSpreadDays)
+	given := share(first)
+	for d := first; d < day(to); d++ {
+		upto := share(d + 1)
+		perDay[d] = addSat(perDay[d], upto-given)
 		given = upto
 	}
-	perDay[day(to)] += n - given
+	perDay[day(to)] = addSat(perDay[day(to)], n-given)
+}
+
+// maxSpreadDays bounds the days one receipt's count is spread over: two
+// months, more than a monthly report looks back.
+const maxSpreadDays = 62
+
+// addSat adds without wrapping: a count an ISP makes up near 2^64 must not
+// turn the fleet's sum small.
+func addSat(a, b uint64) uint64 {
+	if sum, carry := bits.Add64(a, b, 0); carry == 0 {
+		return sum
+	}
+	return math.MaxUint64
 }
 
 // day is t's UTC day, counted from 1970-01-01.

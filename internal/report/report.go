@@ -354,7 +354,7 @@ func blockedPerDay(fleet []*resolver, name string, from, to time.Time, threshold
 		var n uint64
 		for _, res := range fleet {
 			if h := res.lists[name]; h != nil {
-				n += h.perDay[d]
+				n = addSat(n, h.perDay[d])
 			}
 		}
 		days = append(days, Day{Date: time.Unix(d*86400, 0).UTC().Format(time.DateOnly), Queries: Count{n, threshold}})

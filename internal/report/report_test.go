@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -220,5 +221,34 @@ isp 00000000000000BB resolvers=1 within=0.6667`
 				t.Errorf("%s: a name of the hashed list is in the output", lang)
 			}
 		}
+	}
+}
+
+// TestSpread: a count is shared between days in proportion to the time in
+// each; a start in year 1 costs no more than two months of days, and a
+// count near 2^64 does not wrap the sum.
+func TestSpread(t *testing.T) {
+	perDay := map[int64]uint64{}
+	spread(perDay, 100, at("2026-12-01T18:00:00Z"), at("2026-12-02T06:00:00Z"))
+	if d := day(at("2026-12-01T00:00:00Z")); perDay[d] != 50 || perDay[d+1] != 50 {
+		t.Errorf("100 over 6 hours each side of midnight: %v", perDay)
+	}
+	perDay = map[int64]uint64{}
+	spread(perDay, 1<<40, time.Date(1, 1, 2, 0, 0, 0, 0, time.UTC), at("2026-12-02T06:00:00Z"))
+	var sum uint64
+	for d, n := range perDay {
+		if d < day(at("2026-12-02T00:00:00Z"))-maxSpreadDays {
+			t.Errorf("a share on day %d, more than %d days back", d, maxSpreadDays)
+		}
+		sum += n
+	}
+	if len(perDay) != maxSpreadDays+1 || sum == 0 || sum >= 1<<40 {
+		t.Errorf("a start in year 1: %d days, %d of %d", len(perDay), sum, uint64(1<<40))
+	}
+	perDay = map[int64]uint64{}
+	spread(perDay, math.MaxUint64-1, time.Time{}, at("2026-12-02T06:00:00Z"))
+	spread(perDay, 5, time.Time{}, at("2026-12-02T06:00:00Z"))
+	if perDay[day(at("2026-12-02T00:00:00Z"))] != math.MaxUint64 {
+		t.Errorf("a sum past 2^64 wrapped: %v", perDay)
 	}
 }
