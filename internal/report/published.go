@@ -13,6 +13,7 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/minisig"
+	"github.com/regblock/regblock/plugin/pkg/regularfile"
 )
 
 // version is one published version of a list, from its whole file, from
@@ -96,17 +97,16 @@ func readPublished(dir string, keys []minisign.PublicKey, maxSize int64) (map[st
 		return nil
 	}
 	for _, path := range files {
-		if _, err := os.Stat(path + minisig.Suffix); err != nil {
+		if _, err := os.Lstat(path + minisig.Suffix); err != nil {
 			continue // not signed: not published
 		}
-		data, err := os.ReadFile(path)
+		// Only regular files, read without waiting: a FIFO or a device
+		// in the directory is an error that names it, not a hang.
+		data, err := regularfile.Read(path, maxSize)
 		if err != nil {
 			return nil, err
 		}
-		if int64(len(data)) > maxSize {
-			return nil, fmt.Errorf("%s: larger than %d bytes", path, maxSize)
-		}
-		sig, err := os.ReadFile(path + minisig.Suffix)
+		sig, err := minisig.Read(path)
 		if err != nil {
 			return nil, err
 		}
