@@ -104,8 +104,11 @@ func reportCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, 1, err, "")
 	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
 	if r.DamagedLines > 0 {
-		fmt.Fprintf(stderr, "warning: %d damaged lines in %s left out\n", r.DamagedLines, *store)
+		fmt.Fprintf(stderr, "warning: %d lines of %s left out: damaged, or a receipt of another resolver than its file's\n", r.DamagedLines, *store)
 	}
 	if *outDir != "" {
 		period := r.From.Format(time.DateOnly) + "_" + r.To.Format(time.DateOnly)

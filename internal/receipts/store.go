@@ -90,8 +90,8 @@ func readRecord(line []byte) (rec Record, ok bool) {
 	return rec, json.Unmarshal(line, &rec) == nil && rec.Bytes() != nil
 }
 
-// readWritten reads a line exactly as appendLine writes a Record, or
-// reports false.
+// readWritten reads a line exactly as appendLine writes a Record, its
+// strings printable ASCII without escapes, or reports false.
 func readWritten(line []byte) (rec Record, ok bool) {
 	rest := line
 	field := func(name string) (string, bool) {
@@ -101,8 +101,13 @@ func readWritten(line []byte) (rec Record, ok bool) {
 		}
 		rest = rest[1+len(prefix):]
 		end := bytes.IndexByte(rest, '"')
-		if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+		if end < 0 {
 			return "", false
+		}
+		for _, c := range rest[:end] {
+			if c < 0x20 || c >= 0x7f || c == '\\' {
+				return "", false // an escape, a control or non-ASCII byte: encoding/json's to read
+			}
 		}
 		value := rest[:end]
 		rest = rest[end+1:]

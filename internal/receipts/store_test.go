@@ -313,6 +313,8 @@ func TestReadRecordFastPath(t *testing.T) {
 		{"a field more", strings.Replace(string(line), `}`, `,"x":1}`, 1), true},
 		{"an old record", `{"received":"2026-12-01T10:00:00Z","key":"00","result":"accepted","receipt":{"resolver":"r1"}}` + "\n", true},
 		{"a body that is not base64", strings.Replace(string(line), `"body":"`, `"body":"%`, 1), false},
+		{"a control byte in the key", strings.Replace(string(line), `"key":"00`, "\"key\":\"\x01", 1), false},
+		{"a carriage return in the body", strings.Replace(string(line), `"body":"`, "\"body\":\"\r", 1), false},
 		{"no body", `{"received":"2026-12-01T10:00:00Z","key":"00","result":"accepted","signature":"c2ln"}` + "\n", false},
 	} {
 		var want Record

@@ -13,30 +13,50 @@ import (
 	"time"
 
 	"github.com/regblock/regblock/internal/receipts"
+	"github.com/regblock/regblock/plugin/pkg/receipt"
 )
 
 // resolver is what the report keeps of one resolver's receipts: a few
-// words a list, however many receipts it stored.
+// words a list, however many receipts it stored. Every time in it is a
+// receipt's received time, by the receiver's clock: an ISP cannot date its
+// receipts back.
 type resolver struct {
 	id    string
 	key   string // ID of the key of its last stored receipt
 	lists map[string]*held
 	first time.Time // its first receipt received
-	last  time.Time // its last receipt received
+	// active are the stretches in which its receipts came less than
+	// activeGap apart, oldest first.
+	active []span
+}
+
+type span struct{ from, to time.Time }
+
+// activeGap is the longest silence within one stretch of activity: a
+// resolver sends a receipt a minute, and the receiver keeps one an hour.
+const activeGap = 24 * time.Hour
+
+// activeIn reports whether the resolver sent a receipt in [from, to).
+func (res *resolver) activeIn(from, to time.Time) bool {
+	for _, a := range res.active {
+		if !a.to.Before(from) && a.from.Before(to) {
+			return true
+		}
+	}
+	return false
 }
 
 // held is what one resolver's receipts say of one list.
 type held struct {
-	firstNamed, lastNamed time.Time // first and last receipts naming it, received
-	// seen is when each version first appeared in a receipt, received:
-	// the serial and the SHA-256 it said.
+	// seen is when each version first appeared in a receipt: the serial
+	// and the SHA-256 it said.
 	seen []seenVersion
 	// blocked queries by UTC day (days since 1970), as the counts of its
 	// receipts grew.
 	perDay map[int64]uint64
 
-	// the last receipt's count and its process's start, to take the next
-	// receipt's growth from.
+	// the last receipt's count, its process's start and when it came, to
+	// take the next receipt's growth from.
 	count           uint64
 	started, atTime time.Time
 }
@@ -49,9 +69,9 @@ type seenVersion struct {
 
 // lean is the part of a receipt the report reads.
 type lean struct {
-	Time    time.Time `json:"time"`
-	Started time.Time `json:"started"`
-	Lists   []struct {
+	Resolver string    `json:"resolver"`
+	Started  time.Time `json:"started"`
+	Lists    []struct {
 		Name    string `json:"name"`
 		Serial  uint64 `json:"serial"`
 		SHA256  string `json:"sha256"`
@@ -60,16 +80,18 @@ type lean struct {
 }
 
 // readFleet reads every resolver's file in dir, several at a time, and
-// returns what each said, sorted by resolver ID. It also returns the
-// count of damaged lines it left out.
-func readFleet(dir string) ([]*resolver, int, error) {
+// returns what each said in the receipts received before to (all, when to
+// is zero), sorted by resolver ID. It also returns the count of lines it
+// left out: damaged, or a receipt of another resolver than the file's.
+func readFleet(dir string, to time.Time) ([]*resolver, int, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, 0, err
 	}
 	var files []string
 	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".jsonl") && e.Type().IsRegular() {
+		id, ok := strings.CutSuffix(e.Name(), ".jsonl")
+		if ok && e.Type().IsRegular() && receipt.CheckResolverName(id) == nil {
 			files = append(files, filepath.Join(dir, e.Name()))
 		}
 	}
@@ -81,7 +103,7 @@ func readFleet(dir string) ([]*resolver, int, error) {
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for i := range next {
-				out[i], damaged[i], errs[i] = readResolver(files[i])
+				out[i], damaged[i], errs[i] = readResolver(files[i], to)
 			}
 		})
 	}
@@ -97,48 +119,82 @@ func readFleet(dir string) ([]*resolver, int, error) {
 		}
 		total += damaged[i]
 	}
+	out = slices.DeleteFunc(out, func(res *resolver) bool { return res.first.IsZero() })
 	slices.SortFunc(out, func(a, b *resolver) int { return strings.Compare(a.id, b.id) })
 	return out, total, nil
 }
 
-// readResolver reads one resolver's file, oldest receipt first.
-func readResolver(path string) (*resolver, int, error) {
+// readResolver reads one resolver's file, oldest receipt first, up to to.
+// A receipt that names another resolver than its file, or that is not a
+// receipt, is left out and counted, as the receiver leaves it out when it
+// restores the file.
+func readResolver(path string, to time.Time) (*resolver, int, error) {
 	res := &resolver{id: strings.TrimSuffix(filepath.Base(path), ".jsonl"), lists: map[string]*held{}}
 	var r lean // reused: its lists keep their room from one receipt to the next
+	other := 0
 	damaged, err := receipts.Scan(path, func(rec receipts.Record) {
-		r.Time, r.Started, r.Lists = time.Time{}, time.Time{}, r.Lists[:0]
-		if json.Unmarshal(rec.Bytes(), &r) != nil {
+		if !to.IsZero() && !rec.Received.Before(to) {
+			return
+		}
+		r.Resolver, r.Started, r.Lists = "", time.Time{}, r.Lists[:0]
+		if json.Unmarshal(rec.Bytes(), &r) != nil || r.Resolver != res.id {
+			other++
 			return
 		}
 		res.take(rec, r)
 	})
-	return res, damaged, err
+	return res, damaged + other, err
 }
 
 // take adds one stored receipt, the next in the file.
 func (res *resolver) take(rec receipts.Record, r lean) {
-	if res.first.IsZero() {
-		res.first = rec.Received
+	at := rec.Received
+	if n := len(res.active); n > 0 && at.Before(res.active[n-1].to) {
+		return // out of order: the receiver stores them in order
 	}
-	res.last, res.key = rec.Received, rec.Key
+	if res.first.IsZero() {
+		res.first = at
+	}
+	res.key = rec.Key
+	if n := len(res.active); n > 0 && at.Sub(res.active[n-1].to) < activeGap {
+		res.active[n-1].to = at
+	} else {
+		res.active = append(res.active, span{at, at})
+	}
 	for _, l := range r.Lists {
 		h := res.lists[l.Name]
 		if h == nil {
-			h = &held{firstNamed: rec.Received, perDay: map[int64]uint64{}}
+			h = &held{perDay: map[int64]uint64{}}
 			res.lists[l.Name] = h
 		}
-		h.lastNamed = rec.Received
-		if n := len(h.seen); n == 0 || h.seen[n-1].serial != l.Serial || h.seen[n-1].sha256 != l.SHA256 {
-			h.seen = append(h.seen, seenVersion{l.Serial, l.SHA256, rec.Received})
+		sha := l.SHA256
+		if !isSHA256(sha) {
+			sha = "" // matches no version; and an ISP's long string is not kept
 		}
-		h.grow(r.Started, r.Time, l.Blocked)
+		if n := len(h.seen); n == 0 || h.seen[n-1].serial != l.Serial || h.seen[n-1].sha256 != sha {
+			h.seen = append(h.seen, seenVersion{l.Serial, sha, at})
+		}
+		h.grow(r.Started, at, l.Blocked)
 	}
 }
 
-// grow spreads over the days the queries blocked since the last receipt:
-// the growth of the count within one process, the whole count after a
-// restart (from the process's start). A count that falls within one
-// process is no growth: the next is taken from it.
+func isSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// grow spreads over the days the queries blocked since the last receipt
+// received (at): the growth of the count within one process, the whole
+// count after a restart (a new started), run from the process's start,
+// but not from before the last receipt nor after this one. A count that
+// falls within one process is no growth: the next is taken from it.
 func (h *held) grow(started, at time.Time, count uint64) {
 	var n uint64
 	from := h.atTime
@@ -157,6 +213,9 @@ func (h *held) grow(started, at time.Time, count uint64) {
 		}
 	case count >= h.count:
 		n = count - h.count
+	}
+	if from.After(at) {
+		from = at
 	}
 	h.count, h.started, h.atTime = count, started, at
 	spread(h.perDay, n, from, at)

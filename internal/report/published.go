@@ -49,20 +49,26 @@ func orderOf(key string) string {
 
 // readPublished reads the publisher's directory: every signed *.list and
 // *.delta in dir and in its NAME.d/ directories, with keys verified when
-// keys are given. It returns each list's versions, oldest first.
-func readPublished(dir string, keys []minisign.PublicKey, maxSize int64) (map[string][]*version, error) {
+// keys are given. It returns each list's versions, oldest first, and a
+// warning for each delta that does not start from the version before it.
+func readPublished(dir string, keys []minisign.PublicKey, maxSize int64) (map[string][]*version, []string, error) {
 	var files []string
 	top, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, e := range top {
 		path := filepath.Join(dir, e.Name())
+		isDir := e.IsDir()
+		if e.Type()&os.ModeSymlink != 0 && strings.HasSuffix(e.Name(), ".d") {
+			fi, err := os.Stat(path) // a NAME.d linked elsewhere is read too
+			isDir = err == nil && fi.IsDir()
+		}
 		switch {
-		case e.IsDir() && strings.HasSuffix(e.Name(), ".d"):
+		case isDir && strings.HasSuffix(e.Name(), ".d"):
 			sub, err := os.ReadDir(path)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			for _, s := range sub {
 				if blocklist.IsDelta(s.Name()) {
@@ -104,11 +110,11 @@ func readPublished(dir string, keys []minisign.PublicKey, maxSize int64) (map[st
 		// in the directory is an error that names it, not a hang.
 		data, err := regularfile.Read(path, maxSize)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		sig, err := minisig.Read(path)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if blocklist.IsDelta(path) {
 			var d *blocklist.Delta
@@ -118,11 +124,11 @@ func readPublished(dir string, keys []minisign.PublicKey, maxSize int64) (map[st
 				d, err = blocklist.ParseDelta(path, data)
 			}
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			v := &version{serial: d.Serial, issued: d.Issued, sha256: hex.EncodeToString(d.SHA256[:]), header: d.Header, file: path, count: -1, delta: d}
 			if err := add(d.Name, v); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			continue
 		}
@@ -133,7 +139,7 @@ func readPublished(dir string, keys []minisign.PublicKey, maxSize int64) (map[st
 			l, err = blocklist.Parse(path, data)
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		v := &version{serial: l.Serial, issued: l.Issued, sha256: hex.EncodeToString(l.SHA256[:]), header: l.Header, file: path,
 			entries: make(map[string]int, len(l.Entries)), count: len(l.Entries)}
@@ -141,11 +147,12 @@ func readPublished(dir string, keys []minisign.PublicKey, maxSize int64) (map[st
 			v.entries[entryKey(e)]++
 		}
 		if err := add(l.Name, v); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 
 	out := map[string][]*version{}
+	var warnings []string
 	for name, m := range byList {
 		var vs []*version
 		for _, v := range m {
@@ -154,8 +161,15 @@ func readPublished(dir string, keys []minisign.PublicKey, maxSize int64) (map[st
 		slices.SortFunc(vs, func(a, b *version) int { return cmpUint(a.serial, b.serial) })
 		countEntries(vs)
 		out[name] = vs
+		for i, v := range vs {
+			if v.delta != nil && (i == 0 || !follows(v, vs[i-1])) {
+				warnings = append(warnings, fmt.Sprintf("%s: starts from serial %d, SHA-256 %x, which is not the version before it in %s: the entries it added and removed are not counted",
+					v.delta.File, v.delta.From.Serial, v.delta.From.SHA256, dir))
+			}
+		}
 	}
-	return out, nil
+	slices.Sort(warnings)
+	return out, warnings, nil
 }
 
 func cmpUint(a, b uint64) int {

@@ -45,8 +45,12 @@ type Report struct {
 	Threshold       uint64    `json:"threshold"`
 	Lists           []List    `json:"lists"`
 	ISPs            []ISP     `json:"isps"`
-	// DamagedLines counts stored receipt lines left out as damaged.
+	// DamagedLines counts stored receipt lines left out: damaged, or a
+	// receipt of another resolver than its file's.
 	DamagedLines int `json:"damaged_lines"`
+	// Warnings say what the publisher's directory could not tell (a delta
+	// that does not start from the version before it), naming the file.
+	Warnings []string `json:"-"`
 }
 
 // List is one list's part.
@@ -131,7 +135,7 @@ type ISP struct {
 }
 
 // judgedSince is how long before a version's issue a resolver must have
-// named the list to be judged on it: one that fell silent longer before
+// sent a receipt to be judged on it: one that fell silent longer before
 // is taken to have left the fleet.
 const judgedSince = 24 * time.Hour
 
@@ -146,11 +150,11 @@ func Build(opt Options) (*Report, error) {
 	if opt.MaxSize == 0 {
 		opt.MaxSize = 1 << 30
 	}
-	published, err := readPublished(opt.Lists, opt.Keys, opt.MaxSize)
+	published, warnings, err := readPublished(opt.Lists, opt.Keys, opt.MaxSize)
 	if err != nil {
 		return nil, err
 	}
-	fleet, damaged, err := readFleet(opt.Receipts)
+	fleet, damaged, err := readFleet(opt.Receipts, opt.To.UTC())
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +174,7 @@ func Build(opt Options) (*Report, error) {
 	if !from.Before(to) {
 		return nil, fmt.Errorf("the period from %s to %s is empty", from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
-	r := &Report{From: from, To: to, DeadlineSeconds: int64(opt.Deadline / time.Second), Threshold: opt.Threshold, DamagedLines: damaged}
+	r := &Report{From: from, To: to, DeadlineSeconds: int64(opt.Deadline / time.Second), Threshold: opt.Threshold, DamagedLines: damaged, Warnings: warnings}
 
 	names := make([]string, 0, len(published))
 	for name := range published {
@@ -206,7 +210,7 @@ func Build(opt Options) (*Report, error) {
 				}
 			}
 			for _, res := range fleet {
-				latency, judged, enforced := enforcement(res.lists[name], vs, v, to)
+				latency, judged, enforced := enforcement(res, name, vs, v, to)
 				if !judged {
 					continue
 				}
@@ -240,10 +244,9 @@ func Build(opt Options) (*Report, error) {
 
 	byKey := map[string]int{}
 	for _, res := range fleet {
-		if res.last.Before(from) || !res.first.Before(to) {
-			continue
+		if res.activeIn(from, to) {
+			byKey[res.key]++
 		}
-		byKey[res.key]++
 	}
 	keys := make([]string, 0, len(byKey))
 	for k := range byKey {
@@ -269,8 +272,8 @@ func coverage(fleet []*resolver) (from, to time.Time) {
 		if first.IsZero() || res.first.Before(first) {
 			first = res.first
 		}
-		if res.last.After(last) {
-			last = res.last
+		if end := res.active[len(res.active)-1].to; end.After(last) {
+			last = end
 		}
 	}
 	if first.IsZero() {
@@ -279,26 +282,27 @@ func coverage(fleet []*resolver) (from, to time.Time) {
 	return time.Unix(day(first)*86400, 0).UTC(), time.Unix((day(last)+1)*86400, 0).UTC()
 }
 
-// enforcement judges one resolver on version v of a list, from what its
-// receipts said of the list (h, nil when they never named it). A resolver
-// is judged when it named the list before the period's end and within a
-// day before v was issued, or later; it enforced v when a receipt
-// received before the period's end shows v or a later published version,
-// and its time to do so runs from v's issue, or from its first receipt
-// naming the list when that came later (a resolver that joined the fleet
-// after).
-func enforcement(h *held, vs []*version, v *version, to time.Time) (latency time.Duration, judged, enforced bool) {
-	if h == nil || !h.firstNamed.Before(to) || h.lastNamed.Before(v.issued.Add(-judgedSince)) {
+// enforcement judges one resolver on version v of list name. It is judged
+// when it sent a receipt (naming the list or not) within a day before v
+// was issued, or later before the period's end: a resolver silent longer
+// is taken to have left the fleet, and one that leaves the list out of its
+// receipts is judged all the same. It enforced v when a receipt shows v or
+// a later version the directory holds, and its time to do so runs from
+// v's issue, or from its first receipt when that came later (a resolver
+// that joined the fleet after).
+func enforcement(res *resolver, name string, vs []*version, v *version, to time.Time) (latency time.Duration, judged, enforced bool) {
+	if !res.activeIn(v.issued.Add(-judgedSince), to) {
 		return 0, false, false
 	}
+	h := res.lists[name]
+	if h == nil {
+		return 0, true, false
+	}
 	for _, s := range h.seen {
-		if !s.at.Before(to) {
-			break
-		}
 		if s.serial >= v.serial && isPublished(vs, s.serial, s.sha256) {
 			since := v.issued
-			if h.firstNamed.After(since) {
-				since = h.firstNamed
+			if res.first.After(since) {
+				since = res.first
 			}
 			return max(0, s.at.Sub(since)), true, true
 		}

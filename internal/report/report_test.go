@@ -188,12 +188,12 @@ func TestBuild(t *testing.T) {
   2026-12-02 < 10
   2026-12-03 < 10
 worst-of hashed=true added=0 removed=0 orders=0 entries=2
-  v7 +null -null =2 resolvers=1 within=1 never=[] median=0 p95=0 worst=0
+  v7 +null -null =2 resolvers=3 within=0.3333 never=[r2 r3] median=0 p95=0 worst=0
   2026-12-01 50
   2026-12-02 < 10
   2026-12-03 < 10
-isp 00000000000000AA resolvers=2 within=0.7143
-isp 00000000000000BB resolvers=1 within=0.6667`
+isp 00000000000000AA resolvers=2 within=0.625
+isp 00000000000000BB resolvers=1 within=0.5`
 	if have := strings.Join(lines, "\n"); have != want {
 		t.Errorf("report:\n%s\nwant:\n%s\nJSON:\n%s", have, want, got.String())
 	}
@@ -250,5 +250,117 @@ func TestSpread(t *testing.T) {
 	spread(perDay, 5, time.Time{}, at("2026-12-02T06:00:00Z"))
 	if perDay[day(at("2026-12-02T00:00:00Z"))] != math.MaxUint64 {
 		t.Errorf("a sum past 2^64 wrapped: %v", perDay)
+	}
+}
+
+// TestHostileReceipts: what an ISP's own resolvers can say does not bend
+// the report. Leaving a list out of its receipts until it has a version
+// does not make it fast; dating receipts back does not move its counts
+// into a closed month; a receipt of another resolver in a file, a SHA-256
+// that is not one, and receipts received after the period count for
+// nothing.
+func TestHostileReceipts(t *testing.T) {
+	lists, fixtureStore := fixture(t)
+	base, err := Build(Options{Receipts: fixtureStore, Lists: lists, From: at("2026-12-01T00:00:00Z"), To: at("2026-12-04T00:00:00Z")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha := map[uint64]string{}
+	for _, v := range base.Lists[0].Versions {
+		sha[v.Serial] = v.SHA256
+	}
+	store := t.TempDir()
+	write := func(file string, lines ...[2]string) { // received, body
+		var out []byte
+		for _, l := range lines {
+			line, _ := json.Marshal(receipts.Record{Received: at(l[0]), Key: "00000000000000CC", Result: "accepted", Body: []byte(l[1]), Signature: "-"})
+			out = append(append(out, line...), '\n')
+		}
+		os.WriteFile(filepath.Join(store, file+".jsonl"), out, 0o640)
+	}
+	body := func(resolver, started, lists string) string {
+		return `{"resolver":"` + resolver + `","time":"2026-11-10T00:00:00Z","started":"` + started + `","lists":[` + lists + `],"ledger":{"head":"","events":0}}`
+	}
+	list := func(serial int, sha string, blocked int) string {
+		return fmt.Sprintf(`{"name":"example-csam","serial":%d,"sha256":"%s","applied":"2026-11-10T00:00:00Z","blocked":%d}`, serial, sha, blocked)
+	}
+	write("h1", // hides the list until it has serial 2, two hours after its issue
+		[2]string{"2026-12-01T12:00:00Z", body("h1", "2026-12-01T11:00:00Z", "")},
+		[2]string{"2026-12-02T02:00:00Z", body("h1", "2026-12-01T11:00:00Z", list(2, sha[2], 0))})
+	write("h2", // dates its receipts, and its start, back to November
+		[2]string{"2026-12-02T10:00:00Z", body("h2", "2026-11-10T00:00:00Z", list(1, sha[1], 0))},
+		[2]string{"2026-12-02T11:00:00Z", strings.Replace(body("h2", "2026-11-10T00:00:00Z", list(1, sha[1], 5000)), "2026-11-10T00:00:00Z", "2026-11-10T01:00:00Z", 1)})
+	write("h3", [2]string{"2026-12-02T03:00:00Z", body("h1", "2026-12-01T11:00:00Z", list(3, sha[3], 0))}) // h1's word in h3's file
+	write("h4",
+		[2]string{"2026-12-01T11:00:00Z", body("h4", "2026-12-01T11:00:00Z", list(1, sha[1], 0))},
+		[2]string{"2026-12-05T00:00:00Z", body("h4", "2026-12-01T11:00:00Z", list(3, sha[3], 0))}) // after the period
+	write("h5", [2]string{"2026-12-02T01:00:00Z", body("h5", "2026-12-01T11:00:00Z", list(2, strings.Repeat("x", 100), 0))})
+
+	r, err := Build(Options{Receipts: store, Lists: lists, From: at("2026-12-01T00:00:00Z"), To: at("2026-12-04T00:00:00Z")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := r.Lists[0].Versions[1]
+	if v2.Serial != 2 || v2.Resolvers != 4 || fmt.Sprint(v2.Never) != "[h2 h4 h5]" || v2.MedianSeconds == nil || *v2.MedianSeconds != 7200 {
+		t.Errorf("version 2: %d judged, never %v, median %v; want h1, h2, h4 and h5 judged, h1 in 7200 s, the others never", v2.Resolvers, v2.Never, show(v2.MedianSeconds))
+	}
+	days := map[string]string{}
+	for _, d := range r.Lists[0].BlockedPerDay {
+		days[d.Date] = d.Queries.Shown()
+	}
+	if days["2026-12-02"] != "5000" || r.DamagedLines != 1 {
+		t.Errorf("blocked per day %v, damaged lines %d; want 5000 on 2026-12-02, when the receipts came, and h3's line left out", days, r.DamagedLines)
+	}
+	// A report of November has none of it.
+	nov, err := Build(Options{Receipts: store, Lists: lists, From: at("2026-11-01T00:00:00Z"), To: at("2026-12-01T00:00:00Z")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range nov.Lists[0].BlockedPerDay {
+		if d.Queries.N != 0 {
+			t.Errorf("November's report counts %d on %s", d.Queries.N, d.Date)
+		}
+	}
+}
+
+func show(f *float64) string {
+	if f == nil {
+		return "null"
+	}
+	return fmt.Sprint(*f)
+}
+
+// TestCSVFormulas: no cell of the CSV files starts a formula, whatever
+// the publisher wrote in a header or a stored line says.
+func TestCSVFormulas(t *testing.T) {
+	r := &Report{Threshold: 10, Lists: []List{{Name: "l", Issuer: "=HYPERLINK(\"x\")", Authority: "+1", BlockedPerDay: []Day{},
+		Versions: []Version{{Serial: 1, Never: []string{"=1+1", "b1"}}}}}, ISPs: []ISP{{Key: "@SUM(A1)"}}}
+	dir := t.TempDir()
+	if err := WriteCSV(dir, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range CSVFiles {
+		data, _ := os.ReadFile(filepath.Join(dir, name))
+		for _, line := range strings.Split(string(data), "\n") {
+			for _, cell := range strings.Split(line, ",") {
+				if cell = strings.TrimPrefix(cell, `"`); cell != "" && strings.ContainsRune("=+-@", rune(cell[0])) {
+					t.Errorf("%s: a cell starts a formula: %q", name, line)
+				}
+			}
+		}
+	}
+}
+
+// TestDeltaWithoutBase: a delta whose base the directory no longer holds
+// leaves its counts unknown, and says so, naming it.
+func TestDeltaWithoutBase(t *testing.T) {
+	lists, store := fixture(t)
+	os.Remove(filepath.Join(lists, "example-csam.1.list"))
+	r, err := Build(Options{Receipts: store, Lists: lists, From: at("2026-12-01T00:00:00Z"), To: at("2026-12-04T00:00:00Z")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := r.Lists[0].Versions[0]; v.Serial != 2 || v.Added != nil || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], filepath.Join("example-csam.d", "1.delta")+": starts from serial 1") {
+		t.Errorf("first version %d, added %v; warnings %q", v.Serial, v.Added, r.Warnings)
 	}
 }

@@ -36,7 +36,7 @@ func WriteCSV(dir string, r *Report) error {
 	versions := [][]string{{"list", "serial", "issued", "sha256", "added", "removed", "entries", "resolvers", "within_deadline", "never", "median_seconds", "p95_seconds", "worst_seconds"}}
 	blocked := [][]string{{"list", "date", "queries"}}
 	for _, l := range r.Lists {
-		lists = append(lists, []string{l.Name, textCell(l.Issuer), textCell(l.Authority), strconv.FormatBool(l.Hashed), strconv.Itoa(len(l.Versions)),
+		lists = append(lists, []string{l.Name, l.Issuer, l.Authority, strconv.FormatBool(l.Hashed), strconv.Itoa(len(l.Versions)),
 			strconv.Itoa(l.Added), strconv.Itoa(l.Removed), strconv.Itoa(l.Orders), intCell(l.Entries)})
 		for _, v := range l.Versions {
 			versions = append(versions, []string{l.Name, strconv.FormatUint(v.Serial, 10), v.Issued.Format(time.RFC3339), v.SHA256,
@@ -56,6 +56,11 @@ func WriteCSV(dir string, r *Report) error {
 		return err
 	}
 	for _, name := range CSVFiles {
+		for _, row := range tables[name][1:] {
+			for i := range row {
+				row[i] = textCell(row[i])
+			}
+		}
 		var buf bytes.Buffer
 		w := csv.NewWriter(&buf)
 		w.WriteAll(tables[name])
@@ -69,9 +74,10 @@ func WriteCSV(dir string, r *Report) error {
 	return nil
 }
 
-// textCell keeps a spreadsheet from taking a text for a formula (a list's
-// issuer or authority is the publisher's text): one starting with '=',
-// '+', '-', '@' or a tab gets a leading apostrophe, as OWASP advises.
+// textCell keeps a spreadsheet from taking a cell for a formula (an
+// issuer is the publisher's text, a resolver's name a file's, a key a
+// stored line's): one starting with '=', '+', '-', '@', a tab or a
+// carriage return gets a leading apostrophe, as OWASP advises.
 func textCell(s string) string {
 	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
 		return "'" + s
