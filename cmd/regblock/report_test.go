@@ -291,32 +291,10 @@ func TestReportFromFleet(t *testing.T) {
 	})
 
 	t.Run("in Chromium", func(t *testing.T) {
-		chromium := testenv.Need(t, "chromium", "chromium")
+		testenv.Need(t, "chromium", "chromium")
 		shots := t.TempDir()
 		page := "file://" + filepath.Join(first, "report.html")
-		browser := func(args ...string) []byte {
-			args = append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-				"--disable-background-networking", "--disable-component-update", "--disable-sync",
-				"--user-data-dir=" + filepath.Join(shots, "profile")}, args...)
-			var out bytes.Buffer
-			cmd := exec.Command(chromium, append(args, page)...)
-			cmd.Stdout = &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("chromium %v: %v", args, err)
-				}
-			case <-time.After(60 * time.Second):
-				cmd.Process.Kill()
-				t.Fatal("chromium did not finish in 60 s")
-			}
-			return out.Bytes()
-		}
+		browser := func(args ...string) []byte { return testenv.Chromium(t, shots, append(args, page)...) }
 		dom := browser("--dump-dom")
 		for _, want := range []string{"<h1>Transparency report: sites blocked by legal order</h1>", "<svg", "<rect", "example-csam", "worst-of"} {
 			if !bytes.Contains(dom, []byte(want)) {

@@ -7,11 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"aead.dev/minisign"
 	"github.com/prometheus/client_golang/prometheus"
@@ -191,7 +189,7 @@ func TestNoticeTemplateAndMetrics(t *testing.T) {
 // blocked host mapped to the test server, and checks the rendered DOM and a
 // screenshot.
 func TestNoticeInBrowser(t *testing.T) {
-	chromium := testenv.Need(t, "chromium", "chromium")
+	testenv.Need(t, "chromium", "chromium")
 	ts, _ := startNotice(t, map[string]string{"example.list": noticeList}, "", "")
 	port := ts.URL[strings.LastIndexByte(ts.URL, ':')+1:]
 	url := "http://www.abuse.example:" + port + "/"
@@ -199,28 +197,7 @@ func TestNoticeInBrowser(t *testing.T) {
 	shot := filepath.Join(dir, "notice.png")
 	browser := func(args ...string) []byte {
 		t.Helper()
-		args = append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-			"--disable-background-networking", "--disable-component-update", "--disable-sync",
-			"--user-data-dir=" + filepath.Join(dir, "profile"),
-			"--host-resolver-rules=MAP www.abuse.example 127.0.0.1"}, args...)
-		var out bytes.Buffer
-		cmd := exec.Command(chromium, append(args, url)...)
-		cmd.Stdout = &out
-		done := make(chan error, 1)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("chromium %v: %v", args, err)
-			}
-		case <-time.After(60 * time.Second):
-			cmd.Process.Kill()
-			t.Fatal("chromium did not finish in 60 s")
-		}
-		return out.Bytes()
+		return testenv.Chromium(t, dir, append(append(args, "--host-resolver-rules=MAP www.abuse.example 127.0.0.1"), url)...)
 	}
 	dom := browser("--dump-dom")
 	for _, want := range []string{"<title>Site blocked by legal order</title>", "<h1>This site is blocked</h1>", "www.abuse.example", "ORDER-2026-0012"} {
