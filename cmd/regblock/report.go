@@ -81,7 +81,8 @@ func reportCmd(args []string, stdout, stderr io.Writer) int {
 		need{fs.NArg() == 0, "unexpected arguments " + gotArgs(fs)},
 		need{fromErr == nil, fmt.Sprint(fromErr)},
 		need{toErr == nil, fmt.Sprint(toErr)},
-		need{*deadline > 0, "-deadline must be above zero"},
+		need{*deadline >= time.Second && *deadline%time.Second == 0, "-deadline: whole seconds, at least 1s"},
+		need{*outDir == "" || *htmlOut == "" && *jsonOut == "" && *csvOut == "", "-out writes every form: it excludes -o, -json and -csv"},
 		need{*threshold > 0, "-threshold must be at least 1"},
 		need{slices.Contains(report.Languages, *lang), "-lang: en or ms"},
 	); code >= 0 {

@@ -22,7 +22,7 @@ import (
 // receipts back.
 type resolver struct {
 	id    string
-	key   string // ID of the key of its last stored receipt
+	key   string // ID of the key of its first stored receipt
 	lists map[string]*held
 	first time.Time // its first receipt received
 	// active are the stretches in which its receipts came less than
@@ -48,8 +48,8 @@ func (res *resolver) activeIn(from, to time.Time) bool {
 
 // held is what one resolver's receipts say of one list.
 type held struct {
-	// seen is when each version first appeared in a receipt: the serial
-	// and the SHA-256 it said.
+	// seen is when each published version (serial and SHA-256) first
+	// appeared in a receipt.
 	seen []seenVersion
 	// blocked queries by UTC day (days since 1970), as the counts of its
 	// receipts grew.
@@ -63,19 +63,20 @@ type held struct {
 
 type seenVersion struct {
 	serial uint64
-	sha256 string
 	at     time.Time
 }
 
 // lean is the part of a receipt the report reads.
 type lean struct {
 	Resolver string    `json:"resolver"`
+	Time     time.Time `json:"time"`
 	Started  time.Time `json:"started"`
 	Lists    []struct {
-		Name    string `json:"name"`
-		Serial  uint64 `json:"serial"`
-		SHA256  string `json:"sha256"`
-		Blocked uint64 `json:"blocked"`
+		Name    string    `json:"name"`
+		Serial  uint64    `json:"serial"`
+		SHA256  string    `json:"sha256"`
+		Applied time.Time `json:"applied"` // read, as the receiver reads it: a receipt it would refuse is left out
+		Blocked uint64    `json:"blocked"`
 	} `json:"lists"`
 }
 
@@ -83,7 +84,7 @@ type lean struct {
 // returns what each said in the receipts received before to (all, when to
 // is zero), sorted by resolver ID. It also returns the count of lines it
 // left out: damaged, or a receipt of another resolver than the file's.
-func readFleet(dir string, to time.Time) ([]*resolver, int, error) {
+func readFleet(dir string, to time.Time, published catalog) ([]*resolver, int, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, 0, err
@@ -103,7 +104,7 @@ func readFleet(dir string, to time.Time) ([]*resolver, int, error) {
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for i := range next {
-				out[i], damaged[i], errs[i] = readResolver(files[i], to)
+				out[i], damaged[i], errs[i] = readResolver(files[i], to, published)
 			}
 		})
 	}
@@ -128,7 +129,7 @@ func readFleet(dir string, to time.Time) ([]*resolver, int, error) {
 // A receipt that names another resolver than its file, or that is not a
 // receipt, is left out and counted, as the receiver leaves it out when it
 // restores the file.
-func readResolver(path string, to time.Time) (*resolver, int, error) {
+func readResolver(path string, to time.Time, published catalog) (*resolver, int, error) {
 	res := &resolver{id: strings.TrimSuffix(filepath.Base(path), ".jsonl"), lists: map[string]*held{}}
 	var r lean // reused: its lists keep their room from one receipt to the next
 	other := 0
@@ -136,59 +137,54 @@ func readResolver(path string, to time.Time) (*resolver, int, error) {
 		if !to.IsZero() && !rec.Received.Before(to) {
 			return
 		}
-		r.Resolver, r.Started, r.Lists = "", time.Time{}, r.Lists[:0]
-		if json.Unmarshal(rec.Bytes(), &r) != nil || r.Resolver != res.id {
+		r.Resolver, r.Time, r.Started, r.Lists = "", time.Time{}, time.Time{}, r.Lists[:0]
+		if json.Unmarshal(rec.Bytes(), &r) != nil || r.Resolver != res.id || r.Time.IsZero() || !res.take(rec, r, published) {
 			other++
-			return
 		}
-		res.take(rec, r)
 	})
 	return res, damaged + other, err
 }
 
-// take adds one stored receipt, the next in the file.
-func (res *resolver) take(rec receipts.Record, r lean) {
+// take adds one stored receipt, the next in the file, and reports false
+// for one received before the last (the receiver stores them in order). Of
+// its lists, it keeps only those published, and of their versions, only
+// those published: an ISP's made-up lists and serials cost nothing.
+func (res *resolver) take(rec receipts.Record, r lean, published catalog) bool {
 	at := rec.Received
 	if n := len(res.active); n > 0 && at.Before(res.active[n-1].to) {
-		return // out of order: the receiver stores them in order
+		return false
 	}
 	if res.first.IsZero() {
-		res.first = at
+		res.first, res.key = at, rec.Key // bound to the key of its first receipt, as the receiver binds it
 	}
-	res.key = rec.Key
 	if n := len(res.active); n > 0 && at.Sub(res.active[n-1].to) < activeGap {
 		res.active[n-1].to = at
 	} else {
 		res.active = append(res.active, span{at, at})
 	}
 	for _, l := range r.Lists {
+		versions, ok := published[l.Name]
+		if !ok {
+			continue
+		}
 		h := res.lists[l.Name]
 		if h == nil {
 			h = &held{perDay: map[int64]uint64{}}
 			res.lists[l.Name] = h
 		}
-		sha := l.SHA256
-		if !isSHA256(sha) {
-			sha = "" // matches no version; and an ISP's long string is not kept
-		}
-		if n := len(h.seen); n == 0 || h.seen[n-1].serial != l.Serial || h.seen[n-1].sha256 != sha {
-			h.seen = append(h.seen, seenVersion{l.Serial, sha, at})
+		if sha, ok := versions[l.Serial]; ok && sha == l.SHA256 {
+			if n := len(h.seen); n == 0 || h.seen[n-1].serial != l.Serial {
+				h.seen = append(h.seen, seenVersion{l.Serial, at})
+			}
 		}
 		h.grow(r.Started, at, l.Blocked)
 	}
-}
-
-func isSHA256(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
 	return true
 }
+
+// catalog is what the publisher's directory holds: by list name, the
+// SHA-256 of each serial.
+type catalog map[string]map[uint64]string
 
 // grow spreads over the days the queries blocked since the last receipt
 // received (at): the growth of the count within one process, the whole

@@ -162,7 +162,7 @@ func readPublished(dir string, keys []minisign.PublicKey, maxSize int64) (map[st
 		countEntries(vs)
 		out[name] = vs
 		for i, v := range vs {
-			if v.delta != nil && (i == 0 || !follows(v, vs[i-1])) {
+			if v.delta != nil && (i == 0 || !follows(v, vs[i-1]) && (vs[i-1].entries == nil || v.entries == nil)) {
 				warnings = append(warnings, fmt.Sprintf("%s: starts from serial %d, SHA-256 %x, which is not the version before it in %s: the entries it added and removed are not counted",
 					v.delta.File, v.delta.From.Serial, v.delta.From.SHA256, dir))
 			}
@@ -187,6 +187,23 @@ func follows(v, prev *version) bool {
 	return v.delta != nil && v.delta.From.Serial == prev.serial && hex.EncodeToString(v.delta.From.SHA256[:]) == prev.sha256
 }
 
+// deltaFits says why v's delta cannot apply to prev, when prev is there
+// whole and does not hold an entry the delta removes (a resolver would
+// refuse it); "" when it fits, or cannot be checked.
+func deltaFits(prev, v *version) string {
+	if prev.entries == nil {
+		return ""
+	}
+	left := map[string]int{}
+	for _, e := range v.delta.Removed {
+		k := entryKey(e)
+		if left[k]++; left[k] > prev.entries[k] {
+			return fmt.Sprintf("%s: removes %s, which serial %d does not hold: its counts are not taken", v.delta.File, e.Pattern(), prev.serial)
+		}
+	}
+	return ""
+}
+
 // countEntries fills in the count of each version that was not published
 // whole, following deltas forward and backward from those that were.
 func countEntries(vs []*version) {
@@ -194,7 +211,7 @@ func countEntries(vs []*version) {
 		changed = false
 		for i := 1; i < len(vs); i++ {
 			prev, v := vs[i-1], vs[i]
-			if !follows(v, prev) {
+			if !follows(v, prev) || deltaFits(prev, v) != "" {
 				continue
 			}
 			switch {
@@ -210,21 +227,18 @@ func countEntries(vs []*version) {
 }
 
 // change returns the entries v added and removed against prev, the
-// version before it, and the order references of those it added; ok is
-// false when the publisher's directory cannot tell (no delta between
-// them, and not both published whole).
-func change(prev, v *version) (added, removed int, orders []string, ok bool) {
-	switch {
-	case follows(v, prev):
-		for _, e := range v.delta.Added {
-			orders = append(orders, e.Order)
-		}
-		return len(v.delta.Added), len(v.delta.Removed), orders, true
-	case prev.entries != nil && v.entries != nil:
+// version before it that the directory holds, and the order references
+// of those it added; ok is false when the directory cannot tell (no delta
+// between them, and not both whole) or when a delta disagrees with the
+// whole files, which warning then says.
+func change(prev, v *version) (added, removed int, orders []string, ok bool, warning string) {
+	if prev.entries != nil && v.entries != nil {
 		for k, n := range v.entries {
 			if more := n - prev.entries[k]; more > 0 {
 				added += more
-				orders = append(orders, orderOf(k))
+				for range more {
+					orders = append(orders, orderOf(k))
+				}
 			}
 		}
 		for k, n := range prev.entries {
@@ -232,7 +246,20 @@ func change(prev, v *version) (added, removed int, orders []string, ok bool) {
 				removed += fewer
 			}
 		}
-		return added, removed, orders, true
+		if follows(v, prev) && (len(v.delta.Added) != added || len(v.delta.Removed) != removed) {
+			warning = fmt.Sprintf("%s: %d added and %d removed, where the whole files differ by %d and %d: the whole files are counted",
+				v.delta.File, len(v.delta.Added), len(v.delta.Removed), added, removed)
+		}
+		return added, removed, orders, true, warning
 	}
-	return 0, 0, nil, false
+	if !follows(v, prev) {
+		return 0, 0, nil, false, ""
+	}
+	if why := deltaFits(prev, v); why != "" {
+		return 0, 0, nil, false, why
+	}
+	for _, e := range v.delta.Added {
+		orders = append(orders, e.Order)
+	}
+	return len(v.delta.Added), len(v.delta.Removed), orders, true, ""
 }

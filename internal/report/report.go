@@ -154,7 +154,14 @@ func Build(opt Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	fleet, damaged, err := readFleet(opt.Receipts, opt.To.UTC())
+	inCatalog := catalog{}
+	for name, vs := range published {
+		inCatalog[name] = map[uint64]string{}
+		for _, v := range vs {
+			inCatalog[name][v.serial] = v.sha256
+		}
+	}
+	fleet, damaged, err := readFleet(opt.Receipts, opt.To.UTC(), inCatalog)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +205,11 @@ func Build(opt Options) (*Report, error) {
 			}
 			ver := Version{Serial: v.serial, Issued: v.issued.UTC(), SHA256: v.sha256, Entries: known(v.count), Never: []string{}}
 			if i > 0 {
-				if added, removed, addedOrders, ok := change(vs[i-1], v); ok {
+				added, removed, addedOrders, ok, warning := change(vs[i-1], v)
+				if warning != "" {
+					r.Warnings = append(r.Warnings, warning)
+				}
+				if ok {
 					ver.Added, ver.Removed = &added, &removed
 					l.Added += added
 					l.Removed += removed
@@ -299,7 +310,7 @@ func enforcement(res *resolver, name string, vs []*version, v *version, to time.
 		return 0, true, false
 	}
 	for _, s := range h.seen {
-		if s.serial >= v.serial && isPublished(vs, s.serial, s.sha256) {
+		if s.serial >= v.serial {
 			since := v.issued
 			if res.first.After(since) {
 				since = res.first
@@ -308,11 +319,6 @@ func enforcement(res *resolver, name string, vs []*version, v *version, to time.
 		}
 	}
 	return 0, true, false
-}
-
-func isPublished(vs []*version, serial uint64, sha string) bool {
-	i, ok := slices.BinarySearchFunc(vs, serial, func(v *version, s uint64) int { return cmpUint(v.serial, s) })
-	return ok && vs[i].sha256 == sha
 }
 
 // summarize fills in the figures of the resolvers' times to enforce.

@@ -364,3 +364,25 @@ func TestDeltaWithoutBase(t *testing.T) {
 		t.Errorf("first version %d, added %v; warnings %q", v.Serial, v.Added, r.Warnings)
 	}
 }
+
+// TestDeltaThatDoesNotFit: a signed delta that removes an entry its base
+// (there whole) does not hold is not counted, and is named.
+func TestDeltaThatDoesNotFit(t *testing.T) {
+	lists, store := fixture(t)
+	v2, _ := os.ReadFile(filepath.Join(lists, "example-csam.list"))
+	v3 := string(v2) + "e.example ORDER-3 csam\n"
+	v3 = strings.Replace(v3, "#! serial: 2", "#! serial: 3", 1)
+	v3 = strings.Replace(v3, "2026-12-02T00:00:00Z", "2026-12-03T12:00:00Z", 1)
+	bad := deltatest.Text(t, string(v2), v3, func(d *blocklist.Delta) {
+		d.Removed = append(d.Removed, blocklist.Entry{Name: "nothere.example", Order: "ORDER-Z", Category: "csam"})
+	})
+	blocklisttest.NewKey(t).WriteList(t, lists, "example-csam.d/2.delta", bad)
+	r, err := Build(Options{Receipts: store, Lists: lists, From: at("2026-12-01T00:00:00Z"), To: at("2026-12-04T00:00:00Z")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := r.Lists[0].Versions[2]
+	if v.Serial != 3 || v.Added != nil || v.Entries != nil || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "removes nothere.example") {
+		t.Errorf("serial %d: added %v, entries %v; warnings %q", v.Serial, v.Added, v.Entries, r.Warnings)
+	}
+}
