@@ -13,7 +13,7 @@ import (
 	"github.com/regblock/regblock/internal/receipts"
 )
 
-const receiptsUsage = `Usage: regblock receipts -listen ADDR -dir DIR -p KEY... [-tls-cert FILE -tls-key FILE] [-keep-every DUR]
+const receiptsUsage = `Usage: regblock receipts -listen ADDR -dir DIR -p KEY... [-tls-cert FILE -tls-key FILE] [-keep-every DUR] [-metrics ADDR]
 
 The regulator's receiver of enforcement receipts. Resolvers with
 "receipts URL KEY [ID]" in their Corefile POST a signed receipt (the lists
@@ -27,7 +27,9 @@ says nothing new (the same lists, ledger and process; counts of blocked
 queries aside) is stored once an hour, or once per -keep-every: the
 blocked counts of regblock report are as fine as that.
 
-POST / takes a receipt; GET /metrics serves, per resolver, the serial of
+POST / takes a receipt; GET /metrics serves (on -metrics ADDR instead,
+when given: keep the ISPs, who reach the receipts address, from reading
+each other's resolvers there), per resolver, the serial of
 each list in force, the queries it blocked since the resolver started,
 the time of its last receipt and its ledger event count
 (regblock_receipts_list_serial, regblock_receipts_list_blocked,
@@ -49,6 +51,7 @@ func receiptsCmd(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&pubs, "p", "ISP public key `files`, or directories of *.pub files (repeat, or separate with commas)")
 	certFile := fs.String("tls-cert", "", "TLS certificate `file` (serve HTTPS)")
 	keyFile := fs.String("tls-key", "", "TLS key `file`")
+	metricsAddr := fs.String("metrics", "", "serve /metrics on this `address` (plain HTTP) rather than on -listen")
 	keepEvery := fs.Duration("keep-every", receipts.Heartbeat, "store a receipt that says nothing new once per `duration`")
 	logFormat := fs.String("log-format", "text", "log `format`: text, or json (one object a line, through log/slog)")
 	if code := parseFlags(fs, args); code >= 0 {
@@ -93,15 +96,29 @@ func receiptsCmd(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, 2, err, "")
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", metricsHandler(srv.Gatherer()))
 	mux.Handle("/", srv)
+	var others []*http.Server
+	if *metricsAddr == "" {
+		mux.Handle("/metrics", metricsHandler(srv.Gatherer()))
+	} else {
+		metricsMux := http.NewServeMux()
+		metricsMux.Handle("/metrics", metricsHandler(srv.Gatherer()))
+		metricsSrv := newServer(metricsMux, logger)
+		mln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			return fail(stderr, 2, err, "")
+		}
+		go metricsSrv.Serve(mln)
+		others = append(others, metricsSrv)
+		logger.Printf("metrics on http://%s/metrics", mln.Addr())
+	}
 	httpSrv := newServer(mux, logger)
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fail(stderr, 2, err, "")
 	}
 	logger.Printf("taking receipts on %s from %d keys, into %s", ln.Addr(), len(keys), *dir)
-	if err := serve(httpSrv, ln, *certFile, *keyFile); err != nil {
+	if err := serve(httpSrv, ln, *certFile, *keyFile, others...); err != nil {
 		return fail(stderr, 1, err, "")
 	}
 	return 0

@@ -436,3 +436,27 @@ func TestReceiverHostileISP(t *testing.T) {
 		t.Errorf("the torn file is not kept aside: %v", aside)
 	}
 }
+
+// TestReceiverMetricsApart: with -metrics, the receipts address serves no
+// metrics (ISPs reach it), and the metrics address does.
+func TestReceiverMetricsApart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pub := filepath.Join(dir, "isp.pub")
+	regblock(t, "keygen", "-W", "-p", pub, "-s", filepath.Join(dir, "isp.key"))
+	cert, certKey, _ := testenv.SelfSigned(t)
+	metricsAddr := "127.0.0.1:" + testenv.FreePort(t)
+	base, client := receiverWith(t, []string{"-metrics", metricsAddr}, t.TempDir(), cert, certKey, pub)
+	resp, err := client.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET /metrics on the receipts address: HTTP %d, want 405", resp.StatusCode)
+	}
+	testenv.Eventually(t, 10*time.Second, "the metrics address serves the receiver's metrics", func() bool {
+		_, ok := metrics(t, http.DefaultClient, "http://"+metricsAddr+"/metrics")["regblock_receipts_damaged_lines_total"]
+		return ok
+	})
+}
