@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -158,7 +159,7 @@ func readPublished(dir string, keys []minisign.PublicKey, maxSize int64) (map[st
 		for _, v := range m {
 			vs = append(vs, v)
 		}
-		slices.SortFunc(vs, func(a, b *version) int { return cmpUint(a.serial, b.serial) })
+		slices.SortFunc(vs, func(a, b *version) int { return cmp.Compare(a.serial, b.serial) })
 		countEntries(vs)
 		out[name] = vs
 		for i, v := range vs {
@@ -170,16 +171,6 @@ func readPublished(dir string, keys []minisign.PublicKey, maxSize int64) (map[st
 	}
 	slices.Sort(warnings)
 	return out, warnings, nil
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // follows reports whether v's delta starts from prev.
@@ -236,9 +227,7 @@ func change(prev, v *version) (added, removed int, orders []string, ok bool, war
 		for k, n := range v.entries {
 			if more := n - prev.entries[k]; more > 0 {
 				added += more
-				for range more {
-					orders = append(orders, orderOf(k))
-				}
+				orders = append(orders, orderOf(k))
 			}
 		}
 		for k, n := range prev.entries {
