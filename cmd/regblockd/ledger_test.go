@@ -331,12 +331,12 @@ func newDiskResolver(t *testing.T, dir, pub, option string) *diskResolver {
 	return r
 }
 
-// start runs regblockd, and waits for its DNS port (before /ready: a
-// ready port taken meanwhile by another process of a concurrent test would
-// answer for it).
+// start runs regblockd, and waits for its startup banner and its DNS
+// port (before /ready: a ready port taken meanwhile by another process of
+// a concurrent test would answer for it).
 func (r *diskResolver) start() {
 	r.cmd = exec.Command(bin, "-conf", r.conf)
-	testenv.Process(r.t, "regblockd", r.cmd)
+	testenv.Serving(r.t, testenv.Process(r.t, "regblockd", r.cmd))
 	testenv.Eventually(r.t, 20*time.Second, "regblockd answers", func() bool {
 		_, err := query(r.addr, "probe.test.", dns.TypeA)
 		return err == nil

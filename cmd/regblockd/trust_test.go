@@ -655,6 +655,7 @@ func newTrustResolver(t *testing.T, pubkeys, trust string) *trustResolver {
 
 func (r *trustResolver) start() {
 	r.logs = testenv.Process(r.t, "regblockd", exec.Command(bin, "-conf", r.conf))
+	testenv.Serving(r.t, r.logs)
 }
 
 // blocked reports whether name gets the block answer.

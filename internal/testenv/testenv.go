@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -145,12 +146,25 @@ func RegblockdEnv(t testing.TB, bin, corefile, wd, addr, probe string, env []str
 		cmd.Env = append(os.Environ(), env...)
 	}
 	logs := Process(t, "regblockd", cmd)
+	Serving(t, logs)
 	c := &dns.Client{Timeout: 500 * time.Millisecond}
 	Eventually(t, 20*time.Second, "regblockd answers on "+addr, func() bool {
 		_, _, err := c.Exchange(new(dns.Msg).SetQuestion(probe, dns.TypeA), addr)
 		return err == nil
 	})
 	return logs
+}
+
+// Serving waits (at most 20 s) until the regblockd whose output is logs
+// has printed CoreDNS's startup banner: every listener of this very
+// process (DNS, metrics, ready) is then open. An answer on the DNS port
+// alone does not prove it: after a restart, another test's process can
+// hold a port this one was given, and /metrics may not be open yet.
+func Serving(t testing.TB, logs *Output) {
+	t.Helper()
+	Eventually(t, 20*time.Second, "regblockd prints its startup banner", func() bool {
+		return strings.Contains(logs.String(), "CoreDNS-")
+	})
 }
 
 // Eventually polls cond every 10 ms until it holds, for at most timeout,
