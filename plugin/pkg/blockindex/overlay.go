@@ -152,22 +152,33 @@ func (li *ListIndex) Apply(d *blocklist.Delta) (*ListIndex, error) {
 		return nil, mismatch("the entries after applying it have the checksum %s, not the %s its digest header says", got, d.Checksum)
 	}
 
-	// The canary is the header's: when it changed, the base's is hidden and
-	// the overlay holds the new one.
-	header := *d.List
+	next, err := li.publish(d.List, sum, ov)
+	if err != nil {
+		return nil, mismatch("%v", err)
+	}
+	return next, nil
+}
+
+// publish returns li's records with overlay ov, which holds the entries
+// added and the records hidden since they were compiled: the index of
+// version l, whose entries sum to sum. The canary is l's: when it is not
+// the one compiled into the records, that one is hidden and ov's index
+// holds l's.
+func (li *ListIndex) publish(l *blocklist.List, sum checksum, ov *overlay) (*ListIndex, error) {
+	header := *l
 	header.Canary = ""
 	if ov.canary != "" {
 		rec, ok := li.canaryRecord(ov.canary)
 		switch {
 		case !ok:
-		case d.Canary != ov.canary:
+		case l.Canary != ov.canary:
 			ov.hidden[rec] = 1
 		default:
 			delete(ov.hidden, rec)
 		}
 	}
-	if d.Canary != ov.canary {
-		header.Canary = d.Canary
+	if l.Canary != ov.canary {
+		header.Canary = l.Canary
 	}
 	if len(ov.added) > 0 || header.Canary != "" {
 		c := NewCompiler(len(ov.added))
@@ -176,12 +187,12 @@ func (li *ListIndex) Apply(d *blocklist.Delta) (*ListIndex, error) {
 		}
 		index, err := c.Finish(&header)
 		if err != nil {
-			return nil, mismatch("%v", err)
+			return nil, err
 		}
 		ov.index = index
 	}
 	next := *li
-	next.list, next.sum, next.over = d.List, sum, ov
+	next.list, next.sum, next.over = l, sum, ov
 	if len(ov.added) == 0 && len(ov.hidden) == 0 && ov.index == nil {
 		next.over = nil
 	} else {

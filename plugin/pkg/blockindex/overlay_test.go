@@ -47,7 +47,8 @@ func delta(t testing.TB, old, next *blocklist.List) *blocklist.Delta {
 }
 
 // TestDeltaAgreesWithReference applies chains of random deltas, to plain
-// and hashed lists, and checks every lookup, before and after compaction,
+// and hashed lists (or diffs the next version against the one in force,
+// as a whole reload of a list in force does), and checks every lookup, before and after compaction,
 // against the reference rule on the list the chain ends with, and the
 // checksum against that of a whole compile.
 func TestDeltaAgreesWithReference(t *testing.T) {
@@ -70,8 +71,9 @@ func TestDeltaAgreesWithReference(t *testing.T) {
 	blockedNet := netip.MustParseAddr("203.0.113.5")
 	for round := range 1000 {
 		hashed := rng.IntN(2) == 0
+		diffs := rng.IntN(2) == 0 // a differ takes no address entries
 		var b strings.Builder
-		if !hashed {
+		if !hashed && !diffs {
 			b.WriteString("ip:203.0.113.0/24 ORDER-IP\n") // kept by every delta; name exceptions lift it
 		}
 		for range rng.IntN(10) {
@@ -109,8 +111,15 @@ func TestDeltaAgreesWithReference(t *testing.T) {
 				}
 			}
 			next := reparse(t, plain, 2+step, canaries[rng.IntN(3)], entries)
-			d := delta(t, index(plain), index(next))
-			if li, err = li.Apply(d); err != nil {
+			if diffs && rng.IntN(2) == 0 {
+				differ := NewDiffer(li, 1<<20)
+				for _, e := range index(next).Entries {
+					differ.Add(e)
+				}
+				if li, err = differ.Finish(index(next)); err != nil {
+					t.Fatalf("round %d step %d: diff: %v", round, step, err)
+				}
+			} else if li, err = li.Apply(delta(t, index(plain), index(next))); err != nil {
 				t.Fatalf("round %d step %d: %v", round, step, err)
 			}
 			if rng.IntN(3) == 0 { // as the set does when an overlay grows
@@ -233,4 +242,66 @@ func mustIndex(t testing.TB, li *ListIndex) *Index {
 		t.Fatal(err)
 	}
 	return ix
+}
+
+// diff diffs next against li with the given limit.
+func diff(li *ListIndex, next *blocklist.List, limit int) (*ListIndex, error) {
+	d := NewDiffer(li, limit)
+	for _, e := range next.Entries {
+		d.Add(e)
+	}
+	return d.Finish(next)
+}
+
+// TestDiffGivesUp checks that a differ keeps the records it diffs against
+// and gives up, for the caller to compile the version, on what an
+// overlay should not take.
+func TestDiffGivesUp(t *testing.T) {
+	var b strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&b, "n%d.test\n", i)
+	}
+	base := parse(t, "l", b.String())
+	li, err := Compile(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Three added, two removed: an overlay of five on the same records.
+	small := reparse(t, base, 2, "", append(base.Entries[2:], parse(t, "l", "x.test\ny.test\nz.test\n").Entries...))
+	got, err := diff(li, small, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.OverlayLen() != 5 || &got.recs[0] != &li.recs[0] {
+		t.Errorf("diffed: %v, sharing the base records %v; want an overlay of 5 on them", got, &got.recs[0] == &li.recs[0])
+	}
+	if ix := mustIndex(t, got); !blocked(ix, "z.test.") || blocked(ix, "n1.test.") || !blocked(ix, "n2.test.") {
+		t.Error("the diffed index does not answer as the new version")
+	}
+	if _, err := diff(li, small, 4); err != ErrTooDifferent {
+		t.Errorf("five changes against a limit of four: %v, want ErrTooDifferent", err)
+	}
+	withIP := reparse(t, base, 2, "", append(base.Entries, parse(t, "l", "ip:192.0.2.0/24\n").Entries...))
+	if _, err := diff(li, withIP, 1000); err != ErrTooDifferent {
+		t.Errorf("an address entry: %v, want ErrTooDifferent", err)
+	}
+	salted, err := blocklist.Hash(base, make([]byte, blocklist.SaltSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := diff(li, salted, 1000); err != ErrTooDifferent {
+		t.Errorf("the version hashed: %v, want ErrTooDifferent", err)
+	}
+	ipli, err := Compile(withIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if NewDiffer(ipli, 1000) != nil || NewDiffer(li, 0) != nil {
+		t.Error("a differ against a list with address entries, or with no room for a change")
+	}
+}
+
+func blocked(ix *Index, qname string) bool {
+	_, ok := ix.Lookup(qname)
+	return ok
 }

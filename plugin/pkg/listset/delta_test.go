@@ -13,6 +13,7 @@ import (
 	"aead.dev/minisign"
 
 	"github.com/regblock/regblock/internal/deltatest"
+	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 )
@@ -404,4 +405,67 @@ func TestDeltaNotForRPZ(t *testing.T) {
 	if f.blocks("new.example.") || !f.blocks("old.example.") {
 		t.Error("a delta changed a list in force from an RPZ zone")
 	}
+}
+
+// TestWholeReloadDiffed checks that a whole new version of the list in
+// force from a file, when it changes little, is diffed against the
+// records in force (an overlay, no second index), that one that changes
+// much is compiled, and that both answer and sum as the version does.
+func TestWholeReloadDiffed(t *testing.T) {
+	f := newFixture(t)
+	names := func(from, to int) string {
+		var b strings.Builder
+		for i := from; i < to; i++ {
+			fmt.Fprintf(&b, "n%d.example ORDER-%d\n", i, i%3)
+		}
+		return b.String()
+	}
+	f.write("a.list", listText("a", 1, names(0, 200)))
+	f.set.Scan()
+	f.expect("applied a 1")
+	base := f.set.InForce("a").Index
+
+	check := func(serial, overlay int, text string, blocked, passed string) {
+		t.Helper()
+		c := f.set.InForce("a")
+		l, err := blocklist.Parse("a.list", []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := blockindex.Compile(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.List.Serial != uint64(serial) || c.Index.OverlayLen() != overlay || c.Index.Checksum() != want.Checksum() {
+			t.Errorf("in force: serial %d, %v, checksum %s; want serial %d, an overlay of %d, checksum %s",
+				c.List.Serial, c.Index, c.Index.Checksum(), serial, overlay, want.Checksum())
+		}
+		if !f.blocks(blocked) || f.blocks(passed) {
+			t.Errorf("serial %d: %s must be blocked and %s pass", serial, blocked, passed)
+		}
+	}
+	// Two removed, three added: an overlay of five on the records in force.
+	v2 := listText("a", 2, names(2, 203))
+	f.write("a.list", v2)
+	f.set.Scan()
+	f.expect("applied a 2")
+	check(2, 5, v2, "n202.example.", "n1.example.")
+	if c := f.set.InForce("a"); c.Index.String() != fmt.Sprintf("list %q: %d records, overlay of 5", "a", 201) {
+		t.Errorf("diffed against the base of %v: %v", base, c.Index)
+	}
+	// Fifty changed, past a sixteenth of the list: compiled whole.
+	v3 := listText("a", 3, names(50, 250))
+	f.write("a.list", v3)
+	f.set.Scan()
+	f.expect("applied a 3")
+	check(3, 0, v3, "n249.example.", "n49.example.")
+	// A restart compiles the saved copy.
+	f.start()
+	f.expect("applied a 3", "unchanged a")
+	check(3, 0, v3, "n249.example.", "n49.example.")
+	v4 := listText("a", 4, names(50, 249))
+	f.write("a.list", v4)
+	f.set.Scan()
+	f.expect("applied a 4")
+	check(4, 1, v4, "n248.example.", "n249.example.")
 }

@@ -324,18 +324,42 @@ func (s *Set) build(applied []*Current) *blockindex.Index {
 // consider reads the list file at path and puts it in force if it is valid
 // and newer than the version in force. It returns the list applied, if any.
 func (s *Set) consider(path string) *Current {
+	return s.considerWith(path, true)
+}
+
+// indexer is what a list file's entries stream into: a compiler, or a
+// differ against the version in force.
+type indexer interface {
+	Add(blocklist.Entry)
+	Finish(*blocklist.List) (*blockindex.ListIndex, error)
+}
+
+// considerWith is consider; diff says whether a new version of the list
+// in force from path may be diffed against it rather than compiled.
+func (s *Set) considerWith(path string, diff bool) *Current {
 	start := time.Now()
 	delete(s.read, path)
 	// The file streams through the signature check and the parser, and
 	// its entries straight into the index: a list being loaded is never
-	// held whole, neither as text nor as entries. The size only sizes the
-	// index being built.
-	var size int64
-	if fi, err := os.Stat(path); err == nil {
-		size = fi.Size()
+	// held whole, neither as text nor as entries. A new version of the
+	// list in force from the file (a whole reload) is diffed against it,
+	// which costs a bit per entry in force instead of a second index
+	// beside it, unless it changes too much to be an overlay: then the
+	// file is read again and compiled.
+	var ix indexer
+	if cur := s.fromPath(path); diff && cur != nil {
+		if d := blockindex.NewDiffer(cur.Index, min(compactAt, cur.List.Blocking()/16)-1); d != nil {
+			ix = d
+		}
 	}
-	compiler := blockindex.NewCompilerFor(min(size, s.cfg.MaxSize))
-	v, err := admit.Open(path, s.cfg.MaxSize, s.judge(), compiler.Add)
+	if ix == nil {
+		var size int64 // sizes the index being built
+		if fi, err := os.Stat(path); err == nil {
+			size = fi.Size()
+		}
+		ix = blockindex.NewCompilerFor(min(size, s.cfg.MaxSize))
+	}
+	v, err := admit.Open(path, s.cfg.MaxSize, s.judge(), ix.Add)
 	if errors.Is(err, minisig.ErrNoSignature) && s.fromPath(path) == nil {
 		s.wait(path) // not yet published whole: the signature may come next
 		return nil
@@ -360,7 +384,13 @@ func (s *Set) consider(path string) *Current {
 	switch unchanged, err := admit.Decide(inForce, s.marks[l.Name], l, s.Now()); {
 	case unchanged || cur != nil && cur.passedThrough(l.SHA256):
 		if cur != nil && len(cur.deltas) > 0 && cur.List.SHA256 == l.SHA256 {
-			s.rebase(cur, path, l, sig, compiler)
+			li, err := ix.Finish(l)
+			if errors.Is(err, blockindex.ErrTooDifferent) {
+				return s.considerWith(path, false)
+			}
+			if err == nil { // else the chain stays; so does its state
+				s.rebase(cur, path, l, sig, li)
+			}
 		}
 		s.note(Change{Kind: Unchanged, Name: l.Name})
 		return nil
@@ -373,7 +403,10 @@ func (s *Set) consider(path string) *Current {
 		return nil
 	}
 
-	li, err := compiler.Finish(l)
+	li, err := ix.Finish(l)
+	if errors.Is(err, blockindex.ErrTooDifferent) {
+		return s.considerWith(path, false)
+	}
 	if err != nil {
 		s.reject(path, l.Name, &result.Error{Result: result.ParseError, Err: err}, &l.Serial)
 		return nil
@@ -392,17 +425,13 @@ func (s *Set) consider(path string) *Current {
 }
 
 // rebase puts in force, in place of cur, a version made by deltas, the
-// whole file of that version: l, read from path, whose entries compiler
-// holds. Its index replaces the chain's (compacted for free), the state
+// whole file of that version: l, read from path, indexed as li. Its index
+// replaces the chain's (compacted for free when compiled), the state
 // directory keeps it instead of the chain, and the next Scan publishes
 // it. A delta's sha256 header is its signer's word: when the whole file's
 // entries are not the chain's, the chain's signers lied about which
 // version they made, and the whole file's entries are enforced from now.
-func (s *Set) rebase(cur *Current, path string, l *blocklist.List, sig []byte, compiler *blockindex.Compiler) {
-	li, err := compiler.Finish(l)
-	if err != nil {
-		return // the chain stays; so does its state
-	}
+func (s *Set) rebase(cur *Current, path string, l *blocklist.List, sig []byte, li *blockindex.ListIndex) {
 	if li.Checksum() != cur.Index.Checksum() {
 		s.reject(cur.Source(), l.Name, result.Errorf(result.DeltaMismatch, "%s: the deltas that made list %q serial %d give other entries (checksum %s) than its whole file %s (checksum %s), which has the SHA-256 they named: enforcing the whole file",
 			cur.Source(), l.Name, l.Serial, cur.Index.Checksum(), path, li.Checksum()), &l.Serial)

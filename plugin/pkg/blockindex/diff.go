@@ -1,0 +1,150 @@
+package blockindex
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+)
+
+// A whole new version of a list in force mostly repeats it. Compiled
+// beside the version answering, it costs a second set of records and
+// table (300 MB at 10 M names) and their sort; diffed against the
+// version's records (the base) as the parser streams it, it costs a bit
+// per base record: each entry found in the base marks its record, the
+// others are kept, and the result is the base with an overlay, as if a
+// delta of the change had arrived (Apply). Past limit changed entries the
+// differ gives up, early when it can: the caller compiles the version.
+
+// ErrTooDifferent is Differ.Finish's error for a version better compiled
+// whole: more changed entries than the limit, address entries, another
+// salt, or an entry the compiler would refuse (it says why).
+var ErrTooDifferent = errors.New("blockindex: the version is better compiled whole than diffed")
+
+// Differ diffs a list's next version, entry by entry, against a compiled
+// version of it.
+type Differ struct {
+	base  *ListIndex
+	limit int
+	ids   map[metaKey]uint32 // the base's metas
+	keys  []metaKey          // by id: stable copies
+	sums  []uint64           // metaHash of each, by id
+	// last is the meta of the last entry found in the base: most entries
+	// share one, and a map lookup per entry was a fifth of a compile.
+	last   metaKey
+	lastID uint32
+	seen   []uint64 // a bit per base record that the version holds
+	added  []blocklist.Entry
+	sum    checksum // of the version's entries
+	canary string   // the canary compiled into the base records
+	failed bool
+}
+
+// NewDiffer returns a differ against base's records that gives up past
+// limit changed entries (added, and base records removed), or nil when
+// base is not one to diff against: it holds address entries, or limit is
+// not positive.
+func NewDiffer(base *ListIndex, limit int) *Differ {
+	if base.ips != nil || limit <= 0 {
+		return nil
+	}
+	d := &Differ{base: base, limit: limit, ids: make(map[metaKey]uint32, len(base.metas)),
+		seen: make([]uint64, (len(base.recs)+63)/64), canary: base.list.Canary, lastID: ^uint32(0)}
+	if base.over != nil {
+		d.canary = base.over.canary
+	}
+	d.keys, d.sums = make([]metaKey, len(base.metas)), make([]uint64, len(base.metas))
+	for i, m := range base.metas {
+		k := m.key()
+		d.keys[i], d.sums[i] = k, metaHash(m)
+		if _, dup := d.ids[k]; !dup {
+			d.ids[k] = uint32(i)
+		}
+	}
+	// The canary is the header's, not an entry: its record is not one an
+	// entry may claim (Finish hides it when the canary changed).
+	if rec, ok := base.canaryRecord(d.canary); ok && d.canary != "" {
+		d.mark(rec)
+	}
+	return d
+}
+
+// Add takes the version's next entry.
+func (d *Differ) Add(e blocklist.Entry) {
+	if d.failed {
+		return
+	}
+	h, err := nameHashes(e)
+	if err != nil || e.Prefix.IsValid() || e.Hashed != (d.base.salt != nil) {
+		d.fail()
+		return
+	}
+	m, k := newMeta(e)
+	id, known := d.metaID(k)
+	if known {
+		d.sum.add(entryValue(h, e.Kind, d.sums[id]))
+		if d.mark(record{key: h.key(), check: uint32(h.h2), kindMeta: uint32(e.Kind)<<metaBits | id}) {
+			return
+		}
+	} else {
+		d.sum.add(entryValue(h, e.Kind, metaHash(m)))
+	}
+	if len(d.added) >= d.limit {
+		d.fail()
+		return
+	}
+	// The strings may be in the stream's buffer.
+	e.Name, e.Order, e.Category = strings.Clone(e.Name), strings.Clone(e.Order), strings.Clone(e.Category)
+	d.added = append(d.added, e)
+}
+
+func (d *Differ) fail() { d.failed, d.added, d.seen = true, nil, nil }
+
+// metaID returns the id of the base's meta k, if it has one.
+func (d *Differ) metaID(k metaKey) (uint32, bool) {
+	if d.lastID != ^uint32(0) && k == d.last {
+		return d.lastID, true
+	}
+	id, ok := d.ids[k]
+	if ok {
+		d.last, d.lastID = d.keys[id], id
+	}
+	return id, ok
+}
+
+// mark marks the first base record identical to rec and not marked yet,
+// and reports whether there was one.
+func (d *Differ) mark(rec record) bool {
+	recs := d.base.recs
+	r, ok := d.base.find(rec.key)
+	for ; ok && r < len(recs) && recs[r].key == rec.key; r++ {
+		if recs[r] == rec && d.seen[r/64]&(1<<(r%64)) == 0 {
+			d.seen[r/64] |= 1 << (r % 64)
+			return true
+		}
+	}
+	return false
+}
+
+// Finish returns the index of version l, whose entries were added: the
+// base's records with an overlay of the change. The differ is spent.
+func (d *Differ) Finish(l *blocklist.List) (*ListIndex, error) {
+	defer d.fail()
+	if d.failed || string(l.Salt) != string(d.base.salt) {
+		return nil, ErrTooDifferent
+	}
+	ov := &overlay{added: d.added, hidden: map[record]int32{}, canary: d.canary}
+	n := len(d.added)
+	recs := d.base.recs
+	for w, bits := range d.seen {
+		for i := w * 64; bits != ^uint64(0) && i < min(len(recs), w*64+64); i++ {
+			if bits&(1<<(i%64)) == 0 {
+				if n++; n > d.limit {
+					return nil, ErrTooDifferent
+				}
+				ov.hidden[recs[i]]++
+			}
+		}
+	}
+	return d.base.publish(l, d.sum, ov)
+}
