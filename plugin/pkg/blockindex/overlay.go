@@ -234,7 +234,8 @@ func (li *ListIndex) hide(hidden map[record]int32, e blocklist.Entry) bool {
 	return false
 }
 
-// canaryRecord returns the base record of the canary name.
+// canaryRecord returns the base record of the canary name: the header's
+// canary, which no entry's record can equal.
 func (li *ListIndex) canaryRecord(canary string) (record, bool) {
 	h, ok := hashName(canary)
 	if li.salt != nil {
@@ -247,7 +248,9 @@ func (li *ListIndex) canaryRecord(canary string) (record, bool) {
 	r, found := li.find(key)
 	for ; found && r < len(li.recs) && li.recs[r].key == key; r++ {
 		rec := li.recs[r]
-		if rec.check == check && rec.kind() == blocklist.Exact && li.metas[rec.kindMeta&(1<<metaBits-1)].category == blocklist.CategoryCanary {
+		// The header's canary, not an RPZ trigger at its name, which
+		// the parser puts in the canary's category with its own answer.
+		if rec.check == check && rec.kind() == blocklist.Exact && li.metaOf(rec).key() == (metaKey{category: blocklist.CategoryCanary}) {
 			return rec, true
 		}
 	}

@@ -469,3 +469,60 @@ func TestWholeReloadDiffed(t *testing.T) {
 	f.expect("applied a 4")
 	check(4, 1, v4, "n248.example.", "n249.example.")
 }
+
+// TestWholeReloadRPZCanary checks a diffed whole reload of an RPZ zone
+// whose canary has a trigger too (as regblock export writes it): the
+// canary answers as the header says, and once the header and trigger are
+// gone, the canary name passes, as in a resolver started on that version.
+func TestWholeReloadRPZCanary(t *testing.T) {
+	f := newFixture(t)
+	const canary = "canary.regblock.test"
+	zone := func(serial, from int, withCanary bool) string {
+		var b strings.Builder
+		if withCanary {
+			fmt.Fprintf(&b, ";$ canary: %s\n", canary)
+		}
+		fmt.Fprintf(&b, "$TTL 300\n@ SOA localhost. hostmaster.regulator.example. %d 3600 600 86400 300\n  NS localhost.\n", serial)
+		for i := from; i < 160; i++ {
+			fmt.Fprintf(&b, "n%d.example CNAME .\n", i)
+		}
+		if withCanary {
+			b.WriteString(canary + " CNAME .\n")
+		}
+		return b.String()
+	}
+	check := func(text string) {
+		t.Helper()
+		l, err := blocklist.Parse("a.rpz", []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := blockindex.Build([]*blocklist.List{l})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{canary + ".", "n1.example.", "n100.example."} {
+			g, gok := f.index.Lookup(q)
+			w, wok := want.Lookup(q)
+			if gok != wok || g.Action != w.Action || g.Category != w.Category || g.Order != w.Order {
+				t.Errorf("Lookup(%q) = %v %+v, a fresh compile says %v %+v", q, gok, g, wok, w)
+			}
+		}
+	}
+	f.write("a.rpz", zone(1, 0, true))
+	f.set.Scan()
+	f.expect("applied a 1")
+	v2 := zone(2, 7, true)
+	f.write("a.rpz", v2)
+	f.set.Scan()
+	f.expect("applied a 2")
+	if n := f.set.InForce("a").Index.OverlayLen(); n != 7 {
+		t.Errorf("serial 2 diffed into an overlay of %d, want the 7 triggers removed", n)
+	}
+	check(v2)
+	v3 := zone(3, 7, false)
+	f.write("a.rpz", v3)
+	f.set.Scan()
+	f.expect("applied a 3")
+	check(v3)
+}
