@@ -61,11 +61,6 @@ func NewDiffer(base *ListIndex, limit int) *Differ {
 			d.ids[k] = uint32(i)
 		}
 	}
-	// The canary is the header's, not an entry: its record is not one an
-	// entry may claim (Finish hides it when the canary changed).
-	if rec, ok := base.canaryRecord(d.canary); ok && d.canary != "" {
-		d.mark(rec)
-	}
 	return d
 }
 
@@ -127,7 +122,9 @@ func (d *Differ) mark(rec record) bool {
 }
 
 // Finish returns the index of version l, whose entries were added: the
-// base's records with an overlay of the change. The differ is spent.
+// base's records with an overlay of the change. The differ is spent. No
+// entry marks the canary's record (its meta is the header's alone):
+// publish keeps it or hides it, as the canary of l says.
 func (d *Differ) Finish(l *blocklist.List) (*ListIndex, error) {
 	defer d.fail()
 	if d.failed || string(l.Salt) != string(d.base.salt) {
