@@ -33,7 +33,11 @@ type Differ struct {
 	// share one, and a map lookup per entry was a fifth of a compile.
 	last   metaKey
 	lastID uint32
+	plain  uint32   // the id of the meta of an entry that says nothing besides its name
 	seen   []uint64 // a bit per base record that the version holds
+	queue  []queued // entries waiting for a batch's lookups
+	text   []byte   // the queued entries' strings
+	sink   uint64   // what the batch's first pass loads, kept
 	added  []blocklist.Entry
 	sum    checksum // of the version's entries
 	canary string   // the canary compiled into the base records
@@ -54,14 +58,33 @@ func NewDiffer(base *ListIndex, limit int) *Differ {
 		d.canary = base.over.canary
 	}
 	d.keys, d.sums = make([]metaKey, len(base.metas)), make([]uint64, len(base.metas))
+	d.plain = ^uint32(0)
 	for i, m := range base.metas {
 		k := m.key()
 		d.keys[i], d.sums[i] = k, metaHash(m)
 		if _, dup := d.ids[k]; !dup {
 			d.ids[k] = uint32(i)
+			if k == (metaKey{}) {
+				d.plain = uint32(i)
+			}
 		}
 	}
 	return d
+}
+
+// batch is how many entries the differ looks up together. Against a list
+// of millions each lookup misses the cache twice (a table slot, then a
+// record); loading a batch's slots in one pass, then its records in
+// another, lets those misses overlap instead of following each other.
+const batch = 64
+
+// queued is an entry waiting for its batch's lookups: its strings, which
+// may be in the stream's buffer, are copied into the batch's text.
+type queued struct {
+	e    blocklist.Entry
+	rec  record
+	ends [3]int // where its name, order and category end in the text
+	r    int    // its key's first record, or -1
 }
 
 // Add takes the version's next entry.
@@ -76,28 +99,71 @@ func (d *Differ) Add(e blocklist.Entry) {
 	}
 	m, k := newMeta(e)
 	id, known := d.metaID(k)
-	if known {
-		d.sum.add(entryValue(h, e.Kind, d.sums[id]))
-		if d.mark(record{key: h.key(), check: uint32(h.h2), kindMeta: uint32(e.Kind)<<metaBits | id}) {
-			return
-		}
-	} else {
+	if !known { // not in the base: added
 		d.sum.add(entryValue(h, e.Kind, metaHash(m)))
+		e.Name, e.Order, e.Category = strings.Clone(e.Name), strings.Clone(e.Order), strings.Clone(e.Category)
+		d.add(e)
+		return
 	}
+	d.sum.add(entryValue(h, e.Kind, d.sums[id]))
+	q := queued{e: e, rec: record{key: h.key(), check: uint32(h.h2), kindMeta: uint32(e.Kind)<<metaBits | id}}
+	for i, s := range []string{e.Name, e.Order, e.Category} {
+		d.text = append(d.text, s...)
+		q.ends[i] = len(d.text)
+	}
+	d.queue = append(d.queue, q)
+	if len(d.queue) == batch {
+		d.flush()
+	}
+}
+
+// add keeps e, added, unless that makes one change too many.
+func (d *Differ) add(e blocklist.Entry) {
 	if len(d.added) >= d.limit {
 		d.fail()
 		return
 	}
-	// The strings may be in the stream's buffer.
-	e.Name, e.Order, e.Category = strings.Clone(e.Name), strings.Clone(e.Order), strings.Clone(e.Category)
 	d.added = append(d.added, e)
 }
 
-func (d *Differ) fail() { d.failed, d.added, d.seen = true, nil, nil }
+// flush looks up the queued entries: each marks a base record identical
+// to its own, or is added.
+func (d *Differ) flush() {
+	b := d.base
+	for _, q := range d.queue { // the slots, together
+		d.sink += b.table[q.rec.key&b.mask]
+	}
+	for i := range d.queue { // the records, together
+		r, ok := b.find(d.queue[i].rec.key)
+		if !ok {
+			r = -1
+		}
+		d.queue[i].r = r
+	}
+	start := 0
+	for _, q := range d.queue {
+		if !d.mark(q.rec, q.r) {
+			e := q.e
+			e.Name = string(d.text[start:q.ends[0]])
+			e.Order = string(d.text[q.ends[0]:q.ends[1]])
+			e.Category = string(d.text[q.ends[1]:q.ends[2]])
+			if d.add(e); d.failed {
+				return
+			}
+		}
+		start = q.ends[2]
+	}
+	d.queue, d.text = d.queue[:0], d.text[:0]
+}
+
+func (d *Differ) fail() { d.failed, d.added, d.seen, d.queue = true, nil, nil, nil }
 
 // metaID returns the id of the base's meta k, if it has one.
 func (d *Differ) metaID(k metaKey) (uint32, bool) {
-	if d.lastID != ^uint32(0) && k == d.last {
+	switch {
+	case k == metaKey{}: // no order, category or answer: the most common
+		return d.plain, d.plain != ^uint32(0)
+	case d.lastID != ^uint32(0) && k == d.last:
 		return d.lastID, true
 	}
 	id, ok := d.ids[k]
@@ -107,12 +173,12 @@ func (d *Differ) metaID(k metaKey) (uint32, bool) {
 	return id, ok
 }
 
-// mark marks the first base record identical to rec and not marked yet,
-// and reports whether there was one.
-func (d *Differ) mark(rec record) bool {
+// mark marks the first base record identical to rec, from r (its key's
+// first record, or -1), and not marked yet, and reports whether there was
+// one.
+func (d *Differ) mark(rec record, r int) bool {
 	recs := d.base.recs
-	r, ok := d.base.find(rec.key)
-	for ; ok && r < len(recs) && recs[r].key == rec.key; r++ {
+	for ; r >= 0 && r < len(recs) && recs[r].key == rec.key; r++ {
 		if recs[r] == rec && d.seen[r/64]&(1<<(r%64)) == 0 {
 			d.seen[r/64] |= 1 << (r % 64)
 			return true
@@ -127,6 +193,9 @@ func (d *Differ) mark(rec record) bool {
 // publish keeps it or hides it, as the canary of l says.
 func (d *Differ) Finish(l *blocklist.List) (*ListIndex, error) {
 	defer d.fail()
+	if !d.failed {
+		d.flush()
+	}
 	if d.failed || string(l.Salt) != string(d.base.salt) {
 		return nil, ErrTooDifferent
 	}
