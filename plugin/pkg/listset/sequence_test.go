@@ -98,14 +98,8 @@ func randomVersions(t *testing.T, seed uint64) (diffed int) {
 	var history []string
 	check := func(when string) {
 		t.Helper()
-		l, err := blocklist.Parse("a.list", []byte(inForce))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := blockindex.Build([]*blocklist.List{l})
-		if err != nil {
-			t.Fatal(err)
-		}
+		want := fresh(t, "a.list", inForce)
+		l := want.Lists()[0]
 		describe := func(m blockindex.Match, ok bool) string {
 			if !ok {
 				return "passes"
@@ -191,4 +185,19 @@ func randomVersions(t *testing.T, seed uint64) (diffed int) {
 		}
 	}
 	return diffed
+}
+
+// fresh returns the index a resolver started on the version text (the
+// file file) builds.
+func fresh(t *testing.T, file, text string) *blockindex.Index {
+	t.Helper()
+	l, err := blocklist.Parse(file, []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := blockindex.Build([]*blocklist.List{l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix
 }
