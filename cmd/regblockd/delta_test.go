@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/regblock/regblock/internal/testenv"
+	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 )
 
 // TestDeltas runs regblockd on a lists directory and a state directory and
@@ -198,4 +199,75 @@ func TestDeltas(t *testing.T) {
 	if got := metrics()[`coredns_regblock_list_serial{list="e2e"}`]; got != 3 {
 		t.Errorf("serial after restart %v, want 3", got)
 	}
+}
+
+// TestWholeReloadDiffed rewrites the whole list file with a new version
+// that changes a few names of 200, the case the resolver diffs against
+// the version in force instead of compiling it again, and checks what a
+// DNS client, /metrics and the ledger see: the names added blocked, the
+// names removed passing, the others still blocked, and the new serial,
+// entry count and whole file's SHA-256 recorded.
+func TestWholeReloadDiffed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	key := blocklisttest.NewKey(t)
+	wd := t.TempDir()
+	lists := filepath.Join(wd, "lists")
+	os.Mkdir(lists, 0o755)
+	version := func(serial int, from, to int, extra ...string) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "#! regblock-list 1\n#! name: e2e\n#! serial: %d\n#! issued: 2026-11-28T06:00:00Z\nabuse.example ORDER-1 csam\n", serial)
+		for i := from; i < to; i++ {
+			fmt.Fprintf(&b, "n%d.example ORDER-%d\n", i, i%3)
+		}
+		for _, n := range extra {
+			b.WriteString(n + "\n")
+		}
+		return b.String()
+	}
+	key.WriteList(t, lists, "e2e.list", version(1, 0, 200))
+	audit := filepath.Join(wd, "audit.jsonl")
+	dnsPort, metricsPort := testenv.FreePort(t), testenv.FreePort(t)
+	addr := "127.0.0.1:" + dnsPort
+	startRegblockd(t, `.:`+dnsPort+` {
+    bind 127.0.0.1
+    prometheus 127.0.0.1:`+metricsPort+`
+    regblock {
+        lists `+lists+`
+        pubkey `+key.WritePublic(t, t.TempDir())+`
+        audit `+audit+`
+        notice 192.0.2.80
+    }
+}
+`, wd, addr)
+	blocked := func(name string) bool {
+		r, err := query(addr, name, dns.TypeA)
+		return err == nil && len(r.Answer) == 1 && r.Answer[0].(*dns.A).A.String() == "192.0.2.80"
+	}
+	if !blocked("n0.example.") {
+		t.Fatal("serial 1 is not enforced")
+	}
+
+	v2 := version(2, 2, 200, "added1.example ORDER-9", "added2.example", "*.added3.example")
+	key.WriteList(t, lists, "e2e.list", v2)
+	testenv.Eventually(t, 10*time.Second, "serial 2 is enforced", func() bool { return blocked("added1.example.") })
+	for name, want := range map[string]bool{"n0.example.": false, "n1.example.": false, "n2.example.": true, "n199.example.": true,
+		"added2.example.": true, "www.added3.example.": true, "abuse.example.": true} {
+		if got := blocked(name); got != want {
+			t.Errorf("after serial 2: %s blocked %v, want %v", name, got, want)
+		}
+	}
+	if r, err := query(addr, "added1.example.", dns.TypeA); err != nil || ede(r) == nil || !strings.Contains(ede(r).ExtraText, "ORDER-9") {
+		t.Errorf("added1.example's Extended DNS Error does not give its order ORDER-9: %v", r)
+	}
+	m := metricValues(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))
+	if m[`coredns_regblock_list_serial{list="e2e"}`] != 2 || m[`coredns_regblock_list_entries{list="e2e"}`] != 202 {
+		t.Errorf("serial %v, entries %v; want 2 and 202", m[`coredns_regblock_list_serial{list="e2e"}`], m[`coredns_regblock_list_entries{list="e2e"}`])
+	}
+	sum := fmt.Sprintf("%x", sha256.Sum256([]byte(v2)))
+	testenv.Eventually(t, 10*time.Second, "the ledger records serial 2 with its SHA-256", func() bool {
+		log, _ := os.ReadFile(audit)
+		return strings.Contains(string(log), `"event":"list_applied","list":"e2e","serial":2,"sha256":"`+sum+`"`)
+	})
 }
