@@ -205,12 +205,20 @@ func (d *Differ) Finish(l *blocklist.List) (*ListIndex, error) {
 	for w, bits := range d.seen {
 		for i := w * 64; bits != ^uint64(0) && i < min(len(recs), w*64+64); i++ {
 			if bits&(1<<(i%64)) == 0 {
-				if n++; n > d.limit {
+				if n++; n > d.limit+1 { // +1: the canary's, below
 					return nil, ErrTooDifferent
 				}
 				ov.hidden[recs[i]]++
 			}
 		}
+	}
+	// The canary's record, which no entry marks, is not a change when
+	// the canary stays (publish keeps it).
+	if rec, ok := d.base.canaryRecord(d.canary); ok && d.canary != "" && l.Canary == d.canary && ov.hidden[rec] > 0 {
+		n--
+	}
+	if n > d.limit {
+		return nil, ErrTooDifferent
 	}
 	return d.base.publish(l, d.sum, ov)
 }

@@ -281,6 +281,14 @@ func TestDiffGivesUp(t *testing.T) {
 	if _, err := diff(li, small, 4); err != ErrTooDifferent {
 		t.Errorf("five changes against a limit of four: %v, want ErrTooDifferent", err)
 	}
+	// The canary is the header's: kept, it is no change.
+	withCanary, err := Compile(reparse(t, base, 1, "canary.test", base.Entries))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := diff(withCanary, reparse(t, base, 2, "canary.test", small.Entries), 5); err != nil || got.OverlayLen() != 5 {
+		t.Errorf("five changes, the canary kept, against a limit of five: %v, %v; want an overlay of 5", got, err)
+	}
 	withIP := reparse(t, base, 2, "", append(base.Entries, parse(t, "l", "ip:192.0.2.0/24\n").Entries...))
 	if _, err := diff(li, withIP, 1000); err != ErrTooDifferent {
 		t.Errorf("an address entry: %v, want ErrTooDifferent", err)
