@@ -1,0 +1,191 @@
+package blockindex
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
+)
+
+// streamDiff diffs next against li as a stream does: each entry's strings
+// are in one buffer, overwritten with junk ('Q') after each Add as the
+// parser's buffer is once it reads the next line, and again ('Z') once
+// the differ is done.
+func streamDiff(li *ListIndex, next *blocklist.List, limit int) (*ListIndex, error) {
+	d := NewDiffer(li, limit)
+	if d == nil {
+		return nil, ErrTooDifferent
+	}
+	buf := make([]byte, 4096)
+	for _, e := range next.Entries {
+		off := 0
+		put := func(s string) string {
+			if s == "" {
+				return ""
+			}
+			n := copy(buf[off:], s)
+			off += n
+			return unsafe.String(&buf[off-n], n)
+		}
+		e.Name, e.Order, e.Category = put(e.Name), put(e.Order), put(e.Category)
+		d.Add(e)
+		for i := range off {
+			buf[i] = 'Q'
+		}
+	}
+	out, err := d.Finish(next)
+	for i := range buf {
+		buf[i] = 'Z'
+	}
+	return out, err
+}
+
+// TestDiffRPZAgreesWithCompile diffs random versions of an RPZ zone
+// (local data, walled gardens, every action, order and category
+// comments, triggers at the canary names while the canary changes, names
+// near the longest) through a stream whose buffer is reused, and checks
+// every answer, local records included, against a compile of the
+// version, and that no entry kept aliases the stream's buffer.
+func TestDiffRPZAgreesWithCompile(t *testing.T) {
+	diffed := 0
+	long := strings.Repeat("k", 63) + "." + strings.Repeat("m", 63) + "." + strings.Repeat("p", 60)
+	for seed := range 15 {
+		rng := rand.New(rand.NewPCG(uint64(seed), 11))
+		answers := []string{"CNAME .", "CNAME *.", "CNAME rpz-drop.", "CNAME rpz-passthru.", "A 192.0.2.1", "A 192.0.2.2\n%s A 192.0.2.3",
+			"AAAA 2001:db8::1", `TXT "blocked by order"`, "CNAME walled.example.", "CNAME Walled.Example.", "60 A 192.0.2.1"}
+		comments := []string{"", " ; order=O-1", " ; order=O-2 category=csam", " ; category=fraud", " ; order=O-%d"}
+		trigger := func() string {
+			n := fmt.Sprintf("t%d.example", rng.IntN(150))
+			switch rng.IntN(10) {
+			case 0:
+				n = "*." + n
+			case 1:
+				n = long + fmt.Sprintf(".t%d", rng.IntN(20))
+			case 2:
+				n = "canary.test"
+			case 3:
+				n = "canary2.test"
+			}
+			a := answers[rng.IntN(len(answers))]
+			if strings.Contains(a, "%s") {
+				a = fmt.Sprintf(a, n)
+			}
+			c := comments[rng.IntN(len(comments))]
+			if strings.Contains(c, "%d") {
+				c = fmt.Sprintf(c, rng.IntN(200))
+			}
+			return n + " " + a + c
+		}
+		zone := func(serial int, canary string, triggers []string) *blocklist.List {
+			var b strings.Builder
+			if canary != "" {
+				fmt.Fprintf(&b, ";$ canary: %s\n", canary)
+			}
+			fmt.Fprintf(&b, "$TTL 300\n@ SOA localhost. hostmaster.example. %d 3600 600 86400 300\n  NS localhost.\n", serial)
+			seen := map[string]bool{}
+			for _, tr := range triggers {
+				if owner, _, _ := strings.Cut(tr, " "); !seen[owner] {
+					seen[owner] = true
+					b.WriteString(tr + "\n")
+				}
+			}
+			l, err := blocklist.Parse("l.rpz", []byte(b.String()))
+			if err != nil {
+				t.Fatalf("%v\n%s", err, b.String())
+			}
+			return l
+		}
+		var triggers, queries []string
+		for i := range 1500 {
+			triggers = append(triggers, fmt.Sprintf("base%d.example A 192.0.2.%d ; order=B-%d", i, i%200, i%90))
+			queries = append(queries, fmt.Sprintf("base%d.example.", i))
+		}
+		for range 200 {
+			triggers = append(triggers, trigger())
+		}
+		for i := range 150 {
+			queries = append(queries, fmt.Sprintf("t%d.example.", i), fmt.Sprintf("x.t%d.example.", i))
+		}
+		for i := range 20 {
+			queries = append(queries, long+fmt.Sprintf(".t%d.", i))
+		}
+		queries = append(queries, "canary.test.", "canary2.test.")
+		li, err := Compile(zone(1, "canary.test", triggers))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for serial := 2; serial < 8; serial++ {
+			next := append([]string(nil), triggers...)
+			for i := range next {
+				if rng.IntN(40) == 0 {
+					next[i] = trigger()
+				}
+			}
+			if rng.IntN(2) == 0 {
+				rng.Shuffle(len(next), func(i, j int) { next[i], next[j] = next[j], next[i] })
+			}
+			for range rng.IntN(60) {
+				next = append(next, trigger())
+			}
+			version := zone(serial, []string{"canary.test", "canary2.test", ""}[rng.IntN(3)], next)
+			limit := []int{50, 64, 65, 100, 1000}[rng.IntN(5)]
+			got, err := streamDiff(li, version, limit)
+			if err == ErrTooDifferent {
+				got, err = Compile(version)
+			} else if err == nil && got.over != nil {
+				diffed++
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			compareWithCompile(t, fmt.Sprintf("seed %d serial %d limit %d", seed, serial, limit), got, version, queries)
+			if t.Failed() {
+				return
+			}
+			li, triggers = got, next
+		}
+	}
+	if diffed == 0 {
+		t.Error("no version was diffed into an overlay")
+	}
+}
+
+// compareWithCompile checks that got answers every query as a compile of
+// version does, and that the entries its overlay added are the version's,
+// not the stream buffer's junk.
+func compareWithCompile(t *testing.T, what string, got *ListIndex, version *blocklist.List, queries []string) {
+	t.Helper()
+	want, err := Compile(version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	describe := func(m Match, ok bool) string {
+		if !ok {
+			return "passes"
+		}
+		return fmt.Sprintf("%v order=%q category=%q action=%v local=%q serial=%d", m.Kind, m.Order, m.Category, m.Action, blocklist.LocalText(m.Local), m.List.Serial)
+	}
+	gix, wix := mustIndex(t, got), mustIndex(t, want)
+	for _, q := range queries {
+		if g, w := describe(gix.Lookup(q)), describe(wix.Lookup(q)); g != w {
+			t.Fatalf("%s: Lookup(%q): diffed %s, compiled %s", what, q, g, w)
+		}
+	}
+	if got.Checksum() != want.Checksum() {
+		t.Errorf("%s: checksum %s, compiled %s", what, got.Checksum(), want.Checksum())
+	}
+	if got.over != nil {
+		texts := map[string]bool{}
+		for _, e := range version.Entries {
+			texts[e.Text()] = true
+		}
+		for _, a := range got.over.added {
+			if !texts[a.Text()] {
+				t.Errorf("%s: added entry %q is not the version's (the stream's buffer?)", what, a.Text())
+			}
+		}
+	}
+}
