@@ -324,7 +324,7 @@ func (s *Set) build(applied []*Current) *blockindex.Index {
 // consider reads the list file at path and puts it in force if it is valid
 // and newer than the version in force. It returns the list applied, if any.
 func (s *Set) consider(path string) *Current {
-	return s.considerWith(path, true)
+	return s.considerWith(path, true, time.Now())
 }
 
 // indexer is what a list file's entries stream into: a compiler, or a
@@ -334,10 +334,10 @@ type indexer interface {
 	Finish(*blocklist.List) (*blockindex.ListIndex, error)
 }
 
-// considerWith is consider; diff says whether a new version of the list
-// in force from path may be diffed against it rather than compiled.
-func (s *Set) considerWith(path string, diff bool) *Current {
-	start := time.Now()
+// considerWith is consider, from start; diff says whether a new version
+// of the list in force from path may be diffed against it rather than
+// compiled.
+func (s *Set) considerWith(path string, diff bool, start time.Time) *Current {
 	delete(s.read, path)
 	// The file streams through the signature check and the parser, and
 	// its entries straight into the index: a list being loaded is never
@@ -386,7 +386,7 @@ func (s *Set) considerWith(path string, diff bool) *Current {
 		if cur != nil && len(cur.deltas) > 0 && cur.List.SHA256 == l.SHA256 {
 			li, err := ix.Finish(l)
 			if errors.Is(err, blockindex.ErrTooDifferent) {
-				return s.considerWith(path, false)
+				return s.considerWith(path, false, start)
 			}
 			if err == nil { // else the chain stays; so does its state
 				s.rebase(cur, path, l, sig, li)
@@ -405,7 +405,7 @@ func (s *Set) considerWith(path string, diff bool) *Current {
 
 	li, err := ix.Finish(l)
 	if errors.Is(err, blockindex.ErrTooDifferent) {
-		return s.considerWith(path, false)
+		return s.considerWith(path, false, start)
 	}
 	if err != nil {
 		s.reject(path, l.Name, &result.Error{Result: result.ParseError, Err: err}, &l.Serial)
