@@ -27,7 +27,6 @@ type Differ struct {
 	base  *ListIndex
 	limit int
 	ids   map[metaKey]uint32 // the base's metas
-	keys  []metaKey          // by id: stable copies
 	sums  []uint64           // metaHash of each, by id
 	// last is the meta of the last entry found in the base: most entries
 	// share one, and a map lookup per entry was a fifth of a compile.
@@ -57,11 +56,10 @@ func NewDiffer(base *ListIndex, limit int) *Differ {
 	if base.over != nil {
 		d.canary = base.over.canary
 	}
-	d.keys, d.sums = make([]metaKey, len(base.metas)), make([]uint64, len(base.metas))
-	d.plain = ^uint32(0)
+	d.sums, d.plain = make([]uint64, len(base.metas)), ^uint32(0)
 	for i, m := range base.metas {
 		k := m.key()
-		d.keys[i], d.sums[i] = k, metaHash(m)
+		d.sums[i] = metaHash(m)
 		if _, dup := d.ids[k]; !dup {
 			d.ids[k] = uint32(i)
 			if k == (metaKey{}) {
@@ -168,7 +166,7 @@ func (d *Differ) metaID(k metaKey) (uint32, bool) {
 	}
 	id, ok := d.ids[k]
 	if ok {
-		d.last, d.lastID = d.keys[id], id
+		d.last, d.lastID = d.base.metas[id].key(), id // k's strings may be the stream's
 	}
 	return id, ok
 }
