@@ -461,7 +461,11 @@ func (ix *Index) Lookup(qname string) (Match, bool) {
 		suffix[i] = h
 		end = int(start[i]) - 1
 	}
-	return ix.decide(suffix[:n], start[:n], nil)
+	found, ok := ix.decide(suffix[:n], nil)
+	if !ok {
+		return Match{}, false
+	}
+	return found.match(start[:n], nil), true
 }
 
 // shortLabels is the most labels Lookup's fast path handles.
@@ -476,19 +480,24 @@ func splitPlain(qname string, start *[shortLabels]uint16) (int, bool) {
 	if name == "" || len(name) > 253 || strings.IndexByte(name, '\\') >= 0 {
 		return 0, false
 	}
-	n, begin := 0, 0
-	for i := 0; i <= len(name); i++ {
-		if i < len(name) && name[i] != '.' {
-			continue
+	// One IndexByte a label: it looks at many bytes an instruction, where a
+	// loop over the bytes costs several instructions each.
+	for n, begin := 0, 0; n < shortLabels; n++ {
+		size := strings.IndexByte(name[begin:], '.')
+		last := size < 0
+		if last {
+			size = len(name) - begin
 		}
-		if i == begin || i-begin > 63 || n == shortLabels {
+		if size == 0 || size > 63 {
 			return 0, false
 		}
 		start[n] = uint16(begin)
-		n++
-		begin = i + 1
+		if last {
+			return n + 1, true
+		}
+		begin += size + 1
 	}
-	return n, true
+	return 0, false
 }
 
 // lookupGeneral is Lookup for names with escapes, many labels or labels the
@@ -501,7 +510,11 @@ func (ix *Index) lookupGeneral(qname string) (Match, bool) {
 	var suffix [maxLabels]hashes
 	var salted saltedName
 	ix.prepare(&l, &suffix, &salted)
-	return ix.decide(suffix[:l.n], l.start[:l.n], &salted)
+	found, ok := ix.decide(suffix[:l.n], &salted)
+	if !ok {
+		return Match{}, false
+	}
+	return found.match(l.start[:l.n], &salted), true
 }
 
 // prepare lays a split name out for the lists of ix: the hashes of its
@@ -521,34 +534,37 @@ func (ix *Index) prepare(l *labels, suffix *[maxLabels]hashes, salted *saltedNam
 }
 
 // decide walks the suffixes of a name, most specific first (suffix[i] is the
-// hash of the name from label i on, which starts at byte start[i] of the
-// query name), and returns the match that blocks it. salted is the name laid
-// out for the digests of hashed lists; nil when the index has none.
-func (ix *Index) decide(suffix []hashes, start []uint16, salted *saltedName) (Match, bool) {
+// hash of the name from label i on), and returns the record that blocks
+// it. salted is the name laid out for the digests of hashed lists; nil when
+// the index has none. The Match is made only for a hit (hit.match): most
+// names are not listed, and a Match is too large to return in registers.
+func (ix *Index) decide(suffix []hashes, salted *saltedName) (hit, bool) {
 	var excepted [MaxLists / 64]uint64 // lists whose exception decided already
+	anyExcepted := false               // whether excepted has a bit set
 	for i := range suffix {
 		plainKey, plainCheck := suffix[i].key(), uint32(suffix[i].h2)
 	lists:
 		for n, li := range ix.lists {
 			word, bit := n/64, uint64(1)<<(n%64)
-			if excepted[word]&bit != 0 {
+			if anyExcepted && excepted[word]&bit != 0 {
 				continue
 			}
-			key, check, digest := plainKey, plainCheck, blocklist.Digest{}
+			key, check := plainKey, plainCheck
 			if li.salt != nil {
 				var ok bool
-				if key, check, digest, ok = li.saltedKey(salted, i); !ok {
+				if key, check, ok = li.saltedKey(salted, i); !ok {
 					continue
 				}
 			}
 			if li.over != nil && li.over.touches(key) {
-				m, except, ok := li.decideOver(key, check, i == 0)
+				h, except, ok := li.decideOver(key, check, i == 0)
 				switch {
 				case except:
 					excepted[word] |= bit
+					anyExcepted = true
 				case ok:
-					m.Start, m.Digest = int(start[i]), digest
-					return m, true
+					h.at = i
+					return h, true
 				}
 				continue
 			}
@@ -563,18 +579,36 @@ func (ix *Index) decide(suffix []hashes, start []uint16, salted *saltedName) (Ma
 				}
 				if rec.kind().IsException() {
 					excepted[word] |= bit
+					anyExcepted = true
 					continue lists
 				}
 				if r+1 < len(li.recs) && li.recs[r+1].key == key { // listed more than once?
 					rec = li.first(r)
 				}
-				m := li.match(rec.kindMeta)
-				m.Start, m.Digest = int(start[i]), digest
-				return m, true
+				return hit{list: li, from: li, kindMeta: rec.kindMeta, at: i}, true
 			}
 		}
 	}
-	return Match{}, false
+	return hit{}, false
+}
+
+// hit is the record that blocks a name.
+type hit struct {
+	list     *ListIndex // the list that blocks the name
+	from     *ListIndex // whose metas kindMeta indexes: list, or the index of its overlay
+	kindMeta uint32
+	at       int // the suffix of the name it matched
+}
+
+// match returns the Match of h in a name whose suffixes start at start,
+// laid out in salted when h.list is hashed.
+func (h hit) match(start []uint16, salted *saltedName) Match {
+	m := h.from.match(h.kindMeta)
+	m.List, m.Start = h.list.list, int(start[h.at])
+	if h.list.salt != nil {
+		m.Digest = salted.digest(h.list.salt, h.at) // again: a hit is rare, a digest small
+	}
+	return m
 }
 
 // match is the match of a record's kind and meta in li.

@@ -284,3 +284,44 @@ func TestOffHeapFreed(t *testing.T) {
 	}
 	t.Errorf("%d blocks still mapped, %d before", mappedBlocks.Load(), before)
 }
+
+// TestFastPathAgreesWithGeneral: Lookup splits most names in place
+// (splitPlain) and leaves the rest to lookupGeneral, which decodes them
+// label by label. Both must decide every name alike, at the edges of what
+// the fast path takes (label and name lengths, label counts, empty labels,
+// escapes) above all: a too long label under a listed name is no name at
+// all, not a name below it.
+func TestFastPathAgreesWithGeneral(t *testing.T) {
+	ix := build(t, parse(t, "a", "listed.example\n=exact.example\n"))
+	label := func(n int) string { return strings.Repeat("x", n) }
+	labels := func(n int) string { return strings.Repeat("a.", n-2) + "listed.example." }
+	long := func(n int) string { // a name of n bytes, without the final dot, under listed.example
+		name := "listed.example"
+		for len(name) < n {
+			name = label(min(63, n-len(name)-1)) + "." + name
+		}
+		return name
+	}
+	names := []string{
+		"listed.example.", "listed.example", "LISTED.Example.", "a.listed.example",
+		label(63) + ".listed.example.", label(64) + ".listed.example.", label(63) + ".exact.example.",
+		labels(16), labels(17), labels(127), labels(128),
+		long(253), long(253) + ".", long(254), long(254) + ".", long(255),
+		"a..listed.example.", ".listed.example.", "listed.example..", ".", "", "..",
+		`\097.listed.example.`, `a\.b.listed.example.`, `listed.example\.`, `listed.example.\`,
+		"exact.example.", "x.exact.example.",
+	}
+	for _, q := range names {
+		m, ok := ix.Lookup(q)
+		gm, gok := ix.lookupGeneral(q)
+		if ok != gok || ok && (m.Start != gm.Start || m.Kind != gm.Kind) {
+			t.Errorf("Lookup(%q) = %v at %d, the general path says %v at %d", q, ok, m.Start, gok, gm.Start)
+		}
+	}
+	// The cases must reach both sides of each edge.
+	for q, want := range map[string]bool{labels(16): true, label(63) + ".listed.example.": true, label(64) + ".listed.example.": false, long(253): true} {
+		if _, ok := ix.Lookup(q); ok != want {
+			t.Errorf("Lookup of a %d-byte name = %v, want %v", len(q), ok, want)
+		}
+	}
+}

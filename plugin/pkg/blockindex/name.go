@@ -107,7 +107,7 @@ func add[T ~string | ~[]byte](h hashes, label T) hashes {
 	h.h2 = (h.h2 ^ uint64(len(label))) * prime2
 	for i := 0; i < len(label); i++ {
 		c := label[i]
-		if c >= 'A' && c <= 'Z' {
+		if c-'A' < 26 { // 'A' to 'Z'; one comparison keeps add small enough to inline
 			c += 'a' - 'A'
 		}
 		h.h1 = (h.h1 ^ uint64(c)) * prime1

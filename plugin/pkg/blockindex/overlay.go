@@ -260,8 +260,9 @@ func (li *ListIndex) canaryRecord(canary string) (record, bool) {
 // decideOver is decide's step for a list with an overlay: of the base
 // records not hidden and the overlay's records at key, the one that
 // decides, as in a whole compile of the same version (pick). It reports
-// whether one applied, and the match (an exception's when except).
-func (li *ListIndex) decideOver(key uint64, check uint32, self bool) (m Match, except, ok bool) {
+// whether one applied, and the hit (but for its suffix; an exception's
+// when except).
+func (li *ListIndex) decideOver(key uint64, check uint32, self bool) (h hit, except, ok bool) {
 	best, from := record{}, (*ListIndex)(nil)
 	if rec, found := li.pick(key, check, self, li.over.hidden); found {
 		best, from = rec, li
@@ -275,14 +276,12 @@ func (li *ListIndex) decideOver(key uint64, check uint32, self bool) (m Match, e
 		}
 	}
 	if from == nil {
-		return Match{}, false, false
+		return hit{}, false, false
 	}
 	if best.kind().IsException() {
-		return Match{}, true, true
+		return hit{}, true, true
 	}
-	m = from.match(best.kindMeta)
-	m.List = li.list
-	return m, false, true
+	return hit{list: li, from: from, kindMeta: best.kindMeta}, false, true
 }
 
 // pick returns, of li's records at key that apply and that hidden does not

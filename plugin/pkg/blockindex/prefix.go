@@ -147,7 +147,7 @@ func (ix *Index) exceptions(qname string) (excepted [MaxLists / 64]uint64) {
 			key, check := plainKey, plainCheck
 			if li.salt != nil {
 				var ok bool
-				if key, check, _, ok = li.saltedKey(&salted, i); !ok {
+				if key, check, ok = li.saltedKey(&salted, i); !ok {
 					continue
 				}
 			}

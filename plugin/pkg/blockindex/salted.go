@@ -59,13 +59,11 @@ func (s *saltedName) digest(salt []byte, i int) blocklist.Digest {
 }
 
 // saltedKey returns the record key and check a hashed list li keys suffix
-// i of a query name by, and the suffix's digest. ok is false when li
-// cannot list the suffix.
-func (li *ListIndex) saltedKey(salted *saltedName, i int) (key uint64, check uint32, d blocklist.Digest, ok bool) {
+// i of a query name by. ok is false when li cannot list the suffix.
+func (li *ListIndex) saltedKey(salted *saltedName, i int) (key uint64, check uint32, ok bool) {
 	if i < salted.hashable {
-		return 0, 0, d, false
+		return 0, 0, false
 	}
-	d = salted.digest(li.salt, i)
-	h := digestHashes(d)
-	return h.key(), uint32(h.h2), d, true
+	h := digestHashes(salted.digest(li.salt, i))
+	return h.key(), uint32(h.h2), true
 }
