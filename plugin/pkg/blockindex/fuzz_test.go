@@ -8,7 +8,8 @@ import (
 )
 
 // FuzzLookup builds an index from fuzzed entries, queries it with a fuzzed
-// name, and compares plain names with the reference implementation.
+// name, compares Lookup with its general path, and plain names with the
+// reference implementation.
 func FuzzLookup(f *testing.F) {
 	f.Add("abuse.example\n!help.abuse.example\n=deep.help.abuse.example\n*.bulk.example\n", "x.deep.help.abuse.example.")
 	f.Add("a.b\n*.b\n=b\n!c.a.b\n", "C.A.B")
@@ -26,6 +27,11 @@ func FuzzLookup(f *testing.F) {
 		m, ok := ix.Lookup(qname)
 		if ok && (m.Start < 0 || m.Start > len(qname)) {
 			t.Fatalf("Start %d out of %q", m.Start, qname)
+		}
+		// Lookup's fast path must decide as the general path, which
+		// decodes every name.
+		if gm, gok := ix.lookupGeneral(qname); ok != gok || ok && (m.Start != gm.Start || m.Kind != gm.Kind || m.Order != gm.Order) {
+			t.Fatalf("Lookup(%q) = %v at %d, the general path says %v at %d", qname, ok, m.Start, gok, gm.Start)
 		}
 		// The reference speaks of plain lower-case names only.
 		plain, err := blocklist.CanonicalName(qname)
