@@ -439,9 +439,6 @@ func (ix *Index) Lookup(qname string) (Match, bool) {
 	if len(ix.lists) == 0 {
 		return Match{}, false
 	}
-	if ix.salted {
-		return ix.lookupGeneral(qname) // which lays the name out for digests
-	}
 	// Most names are plain and short: split and hash them in place, in a
 	// small stack frame. (A frame of kilobytes would make the runtime grow
 	// the stack of the query's goroutine, which costs more than the lookup.)
@@ -451,21 +448,39 @@ func (ix *Index) Lookup(qname string) (Match, bool) {
 		return ix.lookupGeneral(qname)
 	}
 	var suffix [shortLabels]hashes
-	h := hashes{seed1, seed2}
-	end := len(qname)
-	if qname[end-1] == '.' {
-		end--
+	if ix.plain {
+		h := hashes{seed1, seed2}
+		end := len(qname)
+		if qname[end-1] == '.' {
+			end--
+		}
+		for i := n - 1; i >= 0; i-- {
+			h = add(h, qname[start[i]:end])
+			suffix[i] = h
+			end = int(start[i]) - 1
+		}
 	}
-	for i := n - 1; i >= 0; i-- {
-		h = add(h, qname[start[i]:end])
-		suffix[i] = h
-		end = int(start[i]) - 1
+	if ix.salted {
+		return ix.lookupSalted(qname, start[:n], suffix[:n])
 	}
 	found, ok := ix.decide(suffix[:n], nil)
 	if !ok {
 		return Match{}, false
 	}
 	return found.match(start[:n], nil), true
+}
+
+// lookupSalted is Lookup for a plain name in an index with hashed lists,
+// which lays the name out for digests, apart so that the layout is on the
+// stack only then.
+func (ix *Index) lookupSalted(qname string, start []uint16, suffix []hashes) (Match, bool) {
+	var salted saltedName
+	salted.fillPlain(qname, start)
+	found, ok := ix.decide(suffix, &salted)
+	if !ok {
+		return Match{}, false
+	}
+	return found.match(start, &salted), true
 }
 
 // shortLabels is the most labels Lookup's fast path handles.

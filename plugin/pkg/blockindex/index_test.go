@@ -292,7 +292,18 @@ func TestOffHeapFreed(t *testing.T) {
 // escapes) above all: a too long label under a listed name is no name at
 // all, not a name below it.
 func TestFastPathAgreesWithGeneral(t *testing.T) {
-	ix := build(t, parse(t, "a", "listed.example\n=exact.example\n"))
+	plain := parse(t, "a", "listed.example\n=exact.example\n")
+	hashed, err := blocklist.Hash(parse(t, "b", "listed.example\n=exact.example\nx-y_z.example\n"), make([]byte, blocklist.SaltSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lists := range [][]*blocklist.List{{plain}, {hashed}, {plain, hashed}} {
+		fastPathAgrees(t, build(t, lists...))
+	}
+}
+
+func fastPathAgrees(t *testing.T, ix *Index) {
+	t.Helper()
 	label := func(n int) string { return strings.Repeat("x", n) }
 	labels := func(n int) string { return strings.Repeat("a.", n-2) + "listed.example." }
 	long := func(n int) string { // a name of n bytes, without the final dot, under listed.example
@@ -309,13 +320,16 @@ func TestFastPathAgreesWithGeneral(t *testing.T) {
 		long(253), long(253) + ".", long(254), long(254) + ".", long(255),
 		"a..listed.example.", ".listed.example.", "listed.example..", ".", "", "..",
 		`\097.listed.example.`, `a\.b.listed.example.`, `listed.example\.`, `listed.example.\`,
-		"exact.example.", "x.exact.example.",
+		"exact.example.", "x.exact.example.", "X-Y_Z.example.", "a.x-y_z.example", "a b.listed.example.", "a\x00.listed.example.",
 	}
 	for _, q := range names {
 		m, ok := ix.Lookup(q)
 		gm, gok := ix.lookupGeneral(q)
-		if ok != gok || ok && (m.Start != gm.Start || m.Kind != gm.Kind) {
+		if ok != gok || ok && (m.Start != gm.Start || m.Kind != gm.Kind || m.List != gm.List || m.Digest != gm.Digest) {
 			t.Errorf("Lookup(%q) = %v at %d, the general path says %v at %d", q, ok, m.Start, gok, gm.Start)
+		}
+		if ok {
+			checkDigest(t, m, strings.ToLower(strings.TrimSuffix(q[m.Start:], ".")))
 		}
 	}
 	// The cases must reach both sides of each edge.

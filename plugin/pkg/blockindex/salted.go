@@ -3,6 +3,7 @@ package blockindex
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"strings"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
@@ -34,18 +35,43 @@ func (s *saltedName) fill(l *labels) {
 	pos := blocklist.SaltSize
 	s.hashable = 0
 	for i := 0; i < l.n; i++ {
-		s.from[i] = uint16(pos)
-		label := l.label(i)
-		for _, c := range label {
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				s.hashable = i + 1
-			}
-		}
-		pos += copy(s.buf[pos:], label)
-		s.buf[pos] = '.'
-		pos++
+		pos = putLabel(s, i, pos, l.label(i))
 	}
 	s.end = pos - 1
+}
+
+// fillPlain fills s from a name without escapes whose labels start at
+// start (see splitPlain).
+func (s *saltedName) fillPlain(name string, start []uint16) {
+	pos := blocklist.SaltSize
+	s.hashable = 0
+	for i := range start {
+		end := len(name)
+		if i+1 < len(start) {
+			end = int(start[i+1]) - 1
+		}
+		pos = putLabel(s, i, pos, strings.TrimSuffix(name[start[i]:end], "."))
+	}
+	s.end = pos - 1
+}
+
+// putLabel writes label i, in lower case, at pos, and a dot after it; it
+// returns where the next label goes.
+func putLabel[T ~string | ~[]byte](s *saltedName, i, pos int, label T) int {
+	s.from[i] = uint16(pos)
+	for j := 0; j < len(label); j++ {
+		c := label[j]
+		if c-'A' < 26 {
+			c += 'a' - 'A'
+		}
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			s.hashable = i + 1
+		}
+		s.buf[pos] = c
+		pos++
+	}
+	s.buf[pos] = '.'
+	return pos + 1
 }
 
 // digest returns the digest of suffix i under salt. It writes the salt over
