@@ -85,35 +85,23 @@ func (rb *Regblock) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	}
 	server := metrics.WithServer(ctx)
 	rb.queries.get(server).Inc()
-	if rb.answer(w, r, server) {
-		return dns.RcodeSuccess, nil
-	}
-	// The answer may still lead to a listed name through a CNAME or DNAME
-	// chain (cloaking): check it on its way back.
-	return plugin.NextOrFailure(rb.Name(), rb.Next, ctx, &cloakWriter{ResponseWriter: w, rb: rb, req: r, server: server}, r)
-}
-
-// answer answers r when its name is listed, or is an encrypted DNS canary
-// that regblock answers, and reports whether it did. It is apart from
-// ServeDNS, whose frame stays on the stack while the next plugins run,
-// so that a match and a block answer (hundreds of bytes) do not: a deeper
-// stack makes the runtime copy the goroutine's stack to a bigger one.
-func (rb *Regblock) answer(w dns.ResponseWriter, r *dns.Msg, server string) bool {
 	// The question name as received: Lookup folds case and escapes itself,
 	// without the allocation request.Request.Name() costs.
 	q := r.Question[0]
 	if rb.cfg.encryptedDNSCanaries {
 		if resp := encryptedDNSCanary(r, rb.cfg.ttl); resp != nil {
 			w.WriteMsg(resp)
-			return true
+			return dns.RcodeSuccess, nil
 		}
 	}
 	m, ok := rb.index.Load().Lookup(q.Name)
 	if !ok {
-		return false
+		// The answer may still lead to a listed name through a CNAME or
+		// DNAME chain (cloaking): check it on its way back.
+		return plugin.NextOrFailure(rb.Name(), rb.Next, ctx, &cloakWriter{ResponseWriter: w, rb: rb, req: r, server: server}, r)
 	}
 	rb.block(w, r, m, q.Name, server)
-	return true
+	return dns.RcodeSuccess, nil
 }
 
 // block writes the block answer to r for a match of m in name (the query
@@ -151,32 +139,21 @@ type cloakWriter struct {
 // WriteMsg implements dns.ResponseWriter.
 func (w *cloakWriter) WriteMsg(res *dns.Msg) error {
 	ix := w.rb.index.Load()
-	if blocked, err := w.block(ix, res); blocked {
-		return err
-	}
-	return w.ResponseWriter.WriteMsg(withoutListedExtra(ix, res))
-}
-
-// block writes the block answer instead of res when res leads to a listed
-// name or holds a listed address, and reports whether it did. Apart from
-// WriteMsg for the reason answer is apart from ServeDNS: its frame is gone
-// before the answer is written.
-func (w *cloakWriter) block(ix *blockindex.Index, res *dns.Msg) (bool, error) {
 	qname := w.req.Question[0].Name
 	var m blockindex.Match
 	var target string
 	if anyRedirect(qname, res.Answer, func(name string) (ok bool) { m, ok = ix.Lookup(name); target = name; return ok }) {
-		return true, w.rb.block(w.ResponseWriter, w.req, m, target, w.server)
+		return w.rb.block(w.ResponseWriter, w.req, m, target, w.server)
 	}
 	if ix.HasAddrs() {
 		listed := func(addr netip.Addr) (ok bool) { m, ok = ix.LookupAddr(qname, addr); return ok }
 		for _, rr := range res.Answer {
 			if anyAddr(rr, listed) {
-				return true, w.rb.block(w.ResponseWriter, w.req, m, qname, w.server)
+				return w.rb.block(w.ResponseWriter, w.req, m, qname, w.server)
 			}
 		}
 	}
-	return false, nil
+	return w.ResponseWriter.WriteMsg(withoutListedExtra(ix, res))
 }
 
 // anyRedirect reports whether fn holds for a name an answer to qname
