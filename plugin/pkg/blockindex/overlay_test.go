@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 	"github.com/regblock/regblock/plugin/pkg/result"
 )
 
@@ -53,15 +54,7 @@ func delta(t testing.TB, old, next *blocklist.List) *blocklist.Delta {
 // checksum against that of a whole compile.
 func TestDeltaAgreesWithReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	labels := []string{"a", "b", "c", "example"}
-	name := func(max int) string {
-		n := 1 + rng.IntN(max)
-		parts := make([]string, n)
-		for i := range parts {
-			parts[i] = labels[rng.IntN(len(labels))]
-		}
-		return strings.Join(parts, ".")
-	}
+	name := func(max int) string { return blocklisttest.NestingName(rng, max) }
 	prefixes := []string{"", "*.", "=", "!", "!=", "!*."}
 	orders := []string{"-", "ORDER-1", "ORDER-2", "ORDER-1 csam", "ORDER-2 court"}
 	entry := func() string {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 )
 
 // reference is the matching rule of docs/list-format.md written as plainly as possible:
@@ -43,15 +44,7 @@ func reference(lists []*blocklist.List, qname string) (list string, pattern stri
 // lists over a small alphabet of labels, so that entries nest and clash.
 func TestLookupAgreesWithReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	labels := []string{"a", "b", "c", "example"}
-	name := func(max int) string {
-		n := 1 + rng.IntN(max)
-		parts := make([]string, n)
-		for i := range parts {
-			parts[i] = labels[rng.IntN(len(labels))]
-		}
-		return strings.Join(parts, ".")
-	}
+	name := func(max int) string { return blocklisttest.NestingName(rng, max) }
 	prefixes := []string{"", "*.", "=", "!", "!=", "!*."}
 	for round := range 200 {
 		var lists []*blocklist.List

@@ -9,6 +9,7 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 )
 
 // TestWriteRPZRoundTrip: random lists, whose entries nest and clash, are
@@ -16,14 +17,7 @@ import (
 // gets the same decision (blocked or not, order and category) from both.
 func TestWriteRPZRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	labels := []string{"a", "b", "c", "example"}
-	name := func(max int) string {
-		parts := make([]string, 1+rng.IntN(max))
-		for i := range parts {
-			parts[i] = labels[rng.IntN(len(labels))]
-		}
-		return strings.Join(parts, ".")
-	}
+	name := func(max int) string { return blocklisttest.NestingName(rng, max) }
 	addr := func() netip.Addr {
 		if rng.IntN(2) == 0 {
 			return netip.AddrFrom4([4]byte{203, 0, 113, byte(rng.IntN(4) << 6)})

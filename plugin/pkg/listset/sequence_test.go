@@ -11,6 +11,7 @@ import (
 
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
+	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 )
 
 // TestRandomVersions lands random sequences of versions of one list,
@@ -36,14 +37,7 @@ func TestRandomVersions(t *testing.T) {
 // were diffed.
 func randomVersions(t *testing.T, seed uint64) (diffed int) {
 	rng := rand.New(rand.NewPCG(seed, 99))
-	labels := []string{"a", "b", "c", "example"}
-	name := func(max int) string {
-		parts := make([]string, 1+rng.IntN(max))
-		for i := range parts {
-			parts[i] = labels[rng.IntN(len(labels))]
-		}
-		return strings.Join(parts, ".")
-	}
+	name := func(max int) string { return blocklisttest.NestingName(rng, max) }
 	prefixes := []string{"", "*.", "=", "!", "!=", "!*."}
 	orders := []string{"", " ORDER-1", " ORDER-2", " ORDER-1 csam", " ORDER-2 court", " - csam"}
 	canaries := []string{"", "canary.a.test", "canary.b.test", "a.example"}

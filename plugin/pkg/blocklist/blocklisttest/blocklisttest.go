@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"io"
+	mathrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,4 +103,16 @@ func ReID(sig []byte, id uint64) []byte {
 		lines[i] = base64.StdEncoding.EncodeToString(raw)
 	}
 	return []byte(strings.Join(lines, "\n"))
+}
+
+// NestingName returns a name of 1 to max labels drawn from a, b, c and
+// example: random names over so few labels nest in and clash with each
+// other, which is what randomized tests of the matching rules need.
+func NestingName(rng *mathrand.Rand, max int) string {
+	labels := []string{"a", "b", "c", "example"}
+	parts := make([]string, 1+rng.IntN(max))
+	for i := range parts {
+		parts[i] = labels[rng.IntN(len(labels))]
+	}
+	return strings.Join(parts, ".")
 }
