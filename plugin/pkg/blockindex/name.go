@@ -105,37 +105,40 @@ const (
 type hashes struct{ h1, h2 uint64 }
 
 // add extends the hash of a name with one more label to its left, folding
-// ASCII upper case. The label length goes in first, so that label
-// boundaries are part of the hash.
+// ASCII upper case. The label's last word goes in with multipliers that
+// depend on the label's length, so that label boundaries are part of the
+// hash.
 func add[T ~string | ~[]byte](h hashes, label T) hashes {
-	h = h.mix(uint64(len(label)))
+	n := uint64(len(label))
 	for len(label) > 8 {
-		h = h.mix(lower(uint64(label[0]) | uint64(label[1])<<8 | uint64(label[2])<<16 | uint64(label[3])<<24 |
-			uint64(label[4])<<32 | uint64(label[5])<<40 | uint64(label[6])<<48 | uint64(label[7])<<56))
+		h = h.mix(lower(uint64(label[0])|uint64(label[1])<<8|uint64(label[2])<<16|uint64(label[3])<<24|
+			uint64(label[4])<<32|uint64(label[5])<<40|uint64(label[6])<<48|uint64(label[7])<<56), 0)
 		label = label[8:]
 	}
 	// The last 1 to 8 bytes, as one word. Every byte is in it and the
-	// length is already in the hash, so two labels give the same words
-	// only if they are the same label.
+	// length goes in with it, so two labels give the same words only if
+	// they are the same label.
 	var w uint64
-	switch n := len(label); {
-	case n >= 4:
+	switch k := len(label); {
+	case k >= 4:
 		w = uint64(label[0]) | uint64(label[1])<<8 | uint64(label[2])<<16 | uint64(label[3])<<24 |
-			(uint64(label[n-4])|uint64(label[n-3])<<8|uint64(label[n-2])<<16|uint64(label[n-1])<<24)<<32
-	case n > 0:
-		w = uint64(label[0]) | uint64(label[n/2])<<8 | uint64(label[n-1])<<16
+			(uint64(label[k-4])|uint64(label[k-3])<<8|uint64(label[k-2])<<16|uint64(label[k-1])<<24)<<32
+	case k > 0:
+		w = uint64(label[0]) | uint64(label[k/2])<<8 | uint64(label[k-1])<<16
 	}
-	return h.mix(lower(w))
+	return h.mix(lower(w), n<<1)
 }
 
 // mix adds one word to both hashes. Each multiplies its state, the word
 // folded in, by a constant and keeps both halves of the 128-bit product,
 // folded: every bit of the input moves about half the bits of the result,
 // where a 64-bit product would leave its low bits to the low bits alone.
-func (h hashes) mix(w uint64) hashes {
-	hi, lo := bits.Mul64(h.h1^w, prime1)
+// An even tweak changes the constants and keeps them odd: the last word of
+// a label goes in with its length.
+func (h hashes) mix(w, tweak uint64) hashes {
+	hi, lo := bits.Mul64(h.h1^w, prime1^tweak)
 	h.h1 = hi ^ lo
-	hi, lo = bits.Mul64(h.h2+w, prime2)
+	hi, lo = bits.Mul64(h.h2+w, prime2^tweak)
 	h.h2 = hi ^ lo
 	return h
 }
