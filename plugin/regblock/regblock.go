@@ -94,8 +94,8 @@ func (rb *Regblock) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 			return dns.RcodeSuccess, nil
 		}
 	}
-	m, ok := rb.index.Load().Lookup(q.Name)
-	if !ok {
+	var m blockindex.Match
+	if !rb.index.Load().Find(q.Name, &m) {
 		// The answer may still lead to a listed name through a CNAME or
 		// DNAME chain (cloaking): check it on its way back.
 		return plugin.NextOrFailure(rb.Name(), rb.Next, ctx, &cloakWriter{ResponseWriter: w, rb: rb, req: r, server: server}, r)

@@ -435,9 +435,17 @@ func applies(k blocklist.Kind, self bool) bool {
 // lists a name is blocked when any list blocks it, and the match reported is
 // the most specific blocking one, ties going to the list whose name sorts
 // first.
-func (ix *Index) Lookup(qname string) (Match, bool) {
+func (ix *Index) Lookup(qname string) (m Match, ok bool) {
+	ok = ix.Find(qname, &m)
+	return m, ok
+}
+
+// Find is Lookup for the query path: it reports whether qname is blocked
+// and fills m only then. (A Match is too large for registers: returned, it
+// is cleared and copied on every query, most of which no list blocks.)
+func (ix *Index) Find(qname string, m *Match) bool {
 	if len(ix.lists) == 0 {
-		return Match{}, false
+		return false
 	}
 	// Most names are plain and short: split and hash them in place, in a
 	// small stack frame. (A frame of kilobytes would make the runtime grow
@@ -445,7 +453,7 @@ func (ix *Index) Lookup(qname string) (Match, bool) {
 	var start [shortLabels]uint16
 	n, ok := splitPlain(qname, &start)
 	if !ok {
-		return ix.lookupGeneral(qname)
+		return ix.findGeneral(qname, m)
 	}
 	var suffix [shortLabels]hashes
 	if ix.plain {
@@ -461,26 +469,26 @@ func (ix *Index) Lookup(qname string) (Match, bool) {
 		}
 	}
 	if ix.salted {
-		return ix.lookupSalted(qname, start[:n], suffix[:n])
+		return ix.findSalted(qname, start[:n], suffix[:n], m)
 	}
 	found, ok := ix.decide(suffix[:n], nil)
-	if !ok {
-		return Match{}, false
+	if ok {
+		*m = found.match(start[:n], nil)
 	}
-	return found.match(start[:n], nil), true
+	return ok
 }
 
-// lookupSalted is Lookup for a plain name in an index with hashed lists,
-// which lays the name out for digests, apart so that the layout is on the
-// stack only then.
-func (ix *Index) lookupSalted(qname string, start []uint16, suffix []hashes) (Match, bool) {
+// findSalted is Find for a plain name in an index with hashed lists, which
+// lays the name out for digests, apart so that the layout is on the stack
+// only then.
+func (ix *Index) findSalted(qname string, start []uint16, suffix []hashes, m *Match) bool {
 	var salted saltedName
 	salted.fillPlain(qname, start)
 	found, ok := ix.decide(suffix, &salted)
-	if !ok {
-		return Match{}, false
+	if ok {
+		*m = found.match(start, &salted)
 	}
-	return found.match(start, &salted), true
+	return ok
 }
 
 // shortLabels is the most labels Lookup's fast path handles.
@@ -515,21 +523,21 @@ func splitPlain(qname string, start *[shortLabels]uint16) (int, bool) {
 	return 0, false
 }
 
-// lookupGeneral is Lookup for names with escapes, many labels or labels the
+// findGeneral is Find for names with escapes, many labels or labels the
 // fast path does not vouch for: it decodes the name first.
-func (ix *Index) lookupGeneral(qname string) (Match, bool) {
+func (ix *Index) findGeneral(qname string, m *Match) bool {
 	var l labels
 	if !l.split(qname) || l.n == 0 {
-		return Match{}, false
+		return false
 	}
 	var suffix [maxLabels]hashes
 	var salted saltedName
 	ix.prepare(&l, &suffix, &salted)
 	found, ok := ix.decide(suffix[:l.n], &salted)
-	if !ok {
-		return Match{}, false
+	if ok {
+		*m = found.match(l.start[:l.n], &salted)
 	}
-	return found.match(l.start[:l.n], &salted), true
+	return ok
 }
 
 // prepare lays a split name out for the lists of ix: the hashes of its
@@ -554,55 +562,82 @@ func (ix *Index) prepare(l *labels, suffix *[maxLabels]hashes, salted *saltedNam
 // the index has none. The Match is made only for a hit (hit.match): most
 // names are not listed, and a Match is too large to return in registers.
 func (ix *Index) decide(suffix []hashes, salted *saltedName) (hit, bool) {
-	var excepted [MaxLists / 64]uint64 // lists whose exception decided already
-	anyExcepted := false               // whether excepted has a bit set
+	var ex exceptions
 	for i := range suffix {
-		plainKey, plainCheck := suffix[i].key(), uint32(suffix[i].h2)
-	lists:
-		for n, li := range ix.lists {
-			word, bit := n/64, uint64(1)<<(n%64)
-			if anyExcepted && excepted[word]&bit != 0 {
-				continue
-			}
-			key, check := plainKey, plainCheck
-			if li.salt != nil {
-				var ok bool
-				if key, check, ok = li.saltedKey(salted, i); !ok {
-					continue
-				}
-			}
-			if li.over != nil && li.over.touches(key) {
-				h, except, ok := li.decideOver(key, check, i == 0)
-				switch {
-				case except:
-					excepted[word] |= bit
-					anyExcepted = true
-				case ok:
-					h.at = i
-					return h, true
-				}
-				continue
-			}
-			r, ok := li.find(key)
-			if !ok {
-				continue
-			}
-			for ; r < len(li.recs) && li.recs[r].key == key; r++ {
-				rec := li.recs[r]
-				if rec.check != check || !applies(rec.kind(), i == 0) {
-					continue
-				}
-				if rec.kind().IsException() {
-					excepted[word] |= bit
-					anyExcepted = true
-					continue lists
-				}
-				if r+1 < len(li.recs) && li.recs[r+1].key == key { // listed more than once?
-					rec = li.first(r)
-				}
-				return hit{list: li, from: li, kindMeta: rec.kindMeta, at: i}, true
+		key, check := suffix[i].key(), uint32(suffix[i].h2)
+		for n := ix.candidate(key, 0); n < len(ix.lists); n = ix.candidate(key, n+1) {
+			if h, ok := ex.decide(ix.lists[n], n, i, key, check, salted); ok {
+				h.at = i
+				return h, true
 			}
 		}
+	}
+	return hit{}, false
+}
+
+// candidate returns the number of the first list from list from on that
+// may decide the suffix hashed to key, or len(ix.lists). Most lists are
+// plain without an overlay, and hold no suffix of most names: a probe of
+// the table says so, in a loop without calls. (A call in the loop would
+// have the compiler save its variables on the stack and load them again
+// on every turn.)
+func (ix *Index) candidate(key uint64, from int) int {
+	for n := from; n < len(ix.lists); n++ {
+		if li := ix.lists[n]; li.salt != nil || li.over != nil || li.mayHold(key) {
+			return n
+		}
+	}
+	return len(ix.lists)
+}
+
+// exceptions are the lists whose exception decided a name already, at a
+// more specific suffix: their entries for less specific suffixes do not
+// count.
+type exceptions struct {
+	lists [MaxLists / 64]uint64 // a bit a list, by its number in the index
+	any   bool                  // whether lists has a bit set
+}
+
+// note marks list n as excepted.
+func (ex *exceptions) note(n int) { ex.lists[n/64] |= 1 << (n % 64); ex.any = true }
+
+// decide returns the record of list li, number n in the index, that blocks
+// suffix i of a name (hashed to key and check for plain lists), or notes
+// the list's exception for it.
+func (ex *exceptions) decide(li *ListIndex, n, i int, key uint64, check uint32, salted *saltedName) (hit, bool) {
+	if ex.any && ex.lists[n/64]&(1<<(n%64)) != 0 {
+		return hit{}, false
+	}
+	if li.salt != nil {
+		var ok bool
+		if key, check, ok = li.saltedKey(salted, i); !ok {
+			return hit{}, false
+		}
+	}
+	if li.over != nil && li.over.touches(key) {
+		h, excepted, ok := li.decideOver(key, check, i == 0)
+		if excepted {
+			ex.note(n)
+		}
+		return h, ok && !excepted
+	}
+	r, ok := li.find(key)
+	if !ok {
+		return hit{}, false
+	}
+	for ; r < len(li.recs) && li.recs[r].key == key; r++ {
+		rec := li.recs[r]
+		if rec.check != check || !applies(rec.kind(), i == 0) {
+			continue
+		}
+		if rec.kind().IsException() {
+			ex.note(n)
+			return hit{}, false
+		}
+		if r+1 < len(li.recs) && li.recs[r+1].key == key { // listed more than once?
+			rec = li.first(r)
+		}
+		return hit{list: li, from: li, kindMeta: rec.kindMeta}, true
 	}
 	return hit{}, false
 }
@@ -632,11 +667,22 @@ func (li *ListIndex) match(kindMeta uint32) Match {
 	return Match{List: li.list, Kind: blocklist.Kind(kindMeta >> metaBits), Order: m.order, Category: m.category, Action: m.action, Local: m.local}
 }
 
+// mayHold reports whether li may have a record of key: false is certain,
+// true is for find to confirm (the table holds 32 bits of each key).
+func (li *ListIndex) mayHold(key uint64) bool {
+	table, mask, tag := li.table, li.mask, key>>32
+	for s := key & mask; ; s = (s + 1) & mask {
+		if v := table[s]; v == 0 || v>>32 == tag {
+			return v != 0
+		}
+	}
+}
+
 // find returns the first record of key.
 func (li *ListIndex) find(key uint64) (int, bool) {
-	tag := key >> 32
-	for s := key & li.mask; ; s = (s + 1) & li.mask {
-		v := li.table[s]
+	table, mask, tag := li.table, li.mask, key>>32 // in registers, not reloaded each probe
+	for s := key & mask; ; s = (s + 1) & mask {
+		v := table[s]
 		if v == 0 {
 			return 0, false
 		}

@@ -286,7 +286,7 @@ func TestOffHeapFreed(t *testing.T) {
 }
 
 // TestFastPathAgreesWithGeneral: Lookup splits most names in place
-// (splitPlain) and leaves the rest to lookupGeneral, which decodes them
+// (splitPlain) and leaves the rest to findGeneral, which decodes them
 // label by label. Both must decide every name alike, at the edges of what
 // the fast path takes (label and name lengths, label counts, empty labels,
 // escapes) above all: a too long label under a listed name is no name at
@@ -324,7 +324,8 @@ func fastPathAgrees(t *testing.T, ix *Index) {
 	}
 	for _, q := range names {
 		m, ok := ix.Lookup(q)
-		gm, gok := ix.lookupGeneral(q)
+		var gm Match
+		gok := ix.findGeneral(q, &gm)
 		if ok != gok || ok && (m.Start != gm.Start || m.Kind != gm.Kind || m.List != gm.List || m.Digest != gm.Digest) {
 			t.Errorf("Lookup(%q) = %v at %d, the general path says %v at %d", q, ok, m.Start, gok, gm.Start)
 		}
