@@ -59,6 +59,18 @@ func BenchmarkLookup(b *testing.B) {
 			i++
 		}
 	})
+	unlisted := make([]string, 4096) // most names pass: a lookup's cost is a miss's
+	for i := range unlisted {
+		unlisted[i] = fmt.Sprintf("www.unlisted%04d.test.", i)
+	}
+	b.Run("random-unlisted", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			ix.Lookup(unlisted[i%len(unlisted)])
+			i++
+		}
+	})
 	for _, q := range []string{
 		"site0123456.host555.example.",         // listed, 3 labels
 		"www.cdn.site0123456.host555.example.", // below a listed name, 5 labels

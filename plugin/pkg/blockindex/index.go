@@ -563,31 +563,32 @@ func (ix *Index) prepare(l *labels, suffix *[maxLabels]hashes, salted *saltedNam
 // names are not listed, and a Match is too large to return in registers.
 func (ix *Index) decide(suffix []hashes, salted *saltedName) (hit, bool) {
 	var ex exceptions
-	for i := range suffix {
-		key, check := suffix[i].key(), uint32(suffix[i].h2)
-		for n := ix.candidate(key, 0); n < len(ix.lists); n = ix.candidate(key, n+1) {
-			if h, ok := ex.decide(ix.lists[n], n, i, key, check, salted); ok {
-				h.at = i
-				return h, true
-			}
+	for i, n := ix.candidate(suffix, 0, 0); i < len(suffix); i, n = ix.candidate(suffix, i, n+1) {
+		if h, ok := ex.decide(ix.lists[n], n, i, suffix[i].key(), uint32(suffix[i].h2), salted); ok {
+			h.at = i
+			return h, true
 		}
 	}
 	return hit{}, false
 }
 
-// candidate returns the number of the first list from list from on that
-// may decide the suffix hashed to key, or len(ix.lists). Most lists are
-// plain without an overlay, and hold no suffix of most names: a probe of
-// the table says so, in a loop without calls. (A call in the loop would
-// have the compiler save its variables on the stack and load them again
-// on every turn.)
-func (ix *Index) candidate(key uint64, from int) int {
-	for n := from; n < len(ix.lists); n++ {
-		if li := ix.lists[n]; li.salt != nil || li.over != nil || li.mayHold(key) {
-			return n
+// candidate returns the first suffix i and list n, from suffix i and list
+// n on (suffixes most specific first, for each all lists in order), where
+// list n may decide suffix i; i is len(suffix) when there is none. Most
+// lists are plain without an overlay, and hold no suffix of most names: a
+// probe of the table says so, in loops without calls. (A call in a loop
+// would have the compiler save its variables on the stack and load them
+// again on every turn.)
+func (ix *Index) candidate(suffix []hashes, i, n int) (int, int) {
+	for ; i < len(suffix); i, n = i+1, 0 {
+		key := suffix[i].key()
+		for ; n < len(ix.lists); n++ {
+			if li := ix.lists[n]; li.salt != nil || li.over != nil || li.mayHold(key) {
+				return i, n
+			}
 		}
 	}
-	return len(ix.lists)
+	return len(suffix), 0
 }
 
 // exceptions are the lists whose exception decided a name already, at a
