@@ -173,15 +173,30 @@ func setTrustMetrics(p *trust.Policy) {
 }
 
 // serverCounters caches the queries_total counter of each server, so that
-// the per-query cost is a lock-free map read rather than hashing label values.
-type serverCounters struct{ m sync.Map }
+// the per-query cost is a comparison with the server asked for last (a
+// server block mostly has one), else a lock-free map read rather than
+// hashing label values.
+type serverCounters struct {
+	last atomic.Pointer[serverCounter]
+	m    sync.Map // server -> *serverCounter
+}
+
+type serverCounter struct {
+	server  string
+	counter prometheus.Counter
+}
 
 func (c *serverCounters) get(server string) prometheus.Counter {
-	if v, ok := c.m.Load(server); ok {
-		return v.(prometheus.Counter)
+	if last := c.last.Load(); last != nil && last.server == server {
+		return last.counter
 	}
-	v, _ := c.m.LoadOrStore(server, queriesTotal.WithLabelValues(server))
-	return v.(prometheus.Counter)
+	v, ok := c.m.Load(server)
+	if !ok {
+		v, _ = c.m.LoadOrStore(server, &serverCounter{server, queriesTotal.WithLabelValues(server)})
+	}
+	sc := v.(*serverCounter)
+	c.last.Store(sc)
+	return sc.counter
 }
 
 // countBlock counts a block answer.

@@ -142,7 +142,7 @@ func (w *cloakWriter) WriteMsg(res *dns.Msg) error {
 	qname := w.req.Question[0].Name
 	var m blockindex.Match
 	var target string
-	if anyRedirect(qname, res.Answer, func(name string) (ok bool) { m, ok = ix.Lookup(name); target = name; return ok }) {
+	if anyRedirect(qname, res.Answer, func(name string) bool { target = name; return ix.Find(name, &m) }) {
 		return w.rb.block(w.ResponseWriter, w.req, m, target, w.server)
 	}
 	if ix.HasAddrs() {
@@ -161,10 +161,16 @@ func (w *cloakWriter) WriteMsg(res *dns.Msg) error {
 // qname or of such a target (whether or not the answer holds the CNAME it
 // synthesises), or an HTTPS or SVCB target name.
 func anyRedirect(qname string, answer []dns.RR, fn func(name string) bool) bool {
+	dnames := false
 	for _, rr := range answer {
 		if target := redirect(rr); target != "" && fn(target) {
 			return true
 		}
+		_, ok := rr.(*dns.DNAME)
+		dnames = dnames || ok
+	}
+	if !dnames { // most answers have none
+		return false
 	}
 	for _, rr := range answer {
 		d, ok := rr.(*dns.DNAME)
