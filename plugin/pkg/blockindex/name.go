@@ -155,14 +155,12 @@ func lower(w uint64) uint64 {
 	return w | upper>>2           // 0x80>>2 is 'a'-'A'
 }
 
-// key is h1 scrambled for use as a table slot; 0 marks an empty slot.
+// key is h1 as the table uses it: its low bits pick a slot, its high 32
+// bits are the tag a slot keeps. (mix leaves every bit of h1 depending on
+// every bit of the name, so it needs no scrambling.) 0 marks an empty slot.
 func (h hashes) key() uint64 {
-	k := h.h1
-	k ^= k >> 33
-	k *= 0xc4ceb9fe1a85ec53
-	k ^= k >> 33
-	if k == 0 {
-		k = 1
+	if h.h1 == 0 {
+		return 1
 	}
-	return k
+	return h.h1
 }
