@@ -575,15 +575,16 @@ func (ix *Index) decide(suffix []hashes, salted *saltedName) (hit, bool) {
 // candidate returns the first suffix i and list n, from suffix i and list
 // n on (suffixes most specific first, for each all lists in order), where
 // list n may decide suffix i; i is len(suffix) when there is none. Most
-// lists are plain without an overlay, and hold no suffix of most names: a
-// probe of the table says so, in loops without calls. (A call in a loop
+// lists are plain, and hold no suffix of most names: a probe of the table
+// says so (and the filter of an overlay that does not touch the suffix
+// leaves it to the table), in loops without calls. (A call in a loop
 // would have the compiler save its variables on the stack and load them
 // again on every turn.)
 func (ix *Index) candidate(suffix []hashes, i, n int) (int, int) {
 	for ; i < len(suffix); i, n = i+1, 0 {
 		key := suffix[i].key()
 		for ; n < len(ix.lists); n++ {
-			if li := ix.lists[n]; li.salt != nil || li.over != nil || li.mayHold(key) {
+			if li := ix.lists[n]; li.salt != nil || li.over != nil && li.over.touches(key) || li.mayHold(key) {
 				return i, n
 			}
 		}
