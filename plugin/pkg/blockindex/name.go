@@ -90,8 +90,9 @@ func (l *labels) label(i int) []byte {
 // Two independent 64-bit hashes of a name, computed from the root down so
 // that the hash of every suffix of a query name comes out of one pass. The
 // first places the name in the table, the second tells names apart whose
-// first hash collides, so a false match needs both to collide (about one in
-// 2^128 for a given pair).
+// first hash collides: a false match needs the first and 32 bits of the
+// second to agree, one chance in 2^96 for two names, and names made to
+// collide take a birthday search of about 2^48 hashes.
 //
 // A label goes in eight bytes at a time: a query's hashes are most of what
 // a lookup costs, and a word costs the instructions a byte did.
@@ -133,13 +134,18 @@ func add[T ~string | ~[]byte](h hashes, label T) hashes {
 // folded in, by a constant and keeps both halves of the 128-bit product,
 // folded: every bit of the input moves about half the bits of the result,
 // where a 64-bit product would leave its low bits to the low bits alone.
-// An even tweak changes the constants and keeps them odd: the last word of
-// a label goes in with its length.
+// The old state is folded into the result again: a product is 0 whatever
+// the state when the word cancels it (w == h1, or w == -h2), and the state
+// of any name is there for anyone to compute, so without it a label that
+// spells its parent's state would forget the parent, and names under
+// different parents could be made to collide at will. An even tweak
+// changes the constants and keeps them odd: the last word of a label goes
+// in with its length.
 func (h hashes) mix(w, tweak uint64) hashes {
 	hi, lo := bits.Mul64(h.h1^w, prime1^tweak)
-	h.h1 = hi ^ lo
+	h.h1 ^= hi ^ lo
 	hi, lo = bits.Mul64(h.h2+w, prime2^tweak)
-	h.h2 = hi ^ lo
+	h.h2 ^= hi ^ lo
 	return h
 }
 

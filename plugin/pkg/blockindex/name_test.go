@@ -71,3 +71,44 @@ func TestAddTellsLabelsApart(t *testing.T) {
 		t.Error("bytes above 0x7f are folded")
 	}
 }
+
+// TestHashRemembersParent: a word that cancels a hash's state (a label
+// spelling its parent's first hash, or the negation of its second) must
+// not make the hash forget the parent. Without feeding the state forward,
+// names under any two parents ending in such a label and the same bytes
+// after it hashed alike: a publisher could list one name and block
+// another.
+func TestHashRemembersParent(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 1000 {
+		a, b := hashes{rng.Uint64(), rng.Uint64()}, hashes{rng.Uint64(), rng.Uint64()}
+		tail, tweak := rng.Uint64(), rng.Uint64()&0x1fe
+		if a.mix(a.h1, 0).mix(tail, tweak).h1 == b.mix(b.h1, 0).mix(tail, tweak).h1 {
+			t.Fatalf("states %x and %x: a word spelling the first hash, then the same word: first hashes alike", a, b)
+		}
+		if a.mix(-a.h2, 0).mix(tail, tweak).h2 == b.mix(-b.h2, 0).mix(tail, tweak).h2 {
+			t.Fatalf("states %x and %x: a word cancelling the second hash, then the same word: second hashes alike", a, b)
+		}
+	}
+	// Through add, as a list's entry would: a label whose first eight
+	// bytes spell the parent's first hash, under two parents whose first
+	// hashes have no upper-case ASCII byte for the fold to change.
+	var spelled []hashes
+	for i := 0; len(spelled) < 2; i++ {
+		p, ok := hashName(fmt.Sprintf("parent%d.example", i))
+		if !ok {
+			t.Fatal(i)
+		}
+		if lower(p.h1) != p.h1 {
+			continue
+		}
+		label := make([]byte, 8, 32)
+		for i := range 8 {
+			label[i] = byte(p.h1 >> (8 * i))
+		}
+		spelled = append(spelled, add(p, append(label, "-same-bytes-after"...)))
+	}
+	if spelled[0].h1 == spelled[1].h1 {
+		t.Error("labels spelling their parents' first hashes hash alike")
+	}
+}
