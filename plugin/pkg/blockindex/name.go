@@ -130,23 +130,34 @@ func add[T ~string | ~[]byte](h hashes, label T) hashes {
 	return h.mix(lower(w), n<<1)
 }
 
-// mix adds one word to both hashes. Each multiplies its state, the word
-// folded in, by a constant and keeps both halves of the 128-bit product,
-// folded: every bit of the input moves about half the bits of the result,
-// where a 64-bit product would leave its low bits to the low bits alone.
-// The old state is folded into the result again: a product is 0 whatever
-// the state when the word cancels it (w == h1, or w == -h2), and the state
-// of any name is there for anyone to compute, so without it a label that
-// spells its parent's state would forget the parent, and names under
-// different parents could be made to collide at will. An even tweak
-// changes the constants and keeps them odd: the last word of a label goes
-// in with its length.
+// mix adds one word to both hashes. Each hash's state, the word folded
+// in, is multiplied by a constant, and both halves of the 128-bit product
+// are kept, folded: every bit of the input moves about half the bits of
+// the result, where a 64-bit product would leave its low bits to the low
+// bits alone. Each product then goes into the other hash, whose state is
+// kept (fed forward):
+//
+//   - Fed forward, because a product is 0 whatever the state when the word
+//     cancels it (w == h1, or w == -h2), and anyone can compute the state
+//     of a name: a label spelling its parent's state would otherwise make
+//     the hash forget the parent, and names under two parents could be
+//     made to collide at will.
+//   - Crossed, so that neither hash is a chain of its own: two names whose
+//     first hashes agree part way differ again after the next word unless
+//     their second hashes agree too. Two chains apart let a publisher
+//     collide the first hash label by label (2^32 work a label) and pick,
+//     among the 2^k names that makes, two whose checks agree: 2^36 work
+//     for a second name blocked by one listed, where the 96 bits compared
+//     should cost 2^48.
+//
+// An even tweak changes the constants and keeps them odd: the last word of
+// a label goes in with its length.
 func (h hashes) mix(w, tweak uint64) hashes {
 	hi, lo := bits.Mul64(h.h1^w, prime1^tweak)
-	h.h1 ^= hi ^ lo
+	x1 := hi ^ lo
 	hi, lo = bits.Mul64(h.h2+w, prime2^tweak)
-	h.h2 ^= hi ^ lo
-	return h
+	x2 := hi ^ lo
+	return hashes{h.h1 ^ x2, h.h2 ^ x1}
 }
 
 // lower folds the ASCII upper-case letters among the eight bytes of w to

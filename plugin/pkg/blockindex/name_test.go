@@ -112,3 +112,24 @@ func TestHashRemembersParent(t *testing.T) {
 		t.Error("labels spelling their parents' first hashes hash alike")
 	}
 }
+
+// TestHashChainsCross: a word moves each hash by the other's state, so
+// that names whose first hashes agree part way (cheap to find, 2^32 work)
+// drift apart again unless their second hashes agree as well. With two
+// chains apart, a publisher could collide the first hash label by label
+// and pick two of the 2^k names that makes whose checks agree.
+func TestHashChainsCross(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 1000 {
+		h1, w, tweak := rng.Uint64(), rng.Uint64(), rng.Uint64()&0x1fe
+		a, b := hashes{h1, rng.Uint64()}, hashes{h1, rng.Uint64()}
+		if a.mix(w, tweak).h1 == b.mix(w, tweak).h1 {
+			t.Fatalf("states %x and %x share a first hash and keep it after the word %x", a, b, w)
+		}
+		h2 := rng.Uint64()
+		a, b = hashes{rng.Uint64(), h2}, hashes{rng.Uint64(), h2}
+		if a.mix(w, tweak).h2 == b.mix(w, tweak).h2 {
+			t.Fatalf("states %x and %x share a second hash and keep it after the word %x", a, b, w)
+		}
+	}
+}
