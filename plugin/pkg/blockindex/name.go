@@ -1,6 +1,9 @@
 package blockindex
 
-import "math/bits"
+import (
+	"crypto/rand"
+	"math/bits"
+)
 
 // maxLabels is the most labels a DNS name can have (255 octets on the wire).
 const maxLabels = 127
@@ -90,9 +93,8 @@ func (l *labels) label(i int) []byte {
 // Two independent 64-bit hashes of a name, computed from the root down so
 // that the hash of every suffix of a query name comes out of one pass. The
 // first places the name in the table, the second tells names apart whose
-// first hash collides: a false match needs the first and 32 bits of the
-// second to agree, one chance in 2^96 for two names, and names made to
-// collide take a birthday search of about 2^48 hashes.
+// first hash collides; the table knows a name by both, mixed under a
+// secret (see key).
 //
 // A label goes in eight bytes at a time: a query's hashes are most of what
 // a lookup costs, and a word costs the instructions a byte did.
@@ -144,11 +146,10 @@ func add[T ~string | ~[]byte](h hashes, label T) hashes {
 //     made to collide at will.
 //   - Crossed, so that neither hash is a chain of its own: two names whose
 //     first hashes agree part way differ again after the next word unless
-//     their second hashes agree too. Two chains apart let a publisher
-//     collide the first hash label by label (2^32 work a label) and pick,
-//     among the 2^k names that makes, two whose checks agree: 2^36 work
-//     for a second name blocked by one listed, where the 96 bits compared
-//     should cost 2^48.
+//     their second hashes agree too (chains apart let the first be
+//     collided label by label, 2^32 work a label). A difference can still
+//     be held in one hash while the other varies, which is why the table
+//     does not use the hashes as they are (see key).
 //
 // An even tweak changes the constants and keeps them odd: the last word of
 // a label goes in with its length.
@@ -172,12 +173,33 @@ func lower(w uint64) uint64 {
 	return w | upper>>2           // 0x80>>2 is 'a'-'A'
 }
 
-// key is h1 as the table uses it: its low bits pick a slot, its high 32
-// bits are the tag a slot keeps. (mix leaves every bit of h1 depending on
-// every bit of the name, so it needs no scrambling.) 0 marks an empty slot.
+// key is what the table knows a name by: its low bits pick a slot, its
+// high 32 bits are the tag a slot keeps, and a record holds it with 32
+// bits of h2 (the check). It mixes all 128 bits of the hashes under
+// tableKey, a secret of the process: the hashes are the same everywhere
+// (the delta checksum is made of them), so a list's publisher can search
+// for names whose first hash and check agree offline (about 2^36 work,
+// holding one hash's difference while the other varies, a red team
+// found); under the secret, two names share a key and check only if all
+// 128 bits of their hashes agree, or by the chance of 2^-96. 0 marks an
+// empty slot.
 func (h hashes) key() uint64 {
-	if h.h1 == 0 {
-		return 1
+	hi, lo := bits.Mul64(h.h1^tableKey[0], h.h2^tableKey[1])
+	if k := hi ^ lo; k != 0 {
+		return k
 	}
-	return h.h1
+	return 1
 }
+
+// tableKey is the secret key mixes the hashes under, drawn when the
+// process starts: the tables of one process agree, and nothing outside it
+// knows which names share a key.
+var tableKey = func() (k [2]uint64) {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (it crashes the program instead)
+	for i := range 8 {
+		k[0] |= uint64(b[i]) << (8 * i)
+		k[1] |= uint64(b[8+i]) << (8 * i)
+	}
+	return k
+}()

@@ -133,3 +133,24 @@ func TestHashChainsCross(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyMixesBothHashes: names whose first hash and check agree but
+// whose second hashes differ elsewhere (what a publisher can search for
+// offline, holding one hash's difference while the other varies) must
+// not share a key: the key mixes all 128 bits under the process's secret.
+func TestKeyMixesBothHashes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 10000 {
+		a := hashes{rng.Uint64(), rng.Uint64()}
+		b := hashes{a.h1, a.h2 ^ rng.Uint64()<<32}
+		if a.h2 == b.h2 {
+			continue
+		}
+		if a.key() == b.key() {
+			t.Fatalf("%x and %x: the same first hash and check, the same key", a, b)
+		}
+	}
+	if tableKey == [2]uint64{} {
+		t.Error("no secret drawn for the table")
+	}
+}
