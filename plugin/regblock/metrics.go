@@ -173,12 +173,13 @@ func setTrustMetrics(p *trust.Policy) {
 }
 
 // serverCounters caches the queries_total counter of each server, so that
-// the per-query cost is a comparison with the server asked for last (a
+// the per-query cost is a comparison with the first server asked for (a
 // server block mostly has one), else a lock-free map read rather than
-// hashing label values.
+// hashing label values. first is written once: queries of several servers
+// on several cores do not take turns writing it.
 type serverCounters struct {
-	last atomic.Pointer[serverCounter]
-	m    sync.Map // server -> *serverCounter
+	first atomic.Pointer[serverCounter]
+	m     sync.Map // server -> *serverCounter
 }
 
 type serverCounter struct {
@@ -187,15 +188,15 @@ type serverCounter struct {
 }
 
 func (c *serverCounters) get(server string) prometheus.Counter {
-	if last := c.last.Load(); last != nil && last.server == server {
-		return last.counter
+	if first := c.first.Load(); first != nil && first.server == server {
+		return first.counter
 	}
 	v, ok := c.m.Load(server)
 	if !ok {
 		v, _ = c.m.LoadOrStore(server, &serverCounter{server, queriesTotal.WithLabelValues(server)})
 	}
 	sc := v.(*serverCounter)
-	c.last.Store(sc)
+	c.first.CompareAndSwap(nil, sc)
 	return sc.counter
 }
 

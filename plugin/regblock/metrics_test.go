@@ -7,7 +7,7 @@ import (
 )
 
 // TestServerCounters: the counter the cache hands out is the server's own,
-// whichever server was asked for last.
+// whichever server was asked for first or last.
 func TestServerCounters(t *testing.T) {
 	var c serverCounters
 	a, b := "dns://127.0.0.1:10053", "tls://127.0.0.1:10853"

@@ -2,6 +2,7 @@ package blockindex
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"math/bits"
 )
 
@@ -90,7 +91,7 @@ func (l *labels) label(i int) []byte {
 	return l.buf[from:l.end[i]]
 }
 
-// Two independent 64-bit hashes of a name, computed from the root down so
+// Two 64-bit hashes of a name, computed from the root down so
 // that the hash of every suffix of a query name comes out of one pass. The
 // first places the name in the table, the second tells names apart whose
 // first hash collides; the table knows a name by both, mixed under a
@@ -197,9 +198,5 @@ func (h hashes) key() uint64 {
 var tableKey = func() (k [2]uint64) {
 	var b [16]byte
 	rand.Read(b[:]) // never fails (it crashes the program instead)
-	for i := range 8 {
-		k[0] |= uint64(b[i]) << (8 * i)
-		k[1] |= uint64(b[8+i]) << (8 * i)
-	}
-	return k
+	return [2]uint64{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
 }()
