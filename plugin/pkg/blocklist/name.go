@@ -14,6 +14,14 @@ import (
 // hold; the underscore is allowed, as in service names.
 func CanonicalName(name string) (string, error) {
 	name = strings.TrimSuffix(name, ".")
+	if isCanonical(name) { // most names of a list: one pass over their bytes
+		return name, nil
+	}
+	return canonical(name)
+}
+
+// canonical is CanonicalName for a name without its trailing dot.
+func canonical(name string) (string, error) {
 	if name == "" {
 		return "", errors.New("empty name")
 	}
@@ -45,6 +53,34 @@ func CanonicalName(name string) (string, error) {
 		}
 	}
 	return name, nil
+}
+
+// isCanonical reports whether name is in the form CanonicalName returns
+// already: 1 to 253 bytes of lower-case labels of name bytes, each 1 to 63
+// bytes long, and no "xn--" anywhere (punycode is checked by decoding it).
+func isCanonical(name string) bool {
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	label := 0 // the length of the label so far
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c == '.':
+			if label == 0 {
+				return false
+			}
+			label = 0
+		case c == '-' && i >= 2 && name[i-2:i] == "xn" && i+1 < len(name) && name[i+1] == '-':
+			return false
+		case isNameByte(c):
+			if label++; label > 63 {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return label > 0
 }
 
 func isNameByte(c byte) bool {

@@ -266,20 +266,27 @@ func (p *parser) parseLines(src lineSource) {
 func splitFields(line string, buf *[4]string) []string {
 	n := 0
 	for n < len(buf) {
-		line = strings.TrimLeft(line, " \t")
-		if line == "" {
+		// Byte loops: a line's fields are a few bytes each, and
+		// strings.TrimLeft builds its set of blanks on every call.
+		start := 0
+		for start < len(line) && isBlank(line[start]) {
+			start++
+		}
+		if start == len(line) {
 			break
 		}
-		end := strings.IndexAny(line, " \t")
-		if end < 0 {
-			end = len(line)
+		end := start
+		for end < len(line) && !isBlank(line[end]) {
+			end++
 		}
-		buf[n] = line[:end]
+		buf[n] = line[start:end]
 		n++
 		line = line[end:]
 	}
 	return buf[:n]
 }
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' }
 
 // isControl reports the characters a list may not hold: C0 controls but
 // the tab, DEL, and C1 controls. They would reach log lines, the audit log,
