@@ -26,8 +26,13 @@ var ErrTooDifferent = errors.New("blockindex: the version is better compiled who
 type Differ struct {
 	base  *ListIndex
 	limit int
-	ids   map[metaKey]uint32 // the base's metas
-	sums  []uint64           // metaHash of each, by id
+	// byOrder holds the first of the base's metas with each order, and
+	// next the one after it with the same order: a lookup hashes and
+	// compares one string where a map of whole metas took three.
+	byOrder map[string]uint32
+	next    []uint32
+	keys    []metaKey // each base meta's key, by id
+	sums    []uint64  // metaHash of each, by id
 	// last is the meta of the last entry found in the base: most entries
 	// share one, and a map lookup per entry was a fifth of a compile.
 	last   metaKey
@@ -51,24 +56,30 @@ func NewDiffer(base *ListIndex, limit int) *Differ {
 	if base.ips != nil || limit <= 0 {
 		return nil
 	}
-	d := &Differ{base: base, limit: limit, ids: make(map[metaKey]uint32, len(base.metas)),
-		seen: make([]uint64, (len(base.recs)+63)/64), canary: base.list.Canary, lastID: ^uint32(0)}
+	n := len(base.metas)
+	d := &Differ{base: base, limit: limit, byOrder: make(map[string]uint32, n),
+		next: make([]uint32, n), keys: make([]metaKey, n), sums: make([]uint64, n),
+		seen: make([]uint64, (len(base.recs)+63)/64), canary: base.list.Canary, lastID: noMeta, plain: noMeta}
 	if base.over != nil {
 		d.canary = base.over.canary
 	}
-	d.sums, d.plain = make([]uint64, len(base.metas)), ^uint32(0)
-	for i, m := range base.metas {
-		k := m.key()
-		d.sums[i] = metaHash(m)
-		if _, dup := d.ids[k]; !dup {
-			d.ids[k] = uint32(i)
-			if k == (metaKey{}) {
-				d.plain = uint32(i)
-			}
+	for i := n - 1; i >= 0; i-- { // from the last, so that each chain runs first to last
+		m := base.metas[i]
+		d.keys[i], d.sums[i] = m.key(), metaHash(m)
+		if d.keys[i] == (metaKey{}) {
+			d.plain = uint32(i)
 		}
+		d.next[i] = noMeta
+		if first, ok := d.byOrder[m.order]; ok {
+			d.next[i] = first
+		}
+		d.byOrder[m.order] = uint32(i)
 	}
 	return d
 }
+
+// noMeta is the id of no meta.
+const noMeta = ^uint32(0)
 
 // batch is how many entries the differ looks up together. Against a list
 // of millions each lookup misses the cache twice (a table slot, then a
@@ -160,15 +171,18 @@ func (d *Differ) fail() { d.failed, d.added, d.seen, d.queue = true, nil, nil, n
 func (d *Differ) metaID(k metaKey) (uint32, bool) {
 	switch {
 	case k == metaKey{}: // no order, category or answer: the most common
-		return d.plain, d.plain != ^uint32(0)
-	case d.lastID != ^uint32(0) && k == d.last:
+		return d.plain, d.plain != noMeta
+	case d.lastID != noMeta && k == d.last:
 		return d.lastID, true
 	}
-	id, ok := d.ids[k]
-	if ok {
-		d.last, d.lastID = d.base.metas[id].key(), id // k's strings may be the stream's
+	id, ok := d.byOrder[k.order]
+	for ; ok && id != noMeta; id = d.next[id] {
+		if d.keys[id] == k {
+			d.last, d.lastID = d.keys[id], id // k's strings may be the stream's
+			return id, true
+		}
 	}
-	return id, ok
+	return 0, false
 }
 
 // mark marks the first base record identical to rec, from r (its key's
