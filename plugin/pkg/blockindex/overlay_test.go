@@ -306,3 +306,40 @@ func blocked(ix *Index, qname string) bool {
 	_, ok := ix.Lookup(qname)
 	return ok
 }
+
+// TestOverlayFilter checks the overlay's filter: every key of its records
+// passes it (a key that did not would decide in the base records, and an
+// added name would pass), and few others do (each that does costs a probe
+// of the overlay's records).
+func TestOverlayFilter(t *testing.T) {
+	key := func(name string) uint64 {
+		h, ok := hashName(name)
+		if !ok {
+			t.Fatalf("hashName(%q) failed", name)
+		}
+		return h.key()
+	}
+	for _, n := range []int{1, 1000, 70_000} {
+		ov := &overlay{hidden: map[record]int32{}}
+		for i := range n {
+			ov.hidden[record{key: key(fmt.Sprintf("added%06d.example", i))}] = 1
+		}
+		ov.filter()
+		for rec := range ov.hidden {
+			if !ov.touches(rec.key) {
+				t.Fatalf("%d keys: a key of the overlay does not pass its filter", n)
+			}
+		}
+		const probes = 100_000
+		passed := 0
+		for i := range probes {
+			if ov.touches(key(fmt.Sprintf("www.probe%06d.test", i))) {
+				passed++
+			}
+		}
+		if passed > probes/300 {
+			t.Errorf("%d keys: %d of %d other keys pass the filter, want at most 1 in 300", n, passed, probes)
+		}
+		t.Logf("%d keys, %d KB: %d of %d other keys pass", n, len(ov.touched)/128, passed, probes)
+	}
+}
