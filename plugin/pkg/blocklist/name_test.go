@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestIsCanonical checks CanonicalName's fast path against its full one:
@@ -34,5 +35,28 @@ func TestIsCanonical(t *testing.T) {
 			b[i] = alphabet[rng.IntN(len(alphabet))]
 		}
 		check(string(b))
+	}
+}
+
+// TestPrintable checks the parser's fast path for a line: printable must
+// hold only where the line is valid UTF-8 without control characters.
+func TestPrintable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for n := range 300_000 {
+		b := make([]byte, rng.IntN(6))
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+			if n%2 == 0 {
+				b[i] = byte(0x10 + rng.IntN(0x80)) // mostly ASCII, near its edges
+			}
+		}
+		line := string(b)
+		clean := utf8.ValidString(line) && strings.IndexFunc(line, isControl) < 0
+		if printable(line) && !clean {
+			t.Fatalf("printable(%q) = true for a line the parser must refuse", line)
+		}
+		if !printable(line) && clean && isASCII(line) {
+			t.Fatalf("printable(%q) = false for a clean ASCII line", line)
+		}
 	}
 }

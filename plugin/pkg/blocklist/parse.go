@@ -192,14 +192,16 @@ func (p *parser) parseLines(src lineSource) {
 			p.errorf("line is %d bytes long; at most %d are allowed", length, MaxLine)
 			continue
 		}
-		if !utf8.ValidString(line) {
-			p.errorf("line is not valid UTF-8")
-			continue
-		}
-		if i := strings.IndexFunc(line, isControl); i >= 0 {
-			r, _ := utf8.DecodeRuneInString(line[i:])
-			p.errorf("control character %U in column %d", r, i+1)
-			continue
+		if !printable(line) { // most lines are, and pass both checks
+			if !utf8.ValidString(line) {
+				p.errorf("line is not valid UTF-8")
+				continue
+			}
+			if i := strings.IndexFunc(line, isControl); i >= 0 {
+				r, _ := utf8.DecodeRuneInString(line[i:])
+				p.errorf("control character %U in column %d", r, i+1)
+				continue
+			}
 		}
 
 		if p.line == 1 && p.delta != nil {
@@ -293,6 +295,17 @@ func isBlank(c byte) bool { return c == ' ' || c == '\t' }
 // EDE texts and the notice page.
 func isControl(r rune) bool {
 	return r < 0x20 && r != '\t' || r >= 0x7f && r < 0xa0
+}
+
+// printable reports whether line holds only printable ASCII and tabs: valid
+// UTF-8 without a control character, found in one pass over its bytes.
+func printable(line string) bool {
+	for i := 0; i < len(line); i++ {
+		if c := line[i]; (c < 0x20 || c >= 0x7f) && c != '\t' {
+			return false
+		}
+	}
+	return true
 }
 
 // stripComment removes a '#' comment that starts the line or follows a blank.
