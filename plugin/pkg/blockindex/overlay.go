@@ -35,16 +35,15 @@ type overlay struct {
 	touchMask uint64
 }
 
-// touchBits returns the word of touched that stands for key and the two
-// bits it sets there: from parts of the key, which is a hash already.
-func (ov *overlay) touchBits(key uint64) (word, bits uint64) {
-	return key >> 32 & ov.touchMask, 1<<(key&63) | 1<<(key>>6&63)
-}
+// touchWord returns the word of touched that stands for key. The key is a
+// hash already: its low six bits and its top six name the two bits it
+// sets in the word, and the bits from the seventh on name the word.
+func (ov *overlay) touchWord(key uint64) uint64 { return key >> 6 & ov.touchMask }
 
 // touches reports whether the overlay may hold or hide records of key.
 func (ov *overlay) touches(key uint64) bool {
-	w, bits := ov.touchBits(key)
-	return ov.touched[w]&bits == bits
+	w := ov.touched[ov.touchWord(key)]
+	return w>>(key&63)&1 != 0 && w>>(key>>58)&1 != 0
 }
 
 // filter sets touched for the overlay's keys: a word (64 bits) a key, so
@@ -56,14 +55,11 @@ func (ov *overlay) filter() {
 		n += len(ov.index.recs)
 	}
 	words := 8
-	for words < n && words < 1<<19 { // at most 4 MB
+	for words < n && words < 1<<19 { // at most 4 MB, so that 6+19 bits name a word
 		words *= 2
 	}
 	ov.touched, ov.touchMask = make([]uint64, words), uint64(words-1)
-	mark := func(key uint64) {
-		w, bits := ov.touchBits(key)
-		ov.touched[w] |= bits
-	}
+	mark := func(key uint64) { ov.touched[ov.touchWord(key)] |= 1<<(key&63) | 1<<(key>>58) }
 	for rec := range ov.hidden {
 		mark(rec.key)
 	}
