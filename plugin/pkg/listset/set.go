@@ -359,7 +359,9 @@ func (s *Set) considerWith(path string, diff bool, start time.Time) *Current {
 		}
 		ix = blockindex.NewCompilerFor(min(size, s.cfg.MaxSize))
 	}
-	v, err := admit.Open(path, s.cfg.MaxSize, s.judge(), ix.Add)
+	pl := newPipeline(ix)
+	defer pl.close()
+	v, err := admit.Open(path, s.cfg.MaxSize, s.judge(), pl.Add)
 	if errors.Is(err, minisig.ErrNoSignature) && s.fromPath(path) == nil {
 		s.wait(path) // not yet published whole: the signature may come next
 		return nil
@@ -384,7 +386,7 @@ func (s *Set) considerWith(path string, diff bool, start time.Time) *Current {
 	switch unchanged, err := admit.Decide(inForce, s.marks[l.Name], l, s.Now()); {
 	case unchanged || cur != nil && cur.passedThrough(l.SHA256):
 		if cur != nil && len(cur.deltas) > 0 && cur.List.SHA256 == l.SHA256 {
-			li, err := ix.Finish(l)
+			li, err := pl.Finish(l)
 			if errors.Is(err, blockindex.ErrTooDifferent) {
 				return s.considerWith(path, false, start)
 			}
@@ -403,7 +405,7 @@ func (s *Set) considerWith(path string, diff bool, start time.Time) *Current {
 		return nil
 	}
 
-	li, err := ix.Finish(l)
+	li, err := pl.Finish(l)
 	if errors.Is(err, blockindex.ErrTooDifferent) {
 		return s.considerWith(path, false, start)
 	}
