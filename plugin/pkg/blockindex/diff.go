@@ -3,6 +3,7 @@ package blockindex
 import (
 	"errors"
 	"strings"
+	"unsafe"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
@@ -26,26 +27,21 @@ var ErrTooDifferent = errors.New("blockindex: the version is better compiled who
 type Differ struct {
 	base  *ListIndex
 	limit int
+	keys  []metaKey // each base meta's key, by id
+	sums  []uint64  // metaHash of each, by id
 	// byOrder holds the first of the base's metas with each order, and
-	// next the one after it with the same order: a lookup hashes and
-	// compares one string where a map of whole metas took three.
+	// next the one after it with the same order, for the entries that
+	// mark no base record.
 	byOrder map[string]uint32
 	next    []uint32
-	keys    []metaKey // each base meta's key, by id
-	sums    []uint64  // metaHash of each, by id
-	// last is the meta of the last entry found in the base: most entries
-	// share one, and a map lookup per entry was a fifth of a compile.
-	last   metaKey
-	lastID uint32
-	plain  uint32   // the id of the meta of an entry that says nothing besides its name
-	seen   []uint64 // a bit per base record that the version holds
-	queue  []queued // entries waiting for a batch's lookups
-	text   []byte   // the queued entries' strings
-	sink   uint64   // what the batch's first pass loads, kept
-	added  []blocklist.Entry
-	sum    checksum // of the version's entries
-	canary string   // the canary compiled into the base records
-	failed bool
+	seen    []uint64 // a bit per base record that the version holds
+	queue   []queued // entries waiting for a batch's lookups
+	text    []byte   // the queued entries' strings
+	sink    uint64   // what the batch's first pass loads, kept
+	added   []blocklist.Entry
+	sum     checksum // of the version's entries
+	canary  string   // the canary compiled into the base records
+	failed  bool
 }
 
 // NewDiffer returns a differ against base's records that gives up past
@@ -59,16 +55,13 @@ func NewDiffer(base *ListIndex, limit int) *Differ {
 	n := len(base.metas)
 	d := &Differ{base: base, limit: limit, byOrder: make(map[string]uint32, n),
 		next: make([]uint32, n), keys: make([]metaKey, n), sums: make([]uint64, n),
-		seen: make([]uint64, (len(base.recs)+63)/64), canary: base.list.Canary, lastID: noMeta, plain: noMeta}
+		seen: make([]uint64, (len(base.recs)+63)/64), canary: base.list.Canary}
 	if base.over != nil {
 		d.canary = base.over.canary
 	}
 	for i := n - 1; i >= 0; i-- { // from the last, so that each chain runs first to last
 		m := base.metas[i]
 		d.keys[i], d.sums[i] = m.key(), metaHash(m)
-		if d.keys[i] == (metaKey{}) {
-			d.plain = uint32(i)
-		}
 		d.next[i] = noMeta
 		if first, ok := d.byOrder[m.order]; ok {
 			d.next[i] = first
@@ -87,13 +80,14 @@ const noMeta = ^uint32(0)
 // another, lets those misses overlap instead of following each other.
 const batch = 64
 
-// queued is an entry waiting for its batch's lookups: its strings, which
-// may be in the stream's buffer, are copied into the batch's text.
+// queued is an entry waiting for its batch's lookups. Its strings, which
+// may be in the stream's buffer, are copies in the batch's text.
 type queued struct {
-	e    blocklist.Entry
-	rec  record
-	ends [3]int // where its name, order and category end in the text
-	r    int    // its key's first record, or -1
+	e     blocklist.Entry
+	h     hashes
+	rec   record // its key and check; its kind and meta are e's
+	local string // the text of e.Local
+	r     int    // its key's first record, or -1
 }
 
 // Add takes the version's next entry.
@@ -106,28 +100,31 @@ func (d *Differ) Add(e blocklist.Entry) {
 		d.fail()
 		return
 	}
-	id, known := d.metaID(metaKey{order: e.Order, category: e.Category, action: e.Action, local: blocklist.LocalText(e.Local)})
-	if !known { // not in the base: added
-		m, _ := newMeta(e)
-		d.sum.add(entryValue(h, e.Kind, metaHash(m)))
-		e.Name, e.Order, e.Category = strings.Clone(e.Name), strings.Clone(e.Order), strings.Clone(e.Category)
-		d.add(e)
-		return
-	}
-	d.sum.add(entryValue(h, e.Kind, d.sums[id]))
 	// An entry is large: it is copied into its place in the queue once,
 	// and the queue is walked by index. (Copies of entries were a tenth of
 	// a reload.)
 	d.queue = append(d.queue, queued{})
 	q := &d.queue[len(d.queue)-1]
-	q.e, q.rec = e, record{key: h.key(), check: uint32(h.h2), kindMeta: uint32(e.Kind)<<metaBits | id}
-	for i, s := range [3]string{e.Name, e.Order, e.Category} {
-		d.text = append(d.text, s...)
-		q.ends[i] = len(d.text)
+	q.e, q.h, q.rec = e, h, record{key: h.key(), check: uint32(h.h2)}
+	q.e.Name, q.e.Order, q.e.Category = d.keep(e.Name), d.keep(e.Order), d.keep(e.Category)
+	if e.Local != nil {
+		q.local = blocklist.LocalText(e.Local)
 	}
 	if len(d.queue) == batch {
 		d.flush()
 	}
+}
+
+// keep copies s into the batch's text and returns the copy, valid until
+// the batch is flushed. (Grown, the text leaves the copies made before in
+// the array they point into.)
+func (d *Differ) keep(s string) string {
+	if s == "" {
+		return ""
+	}
+	start := len(d.text)
+	d.text = append(d.text, s...)
+	return unsafe.String(&d.text[start], len(s))
 }
 
 // add keeps e, added, unless that makes one change too many.
@@ -140,7 +137,7 @@ func (d *Differ) add(e blocklist.Entry) {
 }
 
 // flush looks up the queued entries: each marks a base record identical
-// to its own, or is added.
+// to it, or is added.
 func (d *Differ) flush() {
 	b := d.base
 	for i := range d.queue { // the slots, together
@@ -153,55 +150,63 @@ func (d *Differ) flush() {
 		}
 		d.queue[i].r = r
 	}
-	start := 0
 	for i := range d.queue {
 		q := &d.queue[i]
-		if !d.mark(q.rec, q.r) {
-			e := q.e
-			e.Name = string(d.text[start:q.ends[0]])
-			e.Order = string(d.text[q.ends[0]:q.ends[1]])
-			e.Category = string(d.text[q.ends[1]:q.ends[2]])
-			if d.add(e); d.failed {
-				return
-			}
+		if id, ok := d.mark(q); ok {
+			d.sum.add(entryValue(q.h, q.e.Kind, d.sums[id]))
+			continue
 		}
-		start = q.ends[2]
+		// Added, or changed: the sum takes its meta's hash, which the
+		// base may know already.
+		k := metaKey{order: q.e.Order, category: q.e.Category, action: q.e.Action, local: q.local}
+		if id, known := d.metaID(k); known {
+			d.sum.add(entryValue(q.h, q.e.Kind, d.sums[id]))
+		} else {
+			m, _ := newMeta(q.e)
+			d.sum.add(entryValue(q.h, q.e.Kind, metaHash(m)))
+		}
+		e := q.e
+		e.Name, e.Order, e.Category = strings.Clone(e.Name), strings.Clone(e.Order), strings.Clone(e.Category)
+		if d.add(e); d.failed {
+			return
+		}
 	}
+	clear(d.queue) // no string of the text outlives the batch
 	d.queue, d.text = d.queue[:0], d.text[:0]
 }
 
-func (d *Differ) fail() { d.failed, d.added, d.seen, d.queue = true, nil, nil, nil }
-
-// metaID returns the id of the base's meta k, if it has one.
-func (d *Differ) metaID(k metaKey) (uint32, bool) {
-	switch {
-	case k == metaKey{}: // no order, category or answer: the most common
-		return d.plain, d.plain != noMeta
-	case d.lastID != noMeta && k == d.last:
-		return d.lastID, true
-	}
-	id, ok := d.byOrder[k.order]
-	for ; ok && id != noMeta; id = d.next[id] {
-		if d.keys[id] == k {
-			d.last, d.lastID = d.keys[id], id // k's strings may be the stream's
+// mark marks the first base record identical to q's entry (its key,
+// check, kind and meta), from q.r on, and not marked yet, and returns
+// the record's meta. The meta is compared field by field: the record
+// names one, where a map would have to find the entry's among them all
+// (a lookup that missed the cache was the differ's largest cost).
+func (d *Differ) mark(q *queued) (uint32, bool) {
+	recs := d.base.recs
+	for r := q.r; r >= 0 && r < len(recs) && recs[r].key == q.rec.key; r++ {
+		rec := recs[r]
+		if rec.check != q.rec.check || rec.kind() != q.e.Kind || d.seen[r/64]&(1<<(r%64)) != 0 {
+			continue
+		}
+		id := rec.kindMeta & (1<<metaBits - 1)
+		if k := &d.keys[id]; k.order == q.e.Order && k.category == q.e.Category && k.action == q.e.Action && k.local == q.local {
+			d.seen[r/64] |= 1 << (r % 64)
 			return id, true
 		}
 	}
 	return 0, false
 }
 
-// mark marks the first base record identical to rec, from r (its key's
-// first record, or -1), and not marked yet, and reports whether there was
-// one.
-func (d *Differ) mark(rec record, r int) bool {
-	recs := d.base.recs
-	for ; r >= 0 && r < len(recs) && recs[r].key == rec.key; r++ {
-		if recs[r] == rec && d.seen[r/64]&(1<<(r%64)) == 0 {
-			d.seen[r/64] |= 1 << (r % 64)
-			return true
+func (d *Differ) fail() { d.failed, d.added, d.seen, d.queue = true, nil, nil, nil }
+
+// metaID returns the id of the base's first meta k, if it has one.
+func (d *Differ) metaID(k metaKey) (uint32, bool) {
+	id, ok := d.byOrder[k.order]
+	for ; ok && id != noMeta; id = d.next[id] {
+		if d.keys[id] == k {
+			return id, true
 		}
 	}
-	return false
+	return 0, false
 }
 
 // Finish returns the index of version l, whose entries were added: the
