@@ -25,23 +25,19 @@ var ErrTooDifferent = errors.New("blockindex: the version is better compiled who
 // Differ diffs a list's next version, entry by entry, against a compiled
 // version of it.
 type Differ struct {
-	base  *ListIndex
-	limit int
-	keys  []metaKey // each base meta's key, by id
-	sums  []uint64  // metaHash of each, by id
-	// byOrder holds the first of the base's metas with each order, and
-	// next the one after it with the same order, for the entries that
-	// mark no base record.
-	byOrder map[string]uint32
-	next    []uint32
-	seen    []uint64 // a bit per base record that the version holds
-	queue   []queued // entries waiting for a batch's lookups
-	text    []byte   // the queued entries' strings
-	sink    uint64   // what the batch's first pass loads, kept
-	added   []blocklist.Entry
-	sum     checksum // of the version's entries
-	canary  string   // the canary compiled into the base records
-	failed  bool
+	base   *ListIndex
+	limit  int
+	keys   []metaKey          // each base meta's key, by id
+	sums   []uint64           // metaHash of each, by id
+	ids    map[metaKey]uint32 // the first of the base's metas with each key
+	seen   []uint64           // a bit per base record that the version holds
+	queue  []queued           // entries waiting for a batch's lookups
+	text   []byte             // the queued entries' strings
+	sink   uint64             // what the batch's first pass loads, kept
+	added  []blocklist.Entry
+	sum    checksum // of the version's entries
+	canary string   // the canary compiled into the base records
+	failed bool
 }
 
 // NewDiffer returns a differ against base's records that gives up past
@@ -53,26 +49,19 @@ func NewDiffer(base *ListIndex, limit int) *Differ {
 		return nil
 	}
 	n := len(base.metas)
-	d := &Differ{base: base, limit: limit, byOrder: make(map[string]uint32, n),
-		next: make([]uint32, n), keys: make([]metaKey, n), sums: make([]uint64, n),
+	d := &Differ{base: base, limit: limit, ids: make(map[metaKey]uint32, n), keys: make([]metaKey, n), sums: make([]uint64, n),
 		seen: make([]uint64, (len(base.recs)+63)/64), canary: base.list.Canary}
 	if base.over != nil {
 		d.canary = base.over.canary
 	}
-	for i := n - 1; i >= 0; i-- { // from the last, so that each chain runs first to last
-		m := base.metas[i]
+	for i, m := range base.metas {
 		d.keys[i], d.sums[i] = m.key(), metaHash(m)
-		d.next[i] = noMeta
-		if first, ok := d.byOrder[m.order]; ok {
-			d.next[i] = first
+		if _, dup := d.ids[d.keys[i]]; !dup {
+			d.ids[d.keys[i]] = uint32(i)
 		}
-		d.byOrder[m.order] = uint32(i)
 	}
 	return d
 }
-
-// noMeta is the id of no meta.
-const noMeta = ^uint32(0)
 
 // batch is how many entries the differ looks up together. Against a list
 // of millions each lookup misses the cache twice (a table slot, then a
@@ -159,7 +148,7 @@ func (d *Differ) flush() {
 		// Added, or changed: the sum takes its meta's hash, which the
 		// base may know already.
 		k := metaKey{order: q.e.Order, category: q.e.Category, action: q.e.Action, local: q.local}
-		if id, known := d.metaID(k); known {
+		if id, known := d.ids[k]; known {
 			d.sum.add(entryValue(q.h, q.e.Kind, d.sums[id]))
 		} else {
 			m, _ := newMeta(q.e)
@@ -197,17 +186,6 @@ func (d *Differ) mark(q *queued) (uint32, bool) {
 }
 
 func (d *Differ) fail() { d.failed, d.added, d.seen, d.queue = true, nil, nil, nil }
-
-// metaID returns the id of the base's first meta k, if it has one.
-func (d *Differ) metaID(k metaKey) (uint32, bool) {
-	id, ok := d.byOrder[k.order]
-	for ; ok && id != noMeta; id = d.next[id] {
-		if d.keys[id] == k {
-			return id, true
-		}
-	}
-	return 0, false
-}
 
 // Finish returns the index of version l, whose entries were added: the
 // base's records with an overlay of the change. The differ is spent. No

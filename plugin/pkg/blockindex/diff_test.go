@@ -189,3 +189,119 @@ func compareWithCompile(t *testing.T, what string, got *ListIndex, version *bloc
 		}
 	}
 }
+
+// TestDiffPlainAgreesWithCompile diffs random versions of a plain list
+// (every kind, entries that change only their order or category, orders
+// that differ only in case, repeated entries, the canary changing,
+// shuffled lines, overlays diffed again and compacted) through a stream
+// whose buffer is reused, and checks every answer against a compile of
+// the version.
+func TestDiffPlainAgreesWithCompile(t *testing.T) {
+	kinds := []string{"", "=", "*.", "!", "!=", "!*."}
+	orders := []string{"-", "O1", "O2", "O10", "A", "o1"}
+	cats := []string{"", "csam", "fraud", "a"}
+	diffed := 0
+	for seed := range 40 {
+		rng := rand.New(rand.NewPCG(uint64(seed), 99))
+		names := []string{}
+		for i := range 40 {
+			names = append(names, fmt.Sprintf("n%d.example", i), fmt.Sprintf("s.n%d.example", i))
+		}
+		entry := func() string {
+			s := kinds[rng.IntN(len(kinds))] + names[rng.IntN(len(names))]
+			switch rng.IntN(3) {
+			case 1:
+				s += " " + orders[rng.IntN(len(orders))]
+			case 2:
+				s += " " + orders[rng.IntN(len(orders))] + " " + cats[rng.IntN(len(cats))]
+			}
+			return s
+		}
+		mk := func(serial int, canary string, lines []string) *blocklist.List {
+			var b strings.Builder
+			fmt.Fprintf(&b, "#! regblock-list 1\n#! name: t\n#! serial: %d\n#! issued: 2026-01-01T00:00:00Z\n", serial)
+			if canary != "" {
+				fmt.Fprintf(&b, "#! canary: %s\n", canary)
+			}
+			for _, l := range lines {
+				b.WriteString(strings.TrimSpace(l) + "\n")
+			}
+			l, err := blocklist.Parse("t.list", []byte(b.String()))
+			if err != nil {
+				t.Fatalf("%v\n%s", err, b.String())
+			}
+			return l
+		}
+		var lines []string
+		for i := range 2000 {
+			lines = append(lines, fmt.Sprintf("base%d.example B-%d", i, i%7))
+		}
+		for range 150 {
+			lines = append(lines, entry())
+		}
+		var queries []string
+		for _, n := range names {
+			queries = append(queries, n+".", "x."+n+".", "y.x."+n+".")
+		}
+		for i := range 2000 {
+			queries = append(queries, fmt.Sprintf("base%d.example.", i))
+		}
+		queries = append(queries, "canary.test.", "canary2.test.", "n1.example.")
+		li, err := Compile(mk(1, "canary.test", lines))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for serial := 2; serial < 12; serial++ {
+			next := append([]string(nil), lines...)
+			for i := 2000; i < len(next); i++ {
+				switch rng.IntN(12) {
+				case 0:
+					next[i] = entry()
+				case 1: // change only order or category
+					f := strings.Fields(next[i])
+					switch len(f) {
+					case 1:
+						f = append(f, orders[rng.IntN(len(orders))])
+					case 2:
+						f[1] = orders[rng.IntN(len(orders))]
+					case 3:
+						f[2] = cats[rng.IntN(len(cats))]
+					}
+					next[i] = strings.Join(f, " ")
+				case 2:
+					next = append(next, next[i]) // duplicate
+				case 3:
+					next[i] = "#"
+				}
+			}
+			if rng.IntN(2) == 0 {
+				rng.Shuffle(len(next), func(i, j int) { next[i], next[j] = next[j], next[i] })
+			}
+			version := mk(serial, []string{"canary.test", "canary2.test", ""}[rng.IntN(3)], next)
+			limit := []int{10, 60, 100, 1000}[rng.IntN(4)]
+			got, err := streamDiff(li, version, limit)
+			if err == ErrTooDifferent {
+				got, err = Compile(version)
+			} else if err == nil && got.over != nil {
+				diffed++
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			compareWithCompile(t, fmt.Sprintf("seed %d serial %d", seed, serial), got, version, queries)
+			if rng.IntN(3) == 0 {
+				compareWithCompile(t, fmt.Sprintf("seed %d serial %d compact", seed, serial), got.Compact(), version, queries)
+			}
+			if t.Failed() {
+				return
+			}
+			li, lines = got, next
+			if rng.IntN(4) == 0 {
+				li = li.Compact()
+			}
+		}
+	}
+	if diffed == 0 {
+		t.Error("no version was diffed into an overlay")
+	}
+}
