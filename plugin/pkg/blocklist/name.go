@@ -28,6 +28,9 @@ func canonical(name string) (string, error) {
 	if len(name) > 4*253 { // even in Unicode, too long to become a valid name
 		return "", fmt.Errorf("name of %d bytes is longer than a DNS name can be", len(name))
 	}
+	if isASCII(name) {
+		name = strings.ToLower(name) // so that XN-- is punycode, checked, too
+	}
 	if !isASCII(name) || strings.Contains(name, "xn--") {
 		ascii, err := idna.Lookup.ToASCII(name)
 		if err != nil {

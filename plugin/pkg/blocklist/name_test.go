@@ -60,3 +60,18 @@ func TestPrintable(t *testing.T) {
 		}
 	}
 }
+
+// TestUpperCasePunycode checks that punycode in upper case is checked as
+// in lower case: a label that does not decode is refused either way.
+func TestUpperCasePunycode(t *testing.T) {
+	for _, name := range []string{"xn--zz.example", "XN--ZZ.example", "Xn--zz.example", "a.xN--zz.example"} {
+		if got, err := CanonicalName(name); err == nil {
+			t.Errorf("CanonicalName(%q) = %q, want an error: the label is not valid punycode", name, got)
+		}
+	}
+	for name, want := range map[string]string{"XN--BCHER-KVA.example": "xn--bcher-kva.example", "Bücher.Example": "xn--bcher-kva.example"} {
+		if got, err := CanonicalName(name); err != nil || got != want {
+			t.Errorf("CanonicalName(%q) = %q, %v; want %q", name, got, err, want)
+		}
+	}
+}
