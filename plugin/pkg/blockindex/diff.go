@@ -132,12 +132,19 @@ func (d *Differ) flush() {
 	for i := range d.queue { // the slots, together
 		d.sink += b.table[d.queue[i].rec.key&b.mask]
 	}
-	for i := range d.queue { // the records, together
+	for i := range d.queue { // the records, together, and their seen bits
 		r, ok := b.find(d.queue[i].rec.key)
 		if !ok {
 			r = -1
+		} else {
+			d.sink += d.seen[r/64]
 		}
 		d.queue[i].r = r
+	}
+	for i := range d.queue { // the metas of the records, together
+		if r := d.queue[i].r; r >= 0 {
+			d.sink += uint64(len(d.keys[b.recs[r].kindMeta&(1<<metaBits-1)].order))
+		}
 	}
 	for i := range d.queue {
 		q := &d.queue[i]
