@@ -33,7 +33,7 @@ type Differ struct {
 	seen   []uint64           // a bit per base record that the version holds
 	queue  []queued           // entries waiting for a batch's lookups
 	text   []byte             // the queued entries' strings
-	sink   uint64             // what the batch's first pass loads, kept
+	sink   uint64             // what a batch's passes load ahead, kept
 	added  []blocklist.Entry
 	sum    checksum // of the version's entries
 	canary string   // the canary compiled into the base records
