@@ -43,6 +43,20 @@ func streamDiff(li *ListIndex, next *blocklist.List, limit int) (*ListIndex, err
 	return out, err
 }
 
+// diffOrCompile diffs version against li through streamDiff, or compiles
+// it when the differ gives up, as a reload does.
+func diffOrCompile(t *testing.T, li *ListIndex, version *blocklist.List, limit int) *ListIndex {
+	t.Helper()
+	got, err := streamDiff(li, version, limit)
+	if err == ErrTooDifferent {
+		got, err = Compile(version)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 // TestDiffRPZAgreesWithCompile diffs random versions of an RPZ zone
 // (local data, walled gardens, every action, order and category
 // comments, triggers at the canary names while the canary changes, names
@@ -132,14 +146,9 @@ func TestDiffRPZAgreesWithCompile(t *testing.T) {
 			}
 			version := zone(serial, []string{"canary.test", "canary2.test", ""}[rng.IntN(3)], next)
 			limit := []int{50, 64, 65, 100, 1000}[rng.IntN(5)]
-			got, err := streamDiff(li, version, limit)
-			if err == ErrTooDifferent {
-				got, err = Compile(version)
-			} else if err == nil && got.over != nil {
+			got := diffOrCompile(t, li, version, limit)
+			if got.over != nil {
 				diffed++
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			compareWithCompile(t, fmt.Sprintf("seed %d serial %d limit %d", seed, serial, limit), got, version, queries)
 			if t.Failed() {
@@ -279,14 +288,9 @@ func TestDiffPlainAgreesWithCompile(t *testing.T) {
 			}
 			version := mk(serial, []string{"canary.test", "canary2.test", ""}[rng.IntN(3)], next)
 			limit := []int{10, 60, 100, 1000}[rng.IntN(4)]
-			got, err := streamDiff(li, version, limit)
-			if err == ErrTooDifferent {
-				got, err = Compile(version)
-			} else if err == nil && got.over != nil {
+			got := diffOrCompile(t, li, version, limit)
+			if got.over != nil {
 				diffed++
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			compareWithCompile(t, fmt.Sprintf("seed %d serial %d", seed, serial), got, version, queries)
 			if rng.IntN(3) == 0 {
