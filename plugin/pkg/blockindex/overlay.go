@@ -47,7 +47,7 @@ func (ov *overlay) touches(key uint64) bool {
 }
 
 // filter sets touched for the overlay's keys: a word (64 bits) a key, so
-// that about 1 key in 550 that it does not hold passes it, and the filter
+// that about 1 key in 500 that it does not hold passes it, and the filter
 // of a 1 000-entry delta (8 KB) stays in the core's first-level cache.
 func (ov *overlay) filter() {
 	n := len(ov.hidden)
