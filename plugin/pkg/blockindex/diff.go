@@ -1,7 +1,10 @@
 package blockindex
 
 import (
+	"cmp"
 	"errors"
+	"math"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -31,6 +34,7 @@ type Differ struct {
 	sums   []uint64           // metaHash of each, by id
 	ids    map[metaKey]uint32 // the first of the base's metas with each key
 	seen   []uint64           // a bit per base record that the version holds
+	next   map[int]int        // markInRun's first record not marked yet, by group
 	queue  []queued           // entries waiting for a batch's lookups
 	text   []byte             // the queued entries' strings
 	sink   uint64             // what a batch's passes load ahead, kept
@@ -178,6 +182,9 @@ func (d *Differ) flush() {
 // (a lookup that missed the cache was the differ's largest cost).
 func (d *Differ) mark(q *queued) (uint32, bool) {
 	recs := d.base.recs
+	if r := q.r; r >= 0 && r+longRun < len(recs) && recs[r+longRun].key == q.rec.key {
+		return d.markInRun(q)
+	}
 	for r := q.r; r >= 0 && r < len(recs) && recs[r].key == q.rec.key; r++ {
 		rec := recs[r]
 		if rec.check != q.rec.check || rec.kind() != q.e.Kind || d.seen[r/64]&(1<<(r%64)) != 0 {
@@ -186,6 +193,44 @@ func (d *Differ) mark(q *queued) (uint32, bool) {
 		id := rec.kindMeta & (1<<metaBits - 1)
 		if k := &d.keys[id]; k.order == q.e.Order && k.category == q.e.Category && k.action == q.e.Action && k.local == q.local {
 			d.seen[r/64] |= 1 << (r % 64)
+			return id, true
+		}
+	}
+	return 0, false
+}
+
+// longRun is how many records of one key mark walks; a name listed more
+// often than that is marked by markInRun.
+const longRun = 16
+
+// markInRun is mark for a name listed many times, in the time of a search
+// whatever the count, where a walk of its records for each of its entries
+// would grow with the square of the count: the entry's meta is looked up,
+// its identical records found by binary search among the name's (they are
+// sorted), and the group's first record not marked yet kept in next.
+func (d *Differ) markInRun(q *queued) (uint32, bool) {
+	id, ok := d.ids[metaKey{order: q.e.Order, category: q.e.Category, action: q.e.Action, local: q.local}]
+	if !ok {
+		return 0, false
+	}
+	want := record{key: q.rec.key, check: q.rec.check, kindMeta: uint32(q.e.Kind)<<metaBits | id}
+	recs := d.base.recs[q.r:]
+	run, _ := slices.BinarySearchFunc(recs, q.rec.key+1, func(r record, key uint64) int { return cmp.Compare(r.key, key) })
+	if q.rec.key == math.MaxUint64 {
+		run = len(recs)
+	}
+	first, found := slices.BinarySearchFunc(recs[:run], want, compareRecords)
+	if !found {
+		return 0, false
+	}
+	first += q.r
+	if d.next == nil {
+		d.next = map[int]int{}
+	}
+	for r := max(first, d.next[first]); r < len(d.base.recs) && d.base.recs[r] == want; r++ {
+		if d.seen[r/64]&(1<<(r%64)) == 0 {
+			d.seen[r/64] |= 1 << (r % 64)
+			d.next[first] = r + 1
 			return id, true
 		}
 	}

@@ -309,3 +309,77 @@ func TestDiffPlainAgreesWithCompile(t *testing.T) {
 		t.Error("no version was diffed into an overlay")
 	}
 }
+
+// TestDiffManyAtOneNameAgreesWithCompile diffs random versions of a list
+// whose few names are listed many times each (every kind, orders and
+// categories, lines repeated, the canary moving among them), so that a
+// name holds more records than the differ walks, and checks every answer,
+// and the answers after Compact, against a compile of the version.
+func TestDiffManyAtOneNameAgreesWithCompile(t *testing.T) {
+	kinds := []string{"", "=", "*.", "!", "!=", "!*."}
+	names := []string{"canary.test", "canary2.test", "a.canary.test", "x.test", "y.x.test", "z.y.x.test", "test"}
+	orders := []string{"-", "O1", "O2", "o1", "Z"}
+	cats := []string{"", "csam", "fraud"}
+	for seed := range 300 {
+		rng := rand.New(rand.NewPCG(uint64(seed), 7))
+		entry := func() string {
+			return kinds[rng.IntN(6)] + names[rng.IntN(len(names))] + " " + orders[rng.IntN(len(orders))] + " " + cats[rng.IntN(len(cats))]
+		}
+		mk := func(serial int, canary string, lines []string) *blocklist.List {
+			var b strings.Builder
+			fmt.Fprintf(&b, "#! regblock-list 1\n#! name: t\n#! serial: %d\n#! issued: 2026-01-01T00:00:00Z\n", serial)
+			if canary != "" {
+				fmt.Fprintf(&b, "#! canary: %s\n", canary)
+			}
+			for _, l := range lines {
+				b.WriteString(strings.TrimSpace(l) + "\n")
+			}
+			l, err := blocklist.Parse("t.list", []byte(b.String()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l
+		}
+		var lines []string
+		for i := range 400 {
+			lines = append(lines, fmt.Sprintf("b%d.example", i))
+		}
+		for range 60 {
+			lines = append(lines, entry())
+		}
+		var queries []string
+		for _, n := range names {
+			queries = append(queries, n+".", "q."+n+".")
+		}
+		canaries := []string{"canary.test", "canary2.test", "a.canary.test", ""}
+		li, err := Compile(mk(1, canaries[rng.IntN(4)], lines))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for serial := 2; serial < 10; serial++ {
+			next := append([]string(nil), lines...)
+			for i := 400; i < len(next); i++ {
+				switch rng.IntN(6) {
+				case 0:
+					next[i] = entry()
+				case 1:
+					next = append(next, next[i], next[i])
+				case 2:
+					next[i] = "#"
+				}
+			}
+			rng.Shuffle(len(next), func(i, j int) { next[i], next[j] = next[j], next[i] })
+			v := mk(serial, canaries[rng.IntN(4)], next)
+			got := diffOrCompile(t, li, v, 200)
+			compareWithCompile(t, fmt.Sprintf("seed %d serial %d", seed, serial), got, v, queries)
+			compareWithCompile(t, fmt.Sprintf("seed %d serial %d compact", seed, serial), got.Compact(), v, queries)
+			if t.Failed() {
+				return
+			}
+			li, lines = got, next
+			if rng.IntN(3) == 0 {
+				li = li.Compact()
+			}
+		}
+	}
+}

@@ -382,6 +382,8 @@ func flagSort(a []record, shift uint, bounds, next []int) {
 		b := a[bounds[d]:bounds[d+1]]
 		switch {
 		case len(b) <= 1:
+		case shift == 0 && len(b) > 32: // a name listed many times
+			slices.SortFunc(b, compareRecords)
 		case shift == 0:
 			insertionSort(b) // equal keys: order by the rest
 		default:
@@ -398,6 +400,19 @@ func insertionSort(a []record) {
 			a[j], a[j-1] = a[j-1], a[j]
 		}
 	}
+}
+
+// compareRecords orders records as recordLess does, for slices.SortFunc:
+// a list may hold one name any number of times, where insertion sort's
+// work grows with the square of the count.
+func compareRecords(x, y record) int {
+	switch {
+	case recordLess(x, y):
+		return -1
+	case recordLess(y, x):
+		return 1
+	}
+	return 0
 }
 
 func recordLess(x, y record) bool {
