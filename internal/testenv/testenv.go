@@ -155,14 +155,16 @@ func RegblockdEnv(t testing.TB, bin, corefile, wd, addr, probe string, env []str
 	return logs
 }
 
-// Serving waits (at most 20 s) until the regblockd whose output is logs
+// Serving waits (at most 60 s) until the regblockd whose output is logs
 // has printed CoreDNS's startup banner: every listener of this very
 // process (DNS, metrics, ready) is then open. An answer on the DNS port
 // alone does not prove it: after a restart, another test's process can
-// hold a port this one was given, and /metrics may not be open yet.
+// hold a port this one was given, and /metrics may not be open yet. (A
+// resolver that decrypts its receipts key, scrypt under the race detector
+// on a busy 2-core machine, once took over 20 s to start.)
 func Serving(t testing.TB, logs *Output) {
 	t.Helper()
-	Eventually(t, 20*time.Second, "regblockd prints its startup banner", func() bool {
+	Eventually(t, 60*time.Second, "regblockd prints its startup banner", func() bool {
 		return strings.Contains(logs.String(), "CoreDNS-")
 	})
 }
