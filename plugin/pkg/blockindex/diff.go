@@ -182,7 +182,10 @@ func (d *Differ) flush() {
 // (a lookup that missed the cache was the differ's largest cost).
 func (d *Differ) mark(q *queued) (uint32, bool) {
 	recs := d.base.recs
-	if r := q.r; r >= 0 && r+longRun < len(recs) && recs[r+longRun].key == q.rec.key {
+	// Most names are listed once: the record after theirs, most often in
+	// the same cache line, has another key, and the one longRun on is
+	// not loaded.
+	if r := q.r; r >= 0 && r+longRun < len(recs) && recs[r+1].key == q.rec.key && recs[r+longRun].key == q.rec.key {
 		return d.markInRun(q)
 	}
 	for r := q.r; r >= 0 && r < len(recs) && recs[r].key == q.rec.key; r++ {
