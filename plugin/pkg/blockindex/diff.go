@@ -152,7 +152,14 @@ func (d *Differ) flush() {
 	}
 	for i := range d.queue {
 		q := &d.queue[i]
-		if id, ok := d.mark(q); ok {
+		var id uint32
+		var ok bool
+		if d.inLongRun(q) {
+			id, ok = d.markInRun(q)
+		} else {
+			id, ok = d.mark(q)
+		}
+		if ok {
 			d.sum.add(entryValue(q.h, q.e.Kind, d.sums[id]))
 			continue
 		}
@@ -182,12 +189,6 @@ func (d *Differ) flush() {
 // (a lookup that missed the cache was the differ's largest cost).
 func (d *Differ) mark(q *queued) (uint32, bool) {
 	recs := d.base.recs
-	// Most names are listed once: the record after theirs, most often in
-	// the same cache line, has another key, and the one longRun on is
-	// not loaded.
-	if r := q.r; r >= 0 && r+longRun < len(recs) && recs[r+1].key == q.rec.key && recs[r+longRun].key == q.rec.key {
-		return d.markInRun(q)
-	}
 	for r := q.r; r >= 0 && r < len(recs) && recs[r].key == q.rec.key; r++ {
 		rec := recs[r]
 		if rec.check != q.rec.check || rec.kind() != q.e.Kind || d.seen[r/64]&(1<<(r%64)) != 0 {
@@ -205,6 +206,14 @@ func (d *Differ) mark(q *queued) (uint32, bool) {
 // longRun is how many records of one key mark walks; a name listed more
 // often than that is marked by markInRun.
 const longRun = 16
+
+// inLongRun reports whether q's name has more than longRun records. Most
+// names are listed once: the record after theirs, most often in the same
+// cache line, has another key, and the one longRun on is not loaded.
+func (d *Differ) inLongRun(q *queued) bool {
+	recs, r := d.base.recs, q.r
+	return r >= 0 && r+longRun < len(recs) && recs[r+1].key == q.rec.key && recs[r+longRun].key == q.rec.key
+}
 
 // markInRun is mark for a name listed many times, in the time of a search
 // whatever the count, where a walk of its records for each of its entries
