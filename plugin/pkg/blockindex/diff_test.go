@@ -199,6 +199,24 @@ func compareWithCompile(t *testing.T, what string, got *ListIndex, version *bloc
 	}
 }
 
+// listOf parses a list named t of the given serial, canary and entry lines.
+func listOf(t *testing.T, serial int, canary string, lines []string) *blocklist.List {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "#! regblock-list 1\n#! name: t\n#! serial: %d\n#! issued: 2026-01-01T00:00:00Z\n", serial)
+	if canary != "" {
+		fmt.Fprintf(&b, "#! canary: %s\n", canary)
+	}
+	for _, l := range lines {
+		b.WriteString(strings.TrimSpace(l) + "\n")
+	}
+	l, err := blocklist.Parse("t.list", []byte(b.String()))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	return l
+}
+
 // TestDiffPlainAgreesWithCompile diffs random versions of a plain list
 // (every kind, entries that change only their order or category, orders
 // that differ only in case, repeated entries, the canary changing,
@@ -226,21 +244,6 @@ func TestDiffPlainAgreesWithCompile(t *testing.T) {
 			}
 			return s
 		}
-		mk := func(serial int, canary string, lines []string) *blocklist.List {
-			var b strings.Builder
-			fmt.Fprintf(&b, "#! regblock-list 1\n#! name: t\n#! serial: %d\n#! issued: 2026-01-01T00:00:00Z\n", serial)
-			if canary != "" {
-				fmt.Fprintf(&b, "#! canary: %s\n", canary)
-			}
-			for _, l := range lines {
-				b.WriteString(strings.TrimSpace(l) + "\n")
-			}
-			l, err := blocklist.Parse("t.list", []byte(b.String()))
-			if err != nil {
-				t.Fatalf("%v\n%s", err, b.String())
-			}
-			return l
-		}
 		var lines []string
 		for i := range 2000 {
 			lines = append(lines, fmt.Sprintf("base%d.example B-%d", i, i%7))
@@ -256,7 +259,7 @@ func TestDiffPlainAgreesWithCompile(t *testing.T) {
 			queries = append(queries, fmt.Sprintf("base%d.example.", i))
 		}
 		queries = append(queries, "canary.test.", "canary2.test.", "n1.example.")
-		li, err := Compile(mk(1, "canary.test", lines))
+		li, err := Compile(listOf(t, 1, "canary.test", lines))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -286,7 +289,7 @@ func TestDiffPlainAgreesWithCompile(t *testing.T) {
 			if rng.IntN(2) == 0 {
 				rng.Shuffle(len(next), func(i, j int) { next[i], next[j] = next[j], next[i] })
 			}
-			version := mk(serial, []string{"canary.test", "canary2.test", ""}[rng.IntN(3)], next)
+			version := listOf(t, serial, []string{"canary.test", "canary2.test", ""}[rng.IntN(3)], next)
 			limit := []int{10, 60, 100, 1000}[rng.IntN(4)]
 			got := diffOrCompile(t, li, version, limit)
 			if got.over != nil {
@@ -325,21 +328,6 @@ func TestDiffManyAtOneNameAgreesWithCompile(t *testing.T) {
 		entry := func() string {
 			return kinds[rng.IntN(6)] + names[rng.IntN(len(names))] + " " + orders[rng.IntN(len(orders))] + " " + cats[rng.IntN(len(cats))]
 		}
-		mk := func(serial int, canary string, lines []string) *blocklist.List {
-			var b strings.Builder
-			fmt.Fprintf(&b, "#! regblock-list 1\n#! name: t\n#! serial: %d\n#! issued: 2026-01-01T00:00:00Z\n", serial)
-			if canary != "" {
-				fmt.Fprintf(&b, "#! canary: %s\n", canary)
-			}
-			for _, l := range lines {
-				b.WriteString(strings.TrimSpace(l) + "\n")
-			}
-			l, err := blocklist.Parse("t.list", []byte(b.String()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return l
-		}
 		var lines []string
 		for i := range 400 {
 			lines = append(lines, fmt.Sprintf("b%d.example", i))
@@ -352,7 +340,7 @@ func TestDiffManyAtOneNameAgreesWithCompile(t *testing.T) {
 			queries = append(queries, n+".", "q."+n+".")
 		}
 		canaries := []string{"canary.test", "canary2.test", "a.canary.test", ""}
-		li, err := Compile(mk(1, canaries[rng.IntN(4)], lines))
+		li, err := Compile(listOf(t, 1, canaries[rng.IntN(4)], lines))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -369,7 +357,7 @@ func TestDiffManyAtOneNameAgreesWithCompile(t *testing.T) {
 				}
 			}
 			rng.Shuffle(len(next), func(i, j int) { next[i], next[j] = next[j], next[i] })
-			v := mk(serial, canaries[rng.IntN(4)], next)
+			v := listOf(t, serial, canaries[rng.IntN(4)], next)
 			got := diffOrCompile(t, li, v, 200)
 			compareWithCompile(t, fmt.Sprintf("seed %d serial %d", seed, serial), got, v, queries)
 			compareWithCompile(t, fmt.Sprintf("seed %d serial %d compact", seed, serial), got.Compact(), v, queries)
