@@ -1,9 +1,7 @@
 package blockindex
 
 import (
-	"cmp"
 	"errors"
-	"math"
 	"slices"
 	"strings"
 	"unsafe"
@@ -226,12 +224,7 @@ func (d *Differ) markInRun(q *queued) (uint32, bool) {
 		return 0, false
 	}
 	want := record{key: q.rec.key, check: q.rec.check, kindMeta: uint32(q.e.Kind)<<metaBits | id}
-	recs := d.base.recs[q.r:]
-	run, _ := slices.BinarySearchFunc(recs, q.rec.key+1, func(r record, key uint64) int { return cmp.Compare(r.key, key) })
-	if q.rec.key == math.MaxUint64 {
-		run = len(recs)
-	}
-	first, found := slices.BinarySearchFunc(recs[:run], want, compareRecords)
+	first, found := slices.BinarySearchFunc(d.base.recs[q.r:], want, compareRecords) // sorted by compareRecords
 	if !found {
 		return 0, false
 	}

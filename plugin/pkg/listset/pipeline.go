@@ -1,7 +1,6 @@
 package listset
 
 import (
-	"sync"
 	"unsafe"
 
 	"github.com/regblock/regblock/plugin/pkg/blockindex"
@@ -21,12 +20,12 @@ import (
 // queries that arrived meanwhile: a batch is small so that the load
 // never holds both cores for long.
 type pipeline struct {
-	ix   indexer
-	cur  *entryBatch      // being filled
-	full chan *entryBatch // for the indexer, in order
-	free chan *entryBatch // done with
-	done chan struct{}    // closed when the indexer has taken every batch
-	stop sync.Once
+	ix     indexer
+	cur    *entryBatch      // being filled
+	full   chan *entryBatch // for the indexer, in order
+	free   chan *entryBatch // done with
+	done   chan struct{}    // closed when the indexer has taken every batch
+	closed bool             // by close, called on the loading goroutine only
 }
 
 // entryBatch is a batch of entries and the text their strings point into.
@@ -94,11 +93,13 @@ func (p *pipeline) Finish(l *blocklist.List) (*blockindex.ListIndex, error) {
 // and waits for it. The caller calls it (or Finish) when it stops adding,
 // whether or not the list is good.
 func (p *pipeline) close() {
-	p.stop.Do(func() {
-		if len(p.cur.entries) > 0 {
-			p.full <- p.cur
-		}
-		close(p.full)
-		<-p.done
-	})
+	if p.closed {
+		return
+	}
+	p.closed = true
+	if len(p.cur.entries) > 0 {
+		p.full <- p.cur
+	}
+	close(p.full)
+	<-p.done
 }
