@@ -132,7 +132,7 @@ func (d *Differ) add(e blocklist.Entry) {
 func (d *Differ) flush() {
 	b := d.base
 	for i := range d.queue { // the slots, together
-		d.sink += b.table[d.queue[i].rec.key&b.mask]
+		d.sink += b.table[d.queue[i].rec.key>>b.shift]
 	}
 	for i := range d.queue { // the records, together, and their seen bits
 		r, ok := b.find(d.queue[i].rec.key)

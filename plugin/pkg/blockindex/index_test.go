@@ -340,3 +340,72 @@ func fastPathAgrees(t *testing.T, ix *Index) {
 		}
 	}
 }
+
+// TestTable checks the table's layout and its probes on keys made to
+// crowd it: a 3/4 full table, keys sharing a home slot, keys sharing a tag
+// but not their low bits, tags of 0, keys listed more than once, and keys
+// whose home is the last slot, which push the table past its home slots.
+func TestTable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const bits = 12
+	var keys []uint64
+	for range 3 << (bits - 2) { // 3/4 of 1<<bits
+		keys = append(keys, rng.Uint64()|1)
+	}
+	last := uint64(1)<<bits - 1 // the last home slot
+	for i := range uint64(40) {
+		keys = append(keys, last<<(64-bits)|i<<20|1)
+	}
+	for i := range uint64(20) {
+		keys = append(keys, 1<<(64-bits)|0xabc<<32|i<<8|1, 2*i+1) // one tag, many keys; tags of 0
+	}
+	var recs []record
+	for i, k := range keys {
+		for j := range 1 + i%3 {
+			recs = append(recs, record{key: k, check: uint32(j)})
+		}
+	}
+	sortRecords(recs)
+	li := &ListIndex{recs: recs}
+	li.table, li.tableMem, li.shift = buildTable(recs)
+
+	if got := li.table[len(li.table)-1]; got != 0 {
+		t.Fatalf("the table ends in %#x, not an empty slot", got)
+	}
+	for s := 1; s < len(li.table); s++ { // in order, each at or after its home
+		prev, v := li.table[s-1], li.table[s]
+		if v == 0 {
+			continue
+		}
+		key := recs[uint32(v)-1].key
+		if home := int(key >> li.shift); s < home {
+			t.Errorf("slot %d holds %#x, whose home is slot %d", s, key, home)
+		}
+		if prev != 0 && prev>>32 > v>>32 {
+			t.Errorf("slot %d holds tag %#x after %#x", s, v>>32, prev>>32)
+		}
+	}
+	tags := map[uint64]bool{}
+	for _, k := range keys {
+		tags[k>>32] = true
+		r, ok := li.find(k)
+		if !ok || !li.mayHold(k) {
+			t.Fatalf("key %#x: not found", k)
+		}
+		if recs[r].key != k || r > 0 && recs[r-1].key == k {
+			t.Fatalf("key %#x: found record %d, not its first", k, r)
+		}
+	}
+	absent := []uint64{2, 0xabc<<32 | 2, 1<<(64-bits) | 0xabc<<32 | 2, last<<(64-bits) | 2, ^uint64(0) - 1}
+	for range 10000 {
+		absent = append(absent, rng.Uint64()&^1) // the keys above are odd
+	}
+	for _, k := range absent {
+		if _, ok := li.find(k); ok {
+			t.Fatalf("key %#x: found, though not in the table", k)
+		}
+		if li.mayHold(k) && !tags[k>>32] {
+			t.Errorf("key %#x: may be held, though no key in the table has its tag", k)
+		}
+	}
+}

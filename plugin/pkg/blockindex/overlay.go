@@ -385,7 +385,7 @@ func (li *ListIndex) Compact() *ListIndex {
 		recs = append(recs, next)
 	}
 	next := &ListIndex{list: li.list, recs: recs, recsMem: mem, metas: metas, ips: li.ips, salt: li.salt, sum: li.sum}
-	next.table, next.tableMem, next.mask = buildTable(recs)
+	next.table, next.tableMem, next.shift = buildTable(recs)
 	return next
 }
 
