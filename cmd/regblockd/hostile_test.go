@@ -381,22 +381,31 @@ func TestOtherOpcodes(t *testing.T) {
 // with records that hand a client a listed name or address in other ways
 // than a CNAME or an A record of the answer: additional records, HTTPS
 // hints and targets, a DNAME without the CNAME it stands for. regblockd
-// blocks or strips each, and leaves alone what only looks alike.
+// blocks or strips each, and leaves alone what only looks alike: with
+// address entries in the list, and without (where most answers skip the
+// checks).
 func TestAnswersCarryNoListedRecords(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the regblockd binary")
 	}
+	t.Run("names-and-addresses", func(t *testing.T) { testAnswersCarryNoListedRecords(t, true) })
+	t.Run("names-only", func(t *testing.T) { testAnswersCarryNoListedRecords(t, false) })
+}
+
+func testAnswersCarryNoListedRecords(t *testing.T, addrs bool) {
 	dir := t.TempDir()
 	key := blocklisttest.NewKey(t)
-	key.WriteList(t, dir, "answers.list", `#! regblock-list 1
+	list := `#! regblock-list 1
 #! name: answers
 #! serial: 1
 #! issued: 2026-11-28T06:00:00Z
 abuse.example ORDER-1 csam
 =exact.example ORDER-2
-ip:198.51.100.0/24 ORDER-3
-ip:2001:db8:9::/48 ORDER-4
-`)
+`
+	if addrs {
+		list += "ip:198.51.100.0/24 ORDER-3\nip:2001:db8:9::/48 ORDER-4\n"
+	}
+	key.WriteList(t, dir, "answers.list", list)
 	pub := key.WritePublic(t, t.TempDir())
 	up := upstreamtest.Start(t)
 	up.SetReply("mx.test.", []string{"mx.test. 60 IN MX 10 mail.abuse.example."},
@@ -422,10 +431,16 @@ ip:2001:db8:9::/48 ORDER-4
 	if len(r.Answer) != 1 || strings.Contains(text(r.Extra), "mail.abuse.example") || !strings.Contains(text(r.Extra), "other.test") {
 		t.Errorf("MX with a listed exchanger: answer %v, additional %v; want the MX, and only other.test's address", r.Answer, r.Extra)
 	}
-	if r := ask("ns.test.", dns.TypeNS); len(r.Answer) != 1 || strings.Contains(text(r.Extra), "198.51.100.7") {
-		t.Errorf("glue in a listed prefix: answer %v, additional %v; want the NS without the glue", r.Answer, r.Extra)
+	if r := ask("ns.test.", dns.TypeNS); len(r.Answer) != 1 || strings.Contains(text(r.Extra), "198.51.100.7") == addrs {
+		t.Errorf("glue in a prefix listed (%v): answer %v, additional %v; want the NS, and the glue only when its prefix is not listed", addrs, r.Answer, r.Extra)
 	}
-	for _, name := range []string{"hint.test.", "hint6.test.", "target.test."} {
+	names := []string{"target.test."}
+	if addrs {
+		names = append(names, "hint.test.", "hint6.test.")
+	} else if r := ask("hint.test.", dns.TypeHTTPS); len(r.Answer) != 1 || ede(r) != nil {
+		t.Errorf("hint.test. without address entries: %v, want the upstream's answer", r)
+	}
+	for _, name := range names {
 		qtype := dns.TypeHTTPS
 		if name == "hint6.test." {
 			qtype = dns.TypeSVCB

@@ -191,6 +191,11 @@ func (c *serverCounters) get(server string) prometheus.Counter {
 	if first := c.first.Load(); first != nil && first.server == server {
 		return first.counter
 	}
+	return c.load(server)
+}
+
+// load is get for a server other than the first.
+func (c *serverCounters) load(server string) prometheus.Counter {
 	v, ok := c.m.Load(server)
 	if !ok {
 		v, _ = c.m.LoadOrStore(server, &serverCounter{server, queriesTotal.WithLabelValues(server)})

@@ -139,6 +139,33 @@ type cloakWriter struct {
 // WriteMsg implements dns.ResponseWriter.
 func (w *cloakWriter) WriteMsg(res *dns.Msg) error {
 	ix := w.rb.index.Load()
+	if !ix.HasAddrs() && !leadsOn(res) { // most answers
+		return w.ResponseWriter.WriteMsg(res)
+	}
+	return w.writeChecked(ix, res)
+}
+
+// leadsOn reports whether res holds a record that may send a client on
+// to another name: in its answer a CNAME, DNAME, HTTPS or SVCB record
+// (whatever anyRedirect looks at), in its additional section any record
+// but OPT (whatever withoutListedExtra may leave out).
+func leadsOn(res *dns.Msg) bool {
+	for _, rr := range res.Answer {
+		if _, ok := rr.(*dns.DNAME); ok || redirect(rr) != "" {
+			return true
+		}
+	}
+	for _, rr := range res.Extra {
+		if _, ok := rr.(*dns.OPT); !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// writeChecked writes res, or the block answer when it leads to a listed
+// name or address, without the additional records that do.
+func (w *cloakWriter) writeChecked(ix *blockindex.Index, res *dns.Msg) error {
 	qname := w.req.Question[0].Name
 	var m blockindex.Match
 	var target string
