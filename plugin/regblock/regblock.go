@@ -151,8 +151,14 @@ func (w *cloakWriter) WriteMsg(res *dns.Msg) error {
 // but OPT (whatever withoutListedExtra may leave out).
 func leadsOn(res *dns.Msg) bool {
 	for _, rr := range res.Answer {
-		if _, ok := rr.(*dns.DNAME); ok || redirect(rr) != "" {
+		switch rr.(type) {
+		case *dns.A, *dns.AAAA: // most answers: two comparisons
+		case *dns.DNAME:
 			return true
+		default:
+			if redirect(rr) != "" {
+				return true
+			}
 		}
 	}
 	for _, rr := range res.Extra {

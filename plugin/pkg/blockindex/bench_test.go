@@ -92,7 +92,7 @@ func BenchmarkLookup(b *testing.B) {
 func BenchmarkSortRecords(b *testing.B) {
 	orig := make([]record, 1_000_000)
 	for i := range orig {
-		h, _ := hashName(fmt.Sprintf("site%07d.host%03d.example", i, i%997))
+		h, _, _ := hashName(fmt.Sprintf("site%07d.host%03d.example", i, i%997))
 		orig[i] = record{key: h.key(), check: uint32(h.h2)}
 	}
 	a := make([]record, len(orig))

@@ -83,7 +83,7 @@ func nameHashes(e blocklist.Entry) (hashes, error) {
 	case e.Hashed:
 		return digestHashes(e.Digest), nil
 	}
-	h, ok := hashName(e.Name)
+	h, _, ok := hashName(e.Name)
 	if !ok {
 		return hashes{}, fmt.Errorf("blockindex: invalid name %q", e.Name)
 	}

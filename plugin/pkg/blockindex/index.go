@@ -5,9 +5,9 @@
 // records sorted by a 64-bit hash of the entry's name (with 32 more bits of
 // a second hash to tell colliding names apart) and an open-addressing table
 // that finds a name's records. A lookup splits the query name on the stack,
-// hashes every suffix in one pass and probes each list's table once per
-// label, so it does not allocate and its cost does not grow with the number
-// of entries.
+// hashes its suffixes from the top label down and probes each list's table
+// for each suffix as long as some list's names are, so it does not
+// allocate and its cost does not grow with the number of entries.
 package blockindex
 
 import (
@@ -61,6 +61,10 @@ type ListIndex struct {
 	// over holds the changes of the deltas applied since the records were
 	// compiled; nil when there are none (see overlay.go).
 	over *overlay
+	// depths has bit d set when a record's name has d labels (63 for 63
+	// or more), every bit for a hashed list: a query's suffix of another
+	// length needs no probe.
+	depths uint64
 }
 
 // record is one entry of a list.
@@ -105,6 +109,7 @@ type Index struct {
 	ips    bool              // whether any list has address entries
 	salted bool              // whether any list is hashed
 	plain  bool              // whether any list is not
+	depths uint64            // the depths of all the lists' records, overlays' included
 }
 
 // Match is the entry that blocks a name.
@@ -152,6 +157,7 @@ type Compiler struct {
 	metaSums []uint64
 	// canary is set while the canary is added: it is not in the sum.
 	canary bool
+	depths uint64 // as ListIndex.depths
 	// last is the meta of the last entry: most entries share one, and a
 	// map lookup per entry was a fifth of a compile.
 	last   metaKey
@@ -195,13 +201,16 @@ func (c *Compiler) Add(e blocklist.Entry) {
 	if e.Hashed {
 		c.digests++
 		h = digestHashes(e.Digest)
+		c.depths = ^uint64(0)
 	} else {
 		c.names++
+		var depth int
 		var ok bool
-		if h, ok = hashName(e.Name); !ok {
+		if h, depth, ok = hashName(e.Name); !ok {
 			c.err = fmt.Errorf("blockindex: invalid name %q", e.Name)
 			return
 		}
+		c.depths |= 1 << min(depth, 63)
 	}
 	c.addHashes(e.Kind, h, id)
 	if !c.canary {
@@ -263,7 +272,7 @@ func (c *Compiler) Finish(l *blocklist.List) (*ListIndex, error) {
 	}
 	recs := c.recs
 	sortRecords(recs)
-	li := &ListIndex{list: l, recs: recs, metas: c.metas, recsMem: c.recsMem, salt: l.Salt, sum: c.sum}
+	li := &ListIndex{list: l, recs: recs, metas: c.metas, recsMem: c.recsMem, salt: l.Salt, sum: c.sum, depths: c.depths}
 	if c.ips.len() > 0 {
 		li.ips = &c.ips
 	}
@@ -324,6 +333,10 @@ func New(lists []*ListIndex) (*Index, error) {
 		ix.ips = ix.ips || li.ips != nil
 		ix.salted = ix.salted || li.salt != nil
 		ix.plain = ix.plain || li.salt == nil
+		ix.depths |= li.depths
+		if li.over != nil && li.over.index != nil {
+			ix.depths |= li.over.index.depths
+		}
 	}
 	return ix, nil
 }
@@ -498,13 +511,16 @@ func (ix *Index) Find(qname string, m *Match) bool {
 	}
 	for i := n - 1; i >= 0; i-- {
 		h = add(h, qname[start[i]:end])
+		end = int(start[i]) - 1
+		if ix.depths>>((n-i)&63)&1 == 0 { // no list holds a name of this many labels
+			continue
+		}
 		key := h.key()
 		for _, li := range ix.lists {
 			if li.over != nil && li.over.touches(key) || li.mayHold(key) {
 				return ix.findPlain(qname, start[:n], i, h, m)
 			}
 		}
-		end = int(start[i]) - 1
 	}
 	return false
 }
@@ -767,21 +783,22 @@ func (li *ListIndex) find(key uint64) (int, bool) {
 // modify them.
 func (ix *Index) Lists() []*blocklist.List { return ix.names }
 
-// hashName hashes a canonical name as Lookup hashes a query name.
-func hashName(name string) (hashes, bool) {
+// hashName hashes a canonical name as Lookup hashes a query name, and
+// counts its labels.
+func hashName(name string) (hashes, int, bool) {
 	var start [shortLabels]uint16
 	if n, ok := splitPlain(name, &start); ok { // most names: as a query's
 		var suffix [shortLabels]hashes
 		hashPlain(name, start[:n], suffix[:n])
-		return suffix[0], true
+		return suffix[0], n, true
 	}
 	var l labels
 	if !l.split(name) || l.n == 0 {
-		return hashes{}, false
+		return hashes{}, 0, false
 	}
 	h := hashes{seed1, seed2}
 	for i := l.n - 1; i >= 0; i-- {
 		h = add(h, l.label(i))
 	}
-	return h, true
+	return h, l.n, true
 }

@@ -95,7 +95,7 @@ func TestHashRemembersParent(t *testing.T) {
 	// hashes have no upper-case ASCII byte for the fold to change.
 	var spelled []hashes
 	for i := 0; len(spelled) < 2; i++ {
-		p, ok := hashName(fmt.Sprintf("parent%d.example", i))
+		p, _, ok := hashName(fmt.Sprintf("parent%d.example", i))
 		if !ok {
 			t.Fatal(i)
 		}

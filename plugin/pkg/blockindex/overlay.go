@@ -234,7 +234,7 @@ func (li *ListIndex) hide(hidden map[record]int32, e blocklist.Entry) bool {
 // canaryRecord returns the base record of the canary name: the header's
 // canary, which no entry's record can equal.
 func (li *ListIndex) canaryRecord(canary string) (record, bool) {
-	h, ok := hashName(canary)
+	h, _, ok := hashName(canary)
 	if li.salt != nil {
 		h, ok = digestHashes(blocklist.HashName(li.salt, canary)), true
 	}
@@ -384,7 +384,10 @@ func (li *ListIndex) Compact() *ListIndex {
 		j++
 		recs = append(recs, next)
 	}
-	next := &ListIndex{list: li.list, recs: recs, recsMem: mem, metas: metas, ips: li.ips, salt: li.salt, sum: li.sum}
+	next := &ListIndex{list: li.list, recs: recs, recsMem: mem, metas: metas, ips: li.ips, salt: li.salt, sum: li.sum, depths: li.depths}
+	if ov.index != nil {
+		next.depths |= ov.index.depths
+	}
 	next.table, next.tableMem, next.shift = buildTable(recs)
 	return next
 }

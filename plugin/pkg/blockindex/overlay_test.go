@@ -313,7 +313,7 @@ func blocked(ix *Index, qname string) bool {
 // of the overlay's records).
 func TestOverlayFilter(t *testing.T) {
 	key := func(name string) uint64 {
-		h, ok := hashName(name)
+		h, _, ok := hashName(name)
 		if !ok {
 			t.Fatalf("hashName(%q) failed", name)
 		}
