@@ -3,6 +3,7 @@ package regblock
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +34,59 @@ func upstreamChain(rrs ...string) plugintest.Handler {
 	})
 }
 
+// TestRedirectsBounded: an answer that leads to more names than any
+// resolver follows (redirect records past maxRedirects, DNAMEs past
+// maxDNAMEs, DNAMEs that make ever longer names) is refused with SERVFAIL
+// rather than checked name by name; one at the limits passes unchanged.
+func TestRedirectsBounded(t *testing.T) {
+	cnames := func(n int) []string { // cloak.test. -> c1.test. -> ... -> cN.test.
+		var rrs []string
+		for i := range n {
+			from := "cloak.test."
+			if i > 0 {
+				from = fmt.Sprintf("c%d.test.", i)
+			}
+			rrs = append(rrs, fmt.Sprintf("%s 60 IN CNAME c%d.test.", from, i+1))
+		}
+		return rrs
+	}
+	dnames := func(n int) []string { // unrelated to the chain: each is tried on every name
+		var rrs []string
+		for i := range n {
+			rrs = append(rrs, fmt.Sprintf("d%d.invalid. 60 IN DNAME e%d.invalid.", i, i))
+		}
+		return rrs
+	}
+	for _, tc := range []struct {
+		name    string
+		chain   []string
+		refused bool
+	}{
+		{"at the limits", append(cnames(maxRedirects-1), dnames(maxDNAMEs)...), false},
+		{"one redirect too many", cnames(maxRedirects), true},
+		{"one DNAME too many", dnames(maxDNAMEs + 1), true},
+		{"a DNAME below its own owner", []string{"test. 60 IN DNAME a.test."}, true},
+		{"a DNAME of the root to a TLD", []string{". 60 IN DNAME test."}, true},
+		{"thousands of each", append(cnames(2000), dnames(2000)...), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rb := newFixture(t).plugin(t, "notice 192.0.2.80")
+			rb.Next = upstreamChain(tc.chain...)
+			rec := dnstest.NewRecorder(&plugintest.ResponseWriter{})
+			if _, err := rb.ServeDNS(context.Background(), rec, new(dns.Msg).SetQuestion("cloak.test.", dns.TypeA)); err != nil {
+				t.Fatal(err)
+			}
+			m := rec.Msg
+			switch {
+			case tc.refused && (m.Rcode != dns.RcodeServerFailure || len(m.Answer) != 0):
+				t.Errorf("want SERVFAIL, got %s with %d answer records", dns.RcodeToString[m.Rcode], len(m.Answer))
+			case !tc.refused && (m.Rcode != dns.RcodeSuccess || len(m.Answer) != len(tc.chain)):
+				t.Errorf("want the upstream's answer, got %s with %d answer records", dns.RcodeToString[m.Rcode], len(m.Answer))
+			}
+		})
+	}
+}
+
 // TestCNAMECloaking: an unlisted name whose upstream answer leads, through
 // CNAMEs or a DNAME at any depth, to a listed name gets the block answer.
 func TestCNAMECloaking(t *testing.T) {
@@ -45,6 +99,9 @@ func TestCNAMECloaking(t *testing.T) {
 		{"direct CNAME", []string{"cloak.test. 60 IN CNAME www.abuse.example.", "www.abuse.example. 60 IN A 192.0.2.1"}, true, "abuse.example."},
 		{"deep chain", []string{"cloak.test. 60 IN CNAME hop1.test.", "hop1.test. 60 IN CNAME hop2.test.", "hop2.test. 60 IN CNAME x.bulk.example.", "x.bulk.example. 60 IN A 192.0.2.1"}, true, "bulk.example."},
 		{"DNAME", []string{"test. 60 IN DNAME abuse.example.", "cloak.test. 60 IN CNAME cloak.abuse.example.", "cloak.abuse.example. 60 IN A 192.0.2.1"}, true, "abuse.example."},
+		{"DNAMEs in a chain, without their CNAMEs", []string{"test. 60 IN DNAME hop.invalid.", "hop.invalid. 60 IN DNAME abuse.example.", "cloak.abuse.example. 60 IN A 192.0.2.1"}, true, "abuse.example."},
+		{"a CNAME, then DNAMEs in a chain", []string{"cloak.test. 60 IN CNAME x.hop.invalid.", "hop.invalid. 60 IN DNAME hop2.invalid.", "hop2.invalid. 60 IN DNAME abuse.example."}, true, "abuse.example."},
+		{"a DNAME of the root", []string{". 60 IN DNAME abuse.example.", "cloak.test.abuse.example. 60 IN A 192.0.2.1"}, true, "abuse.example."},
 		{"mixed case target", []string{"cloak.test. 60 IN CNAME WWW.ABUSE.Example.", "WWW.ABUSE.Example. 60 IN A 192.0.2.1"}, true, "ABUSE.Example."},
 		{"unlisted chain", []string{"cloak.test. 60 IN CNAME cdn.test.", "cdn.test. 60 IN A 192.0.2.1"}, false, ""},
 		{"to an exception", []string{"cloak.test. 60 IN CNAME help.abuse.example.", "help.abuse.example. 60 IN A 192.0.2.1"}, false, ""},

@@ -175,8 +175,12 @@ func (w *cloakWriter) writeChecked(ix *blockindex.Index, res *dns.Msg) error {
 	qname := w.req.Question[0].Name
 	var m blockindex.Match
 	var target string
-	if anyRedirect(qname, res.Answer, func(name string) bool { target = name; return ix.Find(name, &m) }) {
+	found, ok := anyRedirect(qname, res.Answer, func(name string) bool { target = name; return ix.Find(name, &m) })
+	switch {
+	case found:
 		return w.rb.block(w.ResponseWriter, w.req, m, target, w.server)
+	case !ok: // too many names to check: more than any resolver follows
+		return w.ResponseWriter.WriteMsg(new(dns.Msg).SetRcode(w.req, dns.RcodeServerFailure))
 	}
 	if ix.HasAddrs() {
 		listed := func(addr netip.Addr) (ok bool) { m, ok = ix.LookupAddr(qname, addr); return ok }
@@ -189,39 +193,64 @@ func (w *cloakWriter) writeChecked(ix *blockindex.Index, res *dns.Msg) error {
 	return w.ResponseWriter.WriteMsg(withoutListedExtra(ix, res))
 }
 
+// maxRedirects is the most names an answer may send a client on to, its
+// query name included, and maxDNAMEs the most DNAME records it may hold:
+// resolvers follow chains of 8 to 16 redirections, and each DNAME is
+// tried on every name. An answer past either is not checked but refused.
+const (
+	maxRedirects = 64
+	maxDNAMEs    = 16
+)
+
 // anyRedirect reports whether fn holds for a name an answer to qname
-// sends a client on to: a CNAME target, a name a DNAME record makes of
-// qname or of such a target (whether or not the answer holds the CNAME it
-// synthesises), or an HTTPS or SVCB target name.
-func anyRedirect(qname string, answer []dns.RR, fn func(name string) bool) bool {
-	dnames := false
+// sends a client on to: a CNAME, HTTPS or SVCB target, and a name a DNAME
+// record makes of qname, of such a target or of a name another DNAME
+// made, at any depth (whether or not the answer holds the CNAMEs they
+// synthesise). ok is false, and found with it, when the answer leads to
+// more names than maxRedirects or holds more DNAMEs than maxDNAMEs.
+func anyRedirect(qname string, answer []dns.RR, fn func(name string) bool) (found, ok bool) {
+	var buf [8]string               // most answers lead to fewer names, and then nothing is allocated
+	names := append(buf[:0], qname) // qname: checked already
+	var dnames []*dns.DNAME
 	for _, rr := range answer {
-		if target := redirect(rr); target != "" && fn(target) {
-			return true
+		if d, isDNAME := rr.(*dns.DNAME); isDNAME {
+			dnames = append(dnames, d)
+		} else if target := redirect(rr); target != "" {
+			names = append(names, target)
 		}
-		_, ok := rr.(*dns.DNAME)
-		dnames = dnames || ok
 	}
-	if !dnames { // most answers have none
-		return false
+	if len(names) > maxRedirects || len(dnames) > maxDNAMEs {
+		return false, false
 	}
-	for _, rr := range answer {
-		d, ok := rr.(*dns.DNAME)
-		if !ok {
-			continue
+	for _, name := range names[1:] {
+		if fn(name) {
+			return true, true
 		}
-		if synth, ok := dnameTarget(d, qname); ok && fn(synth) {
-			return true
-		}
-		for _, rr := range answer {
-			if target := redirect(rr); target != "" {
-				if synth, ok := dnameTarget(d, target); ok && fn(synth) {
-					return true
-				}
+	}
+	if len(dnames) == 0 { // most answers
+		return false, true
+	}
+	seen := make(map[string]bool, len(names))
+	for _, name := range names {
+		seen[strings.ToLower(name)] = true
+	}
+	for i := 0; i < len(names); i++ { // names grows: DNAMEs apply to what DNAMEs made
+		for _, d := range dnames {
+			synth, ok := dnameTarget(d, names[i])
+			if !ok || seen[strings.ToLower(synth)] {
+				continue
 			}
+			if len(names) == maxRedirects {
+				return false, false
+			}
+			if fn(synth) {
+				return true, true
+			}
+			seen[strings.ToLower(synth)] = true
+			names = append(names, synth)
 		}
 	}
-	return false
+	return false, true
 }
 
 // redirect returns the target of a CNAME, HTTPS or SVCB record, or "".
@@ -241,9 +270,16 @@ func redirect(rr dns.RR) string {
 	return ""
 }
 
-// dnameTarget returns the name d makes of name, if name is below d's owner.
+// dnameTarget returns the name d makes of name, if name is below d's owner
+// (any name but the root is below a DNAME of the root).
 func dnameTarget(d *dns.DNAME, name string) (string, bool) {
 	owner := d.Hdr.Name
+	if owner == "." {
+		if name == "." || !strings.HasSuffix(name, ".") {
+			return "", false
+		}
+		return name + d.Target, true
+	}
 	if len(name) <= len(owner) || !strings.EqualFold(name[len(name)-len(owner):], owner) || name[len(name)-len(owner)-1] != '.' {
 		return "", false
 	}
