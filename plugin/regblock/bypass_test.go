@@ -66,8 +66,9 @@ func TestRedirectsBounded(t *testing.T) {
 		{"one redirect too many", cnames(maxRedirects), true},
 		{"one DNAME too many", dnames(maxDNAMEs + 1), true},
 		{"a DNAME below its own owner", []string{"test. 60 IN DNAME a.test."}, true},
-		{"a DNAME of the root to a TLD", []string{". 60 IN DNAME test."}, true},
+		{"a DNAME of the root to a TLD, whose names pass 255 octets in 49 steps", []string{". 60 IN DNAME test."}, false},
 		{"thousands of each", append(cnames(2000), dnames(2000)...), true},
+		{"a DNAME that makes names past 255 octets", []string{"test. 60 IN DNAME " + strings.Repeat("\\200", 62) + "." + strings.Repeat("\\200", 62) + ".test."}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rb := newFixture(t).plugin(t, "notice 192.0.2.80")
@@ -102,6 +103,7 @@ func TestCNAMECloaking(t *testing.T) {
 		{"DNAMEs in a chain, without their CNAMEs", []string{"test. 60 IN DNAME hop.invalid.", "hop.invalid. 60 IN DNAME abuse.example.", "cloak.abuse.example. 60 IN A 192.0.2.1"}, true, "abuse.example."},
 		{"a CNAME, then DNAMEs in a chain", []string{"cloak.test. 60 IN CNAME x.hop.invalid.", "hop.invalid. 60 IN DNAME hop2.invalid.", "hop2.invalid. 60 IN DNAME abuse.example."}, true, "abuse.example."},
 		{"a DNAME of the root", []string{". 60 IN DNAME abuse.example.", "cloak.test.abuse.example. 60 IN A 192.0.2.1"}, true, "abuse.example."},
+		{"a DNAME to the root, through a CNAME", []string{"cloak.test. 60 IN CNAME abuse.example.hop.invalid.", "hop.invalid. 60 IN DNAME .", "abuse.example. 60 IN A 192.0.2.1"}, true, "abuse.example."},
 		{"mixed case target", []string{"cloak.test. 60 IN CNAME WWW.ABUSE.Example.", "WWW.ABUSE.Example. 60 IN A 192.0.2.1"}, true, "ABUSE.Example."},
 		{"unlisted chain", []string{"cloak.test. 60 IN CNAME cdn.test.", "cdn.test. 60 IN A 192.0.2.1"}, false, ""},
 		{"to an exception", []string{"cloak.test. 60 IN CNAME help.abuse.example.", "help.abuse.example. 60 IN A 192.0.2.1"}, false, ""},

@@ -214,13 +214,15 @@ func anyRedirect(qname string, answer []dns.RR, fn func(name string) bool) (foun
 	var dnames []*dns.DNAME
 	for _, rr := range answer {
 		if d, isDNAME := rr.(*dns.DNAME); isDNAME {
-			dnames = append(dnames, d)
+			if !slices.ContainsFunc(dnames, func(e *dns.DNAME) bool { return sameDNAME(d, e) }) {
+				dnames = append(dnames, d)
+			}
 		} else if target := redirect(rr); target != "" {
 			names = append(names, target)
 		}
-	}
-	if len(names) > maxRedirects || len(dnames) > maxDNAMEs {
-		return false, false
+		if len(names) > maxRedirects || len(dnames) > maxDNAMEs {
+			return false, false
+		}
 	}
 	for _, name := range names[1:] {
 		if fn(name) {
@@ -270,20 +272,39 @@ func redirect(rr dns.RR) string {
 	return ""
 }
 
+// sameDNAME reports whether d and e make the same names: an answer may
+// repeat a record, in another case, to make each name cost more.
+func sameDNAME(d, e *dns.DNAME) bool {
+	return strings.EqualFold(d.Hdr.Name, e.Hdr.Name) && strings.EqualFold(d.Target, e.Target)
+}
+
 // dnameTarget returns the name d makes of name, if name is below d's owner
-// (any name but the root is below a DNAME of the root).
+// (any name but the root is below a DNAME of the root) and the name made
+// is one a resolver would follow: at most 255 octets on the wire.
 func dnameTarget(d *dns.DNAME, name string) (string, bool) {
-	owner := d.Hdr.Name
-	if owner == "." {
+	owner, prefix := d.Hdr.Name, ""
+	switch {
+	case owner == ".":
 		if name == "." || !strings.HasSuffix(name, ".") {
 			return "", false
 		}
-		return name + d.Target, true
-	}
-	if len(name) <= len(owner) || !strings.EqualFold(name[len(name)-len(owner):], owner) || name[len(name)-len(owner)-1] != '.' {
+		prefix = name
+	case len(name) <= len(owner) || !strings.EqualFold(name[len(name)-len(owner):], owner) || name[len(name)-len(owner)-1] != '.':
 		return "", false
+	default:
+		prefix = name[:len(name)-len(owner)] // ends in a dot
 	}
-	return name[:len(name)-len(owner)] + d.Target, true
+	target := d.Target
+	if target == "." { // a DNAME to the root leaves the prefix
+		target = ""
+	}
+	synth := prefix + target
+	if len(synth) > 254 { // else at most 255 octets, escapes or not
+		if _, ok := dns.IsDomainName(synth); !ok {
+			return "", false
+		}
+	}
+	return synth, true
 }
 
 // anyAddr reports whether fn holds for an address rr hands a client: an A
