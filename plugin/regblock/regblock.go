@@ -239,7 +239,8 @@ func anyRedirect(qname string, answer []dns.RR, fn func(name string) bool) (foun
 	for i := 0; i < len(names); i++ { // names grows: DNAMEs apply to what DNAMEs made
 		for _, d := range dnames {
 			synth, ok := dnameTarget(d, names[i])
-			if !ok || seen[strings.ToLower(synth)] {
+			folded := strings.ToLower(synth)
+			if !ok || seen[folded] {
 				continue
 			}
 			if len(names) == maxRedirects {
@@ -248,7 +249,7 @@ func anyRedirect(qname string, answer []dns.RR, fn func(name string) bool) (foun
 			if fn(synth) {
 				return true, true
 			}
-			seen[strings.ToLower(synth)] = true
+			seen[folded] = true
 			names = append(names, synth)
 		}
 	}
