@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -68,6 +69,7 @@ func TestRedirectsBounded(t *testing.T) {
 		{"a DNAME below its own owner", []string{"test. 60 IN DNAME a.test."}, true},
 		{"a DNAME of the root to a TLD, whose names pass 255 octets in 49 steps", []string{". 60 IN DNAME test."}, false},
 		{"thousands of each", append(cnames(2000), dnames(2000)...), true},
+		{"one DNAME, repeated past the limit", slices.Repeat([]string{"d0.invalid. 60 IN DNAME e0.invalid."}, maxDNAMEs+1), true},
 		{"a DNAME that makes names past 255 octets", []string{"test. 60 IN DNAME " + strings.Repeat("\\200", 62) + "." + strings.Repeat("\\200", 62) + ".test."}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

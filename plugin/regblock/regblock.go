@@ -194,7 +194,8 @@ func (w *cloakWriter) writeChecked(ix *blockindex.Index, res *dns.Msg) error {
 }
 
 // maxRedirects is the most names an answer may send a client on to, its
-// query name included, and maxDNAMEs the most DNAME records it may hold:
+// query name included, and maxDNAMEs the most DNAME records it may hold
+// (repeated ones included):
 // resolvers follow chains of 8 to 16 redirections, and each DNAME is
 // tried on every name. An answer past either is not checked but refused.
 const (
@@ -212,16 +213,21 @@ func anyRedirect(qname string, answer []dns.RR, fn func(name string) bool) (foun
 	var buf [8]string               // most answers lead to fewer names, and then nothing is allocated
 	names := append(buf[:0], qname) // qname: checked already
 	var dnames []*dns.DNAME
+	records := 0 // DNAME records, repeated ones included
 	for _, rr := range answer {
 		if d, isDNAME := rr.(*dns.DNAME); isDNAME {
+			records++
+			if records > maxDNAMEs {
+				return false, false
+			}
 			if !slices.ContainsFunc(dnames, func(e *dns.DNAME) bool { return sameDNAME(d, e) }) {
 				dnames = append(dnames, d)
 			}
 		} else if target := redirect(rr); target != "" {
 			names = append(names, target)
-		}
-		if len(names) > maxRedirects || len(dnames) > maxDNAMEs {
-			return false, false
+			if len(names) > maxRedirects {
+				return false, false
+			}
 		}
 	}
 	for _, name := range names[1:] {
