@@ -6,10 +6,12 @@
 #
 # Makes a signed list of ENTRIES names (bench/genlist), a next version that
 # adds CHANGE names (regblock sign -bump), and the delta between them
-# (regblock delta, signed). Then runs regblockd on the first version twice,
-# while dnsperf offers QPS queries a second of names that pass (cache hits):
-# once the delta lands in its lists directory, once the whole next version
-# replaces the list, and once with nothing landing (the baseline). For
+# (regblock delta, signed). Then runs regblockd four times while dnsperf
+# offers QPS queries a second of names that pass (cache hits): without
+# regblock (what this machine gives a server that blocks nothing), then on
+# the first version with nothing landing (the baseline), as the delta
+# lands in its lists directory, and as the whole next version replaces
+# the list. For
 # each it prints the time from the file landing (its rename into place) to
 # the first blocked answer for an added name, the lowest 1-second rate
 # served against the rate offered, the 99.9th percentile and the largest
@@ -49,9 +51,15 @@ echo "bench: list $(du -h "$work/lists/bench.list" | cut -f1), delta $(du -h "$w
 port=$((20000 + RANDOM % 20000))
 printf '%s\n' ".:$port {" "  bind 127.0.0.1" "  regblock {" "    lists $work/run" "    pubkey $work/lists/bench.pub" \
   "    notice 192.0.2.80" "  }" "  cache" "  template IN A test {" '    answer "{{ .Name }} 60 IN A 192.0.2.1"' "  }" "}" > "$work/Corefile"
+# The same server without regblock: what this machine gives a server
+# that does no blocking at all under the same load (its largest latency
+# most of all: one query's, at the mercy of the machine).
+printf '%s\n' ".:$port {" "  bind 127.0.0.1" "  cache" "  template IN A test {" '    answer "{{ .Name }} 60 IN A 192.0.2.1"' "  }" "}" > "$work/Corefile.none"
 first_blocked=$(awk 'NR == 1 {print $1}' "$work/lists/blocked.txt")
+first_passed=$(awk 'NR == 1 {print $1}' "$work/lists/passed.txt")
 
 blocked() { dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" "$1" A 2>/dev/null | grep -q 192.0.2.80; }
+answers() { dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" "$1" A 2>/dev/null | grep -q 192.0.2.1; }
 kb() { awk -v f="$1" '$1 == f":" {print $2}' "/proc/$pid/status"; }
 
 # land FILE...: renames each file of $work/next into the lists directory,
@@ -63,13 +71,19 @@ land() {
   for f in "$@"; do mv "$work/run/.$f" "$work/run/$f"; done
 }
 
-run() { # $1: delta, whole, or nothing (the same run with no change: the baseline)
+run() { # $1: delta, whole, nothing (the same run with no change: the baseline), or none (no regblock)
   rm -rf "$work/run" && mkdir "$work/run"
   cp "$work/lists/bench.list" "$work/lists/bench.list.minisig" "$work/run/"
-  "$work/regblockd" -conf "$work/Corefile" > "$work/regblockd.$1.log" 2>&1 &
+  if [ "$1" = none ]; then
+    "$work/regblockd" -conf "$work/Corefile.none" > "$work/regblockd.$1.log" 2>&1 &
+    ready() { answers "$first_passed"; }
+  else
+    "$work/regblockd" -conf "$work/Corefile" > "$work/regblockd.$1.log" 2>&1 &
+    ready() { blocked "$first_blocked"; }
+  fi
   pid=$!; pids+=("$pid")
-  for _ in $(seq 1 6000); do blocked "$first_blocked" && break; sleep 0.1; done
-  blocked "$first_blocked" || { echo "bench: regblockd did not start" >&2; cat "$work/regblockd.$1.log" >&2; exit 1; }
+  for _ in $(seq 1 6000); do ready && break; sleep 0.1; done
+  ready || { echo "bench: regblockd did not start" >&2; cat "$work/regblockd.$1.log" >&2; exit 1; }
   dnsperf -s 127.0.0.1 -p "$port" -d "$work/lists/passed.txt" -l 3 -Q "$qps" >/dev/null 2>&1 # warm the cache
   sleep 2
   steady=$(kb VmRSS)
@@ -78,7 +92,7 @@ run() { # $1: delta, whole, or nothing (the same run with no change: the baselin
   perf=$!; pids+=("$perf")
   sleep "$before"
   enforced=-
-  if [ "$1" != nothing ]; then
+  if [ "$1" = delta ] || [ "$1" = whole ]; then
     "$work/firstblock" -s "127.0.0.1:$port" -name added1.test -timeout 30s > "$work/$1.first" &
     probe=$!; pids+=("$probe")
     sleep 0.5 # asking already
@@ -96,14 +110,17 @@ run() { # $1: delta, whole, or nothing (the same run with no change: the baselin
   # of all of them (dnsperf -v prints each: "> RCODE NAME TYPE SECONDS") is not.
   p999=$(awk '/^> / {print $NF * 1000}' "$work/$1.dnsperf" | sort -g | awk '{l[NR] = $1} END {i = int(NR * 0.999); if (i < 1) i = 1; print l[i]}')
   lost=$(awk '/Queries lost:/ {print $3, $4}' "$work/$1.dnsperf")
-  printf '| %s | %s | %.0f q/s (%.1f %%) | %.1f ms | %.1f ms | %s | %s MB (%s MB) | %.2f |\n' "$1" "$enforced" "$lowest" \
+  label=$1
+  [ "$1" = none ] && label="no regblock"
+  printf '| %s | %s | %.0f q/s (%.1f %%) | %.1f ms | %.1f ms | %s | %s MB (%s MB) | %.2f |\n' "$label" "$enforced" "$lowest" \
     "$(awk -v a="$lowest" -v b="$qps" 'BEGIN {print 100 * a / b}')" "$p999" "$maxlat" "$lost" "$((peak / 1024))" "$((steady / 1024))" \
     "$(awk -v a="$peak" -v b="$steady" 'BEGIN {print a / b}')" >> "$work/table"
   tail -1 "$work/table" >&2
-  grep -h "applied from" "$work/regblockd.$1.log" | tail -1 >&2
+  grep -h "applied from" "$work/regblockd.$1.log" | tail -1 >&2 || true
 }
 
 : > "$work/table"
+run none
 run nothing
 run delta
 run whole
