@@ -257,3 +257,51 @@ func lookupsByTurns(b *testing.B, ixs [2]*Index, names []string) {
 	b.ReportMetric(float64(spent[1].Nanoseconds())/lookups, "overlay-ns/lookup")
 	b.ReportMetric(float64(spent[1])/float64(spent[0]), "overlay/loaded")
 }
+
+// BenchmarkNameListedManyTimes looks up, in a list that also holds a name
+// listed 100 000 times (=many.example under as many order references),
+// that name, a name below it (which passes all its records of a kind
+// that does not apply), and a name listed once; and applies a delta that
+// removes 1 000 of the claims. A lookup should cost about the same
+// whichever the name.
+func BenchmarkNameListedManyTimes(b *testing.B) {
+	const n = 100_000
+	l := synthetic(100_000)
+	for i := range n {
+		l.Entries = append(l.Entries, blocklist.Entry{Kind: blocklist.Exact, Name: "many.example", Order: fmt.Sprintf("ORDER-%06d", n-i)})
+	}
+	li, err := Compile(l)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ix, err := New([]*ListIndex{li})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, q := range []string{"site0000001.host001.example.", "many.example.", "www.many.example."} {
+		b.Run("lookup/"+q, func(b *testing.B) {
+			for b.Loop() {
+				ix.Lookup(q)
+			}
+		})
+	}
+	d := &blocklist.Delta{List: &blocklist.List{Header: l.Header}}
+	for i := range 1000 {
+		d.Removed = append(d.Removed, blocklist.Entry{Kind: blocklist.Exact, Name: "many.example", Order: fmt.Sprintf("ORDER-%06d", 1+i*7)})
+	}
+	next := slices.DeleteFunc(slices.Clone(l.Entries), func(e blocklist.Entry) bool {
+		var k int
+		fmt.Sscanf(e.Order, "ORDER-%d", &k)
+		return e.Name == "many.example" && k%7 == 1 && k <= 7000
+	})
+	if d.Checksum, err = ChecksumOf(next); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("delta-removing-1000", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := li.Apply(d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

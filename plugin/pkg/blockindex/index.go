@@ -101,6 +101,11 @@ func (m meta) key() metaKey {
 	return metaKey{order: m.order, category: m.category, action: m.action, local: blocklist.LocalText(m.local)}
 }
 
+// compare orders meta keys as metaCompare orders their metas.
+func (k metaKey) compare(o metaKey) int {
+	return cmp.Or(cmp.Compare(k.order, o.order), cmp.Compare(k.category, o.category), cmp.Compare(k.action, o.action), cmp.Compare(k.local, o.local))
+}
+
 // Index answers lookups over a set of compiled lists. It is immutable and
 // safe for concurrent use.
 type Index struct {
@@ -270,6 +275,7 @@ func (c *Compiler) Finish(l *blocklist.List) (*ListIndex, error) {
 	if c.err != nil {
 		return nil, fmt.Errorf("list %q: %w", l.Name, c.err)
 	}
+	c.sortMetas()
 	recs := c.recs
 	sortRecords(recs)
 	li := &ListIndex{list: l, recs: recs, metas: c.metas, recsMem: c.recsMem, salt: l.Salt, sum: c.sum, depths: c.depths}
@@ -279,6 +285,43 @@ func (c *Compiler) Finish(l *blocklist.List) (*ListIndex, error) {
 	c.recs, c.recsMem, c.metas, c.metaIDs, c.metaSums = nil, nil, nil, nil, nil
 	li.table, li.tableMem, li.shift = buildTable(recs)
 	return li, nil
+}
+
+// sortMetas numbers the metas in claim order (metaKey.compare), so that
+// the records of one name, check and kind sort as they decide: the first
+// speaks for the name however often it is listed, and one removed is
+// found by binary search. A list's metas are few (its order references),
+// its records many.
+func (c *Compiler) sortMetas() {
+	keys := make([]metaKey, len(c.metas))
+	for k, id := range c.metaIDs {
+		keys[id] = k
+	}
+	order := make([]uint32, len(c.metas))
+	for i := range order {
+		order[i] = uint32(i)
+	}
+	slices.SortFunc(order, func(a, b uint32) int { return keys[a].compare(keys[b]) })
+	remap := make([]uint32, len(order))
+	metas := make([]meta, len(order))
+	moved := false
+	for id, old := range order {
+		remap[old], metas[id] = uint32(id), c.metas[old]
+		moved = moved || uint32(id) != old
+	}
+	c.metas = metas
+	if !moved {
+		return
+	}
+	for i := range c.recs {
+		c.recs[i].kindMeta = renumber(c.recs[i].kindMeta, remap)
+	}
+	c.ips = c.ips.renumbered(remap)
+}
+
+// renumber returns kindMeta with its meta numbered by remap.
+func renumber(kindMeta uint32, remap []uint32) uint32 {
+	return kindMeta&^(1<<metaBits-1) | remap[kindMeta&(1<<metaBits-1)]
 }
 
 // buildTable returns the table that finds the first record of each key in
@@ -710,21 +753,45 @@ func (ex *exceptions) decide(li *ListIndex, n, i int, key uint64, check uint32, 
 	if !ok {
 		return hit{}, false
 	}
-	for ; r < len(li.recs) && li.recs[r].key == key; r++ {
+	for r < len(li.recs) && li.recs[r].key == key {
 		rec := li.recs[r]
 		if rec.check != check || !applies(rec.kind(), i == 0) {
+			r = li.runEnd(r)
 			continue
 		}
 		if rec.kind().IsException() {
 			ex.note(n)
 			return hit{}, false
 		}
-		if r+1 < len(li.recs) && li.recs[r+1].key == key { // listed more than once?
-			rec = li.first(r)
-		}
+		// The first of a name's records of one kind decides (sortMetas).
 		return hit{list: li, from: li, kindMeta: rec.kindMeta}, true
 	}
 	return hit{}, false
+}
+
+// runEnd returns the index after the records of recs[r]'s key, check and
+// kind: r+1 for a name listed once, found by binary search for one listed
+// many times, so that a lookup passes over the records of a kind that does
+// not apply in the time of a search however many there are.
+func (li *ListIndex) runEnd(r int) int {
+	rec := li.recs[r]
+	same := func(x record) bool { return x.key == rec.key && x.check == rec.check && x.kind() == rec.kind() }
+	end := r + 1
+	for ; end < len(li.recs) && end <= r+longRun; end++ {
+		if !same(li.recs[end]) {
+			return end
+		}
+	}
+	if end == len(li.recs) {
+		return end
+	}
+	n, _ := slices.BinarySearchFunc(li.recs[end:], rec, func(x, rec record) int {
+		if same(x) {
+			return -1
+		}
+		return 1
+	})
+	return end + n
 }
 
 // hit is the record that blocks a name.

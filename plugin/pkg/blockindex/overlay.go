@@ -1,6 +1,7 @@
 package blockindex
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -205,34 +206,46 @@ func (li *ListIndex) hide(hidden map[record]int32, e blocklist.Entry) bool {
 	if err != nil {
 		return false
 	}
-	key, check := h.key(), uint32(h.h2)
-	r, ok := li.find(key)
-	if !ok {
+	_, k := newMeta(e)
+	r, n, ok := li.identical(h.key(), uint32(h.h2), e.Kind, k)
+	if !ok || hidden[li.recs[r]] >= n {
 		return false
 	}
-	want, _ := newMeta(e)
-	for ; r < len(li.recs) && li.recs[r].key == key; r++ {
-		rec := li.recs[r]
-		m := li.metas[rec.kindMeta&(1<<metaBits-1)]
-		if rec.check != check || rec.kind() != e.Kind || m.order != want.order || m.category != want.category || m.action != want.action {
-			continue
-		}
-		n := int32(0) // identical records sort next to each other
-		for i := r; i < len(li.recs) && li.recs[i] == rec; i++ {
-			n++
-		}
-		if hidden[rec] >= n { // every one of this run is gone: try the next run
-			r += int(n) - 1
-			continue
-		}
-		hidden[rec]++
-		return true
+	hidden[li.recs[r]]++
+	return true
+}
+
+// identical returns the first of li's records of key, check, kind and
+// meta, and how many there are (identical records sort next to each
+// other). A name's records sort by check, kind and meta (sortMetas), so
+// two binary searches find them however often the name is listed.
+func (li *ListIndex) identical(key uint64, check uint32, kind blocklist.Kind, k metaKey) (int, int32, bool) {
+	first, ok := li.find(key)
+	if !ok {
+		return 0, 0, false
 	}
-	return false
+	recs := li.recs[first:]
+	r, ok := slices.BinarySearchFunc(recs, k, func(x record, k metaKey) int {
+		return cmp.Or(cmp.Compare(x.key, key), cmp.Compare(x.check, check), cmp.Compare(rank(x.kind()), rank(kind)),
+			cmp.Compare(x.kind(), kind), li.metaOf(x).key().compare(k))
+	})
+	if !ok {
+		return 0, 0, false
+	}
+	rec := recs[r]
+	n, _ := slices.BinarySearchFunc(recs[r:], rec, func(x, rec record) int {
+		if x == rec {
+			return -1
+		}
+		return 1
+	})
+	return first + r, int32(n), true
 }
 
 // canaryRecord returns the base record of the canary name: the header's
-// canary, which no entry's record can equal.
+// canary, which no entry's record can equal. (Not an RPZ trigger at its
+// name, which the parser puts in the canary's category with its own
+// answer.)
 func (li *ListIndex) canaryRecord(canary string) (record, bool) {
 	h, _, ok := hashName(canary)
 	if li.salt != nil {
@@ -241,17 +254,11 @@ func (li *ListIndex) canaryRecord(canary string) (record, bool) {
 	if !ok {
 		return record{}, false
 	}
-	key, check := h.key(), uint32(h.h2)
-	r, found := li.find(key)
-	for ; found && r < len(li.recs) && li.recs[r].key == key; r++ {
-		rec := li.recs[r]
-		// The header's canary, not an RPZ trigger at its name, which
-		// the parser puts in the canary's category with its own answer.
-		if rec.check == check && rec.kind() == blocklist.Exact && li.metaOf(rec).key() == (metaKey{category: blocklist.CategoryCanary}) {
-			return rec, true
-		}
+	r, _, ok := li.identical(h.key(), uint32(h.h2), blocklist.Exact, metaKey{category: blocklist.CategoryCanary})
+	if !ok {
+		return record{}, false
 	}
-	return record{}, false
+	return li.recs[r], true
 }
 
 // decideOver is decide's step for a list with an overlay: of the base
@@ -285,49 +292,27 @@ func (li *ListIndex) decideOver(key uint64, check uint32, self bool) (h hit, exc
 // remove, the one that decides: the lowest rank, and of those (one kind:
 // kinds of a rank never apply to one query together) the one whose order
 // reference, category and answer sort first. A tie goes by content, not by
-// the order of the file's lines, which a delta does not carry.
-func (li *ListIndex) pick(key uint64, check uint32, self bool, hidden map[record]int32) (best record, ok bool) {
+// the order of the file's lines, which a delta does not carry. Records
+// sort that way (sortMetas): the first that applies and is not hidden.
+func (li *ListIndex) pick(key uint64, check uint32, self bool, hidden map[record]int32) (record, bool) {
 	r, found := li.find(key)
 	if !found {
 		return record{}, false
 	}
-	for ; r < len(li.recs) && li.recs[r].key == key; r++ {
+	for r < len(li.recs) && li.recs[r].key == key {
 		rec := li.recs[r]
 		if rec.check != check || !applies(rec.kind(), self) {
+			r = li.runEnd(r)
 			continue
 		}
 		// Of a run of identical records, the first n are gone.
 		if n := hidden[rec]; n > 0 && (r == 0 || li.recs[r-1] != rec) {
-			r += int(n) - 1
+			r += int(n)
 			continue
 		}
-		switch {
-		case !ok:
-			best, ok = rec, true
-		case rank(rec.kind()) != rank(best.kind()):
-			return best, true // sorted by rank: the rest decide later
-		case metaCompare(li.metaOf(rec), li.metaOf(best)) < 0:
-			best = rec
-		}
+		return rec, true
 	}
-	return best, ok
-}
-
-// first returns the record that decides among li.recs[r], which applies,
-// and the records after it of its key, check and kind: a name listed more
-// than once with one pattern (pick's rule).
-func (li *ListIndex) first(r int) record {
-	best := li.recs[r]
-	for i := r + 1; i < len(li.recs); i++ {
-		rec := li.recs[i]
-		if rec.key != best.key || rec.check != best.check || rec.kind() != best.kind() {
-			break
-		}
-		if metaCompare(li.metaOf(rec), li.metaOf(best)) < 0 {
-			best = rec
-		}
-	}
-	return best
+	return record{}, false
 }
 
 func (li *ListIndex) metaOf(rec record) meta { return li.metas[rec.kindMeta&(1<<metaBits-1)] }
@@ -351,40 +336,51 @@ func (li *ListIndex) Compact() *ListIndex {
 		n -= int(c)
 	}
 	var added []record
-	metas := li.metas
+	metas, fromBase, ips := li.metas, []uint32(nil), li.ips
 	if ov.index != nil {
-		// The overlay's metas join the base's, each once: identical
-		// entries make identical records, as in a whole compile, and
-		// compactions do not add up metas.
+		// The overlay's metas join the base's, each once and in claim
+		// order: identical entries make identical records, as in a whole
+		// compile, and compactions do not add up metas.
+		var fromOver []uint32
 		var ok bool
-		if metas, added, ok = internMetas(li.metas, ov.index); !ok {
+		if metas, fromBase, fromOver, ok = mergeMetas(li.metas, ov.index.metas); !ok {
 			return li // more metas than a record can index: a whole reload will tell
 		}
+		added = slices.Clone(ov.index.recs)
+		for i := range added { // renumbered in order: still sorted
+			added[i].kindMeta = renumber(added[i].kindMeta, fromOver)
+		}
 		n += len(added)
+		if ips != nil {
+			renumbered := ips.renumbered(fromBase)
+			ips = &renumbered
+		}
 	}
 	recs, mem := offHeap[record](n + 1)
 	recs = recs[:0]
 	hidden := maps.Clone(ov.hidden)
 	i, j := 0, 0
 	for i < len(li.recs) || j < len(added) {
-		var next record
-		if j < len(added) {
-			next = added[j]
-		}
-		if j == len(added) || i < len(li.recs) && !recordLess(next, li.recs[i]) {
+		if i < len(li.recs) {
 			rec := li.recs[i]
-			i++
 			if hidden[rec] > 0 {
 				hidden[rec]--
+				i++
 				continue
 			}
-			recs = append(recs, rec)
-			continue
+			if fromBase != nil {
+				rec.kindMeta = renumber(rec.kindMeta, fromBase)
+			}
+			if j == len(added) || !recordLess(added[j], rec) {
+				recs = append(recs, rec)
+				i++
+				continue
+			}
 		}
+		recs = append(recs, added[j])
 		j++
-		recs = append(recs, next)
 	}
-	next := &ListIndex{list: li.list, recs: recs, recsMem: mem, metas: metas, ips: li.ips, salt: li.salt, sum: li.sum, depths: li.depths}
+	next := &ListIndex{list: li.list, recs: recs, recsMem: mem, metas: metas, ips: ips, salt: li.salt, sum: li.sum, depths: li.depths}
 	if ov.index != nil {
 		next.depths |= ov.index.depths
 	}
@@ -392,43 +388,43 @@ func (li *ListIndex) Compact() *ListIndex {
 	return next
 }
 
-// internMetas returns metas with those of the overlay index o that it
-// does not hold added, and o's records pointing into them, sorted; false
-// when they would not fit a record's meta bits.
-func internMetas(metas []meta, o *ListIndex) ([]meta, []record, bool) {
-	ids := make(map[metaKey]uint32, len(metas))
-	for i, m := range metas {
-		if _, dup := ids[m.key()]; !dup {
-			ids[m.key()] = uint32(i)
+// mergeMetas returns the metas of a and b, each in claim order, as one
+// slice in claim order with each meta once, and the numbers a's and b's
+// metas take in it; false when they would not fit a record's meta bits.
+func mergeMetas(a, b []meta) (metas []meta, fromA, fromB []uint32, ok bool) {
+	keysOf := func(ms []meta) []metaKey {
+		keys := make([]metaKey, len(ms))
+		for i, m := range ms {
+			keys[i] = m.key()
+		}
+		return keys
+	}
+	ka, kb := keysOf(a), keysOf(b)
+	metas, fromA, fromB = make([]meta, 0, len(a)+len(b)), make([]uint32, len(a)), make([]uint32, len(b))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		c := -1
+		switch {
+		case i == len(a):
+			c = 1
+		case j < len(b):
+			c = ka[i].compare(kb[j])
+		}
+		id := uint32(len(metas))
+		if c <= 0 {
+			fromA[i] = id
+			metas = append(metas, a[i])
+			i++
+		}
+		if c >= 0 {
+			fromB[j] = id
+			if c > 0 {
+				metas = append(metas, b[j])
+			}
+			j++
 		}
 	}
-	metas = slices.Clip(metas)
-	remap := make([]uint32, len(o.metas))
-	for i, m := range o.metas {
-		id, ok := ids[m.key()]
-		if !ok {
-			id = uint32(len(metas))
-			metas = append(metas, m)
-			ids[m.key()] = id
-		}
-		remap[i] = id
-	}
-	if len(metas) >= 1<<metaBits {
-		return nil, nil, false
-	}
-	recs := slices.Clone(o.recs)
-	for i, r := range recs {
-		recs[i].kindMeta = r.kindMeta&^(1<<metaBits-1) | remap[r.kindMeta&(1<<metaBits-1)]
-	}
-	slices.SortFunc(recs, func(a, b record) int {
-		if recordLess(a, b) {
-			return -1
-		} else if recordLess(b, a) {
-			return 1
-		}
-		return 0
-	})
-	return metas, recs, true
+	return metas, fromA, fromB, len(metas) < 1<<metaBits
 }
 
 // String describes li for tests and logs.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -341,5 +342,96 @@ func TestOverlayFilter(t *testing.T) {
 			t.Errorf("%d keys: %d of %d other keys pass the filter, want at most 1 in 300", n, passed, probes)
 		}
 		t.Logf("%d keys, %d KB: %d of %d other keys pass", n, len(ov.touched)/128, passed, probes)
+	}
+}
+
+// TestAddressClaimsRenumbered checks that address entries keep their order
+// references when the metas are numbered in claim order: at a compile,
+// where the list's first reference sorts last, and at a compaction, where
+// a delta brings one that sorts first.
+func TestAddressClaimsRenumbered(t *testing.T) {
+	base := parse(t, "l", "ip:192.0.2.0/24 ORDER-C\nip:198.51.100.0/24 ORDER-B\nb.test ORDER-B\n")
+	li, err := Compile(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := reparse(t, base, 2, "", append(slices.Clone(base.Entries), parse(t, "l", "a.test ORDER-A\n").Entries...))
+	applied, err := li.Apply(delta(t, base, next))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		name string
+		li   *ListIndex
+	}{{"compiled", li}, {"delta applied", applied}, {"compacted", applied.Compact()}} {
+		ix := mustIndex(t, step.li)
+		for addr, want := range map[string]string{"192.0.2.7": "ORDER-C", "198.51.100.7": "ORDER-B"} {
+			m, ok := ix.LookupAddr("www.example.", netip.MustParseAddr(addr))
+			if !ok || m.Order != want {
+				t.Errorf("%s: LookupAddr(%s) = %q, %v; want %q", step.name, addr, m.Order, ok, want)
+			}
+		}
+	}
+}
+
+// TestNameListedManyTimes lists one name thousands of times, under
+// thousands of order references and three kinds, and checks that the
+// claim that sorts first decides (the name, and a name below it), through
+// deltas that remove claims one by one, the differ, and compaction, as a
+// whole compile of each version decides.
+func TestNameListedManyTimes(t *testing.T) {
+	const n = 3000
+	var b strings.Builder
+	for i := n; i > 0; i-- { // the first line's claim sorts last
+		fmt.Fprintf(&b, "=many.test ORDER-%05d\nmany.test ORDER-%05d\n*.many.test ORDER-%05d\n", i, i+1, i+2)
+		if i%2 == 0 {
+			fmt.Fprintf(&b, "=many.test ORDER-%05d\n", i) // listed twice alike
+		}
+	}
+	base := parse(t, "l", b.String())
+	li, err := Compile(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := base
+	for step, drop := range []int{0, 1, 2, 3, 5, 100} {
+		// The version without the claims ORDER-1 to ORDER-drop (both
+		// copies of a claim listed twice): the next claim decides.
+		var entries []blocklist.Entry
+		for _, e := range base.Entries {
+			var k int
+			fmt.Sscanf(e.Order, "ORDER-%d", &k)
+			if k > drop {
+				entries = append(entries, e)
+			}
+		}
+		next := reparse(t, base, 2+step, "", entries)
+		applied, err := li.Apply(delta(t, cur, next))
+		if err != nil {
+			t.Fatalf("drop %d: %v", drop, err)
+		}
+		diffed, err := diff(li, next, 1<<20)
+		if err != nil {
+			t.Fatalf("drop %d: differ: %v", drop, err)
+		}
+		whole, err := Compile(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []struct {
+			name string
+			li   *ListIndex
+		}{{"whole", whole}, {"delta", applied}, {"compacted", applied.Compact()}, {"diffed", diffed}, {"diffed, compacted", diffed.Compact()}} {
+			ix := mustIndex(t, v.li)
+			// The name: its =many.test claims (ORDER-1 on) outrank its
+			// subtree's; below it, the *.many.test ones (ORDER-3 on).
+			for q, want := range map[string]int{"many.test.": drop + 1, "www.many.test.": max(3, drop+1)} {
+				m, ok := ix.Lookup(q)
+				if !ok || m.Order != fmt.Sprintf("ORDER-%05d", want) {
+					t.Fatalf("drop %d, %s: Lookup(%s) = %q, %v; want ORDER-%05d", drop, v.name, q, m.Order, ok, want)
+				}
+			}
+		}
+		li, cur = applied, next
 	}
 }

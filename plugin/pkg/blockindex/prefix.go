@@ -2,6 +2,7 @@ package blockindex
 
 import (
 	"encoding/binary"
+	"maps"
 	"math/bits"
 	"net/netip"
 
@@ -26,6 +27,18 @@ type key6 struct {
 }
 
 func (p *prefixes) len() int { return len(p.v4) + len(p.v6) }
+
+// renumbered returns p with its metas numbered by remap, p unchanged.
+func (p prefixes) renumbered(remap []uint32) prefixes {
+	p.v4, p.v6 = maps.Clone(p.v4), maps.Clone(p.v6)
+	for k, v := range p.v4 {
+		p.v4[k] = renumber(v, remap)
+	}
+	for k, v := range p.v6 {
+		p.v6[k] = renumber(v, remap)
+	}
+	return p
+}
 
 // add adds a masked prefix. Of two entries for one prefix, an exception
 // wins, as it does for names; else the first stays.
@@ -161,14 +174,17 @@ func (ix *Index) exceptions(qname string) (excepted [MaxLists / 64]uint64) {
 				continue
 			}
 			r, ok := li.find(key)
-			for ; ok && r < len(li.recs) && li.recs[r].key == key; r++ {
-				if rec := li.recs[r]; rec.check == check && applies(rec.kind(), i == 0) {
-					decided[word] |= bit
-					if rec.kind().IsException() {
-						excepted[word] |= bit
-					}
-					break
+			for ok && r < len(li.recs) && li.recs[r].key == key {
+				rec := li.recs[r]
+				if rec.check != check || !applies(rec.kind(), i == 0) {
+					r = li.runEnd(r)
+					continue
 				}
+				decided[word] |= bit
+				if rec.kind().IsException() {
+					excepted[word] |= bit
+				}
+				break
 			}
 		}
 	}
