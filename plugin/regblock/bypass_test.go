@@ -251,3 +251,46 @@ func TestFloodKeepsQueueBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestExtraBounded: of an answer's additional records, those owned by a
+// listed name go; past maxExtra (not counting OPT) all go, unchecked, and
+// the OPT record stays.
+func TestExtraBounded(t *testing.T) {
+	for _, n := range []int{maxExtra, maxExtra + 1, 4000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			rb := newFixture(t).plugin(t, "notice 192.0.2.80")
+			rb.Next = plugintest.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+				m := new(dns.Msg).SetReply(r)
+				m.Answer = append(m.Answer, plugintest.A("mail.test. 60 IN A 192.0.2.1"))
+				m.Extra = append(m.Extra, plugintest.A("abuse.example. 60 IN A 192.0.2.2")) // listed
+				for i := range n - 1 {
+					m.Extra = append(m.Extra, plugintest.A(fmt.Sprintf("ns%d.test. 60 IN A 192.0.2.3", i)))
+				}
+				m.SetEdns0(1232, false)
+				w.WriteMsg(m)
+				return dns.RcodeSuccess, nil
+			})
+			rec := dnstest.NewRecorder(&plugintest.ResponseWriter{})
+			req := new(dns.Msg).SetQuestion("mail.test.", dns.TypeA)
+			if _, err := rb.ServeDNS(context.Background(), rec, req); err != nil {
+				t.Fatal(err)
+			}
+			m := rec.Msg
+			if m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 || m.IsEdns0() == nil {
+				t.Fatalf("got %s, %d answer records, OPT %v; want the upstream's answer with its OPT", dns.RcodeToString[m.Rcode], len(m.Answer), m.IsEdns0() != nil)
+			}
+			want := n // all but the listed one, and the OPT
+			if n > maxExtra {
+				want = 1
+			}
+			if len(m.Extra) != want {
+				t.Errorf("%d additional records, want %d", len(m.Extra), want)
+			}
+			for _, rr := range m.Extra {
+				if rr.Header().Name == "abuse.example." {
+					t.Errorf("the listed name's record stayed: %s", rr)
+				}
+			}
+		})
+	}
+}

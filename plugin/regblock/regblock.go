@@ -355,10 +355,28 @@ func anyIP(fn func(netip.Addr) bool, ips ...net.IP) bool {
 	return false
 }
 
+// maxExtra is the most additional records (but OPT) an answer keeps:
+// each is looked up, and a hostile upstream's answer of thousands with
+// owners of a hundred labels cost milliseconds. Answers to stub
+// resolvers hold a few; past maxExtra they go, as the records are
+// optional and a client asks for what it needs.
+const maxExtra = 64
+
 // withoutListedExtra returns res, or a copy of it without the additional
 // records owned by a listed name or holding a listed address: glue for a
-// listed name server, or the address of a listed mail exchanger.
+// listed name server, or the address of a listed mail exchanger. An
+// answer with more than maxExtra loses them all.
 func withoutListedExtra(ix *blockindex.Index, res *dns.Msg) *dns.Msg {
+	if len(res.Extra) > maxExtra+1 || len(res.Extra) == maxExtra+1 && res.IsEdns0() == nil {
+		opt := res.IsEdns0()
+		kept := *res
+		kept.Extra = nil
+		res = kept.Copy() // no record shared with what another plugin holds
+		if opt != nil {
+			res.Extra = []dns.RR{dns.Copy(opt)}
+		}
+		return res
+	}
 	listed := func(rr dns.RR) bool {
 		if rr.Header().Rrtype == dns.TypeOPT {
 			return false
