@@ -47,8 +47,8 @@ type ListIndex struct {
 	// record read is a cache miss. An empty slot ends the table.
 	table []uint64
 	shift uint8
-	recs  []record // sorted by key, then second hash and precedence
-	metas []meta
+	recs  []record // sorted by key, then second hash, precedence, kind and meta
+	metas []meta   // each once, in claim order (sortMetas)
 	// The blocks that hold table and recs, outside the Go heap; kept here
 	// so that they live as long as the index.
 	tableMem, recsMem *block
