@@ -26,6 +26,12 @@ type overlay struct {
 	// hidden counts, for each base record removed, how many of the
 	// records identical to it (same key, check, kind and meta) are gone.
 	hidden map[record]int32
+	// kept maps the first base record of each run of records of one key,
+	// check and kind that starts with hidden ones to the first record of
+	// the run that is not hidden (the end of the run when none is): the
+	// record a lookup takes, found once here rather than on every lookup
+	// (a run of thousands of hidden claims made each lookup walk them).
+	kept map[int]int
 	// canary is the canary compiled into the base records.
 	canary string
 	// touched holds a word for each group of keys: the keys of records
@@ -195,8 +201,55 @@ func (li *ListIndex) publish(l *blocklist.List, sum checksum, ov *overlay) (*Lis
 		next.over = nil
 	} else {
 		ov.filter()
+		ov.kept = li.keptAfter(ov.hidden)
 	}
 	return &next, nil
+}
+
+// keptAfter returns overlay.kept for the records hidden hides. Of a run,
+// only the hidden records at its start matter: the first kept one is the
+// run's first claim left, and decides. It costs a binary search or two
+// for each record hidden.
+func (li *ListIndex) keptAfter(hidden map[record]int32) map[int]int {
+	kept := map[int]int{}
+	for rec, n := range hidden {
+		if n <= 0 {
+			continue
+		}
+		start, ok := li.find(rec.key)
+		if !ok {
+			continue
+		}
+		if x := li.recs[start]; x.check != rec.check || x.kind() != rec.kind() { // a name listed under other kinds too
+			n, _ := slices.BinarySearchFunc(li.recs[start:], rec, func(x, rec record) int {
+				return cmp.Or(cmp.Compare(x.key, rec.key), cmp.Compare(x.check, rec.check), cmp.Compare(rank(x.kind()), rank(rec.kind())), cmp.Compare(x.kind(), rec.kind()))
+			})
+			start += n
+		}
+		if _, done := kept[start]; done || li.recs[start] != rec {
+			continue // not at the start of its run (or seen already)
+		}
+		r := start
+		for r < len(li.recs) && li.sameRun(r, start) {
+			h := int(hidden[li.recs[r]])
+			size := li.copies(r)
+			if h < size { // a copy of this claim is left (any copy: they are identical)
+				break
+			}
+			r += size
+		}
+		if r != start {
+			kept[start] = r
+		}
+	}
+	return kept
+}
+
+// sameRun reports whether records r and start have the same key, check
+// and kind.
+func (li *ListIndex) sameRun(r, start int) bool {
+	x, y := li.recs[r], li.recs[start]
+	return x.key == y.key && x.check == y.check && x.kind() == y.kind()
 }
 
 // hide notes in hidden that one more base record identical to entry e is
@@ -226,20 +279,26 @@ func (li *ListIndex) identical(key uint64, check uint32, kind blocklist.Kind, k 
 	}
 	recs := li.recs[first:]
 	r, ok := slices.BinarySearchFunc(recs, k, func(x record, k metaKey) int {
-		return cmp.Or(cmp.Compare(x.key, key), cmp.Compare(x.check, check), cmp.Compare(rank(x.kind()), rank(kind)),
-			cmp.Compare(x.kind(), kind), li.metaOf(x).key().compare(k))
+		if c := cmp.Or(cmp.Compare(x.key, key), cmp.Compare(x.check, check), cmp.Compare(rank(x.kind()), rank(kind)), cmp.Compare(x.kind(), kind)); c != 0 {
+			return c
+		}
+		return li.metaOf(x).key().compare(k) // only then: a meta's key is made
 	})
 	if !ok {
 		return 0, 0, false
 	}
-	rec := recs[r]
-	n, _ := slices.BinarySearchFunc(recs[r:], rec, func(x, rec record) int {
+	return first + r, int32(li.copies(first + r)), true
+}
+
+// copies returns how many records from r on are identical to li.recs[r].
+func (li *ListIndex) copies(r int) int {
+	n, _ := slices.BinarySearchFunc(li.recs[r:], li.recs[r], func(x, rec record) int {
 		if x == rec {
 			return -1
 		}
 		return 1
 	})
-	return first + r, int32(n), true
+	return n
 }
 
 // canaryRecord returns the base record of the canary name: the header's
@@ -268,7 +327,7 @@ func (li *ListIndex) canaryRecord(canary string) (record, bool) {
 // when except).
 func (li *ListIndex) decideOver(key uint64, check uint32, self bool) (h hit, except, ok bool) {
 	best, from := record{}, (*ListIndex)(nil)
-	if rec, found := li.pick(key, check, self, li.over.hidden); found {
+	if rec, found := li.pick(key, check, self, li.over.kept); found {
 		best, from = rec, li
 	}
 	if o := li.over.index; o != nil {
@@ -294,7 +353,7 @@ func (li *ListIndex) decideOver(key uint64, check uint32, self bool) (h hit, exc
 // reference, category and answer sort first. A tie goes by content, not by
 // the order of the file's lines, which a delta does not carry. Records
 // sort that way (sortMetas): the first that applies and is not hidden.
-func (li *ListIndex) pick(key uint64, check uint32, self bool, hidden map[record]int32) (record, bool) {
+func (li *ListIndex) pick(key uint64, check uint32, self bool, kept map[int]int) (record, bool) {
 	r, found := li.find(key)
 	if !found {
 		return record{}, false
@@ -305,9 +364,8 @@ func (li *ListIndex) pick(key uint64, check uint32, self bool, hidden map[record
 			r = li.runEnd(r)
 			continue
 		}
-		// Of a run of identical records, the first n are gone.
-		if n := hidden[rec]; n > 0 && (r == 0 || li.recs[r-1] != rec) {
-			r += int(n)
+		if k, ok := kept[r]; ok { // the run starts with hidden records
+			r = k
 			continue
 		}
 		return rec, true
