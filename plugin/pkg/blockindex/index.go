@@ -197,7 +197,7 @@ func (c *Compiler) Add(e blocklist.Entry) {
 		return
 	}
 	if e.Prefix.IsValid() {
-		c.ips.add(e.Prefix, uint32(e.Kind)<<metaBits|id)
+		c.ips.add(e.Prefix, uint32(e.Kind)<<metaBits|id, c.claimFirst)
 		h, _ := nameHashes(e)
 		c.sum.add(entryValue(h, e.Kind, c.metaSums[id]))
 		return
@@ -221,6 +221,12 @@ func (c *Compiler) Add(e blocklist.Entry) {
 	if !c.canary {
 		c.sum.add(entryValue(h, e.Kind, c.metaSums[id]))
 	}
+}
+
+// claimFirst reports whether the meta of kindMeta a sorts before that of
+// b in claim order.
+func (c *Compiler) claimFirst(a, b uint32) bool {
+	return c.metas[a&(1<<metaBits-1)].key().compare(c.metas[b&(1<<metaBits-1)].key()) < 0
 }
 
 // meta interns m.

@@ -374,6 +374,27 @@ func TestAddressClaimsRenumbered(t *testing.T) {
 	}
 }
 
+// TestAddressListedTwice: of two lines for one prefix, the claim that
+// sorts first speaks for it whatever the order of the lines, as for a
+// name; an exception wins over either.
+func TestAddressListedTwice(t *testing.T) {
+	for _, tc := range []struct{ lines, want string }{
+		{"ip:192.0.2.0/24 ORDER-Z zz\nip:192.0.2.0/24 ORDER-A aa\n", "ORDER-A aa"},
+		{"ip:192.0.2.0/24 ORDER-A aa\nip:192.0.2.0/24 ORDER-Z zz\n", "ORDER-A aa"},
+		{"ip:192.0.2.0/24 ORDER-A bb\nip:192.0.2.0/24 ORDER-A aa\n", "ORDER-A aa"},
+		{"ip:192.0.2.0/24 ORDER-A aa\n!ip:192.0.2.0/24 ORDER-Z\nip:192.0.2.0/24 -\n", ""},
+	} {
+		li, err := Compile(parse(t, "l", tc.lines))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, ok := mustIndex(t, li).LookupAddr("www.example.", netip.MustParseAddr("192.0.2.7"))
+		if got := strings.TrimSpace(m.Order + " " + m.Category); !ok && tc.want != "" || ok && got != tc.want {
+			t.Errorf("%q: LookupAddr = %q, %v; want %q", tc.lines, got, ok, tc.want)
+		}
+	}
+}
+
 // TestNameListedManyTimes lists one name thousands of times, under
 // thousands of order references and three kinds, and checks that the
 // claim that sorts first decides (the name, and a name below it), through

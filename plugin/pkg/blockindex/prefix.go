@@ -41,15 +41,16 @@ func (p prefixes) renumbered(remap []uint32) prefixes {
 }
 
 // add adds a masked prefix. Of two entries for one prefix, an exception
-// wins, as it does for names; else the first stays.
-func (p *prefixes) add(prefix netip.Prefix, kindMeta uint32) {
+// wins, as it does for names; else the one whose claim sorts first, as
+// first says (whatever the order of the lines, as for names).
+func (p *prefixes) add(prefix netip.Prefix, kindMeta uint32, first func(a, b uint32) bool) {
 	n := prefix.Bits()
 	if prefix.Addr().Is4() {
 		if p.v4 == nil {
 			p.v4 = map[uint64]uint32{}
 		}
 		p.lens4 |= 1 << n
-		put(p.v4, uint64(n)<<32|uint64(binary.BigEndian.Uint32(prefix.Addr().AsSlice())), kindMeta)
+		put(p.v4, uint64(n)<<32|uint64(binary.BigEndian.Uint32(prefix.Addr().AsSlice())), kindMeta, first)
 		return
 	}
 	if p.v6 == nil {
@@ -57,12 +58,13 @@ func (p *prefixes) add(prefix netip.Prefix, kindMeta uint32) {
 	}
 	p.lens6[n/64] |= 1 << (n % 64)
 	a := prefix.Addr().As16()
-	put(p.v6, key6{binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:]), uint8(n)}, kindMeta)
+	put(p.v6, key6{binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:]), uint8(n)}, kindMeta, first)
 }
 
-func put[K comparable](m map[K]uint32, k K, kindMeta uint32) {
+func put[K comparable](m map[K]uint32, k K, kindMeta uint32, first func(a, b uint32) bool) {
 	old, ok := m[k]
-	if !ok || !blocklist.Kind(old>>metaBits).IsException() && blocklist.Kind(kindMeta>>metaBits).IsException() {
+	oldEx, newEx := blocklist.Kind(old>>metaBits).IsException(), blocklist.Kind(kindMeta>>metaBits).IsException()
+	if !ok || !oldEx && newEx || oldEx == newEx && first(kindMeta, old) {
 		m[k] = kindMeta
 	}
 }
