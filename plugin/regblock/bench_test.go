@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 
@@ -133,6 +134,57 @@ func BenchmarkCloakCheck(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				rb.ServeDNS(ctx, w, req)
+			}
+		})
+	}
+}
+
+// BenchmarkAddressHeavyAnswer measures the check of answers a hostile
+// upstream makes to cost the most, with a list that holds an address
+// prefix and excepts a name under which the owners are 120 labels long:
+// 3 900 A records in the prefix for such a query name (a 62 KB answer),
+// and 64 HTTPS records of such an owner with 200 address hints each in
+// the additional section (which goes, past maxExtraAddrs).
+func BenchmarkAddressHeavyAnswer(b *testing.B) {
+	long := strings.Repeat("a.", 115) + "help.abuse.example."
+	addr := func(i int) net.IP { return net.IPv4(203, 0, 113, byte(i)).To4() }
+	for _, tc := range []struct {
+		name, qname string
+		fill        func(m *dns.Msg)
+	}{
+		{"3900-answer-addresses", long, func(m *dns.Msg) {
+			for i := range 3900 {
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: long, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: addr(i)})
+			}
+		}},
+		{"64x200-additional-hints", "mail.test.", func(m *dns.Msg) {
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: "mail.test.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 1).To4()})
+			var hints []net.IP
+			for i := range 200 {
+				hints = append(hints, addr(i))
+			}
+			for range 64 {
+				m.Extra = append(m.Extra, &dns.HTTPS{SVCB: dns.SVCB{Hdr: dns.RR_Header{Name: long, Rrtype: dns.TypeHTTPS, Class: dns.ClassINET, Ttl: 60},
+					Priority: 1, Target: ".", Value: []dns.SVCBKeyValue{&dns.SVCBIPv4Hint{Hint: hints}}}})
+			}
+		}},
+	} {
+		f := newFixture(b)
+		f.key.WriteList(b, f.dir, "test-csam.list", testList+"ip:203.0.113.0/24 ORDER-IP csam\n")
+		rb := f.plugin(b, "notice 192.0.2.80")
+		answer := new(dns.Msg)
+		tc.fill(answer)
+		rb.Next = plugintest.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+			m := new(dns.Msg).SetReply(r)
+			m.Answer, m.Extra = answer.Answer, answer.Extra // read only: the writer copies what it changes
+			w.WriteMsg(m)
+			return dns.RcodeSuccess, nil
+		})
+		req := new(dns.Msg).SetQuestion(tc.qname, dns.TypeA)
+		ctx := context.WithValue(context.Background(), dnsserver.Key{}, &dnsserver.Server{Addr: "dns://:53"})
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				rb.ServeDNS(ctx, &nopWriter{}, req)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -290,6 +291,45 @@ func TestExtraBounded(t *testing.T) {
 				if rr.Header().Name == "abuse.example." {
 					t.Errorf("the listed name's record stayed: %s", rr)
 				}
+			}
+		})
+	}
+}
+
+// TestExtraAddressesBounded: additional records that hold more than
+// maxExtraAddrs addresses (HTTPS hints count one each) all go, unchecked;
+// at the limit they are checked, and those of a listed name go.
+func TestExtraAddressesBounded(t *testing.T) {
+	https := func(owner string, hints int) dns.RR {
+		var ips []net.IP
+		for i := range hints {
+			ips = append(ips, net.IPv4(192, 0, 2, byte(i)).To4())
+		}
+		return &dns.HTTPS{SVCB: dns.SVCB{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeHTTPS, Class: dns.ClassINET, Ttl: 60},
+			Priority: 1, Target: ".", Value: []dns.SVCBKeyValue{&dns.SVCBIPv4Hint{Hint: ips}}}}
+	}
+	for _, tc := range []struct {
+		hints, want int // hints in each of 8 records, additional records left (OPT included)
+	}{{maxExtraAddrs / 8, 8}, {maxExtraAddrs/8 + 1, 1}} {
+		t.Run(fmt.Sprint(tc.hints), func(t *testing.T) {
+			rb := newFixture(t).plugin(t, "notice 192.0.2.80")
+			rb.Next = plugintest.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+				m := new(dns.Msg).SetReply(r)
+				m.Answer = append(m.Answer, plugintest.A("mail.test. 60 IN A 192.0.2.1"))
+				m.Extra = append(m.Extra, https("abuse.example.", tc.hints)) // listed
+				for i := range 7 {
+					m.Extra = append(m.Extra, https(fmt.Sprintf("svc%d.test.", i), tc.hints))
+				}
+				m.SetEdns0(1232, false)
+				w.WriteMsg(m)
+				return dns.RcodeSuccess, nil
+			})
+			rec := dnstest.NewRecorder(&plugintest.ResponseWriter{})
+			if _, err := rb.ServeDNS(context.Background(), rec, new(dns.Msg).SetQuestion("mail.test.", dns.TypeA)); err != nil {
+				t.Fatal(err)
+			}
+			if m := rec.Msg; len(m.Answer) != 1 || m.IsEdns0() == nil || len(m.Extra) != tc.want {
+				t.Errorf("%d answer records, %d additional, OPT %v; want 1, %d, true", len(m.Answer), len(m.Extra), m.IsEdns0() != nil, tc.want)
 			}
 		})
 	}

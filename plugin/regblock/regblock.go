@@ -183,7 +183,8 @@ func (w *cloakWriter) writeChecked(ix *blockindex.Index, res *dns.Msg) error {
 		return w.ResponseWriter.WriteMsg(new(dns.Msg).SetRcode(w.req, dns.RcodeServerFailure))
 	}
 	if ix.HasAddrs() {
-		listed := func(addr netip.Addr) (ok bool) { m, ok = ix.LookupAddr(qname, addr); return ok }
+		addrs := ix.AddrsOf(qname)
+		listed := func(addr netip.Addr) (ok bool) { m, ok = addrs.Lookup(addr); return ok }
 		for _, rr := range res.Answer {
 			if anyAddr(rr, listed) {
 				return w.rb.block(w.ResponseWriter, w.req, m, qname, w.server)
@@ -355,19 +356,24 @@ func anyIP(fn func(netip.Addr) bool, ips ...net.IP) bool {
 	return false
 }
 
-// maxExtra is the most additional records (but OPT) an answer keeps:
-// each is looked up, and a hostile upstream's answer of thousands with
-// owners of a hundred labels cost milliseconds. Answers to stub
-// resolvers hold a few; past maxExtra they go, as the records are
-// optional and a client asks for what it needs.
-const maxExtra = 64
+// maxExtra is the most additional records (but OPT) an answer keeps, and
+// maxExtraAddrs the most addresses they may hold (A and AAAA records,
+// HTTPS and SVCB hints): each is looked up, and a hostile upstream's
+// answer of thousands with owners of a hundred labels cost milliseconds.
+// Answers to stub resolvers hold a few; past either limit they go, as the
+// records are optional and a client asks for what it needs.
+const (
+	maxExtra      = 64
+	maxExtraAddrs = 256
+)
 
 // withoutListedExtra returns res, or a copy of it without the additional
 // records owned by a listed name or holding a listed address: glue for a
 // listed name server, or the address of a listed mail exchanger. An
-// answer with more than maxExtra loses them all.
+// answer with more than maxExtra of them, or maxExtraAddrs addresses in
+// them, loses them all.
 func withoutListedExtra(ix *blockindex.Index, res *dns.Msg) *dns.Msg {
-	if len(res.Extra) > maxExtra+1 || len(res.Extra) == maxExtra+1 && res.IsEdns0() == nil {
+	if extraTooLarge(res.Extra) {
 		opt := res.IsEdns0()
 		kept := *res
 		kept.Extra = nil
@@ -377,6 +383,10 @@ func withoutListedExtra(ix *blockindex.Index, res *dns.Msg) *dns.Msg {
 		}
 		return res
 	}
+	// The address lookups of the last owner: records of one owner come
+	// together.
+	var addrs blockindex.Addrs
+	owner, known := "", false
 	listed := func(rr dns.RR) bool {
 		if rr.Header().Rrtype == dns.TypeOPT {
 			return false
@@ -384,8 +394,15 @@ func withoutListedExtra(ix *blockindex.Index, res *dns.Msg) *dns.Msg {
 		if _, ok := ix.Lookup(rr.Header().Name); ok {
 			return true
 		}
-		return ix.HasAddrs() && anyAddr(rr, func(addr netip.Addr) bool {
-			_, ok := ix.LookupAddr(rr.Header().Name, addr)
+		if !ix.HasAddrs() {
+			return false
+		}
+		if !known || rr.Header().Name != owner {
+			owner, known = rr.Header().Name, true
+			addrs = ix.AddrsOf(owner)
+		}
+		return anyAddr(rr, func(addr netip.Addr) bool {
+			_, ok := addrs.Lookup(addr)
 			return ok
 		})
 	}
@@ -395,6 +412,20 @@ func withoutListedExtra(ix *blockindex.Index, res *dns.Msg) *dns.Msg {
 	res = res.Copy()
 	res.Extra = slices.DeleteFunc(res.Extra, listed)
 	return res
+}
+
+// extraTooLarge reports whether additional records hold more than
+// maxExtra records (but OPT) or maxExtraAddrs addresses.
+func extraTooLarge(extra []dns.RR) bool {
+	records, addrs := 0, 0
+	for _, rr := range extra {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			continue
+		}
+		records++
+		anyAddr(rr, func(netip.Addr) bool { addrs++; return false })
+	}
+	return records > maxExtra || addrs > maxExtraAddrs
 }
 
 // Name implements the plugin.Handler interface.

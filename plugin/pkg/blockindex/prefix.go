@@ -112,16 +112,36 @@ func (ix *Index) HasAddrs() bool { return ix.ips }
 // addr blocks, the one with the longest prefix, ties going to the list whose
 // name sorts first. A list whose name entries except qname does not block
 // it by address: in RPZ too, a QNAME trigger goes before an IP trigger.
+// For the many addresses of one answer, AddrsOf works qname out once.
 func (ix *Index) LookupAddr(qname string, addr netip.Addr) (Match, bool) {
-	if !ix.ips {
+	a := ix.AddrsOf(qname)
+	return a.Lookup(addr)
+}
+
+// Addrs looks up the addresses of answers for one name, as LookupAddr
+// does: the lists that except the name are worked out once, at the first
+// address a list holds, however many addresses follow (an answer of
+// thousands, each checked against a name of a hundred labels, cost
+// milliseconds).
+type Addrs struct {
+	ix       *Index
+	qname    string
+	excepted [MaxLists / 64]uint64
+	known    bool // excepted is worked out
+}
+
+// AddrsOf returns the address lookups of answers for qname.
+func (ix *Index) AddrsOf(qname string) Addrs { return Addrs{ix: ix, qname: qname} }
+
+// Lookup is LookupAddr(qname, addr).
+func (a *Addrs) Lookup(addr netip.Addr) (Match, bool) {
+	if !a.ix.ips {
 		return Match{}, false
 	}
 	addr = addr.Unmap()
 	var best Match
 	longest := -1
-	var excepted [MaxLists / 64]uint64 // worked out at the first hit
-	exceptedKnown := false
-	for i, li := range ix.lists {
+	for i, li := range a.ix.lists {
 		if li.ips == nil {
 			continue
 		}
@@ -129,10 +149,10 @@ func (ix *Index) LookupAddr(qname string, addr netip.Addr) (Match, bool) {
 		if !ok || n <= longest || blocklist.Kind(kindMeta>>metaBits).IsException() {
 			continue
 		}
-		if !exceptedKnown {
-			excepted, exceptedKnown = ix.exceptions(qname), true
+		if !a.known {
+			a.excepted, a.known = a.ix.exceptions(a.qname), true
 		}
-		if excepted[i/64]&(1<<(i%64)) != 0 {
+		if a.excepted[i/64]&(1<<(i%64)) != 0 {
 			continue
 		}
 		best, longest = li.match(kindMeta), n
