@@ -755,24 +755,43 @@ func (ex *exceptions) decide(li *ListIndex, n, i int, key uint64, check uint32, 
 		}
 		return h, ok && !excepted
 	}
-	r, ok := li.find(key)
+	rec, ok := li.pick(key, check, i == 0, nil)
 	if !ok {
 		return hit{}, false
 	}
+	if rec.kind().IsException() {
+		ex.note(n)
+		return hit{}, false
+	}
+	return hit{list: li, from: li, kindMeta: rec.kindMeta}, true
+}
+
+// pick returns, of li's records at key that apply (to the name itself when
+// self, else to a name below it) and that a delta did not remove, the one
+// that decides: the lowest rank, and of those (one kind: kinds of a rank
+// never apply to one query together) the one whose order reference,
+// category and answer sort first. A tie goes by content, not by the order
+// of the file's lines, which a delta does not carry. Records sort that way
+// (sortMetas): the first that applies, past the hidden ones kept skips
+// (overlay.kept; nil for records no delta changed).
+func (li *ListIndex) pick(key uint64, check uint32, self bool, kept map[int]int) (record, bool) {
+	r, found := li.find(key)
+	if !found {
+		return record{}, false
+	}
 	for r < len(li.recs) && li.recs[r].key == key {
 		rec := li.recs[r]
-		if rec.check != check || !applies(rec.kind(), i == 0) {
+		if rec.check != check || !applies(rec.kind(), self) {
 			r = li.runEnd(r)
 			continue
 		}
-		if rec.kind().IsException() {
-			ex.note(n)
-			return hit{}, false
+		if k, ok := kept[r]; ok { // the run starts with hidden records
+			r = k
+			continue
 		}
-		// The first of a name's records of one kind decides (sortMetas).
-		return hit{list: li, from: li, kindMeta: rec.kindMeta}, true
+		return rec, true
 	}
-	return hit{}, false
+	return record{}, false
 }
 
 // runEnd returns the index after the records of recs[r]'s key, check and

@@ -221,10 +221,10 @@ func (li *ListIndex) keptAfter(hidden map[record]int32) map[int]int {
 			continue
 		}
 		if x := li.recs[start]; x.check != rec.check || x.kind() != rec.kind() { // a name listed under other kinds too
-			n, _ := slices.BinarySearchFunc(li.recs[start:], rec, func(x, rec record) int {
+			i, _ := slices.BinarySearchFunc(li.recs[start:], rec, func(x, rec record) int {
 				return cmp.Or(cmp.Compare(x.key, rec.key), cmp.Compare(x.check, rec.check), cmp.Compare(rank(x.kind()), rank(rec.kind())), cmp.Compare(x.kind(), rec.kind()))
 			})
-			start += n
+			start += i
 		}
 		if _, done := kept[start]; done || li.recs[start] != rec {
 			continue // not at the start of its run (or seen already)
@@ -345,32 +345,6 @@ func (li *ListIndex) decideOver(key uint64, check uint32, self bool) (h hit, exc
 		return hit{}, true, true
 	}
 	return hit{list: li, from: from, kindMeta: best.kindMeta}, false, true
-}
-
-// pick returns, of li's records at key that apply and that hidden does not
-// remove, the one that decides: the lowest rank, and of those (one kind:
-// kinds of a rank never apply to one query together) the one whose order
-// reference, category and answer sort first. A tie goes by content, not by
-// the order of the file's lines, which a delta does not carry. Records
-// sort that way (sortMetas): the first that applies and is not hidden.
-func (li *ListIndex) pick(key uint64, check uint32, self bool, kept map[int]int) (record, bool) {
-	r, found := li.find(key)
-	if !found {
-		return record{}, false
-	}
-	for r < len(li.recs) && li.recs[r].key == key {
-		rec := li.recs[r]
-		if rec.check != check || !applies(rec.kind(), self) {
-			r = li.runEnd(r)
-			continue
-		}
-		if k, ok := kept[r]; ok { // the run starts with hidden records
-			r = k
-			continue
-		}
-		return rec, true
-	}
-	return record{}, false
 }
 
 func (li *ListIndex) metaOf(rec record) meta { return li.metas[rec.kindMeta&(1<<metaBits-1)] }

@@ -195,18 +195,11 @@ func (ix *Index) exceptions(qname string) (excepted [MaxLists / 64]uint64) {
 				}
 				continue
 			}
-			r, ok := li.find(key)
-			for ok && r < len(li.recs) && li.recs[r].key == key {
-				rec := li.recs[r]
-				if rec.check != check || !applies(rec.kind(), i == 0) {
-					r = li.runEnd(r)
-					continue
-				}
+			if rec, ok := li.pick(key, check, i == 0, nil); ok {
 				decided[word] |= bit
 				if rec.kind().IsException() {
 					excepted[word] |= bit
 				}
-				break
 			}
 		}
 	}
