@@ -150,14 +150,7 @@ func (d *Differ) flush() {
 	}
 	for i := range d.queue {
 		q := &d.queue[i]
-		var id uint32
-		var ok bool
-		if d.inLongRun(q) {
-			id, ok = d.markInRun(q)
-		} else {
-			id, ok = d.mark(q)
-		}
-		if ok {
+		if id, ok := d.mark(q); ok {
 			d.sum.add(entryValue(q.h, q.e.Kind, d.sums[id]))
 			continue
 		}
@@ -184,10 +177,15 @@ func (d *Differ) flush() {
 // check, kind and meta), from q.r on, and not marked yet, and returns
 // the record's meta. The meta is compared field by field: the record
 // names one, where a map would have to find the entry's among them all
-// (a lookup that missed the cache was the differ's largest cost).
+// (a lookup that missed the cache was the differ's largest cost). Most
+// names are listed once: their record is the first, and the next one,
+// often in another cache line, is not read.
 func (d *Differ) mark(q *queued) (uint32, bool) {
 	recs := d.base.recs
 	for r := q.r; r >= 0 && r < len(recs) && recs[r].key == q.rec.key; r++ {
+		if r-q.r == longRun {
+			return d.markInRun(q)
+		}
 		rec := recs[r]
 		if rec.check != q.rec.check || rec.kind() != q.e.Kind || d.seen[r/64]&(1<<(r%64)) != 0 {
 			continue
@@ -201,17 +199,9 @@ func (d *Differ) mark(q *queued) (uint32, bool) {
 	return 0, false
 }
 
-// longRun is how many records of one key mark walks; a name listed more
-// often than that is marked by markInRun.
+// longRun is how many records of one key mark walks; past them, a name
+// listed more often is marked by markInRun.
 const longRun = 16
-
-// inLongRun reports whether q's name has more than longRun records. Most
-// names are listed once: the record after theirs, most often in the same
-// cache line, has another key, and the one longRun on is not loaded.
-func (d *Differ) inLongRun(q *queued) bool {
-	recs, r := d.base.recs, q.r
-	return r >= 0 && r+longRun < len(recs) && recs[r+1].key == q.rec.key && recs[r+longRun].key == q.rec.key
-}
 
 // markInRun is mark for a name listed many times, in the time of a search
 // whatever the count, where a walk of its records for each of its entries
