@@ -800,10 +800,9 @@ func (li *ListIndex) pick(key uint64, check uint32, self bool, kept map[int]int)
 // not apply in the time of a search however many there are.
 func (li *ListIndex) runEnd(r int) int {
 	rec := li.recs[r]
-	same := func(x record) bool { return x.key == rec.key && x.check == rec.check && x.kind() == rec.kind() }
 	end := r + 1
 	for ; end < len(li.recs) && end <= r+longRun; end++ {
-		if !same(li.recs[end]) {
+		if !sameRun(li.recs[end], rec) {
 			return end
 		}
 	}
@@ -811,12 +810,21 @@ func (li *ListIndex) runEnd(r int) int {
 		return end
 	}
 	n, _ := slices.BinarySearchFunc(li.recs[end:], rec, func(x, rec record) int {
-		if same(x) {
+		if sameRun(x, rec) {
 			return -1
 		}
 		return 1
 	})
 	return end + n
+}
+
+// sameRun reports whether x and y are records of one key, check and kind.
+func sameRun(x, y record) bool { return x.key == y.key && x.check == y.check && x.kind() == y.kind() }
+
+// compareRuns orders records as recordLess does, but for their metas: by
+// key, check, precedence and kind.
+func compareRuns(x, y record) int {
+	return cmp.Or(cmp.Compare(x.key, y.key), cmp.Compare(x.check, y.check), cmp.Compare(rank(x.kind()), rank(y.kind())), cmp.Compare(x.kind(), y.kind()))
 }
 
 // hit is the record that blocks a name.

@@ -1,7 +1,6 @@
 package blockindex
 
 import (
-	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -220,17 +219,15 @@ func (li *ListIndex) keptAfter(hidden map[record]int32) map[int]int {
 		if !ok {
 			continue
 		}
-		if x := li.recs[start]; x.check != rec.check || x.kind() != rec.kind() { // a name listed under other kinds too
-			i, _ := slices.BinarySearchFunc(li.recs[start:], rec, func(x, rec record) int {
-				return cmp.Or(cmp.Compare(x.key, rec.key), cmp.Compare(x.check, rec.check), cmp.Compare(rank(x.kind()), rank(rec.kind())), cmp.Compare(x.kind(), rec.kind()))
-			})
+		if !sameRun(li.recs[start], rec) { // a name listed under other kinds too
+			i, _ := slices.BinarySearchFunc(li.recs[start:], rec, compareRuns)
 			start += i
 		}
 		if _, done := kept[start]; done || li.recs[start] != rec {
 			continue // not at the start of its run (or seen already)
 		}
 		r := start
-		for r < len(li.recs) && li.sameRun(r, start) {
+		for r < len(li.recs) && sameRun(li.recs[r], rec) {
 			h := int(hidden[li.recs[r]])
 			size := li.copies(r)
 			if h < size { // a copy of this claim is left (any copy: they are identical)
@@ -243,13 +240,6 @@ func (li *ListIndex) keptAfter(hidden map[record]int32) map[int]int {
 		}
 	}
 	return kept
-}
-
-// sameRun reports whether records r and start have the same key, check
-// and kind.
-func (li *ListIndex) sameRun(r, start int) bool {
-	x, y := li.recs[r], li.recs[start]
-	return x.key == y.key && x.check == y.check && x.kind() == y.kind()
 }
 
 // hide notes in hidden that one more base record identical to entry e is
@@ -279,7 +269,7 @@ func (li *ListIndex) identical(key uint64, check uint32, kind blocklist.Kind, k 
 	}
 	recs := li.recs[first:]
 	r, ok := slices.BinarySearchFunc(recs, k, func(x record, k metaKey) int {
-		if c := cmp.Or(cmp.Compare(x.key, key), cmp.Compare(x.check, check), cmp.Compare(rank(x.kind()), rank(kind)), cmp.Compare(x.kind(), kind)); c != 0 {
+		if c := compareRuns(x, record{key: key, check: check, kindMeta: uint32(kind) << metaBits}); c != 0 {
 			return c
 		}
 		return li.metaOf(x).key().compare(k) // only then: a meta's key is made
