@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,8 +18,9 @@ import (
 const inspectUsage = `Usage: regblock inspect [-json] LIST
 
 Prints a list's header, its entries counted by kind and by category, and the
-time left before it expires. It does not check the signature (regblock
-verify does).
+time left before it expires. Given a delta, prints its header, the version
+it starts from, and the entries it adds and removes, counted the same way.
+It does not check the signature (regblock verify does).
 
 Example:
   regblock inspect -json blocklists/example.list
@@ -77,6 +79,9 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 	if data, err := regularfile.Read(fs.Arg(0), trust.MaxSize); err == nil && trust.IsPolicy(data) {
 		return inspectPolicy(fs.Arg(0), data, *asJSON, stdout, stderr)
 	}
+	if data, err := regularfile.Read(fs.Arg(0), 1<<30); err == nil && blocklist.IsDeltaData(data) {
+		return inspectDelta(fs.Arg(0), data, *asJSON, stdout, stderr)
+	}
 	l, err := parseFile(fs.Arg(0), stderr)
 	if err != nil {
 		return fail(stderr, 1, err, "")
@@ -89,16 +94,7 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 		in.Expires = &l.Expires
 		in.ExpiresIn = l.Expires.Sub(now).Round(time.Minute).String()
 	}
-	for _, e := range l.Entries {
-		in.ByKind[kindName(e)]++
-		if !e.Kind.IsException() {
-			cat := e.Category
-			if cat == "" {
-				cat = "none"
-			}
-			in.ByCategory[cat]++
-		}
-	}
+	countEntries(l.Entries, in.ByKind, in.ByCategory)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -106,24 +102,7 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	printHeader(stdout, l)
-	fmt.Fprintln(stdout, "  by kind:")
-	for i, k := range []string{"name", "*.name", "=name", "!name", "!=name", "!*.name", "ip:prefix", "!ip:prefix"} {
-		if l.Hashed() && !strings.Contains(k, "ip:") {
-			k = hashedKind(k)
-		}
-		if n := in.ByKind[k]; n > 0 || i < 4 { // the kinds of RPZ and address entries when there are any
-			fmt.Fprintf(stdout, "    %-10s %d\n", k, n)
-		}
-	}
-	fmt.Fprintln(stdout, "  by category (blocking entries):")
-	cats := make([]string, 0, len(in.ByCategory))
-	for c := range in.ByCategory {
-		cats = append(cats, c)
-	}
-	sort.Strings(cats)
-	for _, c := range cats {
-		fmt.Fprintf(stdout, "    %-10s %d\n", c, in.ByCategory[c])
-	}
+	printCounts(stdout, "", l.Hashed(), in.ByKind, in.ByCategory)
 	switch {
 	case in.Expires == nil:
 		fmt.Fprintln(stdout, "  expiry:    none")
@@ -135,11 +114,120 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// countEntries counts entries by kind, and blocking entries by category.
+func countEntries(entries []blocklist.Entry, byKind, byCategory map[string]int) {
+	for _, e := range entries {
+		byKind[kindName(e)]++
+		if !e.Kind.IsException() {
+			cat := e.Category
+			if cat == "" {
+				cat = "none"
+			}
+			byCategory[cat]++
+		}
+	}
+}
+
+// printCounts prints what countEntries counted, each heading after what.
+func printCounts(w io.Writer, what string, hashed bool, byKind, byCategory map[string]int) {
+	fmt.Fprintf(w, "  by kind%s:\n", what)
+	for i, k := range []string{"name", "*.name", "=name", "!name", "!=name", "!*.name", "ip:prefix", "!ip:prefix"} {
+		if hashed && !strings.Contains(k, "ip:") {
+			k = hashedKind(k)
+		}
+		if n := byKind[k]; n > 0 || i < 4 { // the kinds of RPZ and address entries when there are any
+			fmt.Fprintf(w, "    %-10s %d\n", k, n)
+		}
+	}
+	fmt.Fprintf(w, "  by category%s (blocking entries):\n", what)
+	cats := make([]string, 0, len(byCategory))
+	for c := range byCategory {
+		cats = append(cats, c)
+	}
+	sort.Strings(cats)
+	for _, c := range cats {
+		fmt.Fprintf(w, "    %-10s %d\n", c, byCategory[c])
+	}
+}
+
+// deltaInspection is what inspect says of a delta, also as JSON.
+type deltaInspection struct {
+	File    string     `json:"file"`
+	Name    string     `json:"name"`
+	Issuer  string     `json:"issuer,omitempty"`
+	Serial  uint64     `json:"serial"` // of the version it makes
+	From    deltaFrom  `json:"from"`
+	SHA256  string     `json:"sha256"` // of the whole file of the version it makes
+	Digest  string     `json:"digest"`
+	Issued  time.Time  `json:"issued"`
+	Expires *time.Time `json:"expires,omitempty"`
+	Hashed  bool       `json:"hashed"`
+	Added   changeSet  `json:"added"`
+	Removed changeSet  `json:"removed"`
+}
+
+type deltaFrom struct {
+	Serial uint64 `json:"serial"`
+	SHA256 string `json:"sha256"`
+}
+
+// changeSet counts a delta's "+" or "-" lines as inspect counts a list's
+// entries.
+type changeSet struct {
+	Entries    int            `json:"entries"`
+	ByKind     map[string]int `json:"by_kind"`
+	ByCategory map[string]int `json:"by_category"`
+}
+
+func countChanges(entries []blocklist.Entry) changeSet {
+	c := changeSet{Entries: len(entries), ByKind: map[string]int{}, ByCategory: map[string]int{}}
+	countEntries(entries, c.ByKind, c.ByCategory)
+	return c
+}
+
+func inspectDelta(path string, data []byte, asJSON bool, stdout, stderr io.Writer) int {
+	d, err := blocklist.ParseDelta(path, data)
+	if err != nil {
+		printErrors(stderr, err)
+		return fail(stderr, 1, fmt.Errorf("%s is not a valid delta", path), "")
+	}
+	in := deltaInspection{File: path, Name: d.Name, Issuer: d.Issuer, Serial: d.Serial, Issued: d.Issued, Hashed: d.Hashed(),
+		From:   deltaFrom{d.From.Serial, hex.EncodeToString(d.From.SHA256[:])},
+		SHA256: hex.EncodeToString(d.SHA256[:]), Digest: d.Checksum.String(),
+		Added: countChanges(d.Added), Removed: countChanges(d.Removed)}
+	if !d.Expires.IsZero() {
+		in.Expires = &d.Expires
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(in)
+		return 0
+	}
+	fmt.Fprintf(stdout, "%s: delta of list %q from serial %d to %d\n", path, d.Name, d.From.Serial, d.Serial)
+	for _, f := range d.Fields() {
+		fmt.Fprintf(stdout, "  %-10s %s\n", f.Key+":", f.Value)
+	}
+	printDelta(stdout, d)
+	for _, c := range []struct {
+		what string
+		set  changeSet
+	}{{" added", in.Added}, {" removed", in.Removed}} {
+		if c.set.Entries > 0 {
+			printCounts(stdout, c.what, d.Hashed(), c.set.ByKind, c.set.ByCategory)
+		}
+	}
+	return 0
+}
+
 // parseFile reads and parses a list, printing every error on stderr.
 func parseFile(path string, stderr io.Writer) (*blocklist.List, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	if blocklist.IsDeltaData(data) {
+		return nil, fmt.Errorf("%s is a delta, not a list (regblock inspect shows what it changes)", path)
 	}
 	l, err := blocklist.Parse(path, data)
 	if err != nil {

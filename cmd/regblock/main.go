@@ -39,7 +39,7 @@ var commands = []command{
 	{"verify", "verify lists against public keys and print their headers", verify},
 	{"policy", "write or edit a trust policy's root and list lines from public key files", policyCmd},
 	{"lint", "check lists without signing: every error with file:line, and warnings", lint},
-	{"inspect", "print a list's header, entry counts and time to expiry", inspect},
+	{"inspect", "print a list's header, entry counts and time to expiry; a delta's changes", inspect},
 	{"diff", "entries added, removed and changed between two versions of a list", diff},
 	{"delta", "write the delta that turns one version of a list into the next (sign it like a list)", deltaCmd},
 	{"hash", "write the confidential (hashed) form of a plain list", hashCmd},

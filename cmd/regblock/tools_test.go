@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -367,6 +369,38 @@ func TestInspectAndDiff(t *testing.T) {
 	if code, _, stderr := regblock(t, "diff", old, filepath.Join(dir, "absent.list")); code != 1 || !strings.Contains(stderr, "absent.list") {
 		t.Errorf("diff with a missing file: exit %d, %q", code, stderr)
 	}
+
+	// A delta of the same change: inspect counts what it adds and removes
+	// (the changed entry is one of each); diff says it is not a list.
+	delta := filepath.Join(dir, "example-csam.2026112801.delta")
+	if code, _, stderr := regblock(t, "delta", "-o", delta, old, cur); code != 0 {
+		t.Fatalf("delta: exit %d, %s", code, stderr)
+	}
+	code, stdout, _ = regblock(t, "inspect", "-json", delta)
+	var din deltaInspection
+	if code != 0 || json.Unmarshal([]byte(stdout), &din) != nil {
+		t.Fatalf("inspect -json of a delta: exit %d, %q", code, stdout)
+	}
+	if din.Serial != 2026112802 || din.From.Serial != 2026112801 || din.From.SHA256 != fileSHA256(t, old) || din.SHA256 != fileSHA256(t, cur) ||
+		din.Added.Entries != 2 || din.Added.ByKind["name"] != 1 || din.Added.ByKind["=name"] != 1 || din.Added.ByCategory["none"] != 1 ||
+		din.Removed.Entries != 2 || din.Removed.ByKind["*.name"] != 1 || din.Removed.ByCategory["csam"] != 2 || len(din.Digest) != 32 {
+		t.Errorf("inspect -json of a delta: %+v", din)
+	}
+	code, stdout, _ = regblock(t, "inspect", delta)
+	for _, want := range []string{`delta of list "example-csam" from serial 2026112801 to 2026112802`, "2 added, 2 removed", "by kind added:\n    name       1\n"} {
+		if code != 0 || !strings.Contains(stdout, want) {
+			t.Errorf("inspect of a delta: exit %d, output lacks %q:\n%s", code, want, stdout)
+		}
+	}
+	if code, _, stderr := regblock(t, "diff", old, delta); code != 1 || !strings.Contains(stderr, "is a delta, not a list") {
+		t.Errorf("diff of a delta: exit %d, %q", code, stderr)
+	}
+}
+
+func fileSHA256(t *testing.T, path string) string {
+	t.Helper()
+	sum := sha256.Sum256([]byte(mustRead(t, path)))
+	return hex.EncodeToString(sum[:])
 }
 
 func mustRead(t *testing.T, path string) string {
