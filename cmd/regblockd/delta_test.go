@@ -124,6 +124,15 @@ func TestDeltas(t *testing.T) {
 	}
 	data, _ := os.ReadFile(v2)
 	sum2 := fmt.Sprintf("%x", sha256.Sum256(data))
+	var infos []string // serial 1's series goes
+	for series := range m {
+		if strings.HasPrefix(series, `coredns_regblock_list_info{list="e2e",`) {
+			infos = append(infos, series)
+		}
+	}
+	if want := `coredns_regblock_list_info{list="e2e",sha256="` + sum2 + `"}`; len(infos) != 1 || m[want] != 1 {
+		t.Errorf("list_info series %q; want only %s 1", infos, want)
+	}
 	testenv.Eventually(t, 10*time.Second, "the ledger records serial 2 with the whole file's SHA-256", func() bool {
 		log, _ := os.ReadFile(audit)
 		return strings.Contains(string(log), `"event":"list_applied","list":"e2e","serial":2,"sha256":"`+sum2+`"`)

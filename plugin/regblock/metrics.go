@@ -1,6 +1,7 @@
 package regblock
 
 import (
+	"encoding/hex"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -117,6 +118,13 @@ var (
 		Help:      "A metric with a constant '1' value labelled by the version of regblock and the Go version it was built with.",
 	}, []string{"version", "goversion"})
 
+	listInfo = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "list_info",
+		Help:      "1, labelled with the SHA-256 of the whole file of the list in force (a version made by deltas: the one its last delta names).",
+	}, []string{"list", "sha256"})
+
 	listEntries = newListGauge("list_entries", "Number of blocking entries (exceptions excluded) of the list in force.")
 	listSerial  = newListGauge("list_serial", "Serial of the list in force.")
 	listIssued  = newListGauge("list_issued_timestamp_seconds", "Issue time of the list in force, from its signed header, in seconds since the epoch.")
@@ -141,6 +149,8 @@ func setListMetrics(c *listset.Current) {
 	l := c.List
 	listEntries.WithLabelValues(l.Name).Set(float64(l.Blocking()))
 	listSerial.WithLabelValues(l.Name).Set(float64(l.Serial))
+	listInfo.DeletePartialMatch(prometheus.Labels{"list": l.Name})
+	listInfo.WithLabelValues(l.Name, hex.EncodeToString(l.SHA256[:])).Set(1)
 	listIssued.WithLabelValues(l.Name).Set(float64(l.Issued.Unix()))
 	listApplied.WithLabelValues(l.Name).Set(float64(c.Applied.Unix()))
 	listDelay.WithLabelValues(l.Name).Set(c.Applied.Sub(l.Issued).Seconds())
@@ -156,6 +166,7 @@ func deleteListMetrics(name string) {
 	for _, g := range []*prometheus.GaugeVec{listEntries, listSerial, listIssued, listApplied, listExpiry, listDelay} {
 		g.DeleteLabelValues(name)
 	}
+	listInfo.DeletePartialMatch(prometheus.Labels{"list": name})
 }
 
 func countReload(list string, r result.Result) { reloadsTotal.WithLabelValues(list, string(r)).Inc() }

@@ -2,6 +2,7 @@ package regblock
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/coredns/coredns/test"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/regblock/regblock/internal/testenv"
@@ -191,10 +193,20 @@ func TestReloadRemoved(t *testing.T) {
 	if !blocked(t, addr, "abuse.example.") {
 		t.Fatal("not blocked at start")
 	}
+	data, err := os.ReadFile(filepath.Join(f.dir, "test-csam.list"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := testutil.ToFloat64(listInfo.WithLabelValues("test-csam", fmt.Sprintf("%x", sha256.Sum256(data)))); v != 1 {
+		t.Errorf("list_info of the file's SHA-256 is %v, want 1", v)
+	}
 	os.Remove(filepath.Join(f.dir, "test-csam.list"))
 	eventually(t, "abuse.example is no longer blocked", func() bool { return !blocked(t, addr, "abuse.example.") })
 	if testutil.ToFloat64(listSerial.WithLabelValues("test-csam")) != 0 {
 		t.Error("the serial gauge of the removed list is still set")
+	}
+	if n := listInfo.DeletePartialMatch(prometheus.Labels{"list": "test-csam"}); n != 0 {
+		t.Errorf("%d list_info series of the list remain after it was removed, want 0", n)
 	}
 }
 
