@@ -108,6 +108,7 @@ func (s *Syncer) update(ctx context.Context, h *head, v validators) (done bool, 
 		s.Log.Printf("%s: not modified", s.name)
 		return true, "", pv, nil
 	case !partial:
+		s.Log.Printf("%s: the server sent the whole of %s to a range request for its header; taking it, without deltas", s.name, s.file)
 		return false, tmp, pv, nil
 	}
 	target, ok := headerSerial(tmp)
@@ -152,7 +153,10 @@ func (s *Syncer) update(ctx context.Context, h *head, v validators) (done bool, 
 func (s *Syncer) followDeltas(ctx context.Context, h *head, target uint64) error {
 	missing := func(what string, err error) error {
 		var se *syncError
-		if !errors.As(err, &se) || se.reason != "write" {
+		switch {
+		case errors.As(err, &se) && se.reason == "too_large": // served, but past what is left of the quarter
+			s.deltas.WithLabelValues(s.name, "too_large").Inc()
+		case se == nil || se.reason != "write":
 			s.deltas.WithLabelValues(s.name, "missing").Inc()
 		}
 		return fmt.Errorf("%s from serial %d: %w", what, h.list.Serial, err)

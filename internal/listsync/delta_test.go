@@ -185,6 +185,12 @@ func TestSyncDeltasLong(t *testing.T) {
 	if data, _ := os.ReadFile(filepath.Join(dir, "test-csam.list")); string(data) != v3 || slices.Contains(dirFiles(t, dir), "test-csam.1.delta") {
 		t.Errorf("the whole list did not replace the delta: %v", dirFiles(t, dir))
 	}
+	// It was served, so it is counted too large, not missing.
+	for result, want := range map[string]float64{"written": 1, "too_large": 1, "missing": 0} {
+		if got := testutil.ToFloat64(s.deltas.WithLabelValues("test-csam", result)); got != want {
+			t.Errorf("regblock_sync_deltas_total{result=%q} = %v, want %v", result, got, want)
+		}
+	}
 }
 
 // syncedAt1 returns a syncer whose directory holds serial 1 of bigList,
