@@ -23,10 +23,13 @@ categories stay as they are; comments are left out (they may name sites).
 Resolvers enforce the hashed list as they would the plain one, and no file
 on their side holds a listed name.
 
-The salt is 32 fresh random bytes unless -salt gives them (64 hex digits):
-keep a new salt for each version, so that digests of one version say
-nothing about the next. Sign OUT as any list; keep PLAIN for the auditors
-(regblock verify-hashed PLAIN OUT shows that OUT is its hash).
+The salt is 32 fresh random bytes unless -salt gives them (64 hex digits).
+A new salt for each version makes the digests of one version say nothing
+about the next, but each version is then a whole list: a delta needs both
+versions under one salt. To publish deltas, hash the next version with the
+salt of the one before (-salt), and draw a new salt now and then (that
+version is published whole). Sign OUT as any list; keep PLAIN for the
+auditors (regblock verify-hashed PLAIN OUT shows that OUT is its hash).
 
 Example:
   regblock hash -o lists/worst-of.list worst-of.plain.list

@@ -110,6 +110,21 @@ func TestHashedToolkit(t *testing.T) {
 	if code, stdout, _ := regblock(t, "diff", hashed, hashedV2); code != 0 || !strings.Contains(stdout, "+ h:") || strings.Count(stdout, "h:") != 1 {
 		t.Errorf("diff: exit %d\n%s", code, stdout)
 	}
+	// delta: under one salt, as the docs say; another salt, or a plain
+	// version, is refused with what to do.
+	if code, _, stderr := regblock(t, "delta", "-o", filepath.Join(dir, "v.1.delta"), hashed, hashedV2); code != 0 {
+		t.Errorf("delta under one salt: exit %d, %s", code, stderr)
+	}
+	resalted := filepath.Join(dir, "v2.resalted.list")
+	regblock(t, "hash", "-o", resalted, v2)
+	for _, c := range []struct{ next, want string }{
+		{resalted, "hashed under different salts: publish the whole list, or hash the next version with regblock hash -salt " + testSalt},
+		{v2, hashed + " is hashed and " + v2 + " is not"},
+	} {
+		if code, _, stderr := regblock(t, "delta", "-o", filepath.Join(dir, "x.1.delta"), hashed, c.next); code != 1 || !strings.Contains(stderr, c.want) {
+			t.Errorf("delta to %s: exit %d, %s; want 1 and %q", c.next, code, stderr, c.want)
+		}
+	}
 	if code, stdout, stderr := regblock(t, "export", "-format", "rpz", hashed); code != 1 || stdout != "" || !strings.Contains(stderr, "is a hashed list") {
 		t.Errorf("export: exit %d\n%s%s", code, stdout, stderr)
 	}

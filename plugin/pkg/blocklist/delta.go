@@ -72,7 +72,7 @@ type Delta struct {
 func ParseDelta(file string, data []byte) (*Delta, error) {
 	d := &Delta{FileSHA256: sha256.Sum256(data)}
 	d.List = &List{File: file}
-	p := parser{list: d.List, seen: map[string]bool{}, delta: d}
+	p := parser{list: d.List, seen: map[string]int{}, delta: d}
 	if IsRPZ(file) {
 		p.errorf("an RPZ zone cannot be a delta: publish the whole zone")
 		return nil, p.errs
@@ -80,7 +80,7 @@ func ParseDelta(file string, data []byte) (*Delta, error) {
 	t := textLines(string(data))
 	p.parseLines(&t)
 	if len(p.errs) == 0 && d.Serial <= d.From.Serial {
-		p.line = 1
+		p.line = p.seen["serial"]
 		p.errorf("serial %d is not above the serial it starts from (%d)", d.Serial, d.From.Serial)
 	}
 	if len(p.errs) > 0 {
@@ -236,8 +236,14 @@ func MakeDelta(old, next *List) (*Delta, error) {
 		return nil, fmt.Errorf("%s is list %q and %s is list %q: a delta changes one list", old.File, old.Name, next.File, next.Name)
 	case next.Serial <= old.Serial:
 		return nil, fmt.Errorf("%s has serial %d, not above %s's %d: resolvers refuse a delta that does not raise the serial", next.File, next.Serial, old.File, old.Serial)
-	case old.Hashed() != next.Hashed() || old.Hashed() && string(old.Salt) != string(next.Salt):
-		return nil, fmt.Errorf("%s and %s are not hashed under the same salt: publish the whole list", old.File, next.File)
+	case old.Hashed() != next.Hashed():
+		hashed, plain := old.File, next.File
+		if next.Hashed() {
+			hashed, plain = next.File, old.File
+		}
+		return nil, fmt.Errorf("%s is hashed and %s is not: publish the whole list (or hash both)", hashed, plain)
+	case old.Hashed() && string(old.Salt) != string(next.Salt):
+		return nil, fmt.Errorf("%s and %s are hashed under different salts: publish the whole list, or hash the next version with regblock hash -salt %x to publish deltas", old.File, next.File, old.Salt)
 	case IsRPZ(old.File) || IsRPZ(next.File):
 		return nil, errors.New("an RPZ zone has no deltas: publish the whole zone")
 	}

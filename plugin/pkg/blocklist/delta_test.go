@@ -21,6 +21,10 @@ func TestParseDeltaErrors(t *testing.T) {
 			t.Errorf("%q: %v, want %q", tc.body, err, tc.want)
 		}
 	}
+	// A serial not above the one it starts from is the serial line's error.
+	if _, err := ParseDelta("d.delta", []byte(strings.Replace(head, "serial: 2", "serial: 1", 1))); err == nil || !strings.Contains(err.Error(), "d.delta:4: serial 1 is not above") {
+		t.Errorf("a serial that does not go up: %v", err)
+	}
 	// The same name with another order is another entry: a changed one.
 	if _, err := ParseDelta("d.delta", []byte(head+"- kept.example O-1\n+ kept.example O-2\n")); err != nil {
 		t.Errorf("an entry whose order changed: %v", err)

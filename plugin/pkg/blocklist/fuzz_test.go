@@ -31,7 +31,7 @@ func FuzzParse(f *testing.F) {
 		// Read as a stream, as OpenStream reads a list, the file gives the
 		// same entries and the same errors.
 		var fromReader []Entry
-		p := parser{list: &List{File: "fuzz.list"}, seen: map[string]bool{}, emit: func(e Entry) {
+		p := parser{list: &List{File: "fuzz.list"}, seen: map[string]int{}, emit: func(e Entry) {
 			e.Name, e.Order, e.Category = strings.Clone(e.Name), strings.Clone(e.Order), strings.Clone(e.Category)
 			fromReader = append(fromReader, e)
 		}}

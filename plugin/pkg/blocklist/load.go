@@ -46,7 +46,7 @@ func OpenStream(path string, maxSize int64, sig []byte, keys []minisign.PublicKe
 	limited := &io.LimitedReader{R: f, N: maxSize + 1}
 	hashed := newHashAside(limited)
 	src := &readerLines{r: bufio.NewReaderSize(hashed, 64<<10)}
-	p := parser{list: &List{File: path}, seen: map[string]bool{}, emit: fn}
+	p := parser{list: &List{File: path}, seen: map[string]int{}, emit: fn}
 	p.parseLines(src)
 	if src.err == nil {
 		// The parser may stop early; the signature covers the whole file.

@@ -73,7 +73,7 @@ func ParseFunc(file string, data []byte, fn func(Entry)) (*List, error) {
 }
 
 func parse(file string, data []byte, emit func(Entry)) (*List, error) {
-	p := parser{list: &List{File: file, SHA256: sha256.Sum256(data)}, seen: map[string]bool{}, emit: emit}
+	p := parser{list: &List{File: file, SHA256: sha256.Sum256(data)}, seen: map[string]int{}, emit: emit}
 	text := unsafe.String(unsafe.SliceData(data), len(data))
 	if emit == nil {
 		text = string(data) // the entries kept must not change with data
@@ -101,11 +101,11 @@ type parser struct {
 	list     *List
 	errs     ErrorList
 	line     int
-	seen     map[string]bool // header keys already given
-	emit     func(Entry)     // nil: keep the entries in list.Entries
-	blocking int             // blocking entries handed to emit
-	delta    *Delta          // non-nil when parsing a delta
-	removing bool            // the entry being parsed is a delta's "-" line
+	seen     map[string]int // the line of each header key given
+	emit     func(Entry)    // nil: keep the entries in list.Entries
+	blocking int            // blocking entries handed to emit
+	delta    *Delta         // non-nil when parsing a delta
+	removing bool           // the entry being parsed is a delta's "-" line
 	// changed holds, for a delta, the line of each entry's text it removes
 	// (negative) or adds: an entry both removed and added is refused.
 	changed map[string]int
@@ -257,7 +257,7 @@ func (p *parser) parseLines(src lineSource) {
 		required = append(required, deltaHeaders...)
 	}
 	for _, key := range required {
-		if !p.seen[key] {
+		if p.seen[key] == 0 {
 			p.errorf("missing required header %q", key)
 		}
 	}
@@ -325,11 +325,11 @@ func (p *parser) header(text string) {
 		p.errorf("header line %q is not \"#! key: value\"", "#!"+text)
 		return
 	}
-	if p.seen[key] {
+	if p.seen[key] > 0 {
 		p.errorf("header %q given twice", key)
 		return
 	}
-	p.seen[strings.Clone(key)] = true // key may be in a stream's buffer
+	p.seen[strings.Clone(key)] = p.line // key may be in a stream's buffer
 	if value == "" {
 		p.errorf("header %q has no value", key)
 		return
@@ -444,7 +444,7 @@ func (p *parser) entry(fields []string) {
 	}
 	if addr, ok := strings.CutPrefix(pattern, IPPrefix); ok && (e.Kind == Subtree || e.Kind == Exception) {
 		prefix, err := parsePrefix(addr)
-		if err != nil && p.seen["hashed"] {
+		if err != nil && p.seen["hashed"] > 0 {
 			p.errorf("entry %s: not an address prefix such as 203.0.113.0/24", p.shown(fields[0]))
 			return
 		} else if err != nil {
@@ -504,7 +504,7 @@ func (p *parser) entry(fields []string) {
 // plain name the regulator hashed the list to keep out of logs, ledgers
 // and lint output.
 func (p *parser) shown(entry string) string {
-	if p.seen["hashed"] {
+	if p.seen["hashed"] > 0 {
 		return "(not shown: the list is hashed)"
 	}
 	return quote(entry)

@@ -87,7 +87,7 @@ func (p *parser) parseRPZ(text string) {
 	if !p.rpzLines(text) {
 		return
 	}
-	if !p.seen["name"] {
+	if p.seen["name"] == 0 {
 		name := strings.TrimSuffix(filepath.Base(p.list.File), RPZSuffix)
 		if !safename.Valid(name) {
 			p.line = 0
