@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 
 	"github.com/regblock/regblock/plugin/pkg/blocklist"
 )
@@ -95,7 +96,7 @@ func formatEntry(e diffEntry) string {
 	if order == "" {
 		order = "-"
 	}
-	return fmt.Sprintf("%s %s %s", e.Pattern, order, cat)
+	return strings.TrimSuffix(fmt.Sprintf("%s %s %s", e.Pattern, order, cat), " ") // no category: no blank at the end
 }
 
 // compare reports the entries of b that a lacks, those of a that b lacks,

@@ -51,8 +51,12 @@ func issuedAhead(l *blocklist.List, data []byte, now time.Time) error {
 			break
 		}
 	}
-	return blocklist.ErrorList{{File: l.File, Line: line, Msg: fmt.Sprintf("issued %s is %v after this machine's clock: resolvers refuse a version issued more than %v ahead (sign -bump sets it to now)",
-		l.Issued.Format(time.RFC3339), l.Issued.Sub(now).Round(time.Second), admit.MaxClockSkew)}}
+	fix := "sign -bump sets it to now"
+	if blocklist.IsDeltaData(data) {
+		fix = "a delta takes the new version's header: bump the list, then make the delta again"
+	}
+	return blocklist.ErrorList{{File: l.File, Line: line, Msg: fmt.Sprintf("issued %s is %v after this machine's clock: resolvers refuse a version issued more than %v ahead (%s)",
+		l.Issued.Format(time.RFC3339), l.Issued.Sub(now).Round(time.Second), admit.MaxClockSkew, fix)}}
 }
 
 // newJudge returns how a command that takes -trust judges lists: by the

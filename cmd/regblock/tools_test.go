@@ -352,7 +352,7 @@ func TestInspectAndDiff(t *testing.T) {
 	code, stdout, _ = regblock(t, "diff", old, cur)
 	for _, want := range []string{
 		"serial 2026112801 -> 2026112802 (+1)",
-		"+ new.example - \n",
+		"+ new.example -\n",
 		"- *.bulk.example - csam\n",
 		"~ =cdn7.hosting.example ORDER-2026-0099 csam  (was =cdn7.hosting.example ORDER-2026-0013 csam)",
 		"1 added, 1 removed, 1 changed",

@@ -316,7 +316,7 @@ func (e Events) Record(ch listset.Change) {
 	c := ch.List
 	switch ch.Kind {
 	case listset.Applied:
-		e.Log.Printf("list %q serial %d applied from %s: %d blocking entries", c.List.Name, c.List.Serial, c.Path, c.List.Blocking())
+		e.Log.Printf("list %q serial %d applied from %s: %d blocking entries", c.List.Name, c.List.Serial, c.Source(), c.List.Blocking())
 		if e.Server != nil {
 			e.Server.refuse(c.Path, false)
 			e.Server.serial.WithLabelValues(c.List.Name).Set(float64(c.List.Serial))

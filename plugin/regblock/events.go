@@ -75,7 +75,7 @@ func (ev events) refused(r listset.Rejection) {
 	if r.InForce != nil {
 		e.InForce = &r.InForce.List.Serial
 		ev.ledger(e)
-		log.Errorf("List %q rejected (%s): %v; serial %d from %s stays in force", r.List, r.Result, r.Err, r.InForce.List.Serial, r.InForce.Path)
+		log.Errorf("List %q rejected (%s): %v; serial %d from %s stays in force", r.List, r.Result, r.Err, r.InForce.List.Serial, r.InForce.Source())
 		return
 	}
 	ev.ledger(e)

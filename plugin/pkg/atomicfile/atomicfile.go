@@ -4,6 +4,7 @@ package atomicfile
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -44,7 +45,7 @@ func TempFrom(dir string, r io.Reader, perm os.FileMode) (string, error) {
 func Write(path string, data []byte, perm os.FileMode) error {
 	tmp, err := Temp(filepath.Dir(path), data, perm)
 	if err != nil {
-		return err
+		return fmt.Errorf("write %s: %w", path, err) // err names the temporary file
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)

@@ -217,7 +217,7 @@ func Verified(signed []Signature, ok func(Signature) bool) ([]minisign.PublicKey
 		}
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("signature by key %X does not match the list's contents", signed[0].Key.ID())
+		return nil, fmt.Errorf("signature by key %X does not match the file's contents", signed[0].Key.ID())
 	}
 	return keys, nil
 }
