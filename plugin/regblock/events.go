@@ -29,6 +29,10 @@ func (ev events) record(c listset.Change) {
 		ev.applied(c.List, c.Swap)
 	case listset.Unchanged:
 		countReload(c.Name, result.Unchanged)
+		if c.List != nil { // the whole file in place of a chain: its entries
+			setListMetrics(c.List)
+			ev.track(c.Name, c.List)
+		}
 	case listset.Refused:
 		ev.refused(c.Refusal)
 	case listset.Removed:

@@ -18,8 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/regblock/regblock/internal/deltatest"
 	"github.com/regblock/regblock/internal/testenv"
 	"github.com/regblock/regblock/internal/upstreamtest"
+	"github.com/regblock/regblock/plugin/pkg/blocklist"
 	"github.com/regblock/regblock/plugin/pkg/blocklist/blocklisttest"
 	"github.com/regblock/regblock/plugin/pkg/listset"
 	"github.com/regblock/regblock/plugin/pkg/result"
@@ -466,4 +468,29 @@ func ede(m *dns.Msg) string {
 		}
 	}
 	return ""
+}
+
+// TestForgedChainEntries: a delta whose sha256 header names the whole file
+// W of the next version while its entries make another set (what a key
+// holder can sign) is enforced until W itself arrives; then W's entries
+// are, and the gauges say so: list_entries counts W's, not the chain's.
+func TestForgedChainEntries(t *testing.T) {
+	f := newFixture(t)
+	v0 := version(0, "target.example ORDER-1 csam\n")
+	w := version(1, "target.example ORDER-1 csam\nnew.example ORDER-2 csam\n")
+	forged := version(1, "new.example ORDER-2 csam\n")
+	f.key.WriteList(t, f.dir, "test-csam.list", v0)
+	addr := startServer(t, f, "")
+	entries := func() float64 { return testutil.ToFloat64(listEntries.WithLabelValues("test-csam")) }
+	delta := deltatest.Text(t, v0, forged, func(d *blocklist.Delta) { d.SHA256 = sha256.Sum256([]byte(w)) })
+	f.key.WriteList(t, f.dir, "test-csam.2026112801.delta", delta)
+	eventually(t, "the forged chain is in force", func() bool { return blocked(t, addr, "new.example.") && !blocked(t, addr, "target.example.") })
+	if got := entries(); got != 2 {
+		t.Errorf("list_entries %v under the chain, want 2", got)
+	}
+	f.key.WriteList(t, f.dir, "test-csam.list", w)
+	eventually(t, "W's entries are in force", func() bool { return blocked(t, addr, "target.example.") })
+	if got := entries(); got != 3 {
+		t.Errorf("list_entries %v once W's whole file is in force, want its 3", got)
+	}
 }

@@ -18,6 +18,9 @@ const (
 	// it took to build.
 	Applied Kind = iota
 	// Unchanged: a list file held the version in force of list Name.
+	// List, when set, is that file's whole version put in force in place
+	// of the chain of deltas that made it: its entries are the file's,
+	// which the chain's may not have been (a delta_mismatch before).
 	Unchanged
 	// Refused: Refusal, a version that was refused; the version in force,
 	// if any, stays.

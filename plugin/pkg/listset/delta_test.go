@@ -66,7 +66,7 @@ func TestSetDeltas(t *testing.T) {
 	// older file is a rollback from then on.
 	f.write("a.list", v2)
 	f.set.Scan()
-	f.expect("unchanged a")
+	f.expect("unchanged a, whole file of 2 entries in force")
 	if c := f.set.InForce("a"); len(c.deltas) != 0 || c.Path != filepath.Join(f.dir, "a.list") {
 		t.Errorf("the whole file of serial 2 did not replace the chain: %d deltas, from %s", len(c.deltas), c.Path)
 	}
@@ -362,7 +362,7 @@ func TestDeltaForgedSHA256(t *testing.T) {
 	f.expect("applied a 1", "applied a 2")
 	f.write("a.list", w)
 	f.set.Scan()
-	f.expect("rejected a delta_mismatch", "unchanged a")
+	f.expect("rejected a delta_mismatch", "unchanged a, whole file of 103 entries in force") // the chain made 102
 	if !f.blocks("target.example.") || !f.blocks("new.example.") {
 		t.Error("W's whole file arrived, but its entries are not what is enforced")
 	}

@@ -385,16 +385,17 @@ func (s *Set) considerWith(path string, diff bool, start time.Time) *Current {
 	}
 	switch unchanged, err := admit.Decide(inForce, s.marks[l.Name], l, s.Now()); {
 	case unchanged || cur != nil && cur.passedThrough(l.SHA256):
+		change := Change{Kind: Unchanged, Name: l.Name}
 		if cur != nil && len(cur.deltas) > 0 && cur.List.SHA256 == l.SHA256 {
 			li, err := pl.Finish(l)
 			if errors.Is(err, blockindex.ErrTooDifferent) {
 				return s.considerWith(path, false, start)
 			}
 			if err == nil { // else the chain stays; so does its state
-				s.rebase(cur, path, l, sig, li)
+				change.List = s.rebase(cur, path, l, sig, li)
 			}
 		}
-		s.note(Change{Kind: Unchanged, Name: l.Name})
+		s.note(change)
 		return nil
 	case err != nil:
 		s.reject(path, l.Name, err, &l.Serial)
@@ -433,7 +434,8 @@ func (s *Set) considerWith(path string, diff bool, start time.Time) *Current {
 // it. A delta's sha256 header is its signer's word: when the whole file's
 // entries are not the chain's, the chain's signers lied about which
 // version they made, and the whole file's entries are enforced from now.
-func (s *Set) rebase(cur *Current, path string, l *blocklist.List, sig []byte, li *blockindex.ListIndex) {
+// It returns the version now in force.
+func (s *Set) rebase(cur *Current, path string, l *blocklist.List, sig []byte, li *blockindex.ListIndex) *Current {
 	if li.Checksum() != cur.Index.Checksum() {
 		s.reject(cur.Source(), l.Name, result.Errorf(result.DeltaMismatch, "%s: the deltas that made list %q serial %d give other entries (checksum %s) than its whole file %s (checksum %s), which has the SHA-256 they named: enforcing the whole file",
 			cur.Source(), l.Name, l.Serial, cur.Index.Checksum(), path, li.Checksum()), &l.Serial)
@@ -442,6 +444,7 @@ func (s *Set) rebase(cur *Current, path string, l *blocklist.List, sig []byte, l
 	s.inForce[l.Name] = whole
 	s.keep(whole)
 	s.swapped = true
+	return whole
 }
 
 // keep raises the mark of c's list to c and saves c in the state

@@ -29,7 +29,11 @@ func (r *recorder) record(c Change) {
 	case Applied:
 		r.add("applied %s %d", c.List.List.Name, c.List.List.Serial)
 	case Unchanged:
-		r.add("unchanged %s", c.Name)
+		if c.List != nil {
+			r.add("unchanged %s, whole file of %d entries in force", c.Name, c.List.List.Blocking())
+		} else {
+			r.add("unchanged %s", c.Name)
+		}
 	case Refused:
 		r.add("rejected %s %s", c.Refusal.List, c.Refusal.Result)
 	case Removed:
