@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -76,13 +75,18 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 	if code := require(fs, need{fs.NArg() == 1, "want one LIST; got " + gotArgs(fs)}); code >= 0 {
 		return code
 	}
-	if data, err := regularfile.Read(fs.Arg(0), trust.MaxSize); err == nil && trust.IsPolicy(data) {
+	data, err := regularfile.Read(fs.Arg(0), maxFileSize)
+	switch {
+	case err != nil:
+		return fail(stderr, 1, err, "")
+	case trust.IsPolicy(data) && len(data) > trust.MaxSize:
+		return fail(stderr, 1, regularfile.TooLarge(fs.Arg(0), trust.MaxSize), "")
+	case trust.IsPolicy(data):
 		return inspectPolicy(fs.Arg(0), data, *asJSON, stdout, stderr)
-	}
-	if data, err := regularfile.Read(fs.Arg(0), 1<<30); err == nil && blocklist.IsDeltaData(data) {
+	case blocklist.IsDeltaData(data):
 		return inspectDelta(fs.Arg(0), data, *asJSON, stdout, stderr)
 	}
-	l, err := parseFile(fs.Arg(0), stderr)
+	l, err := parseList(fs.Arg(0), data, stderr)
 	if err != nil {
 		return fail(stderr, 1, err, "")
 	}
@@ -220,12 +224,21 @@ func inspectDelta(path string, data []byte, asJSON bool, stdout, stderr io.Write
 	return 0
 }
 
+// maxFileSize bounds the lists, deltas and policies the toolkit reads.
+const maxFileSize = 1 << 30
+
 // parseFile reads and parses a list, printing every error on stderr.
 func parseFile(path string, stderr io.Writer) (*blocklist.List, error) {
-	data, err := os.ReadFile(path)
+	data, err := regularfile.Read(path, maxFileSize)
 	if err != nil {
 		return nil, err
 	}
+	return parseList(path, data, stderr)
+}
+
+// parseList parses data, the list read from path, printing every error on
+// stderr.
+func parseList(path string, data []byte, stderr io.Writer) (*blocklist.List, error) {
 	if blocklist.IsDeltaData(data) {
 		return nil, fmt.Errorf("%s is a delta, not a list (regblock inspect shows what it changes)", path)
 	}

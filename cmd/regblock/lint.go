@@ -34,7 +34,7 @@ func lint(args []string, stdout, stderr io.Writer) int {
 	}
 	code := 0
 	for _, path := range fs.Args() {
-		data, err := regularfile.Read(path, 1<<30)
+		data, err := regularfile.Read(path, maxFileSize)
 		if err != nil {
 			code = fail(stderr, 1, err, "")
 			continue

@@ -67,7 +67,7 @@ func sign(args []string, stdout, stderr io.Writer) int {
 }
 
 func signList(path string, key minisign.PrivateKey, bump, appendSig, raw bool, stdout, stderr io.Writer) error {
-	data, err := regularfile.Read(path, 1<<30)
+	data, err := regularfile.Read(path, maxFileSize)
 	if err != nil {
 		return err
 	}

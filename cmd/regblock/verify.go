@@ -73,7 +73,7 @@ func verify(args []string, stdout, stderr io.Writer) int {
 			}
 			continue
 		}
-		if data, err := regularfile.Read(path, 1<<30); err == nil && blocklist.IsDeltaData(data) {
+		if data, err := regularfile.Read(path, maxFileSize); err == nil && blocklist.IsDeltaData(data) {
 			v, err := admit.OpenDelta(path, regularfile.NoLimit, j)
 			if err != nil {
 				code = fail(stderr, 1, err, "")
@@ -109,7 +109,7 @@ func printHeader(w io.Writer, l *blocklist.List) {
 func verifyRaw(paths []string, keys []minisign.PublicKey, stdout, stderr io.Writer) int {
 	code := 0
 	for _, path := range paths {
-		data, err := regularfile.Read(path, 1<<30)
+		data, err := regularfile.Read(path, maxFileSize)
 		if err != nil {
 			code = fail(stderr, 1, err, "")
 			continue
