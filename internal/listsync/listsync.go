@@ -167,7 +167,7 @@ func (s *Syncer) newMetrics() *prometheus.Registry {
 	s.lastRunOK = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regblock_sync_last_run_success",
 		Help: "1 when the last sync left the newest valid list in the directory, 0 when it failed."}, []string{"list"})
 	s.deltas = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regblock_sync_deltas_total",
-		Help: "Deltas asked for, by result: written, missing (not served: the whole list is fetched instead), too_large (past a quarter of the whole list, with the deltas before it: the whole list too), or why one was refused (bad_signature, delta_base, rollback, ...)."}, []string{"list", "result"})
+		Help: "Deltas asked for, by result: written, missing (no 200 answer, or none in time: the whole list is fetched instead), too_large (the delta past what is left of a quarter of the whole list, or its signature past 64 KiB: the whole list too), or why one was refused (bad_signature, delta_base, rollback, ...)."}, []string{"list", "result"})
 	reg.MustRegister(s.lastSuccess, s.lastRun, s.lastRunOK, s.failures, s.serial, s.deltas)
 	return reg
 }
