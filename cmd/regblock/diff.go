@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -62,9 +61,7 @@ func diff(args []string, stdout, stderr io.Writer) int {
 	}
 	r := compare(oldList, newList)
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(r)
+		writeJSON(stdout, r)
 		return 0
 	}
 	if oldList.Name != newList.Name {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -100,9 +99,7 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 	}
 	countEntries(l.Entries, in.ByKind, in.ByCategory)
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(in)
+		writeJSON(stdout, in)
 		return 0
 	}
 	printHeader(stdout, l)
@@ -203,9 +200,7 @@ func inspectDelta(path string, data []byte, asJSON bool, stdout, stderr io.Write
 		in.Expires = &d.Expires
 	}
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(in)
+		writeJSON(stdout, in)
 		return 0
 	}
 	fmt.Fprintf(stdout, "%s: delta of list %q from serial %d to %d\n", path, d.Name, d.From.Serial, d.Serial)
@@ -290,9 +285,7 @@ func inspectPolicy(path string, data []byte, asJSON bool, stdout, stderr io.Writ
 		in.Lists = append(in.Lists, summarize(r.Pattern, r.Rule))
 	}
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(in)
+		writeJSON(stdout, in)
 		return 0
 	}
 	fmt.Fprintf(stdout, "%s: trust policy serial %d, issued %s\n", path, p.Serial, p.Issued.Format(time.RFC3339))

@@ -16,6 +16,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -162,6 +163,13 @@ func gotArgs(fs *flag.FlagSet) string {
 		return fmt.Sprintf("1 (%q)", fs.Arg(0))
 	}
 	return fmt.Sprintf("%d (%s)", fs.NArg(), strings.Join(fs.Args(), " "))
+}
+
+// writeJSON writes v as indented JSON, as the commands' -json prints it.
+func writeJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
 }
 
 // fail prints an error, and a hint when there is one, and returns code.
