@@ -27,21 +27,26 @@ Example:
 
 // inspection is what inspect reports, also as JSON.
 type inspection struct {
-	File       string         `json:"file"`
-	Name       string         `json:"name"`
-	Issuer     string         `json:"issuer,omitempty"`
-	Serial     uint64         `json:"serial"`
-	Issued     time.Time      `json:"issued"`
-	Expires    *time.Time     `json:"expires,omitempty"`
-	Expired    bool           `json:"expired"`
-	ExpiresIn  string         `json:"expires_in,omitempty"`
-	Authority  string         `json:"authority,omitempty"`
-	Appeal     string         `json:"appeal,omitempty"`
-	Contact    []string       `json:"contact,omitempty"`
-	Canary     string         `json:"canary,omitempty"`
-	Hashed     bool           `json:"hashed"`
-	Entries    int            `json:"entries"`
-	Blocking   int            `json:"blocking"`
+	File      string     `json:"file"`
+	Name      string     `json:"name"`
+	Issuer    string     `json:"issuer,omitempty"`
+	Serial    uint64     `json:"serial"`
+	Issued    time.Time  `json:"issued"`
+	Expires   *time.Time `json:"expires,omitempty"`
+	Expired   bool       `json:"expired"`
+	ExpiresIn string     `json:"expires_in,omitempty"`
+	Authority string     `json:"authority,omitempty"`
+	Appeal    string     `json:"appeal,omitempty"`
+	Contact   []string   `json:"contact,omitempty"`
+	Canary    string     `json:"canary,omitempty"`
+	Hashed    bool       `json:"hashed"`
+	Entries   int        `json:"entries"`
+	Blocking  int        `json:"blocking"`
+	counts
+}
+
+// counts are entries counted by kind, and blocking entries by category.
+type counts struct {
 	ByKind     map[string]int `json:"by_kind"`
 	ByCategory map[string]int `json:"by_category"`
 }
@@ -92,18 +97,17 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 	now := time.Now()
 	in := inspection{File: l.File, Name: l.Name, Issuer: l.Issuer, Serial: l.Serial, Issued: l.Issued, Authority: l.Authority,
 		Appeal: l.Appeal, Contact: l.Contact, Canary: l.Canary, Hashed: l.Hashed(), Entries: len(l.Entries), Blocking: l.Blocking(),
-		ByKind: map[string]int{}, ByCategory: map[string]int{}, Expired: l.Expired(now)}
+		counts: countOf(l.Entries), Expired: l.Expired(now)}
 	if !l.Expires.IsZero() {
 		in.Expires = &l.Expires
 		in.ExpiresIn = l.Expires.Sub(now).Round(time.Minute).String()
 	}
-	countEntries(l.Entries, in.ByKind, in.ByCategory)
 	if *asJSON {
 		writeJSON(stdout, in)
 		return 0
 	}
 	printHeader(stdout, l)
-	printCounts(stdout, "", l.Hashed(), in.ByKind, in.ByCategory)
+	in.print(stdout, "", l.Hashed())
 	switch {
 	case in.Expires == nil:
 		fmt.Fprintln(stdout, "  expiry:    none")
@@ -115,39 +119,40 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// countEntries counts entries by kind, and blocking entries by category.
-func countEntries(entries []blocklist.Entry, byKind, byCategory map[string]int) {
+func countOf(entries []blocklist.Entry) counts {
+	c := counts{ByKind: map[string]int{}, ByCategory: map[string]int{}}
 	for _, e := range entries {
-		byKind[kindName(e)]++
+		c.ByKind[kindName(e)]++
 		if !e.Kind.IsException() {
 			cat := e.Category
 			if cat == "" {
 				cat = "none"
 			}
-			byCategory[cat]++
+			c.ByCategory[cat]++
 		}
 	}
+	return c
 }
 
-// printCounts prints what countEntries counted, each heading after what.
-func printCounts(w io.Writer, what string, hashed bool, byKind, byCategory map[string]int) {
+// print prints the counts, each heading followed by what.
+func (c counts) print(w io.Writer, what string, hashed bool) {
 	fmt.Fprintf(w, "  by kind%s:\n", what)
 	for i, k := range []string{"name", "*.name", "=name", "!name", "!=name", "!*.name", "ip:prefix", "!ip:prefix"} {
 		if hashed && !strings.Contains(k, "ip:") {
 			k = hashedKind(k)
 		}
-		if n := byKind[k]; n > 0 || i < 4 { // the kinds of RPZ and address entries when there are any
+		if n := c.ByKind[k]; n > 0 || i < 4 { // the kinds of RPZ and address entries when there are any
 			fmt.Fprintf(w, "    %-10s %d\n", k, n)
 		}
 	}
 	fmt.Fprintf(w, "  by category%s (blocking entries):\n", what)
-	cats := make([]string, 0, len(byCategory))
-	for c := range byCategory {
-		cats = append(cats, c)
+	cats := make([]string, 0, len(c.ByCategory))
+	for cat := range c.ByCategory {
+		cats = append(cats, cat)
 	}
 	sort.Strings(cats)
-	for _, c := range cats {
-		fmt.Fprintf(w, "    %-10s %d\n", c, byCategory[c])
+	for _, cat := range cats {
+		fmt.Fprintf(w, "    %-10s %d\n", cat, c.ByCategory[cat])
 	}
 }
 
@@ -175,15 +180,8 @@ type deltaFrom struct {
 // changeSet counts a delta's "+" or "-" lines as inspect counts a list's
 // entries.
 type changeSet struct {
-	Entries    int            `json:"entries"`
-	ByKind     map[string]int `json:"by_kind"`
-	ByCategory map[string]int `json:"by_category"`
-}
-
-func countChanges(entries []blocklist.Entry) changeSet {
-	c := changeSet{Entries: len(entries), ByKind: map[string]int{}, ByCategory: map[string]int{}}
-	countEntries(entries, c.ByKind, c.ByCategory)
-	return c
+	Entries int `json:"entries"`
+	counts
 }
 
 func inspectDelta(path string, data []byte, asJSON bool, stdout, stderr io.Writer) int {
@@ -195,7 +193,7 @@ func inspectDelta(path string, data []byte, asJSON bool, stdout, stderr io.Write
 	in := deltaInspection{File: path, Name: d.Name, Issuer: d.Issuer, Serial: d.Serial, Issued: d.Issued, Hashed: d.Hashed(),
 		From:   deltaFrom{d.From.Serial, hex.EncodeToString(d.From.SHA256[:])},
 		SHA256: hex.EncodeToString(d.SHA256[:]), Digest: d.Checksum.String(),
-		Added: countChanges(d.Added), Removed: countChanges(d.Removed)}
+		Added: changeSet{len(d.Added), countOf(d.Added)}, Removed: changeSet{len(d.Removed), countOf(d.Removed)}}
 	if !d.Expires.IsZero() {
 		in.Expires = &d.Expires
 	}
@@ -213,7 +211,7 @@ func inspectDelta(path string, data []byte, asJSON bool, stdout, stderr io.Write
 		set  changeSet
 	}{{" added", in.Added}, {" removed", in.Removed}} {
 		if c.set.Entries > 0 {
-			printCounts(stdout, c.what, d.Hashed(), c.set.ByKind, c.set.ByCategory)
+			c.set.print(stdout, c.what, d.Hashed())
 		}
 	}
 	return 0
