@@ -154,7 +154,7 @@ func (s *Syncer) followDeltas(ctx context.Context, h *head, target uint64) error
 	missing := func(what string, err error) error {
 		var se *syncError
 		switch {
-		case errors.As(err, &se) && se.reason == "too_large": // served, but past what is left of the quarter
+		case errors.As(err, &se) && se.reason == "too_large": // served, but past its limit
 			s.deltas.WithLabelValues(s.name, "too_large").Inc()
 		case se == nil || se.reason != "write":
 			s.deltas.WithLabelValues(s.name, "missing").Inc()
