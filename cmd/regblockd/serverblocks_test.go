@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -182,6 +183,74 @@ func TestServerBlocksShareLists(t *testing.T) {
 	if got := appliedLogs(); got != 3 {
 		t.Errorf("the log reports %d applied versions, want 3:\n%s", got, logs)
 	}
+}
+
+// TestListGaugesAcrossConfigurations: two server blocks with lists of
+// their own (per-client views) each enforce a list named e2e. The list
+// gauges, labelled by name alone, show a version in force while either
+// enforces it: removing one block's list leaves the other's, and a
+// Corefile reload that drops both takes the gauges down.
+func TestListGaugesAcrossConfigurations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	dirA, key, pub := signedList(t)
+	dirB := t.TempDir()
+	key.WriteList(t, dirB, "e2e.list", strings.Replace(list, "serial: 3", "serial: 4", 1)+"b.example ORDER-2026-0020 csam\n")
+	metricsPort, portA, portB := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	block := func(port, dir string) string {
+		return ".:" + port + " {\n  bind 127.0.0.1\n  regblock {\n    lists " + dir + "\n    pubkey " + pub +
+			"\n    notice 192.0.2.80\n  }\n  prometheus 127.0.0.1:" + metricsPort + "\n}\n"
+	}
+	conf := filepath.Join(t.TempDir(), "Corefile")
+	if err := os.WriteFile(conf, []byte(block(portA, dirA)+block(portB, dirB)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-conf", conf)
+	logs := testenv.Process(t, "regblockd", cmd)
+	blocks := func(port, name string) bool {
+		r, err := query("127.0.0.1:"+port, name, dns.TypeA)
+		return err == nil && len(r.Answer) == 1 && r.Answer[0].(*dns.A).A.String() == "192.0.2.80"
+	}
+	testenv.Eventually(t, 20*time.Second, "both blocks enforce their e2e", func() bool { return blocks(portA, "abuse.example.") && blocks(portB, "b.example.") })
+	// gauges returns the serial gauge of e2e (0 when absent) and its
+	// list_info series.
+	gauges := func() (serial float64, infos []string) {
+		m := metricValues(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))
+		for series := range m {
+			if strings.HasPrefix(series, `coredns_regblock_list_info{list="e2e",`) {
+				infos = append(infos, series)
+			}
+		}
+		return m[`coredns_regblock_list_serial{list="e2e"}`], infos
+	}
+	shaA := fmt.Sprintf("%x", sha256.Sum256([]byte(list)))
+	if serial, infos := gauges(); serial != 3 && serial != 4 || len(infos) != 1 {
+		t.Errorf("with both in force: serial %v, list_info %q; want 3 or 4, and one series", serial, infos)
+	}
+
+	os.Remove(filepath.Join(dirB, "e2e.list"))
+	testenv.Eventually(t, 20*time.Second, "block B no longer enforces e2e", func() bool { return !blocks(portB, "b.example.") })
+	want := `coredns_regblock_list_info{list="e2e",sha256="` + shaA + `"}`
+	testenv.Eventually(t, 10*time.Second, "the gauges show block A's version", func() bool {
+		serial, infos := gauges()
+		return serial == 3 && len(infos) == 1 && infos[0] == want
+	})
+
+	done := strings.Count(logs.String(), "Reloading complete")
+	if err := os.WriteFile(conf, []byte(block(portA, t.TempDir())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, "the Corefile is reloaded", func() bool {
+		return strings.Count(logs.String(), "Reloading complete") > done
+	})
+	testenv.Eventually(t, 10*time.Second, "the gauges of e2e, in force nowhere now, are gone", func() bool {
+		serial, infos := gauges()
+		return serial == 0 && len(infos) == 0
+	})
 }
 
 // serverBlocks are up to three server blocks on loopback: Do53, DNS over

@@ -16,7 +16,7 @@ import (
 // on, metrics, and the ledger.
 type events struct {
 	ledger func(ledger.Event)
-	track  func(name string, c *listset.Current) // the list in force under name; nil c when none is
+	track  func(name string, c *listset.Current) // the list in force under name, for receipts and gauges; nil c when none is
 	at     time.Time                             // when the change being recorded was decided
 }
 
@@ -30,7 +30,6 @@ func (ev events) record(c listset.Change) {
 	case listset.Unchanged:
 		countReload(c.Name, result.Unchanged)
 		if c.List != nil { // the whole file in place of a chain: its entries
-			setListMetrics(c.List)
 			ev.track(c.Name, c.List)
 		}
 	case listset.Refused:
@@ -58,7 +57,6 @@ func (ev events) record(c listset.Change) {
 
 func (ev events) applied(c *listset.Current, swap time.Duration) {
 	l := c.List
-	setListMetrics(c)
 	e := ev.event(ledger.ListApplied, l)
 	e.File, e.Restored = c.Source(), c.Restored
 	ev.track(l.Name, c)
@@ -87,7 +85,6 @@ func (ev events) refused(r listset.Rejection) {
 }
 
 func (ev events) removed(c *listset.Current, why string) {
-	deleteListMetrics(c.List.Name)
 	e := ev.event(ledger.ListRemoved, c.List)
 	e.Reason, e.File = why, c.Path
 	ev.track(c.List.Name, nil)

@@ -3,6 +3,7 @@ package regblock
 import (
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -193,6 +194,11 @@ func (l *lists) release() {
 		if l.audit != nil {
 			l.audit.close()
 		}
+		// Stopped without Removed events: the gauges of its lists go, or
+		// show another configuration's version.
+		for _, name := range l.names() {
+			showList(l, name, nil)
+		}
 	})
 }
 
@@ -207,15 +213,24 @@ func (l *lists) ledger(e ledger.Event) {
 	}
 }
 
-// track records the version of list name in force, for receipts.
+// track records the version of list name in force, for receipts and the
+// list gauges; nil c when none is.
 func (l *lists) track(name string, c *listset.Current) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	showList(l, name, c)
 	if c == nil {
 		delete(l.inForce, name)
 		return
 	}
 	l.inForce[name] = receipt.List{Name: name, Serial: c.List.Serial, SHA256: hex.EncodeToString(c.List.SHA256[:]), Applied: c.Applied.UTC()}
+}
+
+// names returns the names of the lists in force.
+func (l *lists) names() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Collect(maps.Keys(l.inForce))
 }
 
 // receipt returns what a receipt says now: the lists in force, sorted by

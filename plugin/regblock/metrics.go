@@ -144,6 +144,42 @@ func newListGauge(name, help string) *prometheus.GaugeVec {
 
 func init() { buildInfo.WithLabelValues(buildversion.String(), runtime.Version()).Set(1) }
 
+// listGauges knows which version of each list name every configuration
+// of lists in use enforces. The list gauges are labelled by list name
+// alone, and two configurations (server blocks with other lists) may each
+// enforce a list of one name: when one gives the name up (the list
+// removed, or the configuration dropped by a Corefile reload), the gauges
+// show the other's version rather than disappear.
+var listGauges = struct {
+	sync.Mutex
+	by map[string]map[*lists]*listset.Current
+}{by: map[string]map[*lists]*listset.Current{}}
+
+// showList records that l enforces c under name, or no longer enforces a
+// list of that name when c is nil, and sets the gauges of name from the
+// version just put in force, from another configuration's, or takes them
+// down when none enforces it.
+func showList(l *lists, name string, c *listset.Current) {
+	g := &listGauges
+	g.Lock()
+	defer g.Unlock()
+	if c != nil {
+		if g.by[name] == nil {
+			g.by[name] = map[*lists]*listset.Current{}
+		}
+		g.by[name][l] = c
+		setListMetrics(c)
+		return
+	}
+	delete(g.by[name], l)
+	for _, other := range g.by[name] {
+		setListMetrics(other)
+		return
+	}
+	delete(g.by, name)
+	deleteListMetrics(name)
+}
+
 // setListMetrics sets the gauges of a list that was just put in force.
 func setListMetrics(c *listset.Current) {
 	l := c.List
