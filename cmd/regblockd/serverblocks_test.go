@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -251,6 +252,65 @@ func TestListGaugesAcrossConfigurations(t *testing.T) {
 		serial, infos := gauges()
 		return serial == 0 && len(infos) == 0
 	})
+}
+
+// TestFailedReloadReleasesLists: a Corefile without regblock is running,
+// and a reload to one with regblock fails, in setup (an unknown argument)
+// or once its lists are loaded (its port is taken). Either way the failed
+// Corefile's lists are let go: nothing reports a list that no server
+// answers from, then or after later reloads.
+func TestFailedReloadReleasesLists(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the regblockd binary")
+	}
+	dir, _, pub := signedList(t)
+	metricsPort, port, taken := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	plain := ".:" + port + " {\n  bind 127.0.0.1\n  prometheus 127.0.0.1:" + metricsPort + "\n  whoami\n}\n"
+	withLists := func(port, extra string) string {
+		return ".:" + port + " {\n  bind 127.0.0.1\n  regblock {\n    lists " + dir + "\n    pubkey " + pub + "\n    notice 192.0.2.80\n  }\n  whoami" + extra + "\n}\n"
+	}
+	conf := filepath.Join(t.TempDir(), "Corefile")
+	if err := os.WriteFile(conf, []byte(plain), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-conf", conf)
+	logs := testenv.Process(t, "regblockd", cmd)
+	testenv.Eventually(t, 20*time.Second, "regblockd answers", func() bool {
+		_, err := query("127.0.0.1:"+port, "a.example.", dns.TypeA)
+		return err == nil
+	})
+	reload := func(corefile, outcome string) {
+		t.Helper()
+		before := strings.Count(logs.String(), outcome)
+		if err := os.WriteFile(conf, []byte(corefile), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 20*time.Second, "the reload logs "+outcome, func() bool { return strings.Count(logs.String(), outcome) > before })
+	}
+	serial := func() float64 {
+		return metricValues(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))[`coredns_regblock_list_serial{list="e2e"}`]
+	}
+
+	// Its port taken: the lists were loaded, then the servers failed.
+	ln, err := net.Listen("tcp", "127.0.0.1:"+taken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	reload(plain+withLists(taken, ""), "Restart failed")
+	testenv.Eventually(t, 10*time.Second, "the failed Corefile's lists are let go", func() bool { return serial() == 0 })
+
+	// Refused in setup, then a good reload to the lists and one away.
+	reload(withLists(port, " bogus"), "Restart failed")
+	reload(strings.Replace(withLists(port, ""), "  whoami", "  prometheus 127.0.0.1:"+metricsPort+"\n  whoami", 1), "Reloading complete")
+	if got := serial(); got != 3 {
+		t.Errorf("list_serial %v with the lists in the Corefile, want 3", got)
+	}
+	reload(plain, "Reloading complete")
+	testenv.Eventually(t, 10*time.Second, "the lists are let go with the Corefile that held them", func() bool { return serial() == 0 })
 }
 
 // serverBlocks are up to three server blocks on loopback: Do53, DNS over

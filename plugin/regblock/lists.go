@@ -150,6 +150,28 @@ func registerCommit() {
 	caddy.RegisterEventHook(pluginName+"-lists", commitPending)
 }
 
+// watchRestart has releasePending run if the Corefile being set up fails
+// to start. CoreDNS then runs the OnRestartFailed callbacks of the
+// instance still running, which registered none if its Corefile has no
+// regblock: so it is registered on every instance, the running one and
+// the one being set up (for the reload after this one), once each. The
+// failed Corefile's lists would otherwise stay held for good, and those
+// it loaded keep applying versions that no server answers from.
+func watchRestart() {
+	for _, inst := range caddy.Instances() {
+		inst.StorageMu.Lock()
+		if inst.Storage[restartWatched{}] == nil {
+			inst.Storage[restartWatched{}] = true
+			inst.OnRestartFailed = append(inst.OnRestartFailed, releasePending)
+		}
+		inst.StorageMu.Unlock()
+	}
+}
+
+// restartWatched marks, in an instance's storage, that watchRestart
+// registered releasePending there.
+type restartWatched struct{}
+
 // releasePending releases the lists reserved by a Corefile that did not
 // start (a reload that failed in setup, or after its startup callbacks,
 // when its servers could not listen): CoreDNS runs the running instance's

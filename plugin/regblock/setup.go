@@ -72,9 +72,7 @@ func setup(c *caddy.Controller) error {
 		return rb.lists.watch()
 	})
 	c.OnShutdown(rb.shutdown)
-	// Run by the Corefile in force when the next one fails to start: the
-	// failed one's reservations are given back.
-	c.OnRestartFailed(releasePending)
+	watchRestart()
 	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
 		rb.Next = next
 		return rb
