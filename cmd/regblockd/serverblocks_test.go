@@ -152,16 +152,7 @@ func TestServerBlocksShareLists(t *testing.T) {
 	}
 
 	// A Corefile reload that changes nothing the lists depend on keeps them.
-	reload := func() {
-		t.Helper()
-		done := strings.Count(logs.String(), "Reloading complete")
-		if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
-			t.Fatal(err)
-		}
-		testenv.Eventually(t, 20*time.Second, "the Corefile is reloaded", func() bool {
-			return strings.Count(logs.String(), "Reloading complete") > done
-		})
-	}
+	reload := func() { t.Helper(); reloadCorefile(t, cmd, logs, "Reloading complete") }
 	reload()
 	if !blockedEverywhere("added.example.") {
 		t.Error("added.example is not blocked after a Corefile reload")
@@ -238,16 +229,10 @@ func TestListGaugesAcrossConfigurations(t *testing.T) {
 		return serial == 3 && len(infos) == 1 && infos[0] == want
 	})
 
-	done := strings.Count(logs.String(), "Reloading complete")
 	if err := os.WriteFile(conf, []byte(block(portA, t.TempDir())), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 20*time.Second, "the Corefile is reloaded", func() bool {
-		return strings.Count(logs.String(), "Reloading complete") > done
-	})
+	reloadCorefile(t, cmd, logs, "Reloading complete")
 	testenv.Eventually(t, 10*time.Second, "the gauges of e2e, in force nowhere now, are gone", func() bool {
 		serial, infos := gauges()
 		return serial == 0 && len(infos) == 0
@@ -281,14 +266,10 @@ func TestFailedReloadReleasesLists(t *testing.T) {
 	})
 	reload := func(corefile, outcome string) {
 		t.Helper()
-		before := strings.Count(logs.String(), outcome)
 		if err := os.WriteFile(conf, []byte(corefile), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
-			t.Fatal(err)
-		}
-		testenv.Eventually(t, 20*time.Second, "the reload logs "+outcome, func() bool { return strings.Count(logs.String(), outcome) > before })
+		reloadCorefile(t, cmd, logs, outcome)
 	}
 	serial := func() float64 {
 		return metricValues(scrape(t, "http://127.0.0.1:"+metricsPort+"/metrics"))[`coredns_regblock_list_serial{list="e2e"}`]
@@ -311,6 +292,18 @@ func TestFailedReloadReleasesLists(t *testing.T) {
 	}
 	reload(plain, "Reloading complete")
 	testenv.Eventually(t, 10*time.Second, "the lists are let go with the Corefile that held them", func() bool { return serial() == 0 })
+}
+
+// reloadCorefile sends regblockd SIGUSR1 and waits, at most 20 s, until
+// its log says outcome once more: "Reloading complete" or "Restart
+// failed".
+func reloadCorefile(t *testing.T, cmd *exec.Cmd, logs *testenv.Output, outcome string) {
+	t.Helper()
+	before := strings.Count(logs.String(), outcome)
+	if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, "the reload logs "+outcome, func() bool { return strings.Count(logs.String(), outcome) > before })
 }
 
 // serverBlocks are up to three server blocks on loopback: Do53, DNS over
