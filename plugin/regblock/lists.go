@@ -3,7 +3,6 @@ package regblock
 import (
 	"encoding/hex"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -218,9 +217,11 @@ func (l *lists) release() {
 		}
 		// Stopped without Removed events: the gauges of its lists go, or
 		// show another configuration's version.
-		for _, name := range l.names() {
+		l.mu.Lock()
+		for name := range l.inForce {
 			showList(l, name, nil)
 		}
+		l.mu.Unlock()
 	})
 }
 
@@ -246,13 +247,6 @@ func (l *lists) track(name string, c *listset.Current) {
 		return
 	}
 	l.inForce[name] = receipt.List{Name: name, Serial: c.List.Serial, SHA256: hex.EncodeToString(c.List.SHA256[:]), Applied: c.Applied.UTC()}
-}
-
-// names returns the names of the lists in force.
-func (l *lists) names() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Collect(maps.Keys(l.inForce))
 }
 
 // receipt returns what a receipt says now: the lists in force, sorted by
